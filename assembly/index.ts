@@ -1,0 +1,16 @@
+// The Wasm core's entry: the module's exports, one block per domain object. Functions used only
+// inside the core stay unexported. The host declares the same exports once, as a typed table, in
+// src/wasm.ts; keep the two in step (a test compares them).
+export {
+  heap_alloc,
+  heap_free,
+  heap_used,
+  heap_live,
+  heap_alloc_calls,
+  heap_fail_nth,
+} from './heap';
+export * from './dirty_bitmap';
+export * from './iova_tree';
+export * from './pin_table';
+export * from './user_memory';
+export * from './report';

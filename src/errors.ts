@@ -1,0 +1,104 @@
+// The typed API's errors: one base class, one subclass per errno, each carrying what failed.
+// The ioctl surface never throws these: it returns -errno as the kernel does.
+import * as E from '../assembly/constants.js';
+
+/** errno names to Linux x86-64 numbers. */
+export const errno = Object.freeze({
+  EPERM: E.EPERM,
+  ENOENT: E.ENOENT,
+  E2BIG: E.E2BIG,
+  EBADF: E.EBADF,
+  ENOMEM: E.ENOMEM,
+  EACCES: E.EACCES,
+  EFAULT: E.EFAULT,
+  EBUSY: E.EBUSY,
+  EEXIST: E.EEXIST,
+  ENODEV: E.ENODEV,
+  EINVAL: E.EINVAL,
+  ENOTTY: E.ENOTTY,
+  ENOSPC: E.ENOSPC,
+  EOVERFLOW: E.EOVERFLOW,
+  EBADFD: E.EBADFD,
+});
+
+export type ErrnoName = keyof typeof errno;
+
+const names = new Map<number, ErrnoName>(
+  Object.entries(errno).map(([k, v]) => [v, k as ErrnoName]),
+);
+
+/** The name of an errno number, e.g. 22 -> 'EINVAL'; 'E?' + n for one the engine never returns. */
+export function errnoName(n: number): string {
+  return names.get(Math.abs(n)) ?? `E?${Math.abs(n)}`;
+}
+
+/** A range an operation was applied to: the first address (or index) and its length. */
+export interface ErrorRange {
+  start: bigint;
+  length: bigint;
+}
+
+/** Base class of every error the typed API throws for an expected failure. */
+export class VfioError extends Error {
+  /** The positive errno number, e.g. 22 for EINVAL. */
+  readonly errno: number;
+  /** The operation that failed, e.g. 'map' or 'dirty.read'. */
+  readonly op: string;
+  /** The range the operation was given, when it had one. */
+  readonly range?: ErrorRange;
+
+  constructor(errnoValue: number, op: string, range?: ErrorRange, detail?: string) {
+    const where = range ? ` [0x${range.start.toString(16)}, +0x${range.length.toString(16)})` : '';
+    super(`${op}${where}: ${errnoName(errnoValue)}${detail ? ` (${detail})` : ''}`);
+    this.name = new.target.name;
+    this.errno = errnoValue;
+    this.op = op;
+    this.range = range;
+  }
+}
+
+export class PermissionError extends VfioError {} // EPERM
+export class NotFoundError extends VfioError {} // ENOENT
+export class TooBigError extends VfioError {} // E2BIG
+export class BadFileError extends VfioError {} // EBADF, EBADFD
+export class OutOfMemoryError extends VfioError {} // ENOMEM
+export class AccessError extends VfioError {} // EACCES
+export class FaultError extends VfioError {} // EFAULT
+export class BusyError extends VfioError {} // EBUSY
+export class ExistsError extends VfioError {} // EEXIST
+export class NoDeviceError extends VfioError {} // ENODEV
+export class InvalidArgumentError extends VfioError {} // EINVAL
+export class NotSupportedError extends VfioError {} // ENOTTY
+export class NoSpaceError extends VfioError {} // ENOSPC
+export class OverflowError extends VfioError {} // EOVERFLOW
+
+const classes = new Map<number, new (n: number, op: string, r?: ErrorRange, d?: string) => VfioError>([
+  [E.EPERM, PermissionError],
+  [E.ENOENT, NotFoundError],
+  [E.E2BIG, TooBigError],
+  [E.EBADF, BadFileError],
+  [E.EBADFD, BadFileError],
+  [E.ENOMEM, OutOfMemoryError],
+  [E.EACCES, AccessError],
+  [E.EFAULT, FaultError],
+  [E.EBUSY, BusyError],
+  [E.EEXIST, ExistsError],
+  [E.ENODEV, NoDeviceError],
+  [E.EINVAL, InvalidArgumentError],
+  [E.ENOTTY, NotSupportedError],
+  [E.ENOSPC, NoSpaceError],
+  [E.EOVERFLOW, OverflowError],
+]);
+
+/** The error for `errnoValue` (positive or negative), as the subclass that names it. */
+export function vfioError(errnoValue: number, op: string, range?: ErrorRange, detail?: string): VfioError {
+  const n = Math.abs(errnoValue);
+  const C = classes.get(n) ?? VfioError;
+  return new C(n, op, range, detail);
+}
+
+/** Returns `ret` when it is not negative; throws the matching VfioError when it is. */
+export function check(ret: number, op: string, range?: ErrorRange): number {
+  if (ret < 0) throw vfioError(ret, op, range);
+  return ret;
+}

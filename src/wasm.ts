@@ -1,0 +1,137 @@
+// The one host file that knows the Wasm core's exports: their typed table, compilation (once per
+// build flavour, cached), instantiation with the engine's own linear memory, and the views on it.
+//
+// ABI rules, shared by every export:
+// - arguments are pointers, counts, bit or page indices and flags; i32 results are a
+//   non-negative value (a count, an index, or a pointer: linear memory stays below 2 GiB so a
+//   pointer is always positive) or a negative errno;
+// - u64 quantities (IOVAs, addresses, page numbers that may pass 2^32) travel as i64, i.e. bigint;
+// - bulk data (bitmaps, batches) stays in linear memory; the host reads it through views from
+//   `Core.u8()` and friends, which are rebuilt whenever memory has grown.
+import { readFileSync } from 'node:fs';
+import { instantiateSync } from '@assemblyscript/loader';
+import { WASM_MAX_PAGES } from '../assembly/constants.js';
+
+/** The Wasm core's exports, declared once. Sections follow assembly/index.ts. */
+export interface CoreExports {
+  // ---- heap (assembly/heap.ts) -------------------------------------------------------------
+  /** Allocates `size` bytes, 16-byte aligned; the address, or -ENOMEM. */
+  heap_alloc(size: number): number;
+  /** Frees an address from heap_alloc. */
+  heap_free(ptr: number): void;
+  /** Bytes held by allocated blocks, headers included. */
+  heap_used(): number;
+  /** Number of allocated blocks. */
+  heap_live(): number;
+  /** Allocation requests since instantiation. */
+  heap_alloc_calls(): number;
+  /** The nth allocation request from now fails (1: the next); 0 disarms. */
+  heap_fail_nth(n: number): void;
+
+  // ---- dirty_bitmap (assembly/dirty_bitmap.ts) ----------------------------------------------
+
+  // ---- iova_tree (assembly/iova_tree.ts) ----------------------------------------------------
+
+  // ---- pin_table (assembly/pin_table.ts) ----------------------------------------------------
+
+  // ---- user_memory (assembly/user_memory.ts) ------------------------------------------------
+
+  // ---- report (assembly/report.ts) ----------------------------------------------------------
+}
+
+/** Which compiled core to run: `release` (optimised, SIMD) or `debug` (assertions kept). */
+export type CoreFlavour = 'release' | 'debug';
+
+export interface CoreOptions {
+  /** Which build of the core to instantiate; default 'release'. */
+  flavour?: CoreFlavour;
+  /** Upper bound of the core's linear memory in bytes; default and maximum just under 2 GiB. */
+  memoryLimit?: number;
+}
+
+const WASM_PAGE = 65536;
+const compiled = new Map<CoreFlavour, Promise<WebAssembly.Module>>();
+
+function compile(flavour: CoreFlavour): Promise<WebAssembly.Module> {
+  let m = compiled.get(flavour);
+  if (!m) {
+    const url = new URL(`../../build/${flavour}.wasm`, import.meta.url);
+    const fallback = new URL(`../build/${flavour}.wasm`, import.meta.url);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(url);
+    } catch {
+      bytes = readFileSync(fallback); // running from src/ under vitest rather than dist/src/
+    }
+    m = WebAssembly.compile(bytes);
+    compiled.set(flavour, m);
+  }
+  return m;
+}
+
+/** One instance of the Wasm core: its exports, its memory, and views on that memory. */
+export class Core {
+  readonly x: CoreExports;
+  readonly memory: WebAssembly.Memory;
+  private buffer: ArrayBuffer;
+  private v8: Uint8Array;
+  private v32: Uint32Array;
+  private v64: BigUint64Array;
+
+  private constructor(exports: CoreExports, memory: WebAssembly.Memory) {
+    this.x = exports;
+    this.memory = memory;
+    this.buffer = memory.buffer;
+    this.v8 = new Uint8Array(this.buffer);
+    this.v32 = new Uint32Array(this.buffer);
+    this.v64 = new BigUint64Array(this.buffer);
+  }
+
+  /** Compiles the core once per flavour, then instantiates it with a fresh memory. */
+  static async create(options: CoreOptions = {}): Promise<Core> {
+    const flavour = options.flavour ?? 'release';
+    const limit = options.memoryLimit ?? WASM_MAX_PAGES * WASM_PAGE;
+    if (!Number.isInteger(limit) || limit < WASM_PAGE) {
+      throw new RangeError(`memoryLimit must be an integer of at least ${WASM_PAGE} bytes`);
+    }
+    const maximum = Math.min(WASM_MAX_PAGES, Math.floor(limit / WASM_PAGE));
+    const module = await compile(flavour);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum });
+    const { exports } = instantiateSync<Record<string, unknown>>(module, { env: { memory } });
+    // Hold the raw export functions in one plain object: calls through it cost no more than a
+    // local, where the loader's demangled wrapper object costs about three times a raw call.
+    const raw = {} as Record<string, unknown>;
+    for (const [k, v] of Object.entries(exports)) if (typeof v === 'function') raw[k] = v;
+    return new Core(raw as unknown as CoreExports, memory);
+  }
+
+  private refresh(): void {
+    this.buffer = this.memory.buffer;
+    this.v8 = new Uint8Array(this.buffer);
+    this.v32 = new Uint32Array(this.buffer);
+    this.v64 = new BigUint64Array(this.buffer);
+  }
+
+  /** Bytes of linear memory. Valid until the next core call that may grow memory. */
+  u8(): Uint8Array {
+    if (this.memory.buffer !== this.buffer) this.refresh();
+    return this.v8;
+  }
+
+  /** Linear memory as u32 words (index = address / 4). Valid until memory next grows. */
+  u32(): Uint32Array {
+    if (this.memory.buffer !== this.buffer) this.refresh();
+    return this.v32;
+  }
+
+  /** Linear memory as u64 words (index = address / 8). Valid until memory next grows. */
+  u64(): BigUint64Array {
+    if (this.memory.buffer !== this.buffer) this.refresh();
+    return this.v64;
+  }
+
+  /** Bytes of linear memory in use by the core's heap. */
+  heapUsed(): number {
+    return this.x.heap_used();
+  }
+}
