@@ -66,7 +66,7 @@ function compile(flavour: CoreFlavour): Promise<WebAssembly.Module> {
     m = WebAssembly.compile(bytes);
     compiled.set(flavour, m);
   }
-  return m;
+  return m as Promise<WebAssembly.Module>;
 }
 
 /** One instance of the Wasm core: its exports, its memory, and views on that memory. */
