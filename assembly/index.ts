@@ -12,5 +12,5 @@ export {
 export * from './dirty_bitmap';
 export * from './iova_tree';
 export * from './pin_table';
-export * from './user_memory';
+export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
 export * from './report';

@@ -1,1 +1,236 @@
-// placeholder: filled in by its owner
+// A process's user memory: sparse, 4 KiB frames allocated on first write behind a radix table.
+// A 1 TiB mmap costs nothing until it is written; unwritten pages read as zero.
+//
+//   um ─► ┌──────────────┬──────────────┬──────────────┬──────────────┐
+//         │ root (u32)   │ frames (u32) │ tables (u32) │ reserved     │   16 bytes
+//         └──────────────┴──────────────┴──────────────┴──────────────┘
+//   root: L1 table, 8192 u32 ─► L2 tables, 8192 u32 ─► L3 tables, 512 u32 ─► frames, 4096 bytes
+//
+//   user page number vpn = addr >> 12 (< 2^35 below the x86-64 user top)
+//   ┌───────────── 13 ─────────────┬───────────── 13 ─────────────┬──── 9 ────┐
+//   │ L1 index: vpn >> 22          │ L2 index: (vpn >> 9) & 8191   │ vpn & 511 │
+//   └──────────────────────────────┴───────────────────────────────┴───────────┘
+//   An L2 table spans 16 GiB, an L3 table 2 MiB.
+import { alloc, free } from './heap';
+import { EFAULT, ENOMEM, PAGE_SHIFT, PAGE_SIZE } from './constants';
+
+const L1_ENTRIES: u32 = 8192;
+const L2_ENTRIES: u32 = 8192;
+const L3_ENTRIES: u32 = 512;
+// One past the last user address the table can hold: 2^47.
+const ADDR_LIMIT: u64 = <u64>1 << 47;
+
+@inline function rootOf(um: usize): usize {
+  return <usize>load<u32>(um);
+}
+
+/** The frame holding user page `vpn`, or 0 when that page was never written. */
+export function umFrame(um: usize, vpn: u64): usize {
+  const l2 = <usize>load<u32>(rootOf(um) + (<usize>(vpn >> 22) << 2));
+  if (!l2) return 0;
+  const l3 = <usize>load<u32>(l2 + (<usize>((vpn >> 9) & 8191) << 2));
+  if (!l3) return 0;
+  return <usize>load<u32>(l3 + (<usize>(vpn & 511) << 2));
+}
+
+// umReserve walks the pages three times with the same visiting order: COUNT the missing tables
+// and frames, ALLOCATE a block of the right size for each into a list, then INSTALL them. Every
+// allocation happens before anything is installed, so -ENOMEM leaves the table as it was.
+let walkFrames: u32 = 0; // frames among the blocks the last walk visited
+const COUNT = 0;
+const ALLOCATE = 1;
+const INSTALL = 2;
+
+/** One slot's block in the current walk; returns false when an allocation failed. */
+@inline function visit(mode: i32, list: usize, i: u32, slot: usize, size: usize): bool {
+  const at = list + (<usize>i << 2);
+  if (mode == ALLOCATE) {
+    const b = alloc(size);
+    if (!b) return false;
+    store<u32>(at, <u32>b);
+  } else if (mode == INSTALL) {
+    const b = <usize>load<u32>(at);
+    memory.fill(b, 0, size);
+    store<u32>(slot, <u32>b);
+  }
+  return true;
+}
+
+/**
+ * Visits the missing tables and frames of pages [first, last] in a fixed order. Returns how many
+ * there are, or -1 when an allocation failed (ALLOCATE mode; `list` then holds that many blocks).
+ */
+function walkMissing(um: usize, first: u64, last: u64, mode: i32, list: usize): i64 {
+  const root = rootOf(um);
+  let n: u32 = 0;
+  let vpn = first;
+  let frames: u32 = 0;
+  let newL1: i64 = -1; // L1 index whose L2 table this walk counted as missing (COUNT/ALLOCATE)
+  while (vpn <= last) {
+    const i1 = vpn >> 22;
+    const s1 = root + (<usize>i1 << 2);
+    let l2 = <usize>load<u32>(s1);
+    let l2New = !l2 && newL1 == <i64>i1;
+    if (!l2 && !l2New) {
+      if (!visit(mode, list, n, s1, <usize>L2_ENTRIES << 2)) return -1;
+      n++;
+      if (mode == INSTALL) l2 = <usize>load<u32>(s1);
+      else {
+        newL1 = <i64>i1;
+        l2New = true;
+      }
+    }
+    const stop = min(last, vpn | 511);
+    const s2 = l2 ? l2 + (<usize>((vpn >> 9) & 8191) << 2) : 0;
+    let l3: usize = s2 ? <usize>load<u32>(s2) : 0;
+    if (!l3) {
+      if (!visit(mode, list, n, s2, <usize>L3_ENTRIES << 2)) return -1;
+      n++;
+      if (mode == INSTALL) l3 = <usize>load<u32>(s2);
+    }
+    if (!l3) {
+      // COUNT/ALLOCATE under a table that does not exist yet: every frame is missing.
+      for (; vpn <= stop; vpn++) {
+        if (!visit(mode, list, n, 0, PAGE_SIZE)) return -1;
+        n++;
+        frames++;
+      }
+      continue;
+    }
+    for (; vpn <= stop; vpn++) {
+      const s3 = l3 + (<usize>(vpn & 511) << 2);
+      if (load<u32>(s3)) continue;
+      if (!visit(mode, list, n, s3, PAGE_SIZE)) return -1;
+      n++;
+      frames++;
+    }
+  }
+  walkFrames = frames;
+  return n;
+}
+
+/**
+ * Makes sure every page of [addr, addr+len) has a frame. Returns the number of blocks (tables and
+ * frames) added, or -ENOMEM with nothing added. `len` > 0 and the range below 2^47 are the
+ * caller's duty.
+ */
+export function umReserve(um: usize, addr: u64, len: u64): i32 {
+  const first = addr >> PAGE_SHIFT;
+  const last = (addr + len - 1) >> PAGE_SHIFT;
+  const missing = <u32>walkMissing(um, first, last, COUNT, 0);
+  if (!missing) return 0;
+  const list = alloc(<usize>missing << 2);
+  if (!list) return -ENOMEM;
+  memory.fill(list, 0, <usize>missing << 2);
+  if (walkMissing(um, first, last, ALLOCATE, list) < 0) {
+    // The failed visit stored nothing; free the blocks allocated before it.
+    for (let i: u32 = 0; i < missing; i++) {
+      const b = <usize>load<u32>(list + (<usize>i << 2));
+      if (!b) break;
+      free(b);
+    }
+    free(list);
+    return -ENOMEM;
+  }
+  walkMissing(um, first, last, INSTALL, list);
+  free(list);
+  store<u32>(um, load<u32>(um, 4) + walkFrames, 4);
+  store<u32>(um, load<u32>(um, 8) + (missing - walkFrames), 8);
+  return <i32>missing;
+}
+
+@inline function inRange(addr: u64, len: u64): bool {
+  return addr < ADDR_LIMIT && len <= ADDR_LIMIT - addr;
+}
+
+/** Copies `len` bytes from linear memory at `src` into user memory at `addr`. */
+export function umWrite(um: usize, addr: u64, src: usize, len: u64): i32 {
+  if (!len) return 0;
+  const r = umReserve(um, addr, len);
+  if (r < 0) return r;
+  let done: u64 = 0;
+  while (done < len) {
+    const a = addr + done;
+    const off = <usize>(a & <u64>(PAGE_SIZE - 1));
+    const n = min<u64>(len - done, <u64>PAGE_SIZE - <u64>off);
+    memory.copy(umFrame(um, a >> PAGE_SHIFT) + off, src + <usize>done, <usize>n);
+    done += n;
+  }
+  return 0;
+}
+
+/** Copies `len` bytes of user memory at `addr` to linear memory at `dst` (zeros where unwritten). */
+export function umRead(um: usize, addr: u64, dst: usize, len: u64): void {
+  let done: u64 = 0;
+  while (done < len) {
+    const a = addr + done;
+    const off = <usize>(a & <u64>(PAGE_SIZE - 1));
+    const n = min<u64>(len - done, <u64>PAGE_SIZE - <u64>off);
+    const f = umFrame(um, a >> PAGE_SHIFT);
+    if (f) memory.copy(dst + <usize>done, f + off, <usize>n);
+    else memory.fill(dst + <usize>done, 0, <usize>n);
+    done += n;
+  }
+}
+
+// ---- exports -------------------------------------------------------------------------------
+
+/** A new, empty user memory; the handle or -ENOMEM. */
+export function um_create(): i32 {
+  const um = alloc(16);
+  if (!um) return -ENOMEM;
+  const root = alloc(<usize>L1_ENTRIES << 2);
+  if (!root) {
+    free(um);
+    return -ENOMEM;
+  }
+  memory.fill(root, 0, <usize>L1_ENTRIES << 2);
+  store<u32>(um, <u32>root);
+  store<u32>(um, 0, 4);
+  store<u32>(um, 0, 8);
+  store<u32>(um, 0, 12);
+  return <i32>um;
+}
+
+/** Frees a user memory, its tables and frames. */
+export function um_free(um: u32): void {
+  const root = rootOf(um);
+  for (let i: u32 = 0; i < L1_ENTRIES; i++) {
+    const l2 = <usize>load<u32>(root + (<usize>i << 2));
+    if (!l2) continue;
+    for (let j: u32 = 0; j < L2_ENTRIES; j++) {
+      const l3 = <usize>load<u32>(l2 + (<usize>j << 2));
+      if (!l3) continue;
+      for (let k: u32 = 0; k < L3_ENTRIES; k++) free(<usize>load<u32>(l3 + (<usize>k << 2)));
+      free(l3);
+    }
+    free(l2);
+  }
+  free(root);
+  free(um);
+}
+
+/** Frames (4 KiB pages of host memory) in use. */
+export function um_frames(um: u32): u32 {
+  return load<u32>(um, 4);
+}
+
+/** Copies `len` bytes from `src` into user memory at `addr`: 0, -ENOMEM (nothing written) or -EFAULT. */
+export function um_write(um: u32, addr: u64, src: u32, len: u32): i32 {
+  if (!inRange(addr, len)) return -EFAULT;
+  return umWrite(um, addr, src, len);
+}
+
+/** Copies `len` bytes of user memory at `addr` to `dst`: 0 or -EFAULT. */
+export function um_read(um: u32, addr: u64, dst: u32, len: u32): i32 {
+  if (!inRange(addr, len)) return -EFAULT;
+  umRead(um, addr, dst, len);
+  return 0;
+}
+
+/** Frames every page of [addr, addr+len) ahead of use: frames added, -ENOMEM or -EFAULT. */
+export function um_reserve(um: u32, addr: u64, len: u64): i32 {
+  if (!len) return 0;
+  if (!inRange(addr, len)) return -EFAULT;
+  return umReserve(um, addr, len);
+}

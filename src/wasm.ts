@@ -35,6 +35,18 @@ export interface CoreExports {
   // ---- pin_table (assembly/pin_table.ts) ----------------------------------------------------
 
   // ---- user_memory (assembly/user_memory.ts) ------------------------------------------------
+  /** A new empty sparse user memory; the handle or -ENOMEM. */
+  um_create(): number;
+  /** Frees a user memory with its tables and frames. */
+  um_free(um: number): void;
+  /** 4 KiB frames in use (pages ever written). */
+  um_frames(um: number): number;
+  /** Copies len bytes from linear memory at src to user address addr: 0, -ENOMEM or -EFAULT. */
+  um_write(um: number, addr: bigint, src: number, len: number): number;
+  /** Copies len bytes at user address addr to linear memory at dst (zeros where unwritten). */
+  um_read(um: number, addr: bigint, dst: number, len: number): number;
+  /** Frames every page of [addr, addr+len): blocks added, -ENOMEM (nothing added) or -EFAULT. */
+  um_reserve(um: number, addr: bigint, len: bigint): number;
 
   // ---- report (assembly/report.ts) ----------------------------------------------------------
 }

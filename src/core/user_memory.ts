@@ -1,0 +1,66 @@
+// A process's sparse user memory in the Wasm core: 4 KiB frames allocated on first write.
+import { check } from '../errors.js';
+import type { Core } from '../wasm.js';
+
+/** Sparse byte-addressed memory below 2^47; unwritten bytes read as zero. */
+export class UserMemory {
+  readonly core: Core;
+  private h: number;
+
+  /** Creates an empty memory. Throws OutOfMemoryError when the core cannot allocate. */
+  constructor(core: Core) {
+    this.core = core;
+    this.h = check(core.x.um_create(), 'mmap');
+  }
+
+  /** The core handle; throws once disposed. */
+  get handle(): number {
+    if (!this.h) throw new Error('UserMemory used after dispose()');
+    return this.h;
+  }
+
+  /** 4 KiB frames of host memory in use. */
+  get frames(): number {
+    return this.core.x.um_frames(this.handle);
+  }
+
+  /**
+   * Copies `bytes` to `addr`. Returns 0, or -ENOMEM / -EFAULT with nothing written. The bytes go
+   * through one scratch block of the core heap, in one call.
+   */
+  write(addr: bigint, bytes: Uint8Array): number {
+    if (bytes.length === 0) return 0;
+    const x = this.core.x;
+    const buf = x.heap_alloc(bytes.length);
+    if (buf < 0) return buf;
+    try {
+      this.core.u8().set(bytes, buf);
+      return x.um_write(this.handle, addr, buf, bytes.length);
+    } finally {
+      x.heap_free(buf);
+    }
+  }
+
+  /** Reads `length` bytes at `addr` into a new array; -ENOMEM / -EFAULT as a number on failure. */
+  read(addr: bigint, length: number): Uint8Array | number {
+    const out = new Uint8Array(length);
+    if (length === 0) return out;
+    const x = this.core.x;
+    const buf = x.heap_alloc(length);
+    if (buf < 0) return buf;
+    try {
+      const r = x.um_read(this.handle, addr, buf, length);
+      if (r < 0) return r;
+      out.set(this.core.u8().subarray(buf, buf + length));
+      return out;
+    } finally {
+      x.heap_free(buf);
+    }
+  }
+
+  /** Frees every frame. Idempotent. */
+  dispose(): void {
+    if (this.h) this.core.x.um_free(this.h);
+    this.h = 0;
+  }
+}
