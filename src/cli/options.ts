@@ -1,0 +1,246 @@
+// `vfio-dirty simulate` options: the one table of every option, its default and its help, the
+// parser of flags and of a JSON config file, and the checks that run before anything starts.
+// Every message names the option it is about.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
+import { WORKLOAD_KINDS } from '../sim/workload.js';
+import {
+  OptionError,
+  parseChoice,
+  parseFraction,
+  parseInteger,
+  parseRate,
+  parseSize,
+  parseTime,
+} from './units.js';
+
+/** How the progress of a run is shown. */
+export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
+const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'none'];
+
+/** What the simulate command does besides simulating. */
+export interface OutputOptions {
+  /** Print the JSON summary instead of the text one. */
+  json: boolean;
+  /** Write the HTML report to this file. */
+  report?: string;
+  /** Write each round's bitmap and runs to this directory. */
+  export?: string;
+  /** How progress is shown. */
+  progress: ProgressMode;
+}
+
+export interface SimulateOptions {
+  config: SimConfig;
+  output: OutputOptions;
+  help: boolean;
+}
+
+type Apply = (text: string, c: SimConfig) => void;
+
+/** One simulation option: its flag, its default as the user would type it, its help. */
+interface OptionSpec {
+  name: string;
+  value: string; // the placeholder shown in --help
+  default: string;
+  help: string;
+  apply: Apply;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** The simulation options, in --help order. Defaults are parsed like user input. */
+export const SIM_OPTIONS: readonly OptionSpec[] = [
+  { name: 'memory', value: 'SIZE', default: '16GiB', help: 'guest RAM (4 KiB pages), at most 1TiB',
+    apply: (t, c) => { c.memory = parseSize('memory', t); } },
+  { name: 'low-memory', value: 'SIZE', default: '3GiB', help: 'most RAM mapped below the 32-bit PCI hole; the rest is mapped from 4 GiB up (at most 3.5GiB)',
+    apply: (t, c) => { c.lowMemory = parseSize('low-memory', t); } },
+  { name: 'bandwidth', value: 'RATE', default: '10Gbit/s', help: 'migration link bandwidth',
+    apply: (t, c) => { c.bandwidth = parseRate('bandwidth', t); } },
+  { name: 'downtime-limit', value: 'TIME', default: '300ms', help: 'switch over when the expected downtime (dirty bytes left / bandwidth) is at most this',
+    apply: (t, c) => { c.downtimeLimit = parseTime('downtime-limit', t); } },
+  { name: 'max-rounds', value: 'N', default: '30', help: 'give up (not converged) after this many pre-copy rounds, the bulk round included',
+    apply: (t, c) => { c.maxRounds = parseInteger('max-rounds', t, 1, 10_000); } },
+  { name: 'workload', value: 'KIND', default: 'mixed', help: `guest CPU writes: ${WORKLOAD_KINDS.join(' | ')} (mixed = 70% hotcold, 20% sweep, 10% uniform)`,
+    apply: (t, c) => { c.workload = parseChoice('workload', t, WORKLOAD_KINDS); } },
+  { name: 'dirty-rate', value: 'RATE', default: '512MiB/s', help: 'guest CPU page writes per second (a page written twice counts twice)',
+    apply: (t, c) => { c.dirtyRate = parseRate('dirty-rate', t); } },
+  { name: 'hot-fraction', value: 'F', default: '0.1', help: 'hotcold: share of RAM in the hot set',
+    apply: (t, c) => { c.hotFraction = parseFraction('hot-fraction', t, 1e-9); } },
+  { name: 'hot-weight', value: 'F', default: '0.9', help: 'hotcold: share of writes that go to the hot set',
+    apply: (t, c) => { c.hotWeight = parseFraction('hot-weight', t); } },
+  { name: 'vgpu-pinned', value: 'SIZE', default: '64MiB', help: 'the vGPU\'s pinned working set, in 2 MiB buffers (0 pins nothing)',
+    apply: (t, c) => { c.vgpuPinned = parseSize('vgpu-pinned', t); } },
+  { name: 'vgpu-churn', value: 'RATE', default: '32MiB/s', help: 'how fast the vGPU unpins buffers and pins new ones',
+    apply: (t, c) => { c.vgpuChurn = parseRate('vgpu-churn', t); } },
+  { name: 'vgpu-dma-rate', value: 'RATE', default: '16MiB/s', help: 'what the vGPU writes through dmaRw into its 8 MiB command ring',
+    apply: (t, c) => { c.vgpuDmaRate = parseRate('vgpu-dma-rate', t); } },
+  { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live',
+    apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
+  { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
+    apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
+  { name: 'seed', value: 'N', default: '1', help: 'seed of every random choice: the same seed gives the same run',
+    apply: (t, c) => { c.seed = parseInteger('seed', t, 0, Number.MAX_SAFE_INTEGER); } },
+  { name: 'step', value: 'TIME', default: '100ms', help: 'virtual time step of guest and device activity inside a round',
+    apply: (t, c) => { c.step = parseTime('step', t); } },
+  { name: 'heatmap-columns', value: 'N', default: '512', help: 'memory cells per round in the report\'s heat map',
+    apply: (t, c) => { c.heatmapColumns = parseInteger('heatmap-columns', t, 8, 4096); } },
+];
+
+/** The default configuration: every option at its documented default. */
+export function defaultConfig(): SimConfig {
+  const c = { vgpu: true } as SimConfig;
+  for (const o of SIM_OPTIONS) o.apply(o.default, c);
+  return c;
+}
+
+/** Cross-option checks; the first failure throws an OptionError naming an option. */
+export function checkConfig(c: SimConfig): void {
+  const page = (name: string, v: number) => {
+    if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
+  };
+  if (c.memory < 16 * MiB || c.memory > 1024 * GiB) throw new OptionError('memory', 'must be between 16MiB and 1TiB');
+  page('memory', c.memory);
+  if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
+  page('low-memory', c.lowMemory);
+  if (!(c.bandwidth > 0)) throw new OptionError('bandwidth', 'must be more than 0');
+  if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
+  if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
+  if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
+  if (!c.vgpu) return;
+  if (c.vgpuRegion < 16 * MiB || c.vgpuRegion > c.memory) throw new OptionError('vgpu-region', 'must be at least 16MiB and at most --memory');
+  if (c.vgpuRegion % (2 * MiB)) throw new OptionError('vgpu-region', 'must be a multiple of 2MiB');
+  if (c.vgpuPinned % (2 * MiB)) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
+  if (c.vgpuPinned > (c.vgpuRegion - 8 * MiB) / 2) {
+    throw new OptionError('vgpu-pinned', 'must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn');
+  }
+  if (c.vgpuChurn > 64 * GiB) throw new OptionError('vgpu-churn', 'must be at most 64GiB/s');
+  if (c.vgpuDmaRate > 4 * GiB) throw new OptionError('vgpu-dma-rate', 'must be at most 4GiB/s');
+}
+
+/** Reads a JSON config file: an object whose keys are long option names. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new OptionError('config', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new OptionError('config', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new OptionError('config', `${path} must hold a JSON object of options`);
+  }
+  return data as Record<string, unknown>;
+}
+
+const OUTPUT_FLAGS = ['json', 'report', 'export', 'progress'];
+
+/**
+ * Parses `simulate` arguments: defaults, then the config file (--config), then flags.
+ * @throws OptionError naming the option for an unknown option, a bad value or a failed check
+ */
+export function parseSimulateOptions(argv: string[]): SimulateOptions {
+  const spec: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+    report: { type: 'string' },
+    export: { type: 'string' },
+    progress: { type: 'string' },
+    vgpu: { type: 'boolean' },
+    'no-vgpu': { type: 'boolean' },
+  };
+  for (const o of SIM_OPTIONS) spec[o.name] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw cliError(e as Error);
+  }
+  const config = defaultConfig();
+  const output: OutputOptions = { json: false, progress: 'auto' };
+  const set = (name: string, v: unknown, from: string) => {
+    if (name === 'vgpu' || name === 'json') {
+      if (typeof v !== 'boolean') throw new OptionError(name, `expected true or false${from}, got ${JSON.stringify(v)}`);
+      if (name === 'vgpu') config.vgpu = v;
+      else output.json = v;
+      return;
+    }
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      throw new OptionError(name, `expected a string or a number${from}, got ${JSON.stringify(v)}`);
+    }
+    const text = String(v);
+    if (name === 'report' || name === 'export') output[name] = text;
+    else if (name === 'progress') output.progress = parseChoice('progress', text, PROGRESS_MODES);
+    else {
+      const o = SIM_OPTIONS.find((x) => x.name === name);
+      if (!o) throw new OptionError(name, `unknown option${from}`);
+      o.apply(text, config);
+    }
+  };
+  if (typeof values.config === 'string') {
+    const file = readConfigFile(values.config);
+    for (const [k, v] of Object.entries(file)) {
+      if (k === 'config' || k === 'help') throw new OptionError(k, `cannot be set in a config file`);
+      if (!SIM_OPTIONS.some((o) => o.name === k) && k !== 'vgpu' && !OUTPUT_FLAGS.includes(k)) {
+        throw new OptionError(k, `unknown option in ${values.config}`);
+      }
+      set(k, v, ` in ${values.config}`);
+    }
+  }
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined || k === 'config' || k === 'help') continue;
+    if (k === 'no-vgpu') set('vgpu', !v, '');
+    else set(k, v, '');
+  }
+  if (values.vgpu && values['no-vgpu']) throw new OptionError('vgpu', 'cannot be given together with --no-vgpu');
+  if (!values.help) checkConfig(config);
+  return { config, output, help: values.help === true };
+}
+
+/** Turns a parseArgs error into an OptionError naming the option. */
+export function cliError(e: Error): OptionError {
+  const m = /'(-{1,2}[^' ]+)/.exec(e.message);
+  const name = m ? m[1].replace(/^-+/, '') : '?';
+  const code = (e as { code?: string }).code;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new OptionError(name, 'unknown option (see --help)');
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return new OptionError(name, 'needs a value (see --help)');
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return new OptionError(name, `unexpected argument: ${e.message}`);
+  return new OptionError(name, e.message);
+}
+
+/** The help text of `simulate`: every option with its default. */
+export function simulateHelp(): string {
+  const rows: [string, string][] = [
+    ['--config FILE', 'read options from a JSON object whose keys are the long option names (e.g. {"memory": "8GiB", "vgpu": false}); flags on the command line win'],
+    ...SIM_OPTIONS.map((o): [string, string] => [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`]),
+    ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
+    ['--json', 'print the summary as JSON (schema in the README) instead of text (default off)'],
+    ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],
+    ['--export DIR', 'write each round\'s bitmap (kernel layout, round-NNN.bitmap) and runs (round-NNN.runs.json) (default none)'],
+    ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
+    ['--help', 'show this help'],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  const lines = [
+    'Usage: vfio-dirty simulate [options]',
+    '',
+    'Runs a pre-copy live migration of a guest whose device DMA is tracked by the engine: guest CPU',
+    'writes go to a KVM-style dirty log, the vGPU pins and writes through dmaRw, and every round',
+    'harvests the container with GET_BITMAP. Time is virtual; the engine\'s own cost is real.',
+    '',
+    'Units: sizes B, KiB, MiB, GiB, TiB (bare numbers are MiB); rates MiB/s, GiB/s, MB/s, GB/s,',
+    'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
+    '',
+    'Options:',
+    ...rows.map(([a, b]) => `  ${a.padEnd(width)}${b}`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,121 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, parseSimulateOptions, SIM_OPTIONS, simulateHelp } from '../src/cli/options.js';
+import { OptionError, parseRate, parseSize, parseTime } from '../src/cli/units.js';
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+function fails(argv: string[]): string {
+  try {
+    parseSimulateOptions(argv);
+  } catch (e) {
+    expect(e).toBeInstanceOf(OptionError);
+    return (e as Error).message;
+  }
+  throw new Error(`no error for ${argv.join(' ')}`);
+}
+
+describe('units', () => {
+  it('parses sizes, rates and times in base units', () => {
+    expect(parseSize('m', '16GiB')).toBe(16 * GiB);
+    expect(parseSize('m', '512')).toBe(512 * MiB);
+    expect(parseSize('m', '4 KiB')).toBe(4096);
+    expect(parseSize('m', '1.5G')).toBe(1.5 * GiB);
+    expect(parseRate('r', '10Gbit/s')).toBe(1.25e9);
+    expect(parseRate('r', '512MiB/s')).toBe(512 * MiB);
+    expect(parseRate('r', '100')).toBe(100 * MiB);
+    expect(parseRate('r', '1GB')).toBe(1e9);
+    expect(parseTime('t', '300ms')).toBeCloseTo(0.3, 12);
+    expect(parseTime('t', '2s')).toBe(2);
+    expect(parseTime('t', '50')).toBeCloseTo(0.05, 12);
+  });
+
+  it('names the option and the expected form on bad input', () => {
+    expect(() => parseSize('memory', 'lots')).toThrow('--memory: expected a size like 16GiB or 512MiB, got "lots"');
+    expect(() => parseSize('memory', '3PiB')).toThrow('--memory: unknown size unit "pib"');
+    expect(() => parseRate('bandwidth', '10Gbps')).toThrow('--bandwidth: unknown rate unit "gbps"');
+    expect(() => parseSize('memory', '0.3B')).toThrow('--memory: "0.3B" is not a whole number of bytes');
+  });
+});
+
+describe('simulate options', () => {
+  it('has the documented defaults', () => {
+    const c = defaultConfig();
+    expect(c).toEqual({
+      memory: 16 * GiB, lowMemory: 3 * GiB, bandwidth: 1.25e9, downtimeLimit: 0.3, maxRounds: 30,
+      workload: 'mixed', dirtyRate: 512 * MiB, hotFraction: 0.1, hotWeight: 0.9, vgpu: true,
+      vgpuPinned: 64 * MiB, vgpuChurn: 32 * MiB, vgpuDmaRate: 16 * MiB, vgpuRegion: GiB,
+      passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512,
+    });
+    expect(parseSimulateOptions([]).config).toEqual(c);
+  });
+
+  it('lists every option with its default in --help', () => {
+    const help = simulateHelp();
+    for (const o of SIM_OPTIONS) expect(help).toContain(`--${o.name} ${o.value}`), expect(help).toContain(`(default ${o.default})`);
+    for (const f of ['--config FILE', '--no-vgpu', '--json', '--report FILE', '--export DIR', '--progress MODE', '--help']) {
+      expect(help).toContain(f);
+    }
+    expect(parseSimulateOptions(['--help']).help).toBe(true);
+  });
+
+  it('applies flags and output options', () => {
+    const o = parseSimulateOptions(['--memory', '8GiB', '--workload', 'sweep', '--no-vgpu', '--json', '--report', 'r.html', '--seed=5']);
+    expect(o.config.memory).toBe(8 * GiB);
+    expect(o.config.workload).toBe('sweep');
+    expect(o.config.vgpu).toBe(false);
+    expect(o.config.seed).toBe(5);
+    expect(o.output).toEqual({ json: true, report: 'r.html', progress: 'auto' });
+  });
+
+  it.each([
+    [['--memroy', '8GiB'], '--memroy: unknown option (see --help)'],
+    [['--memory'], '--memory: needs a value (see --help)'],
+    [['--memory', 'big'], '--memory: expected a size like 16GiB or 512MiB, got "big"'],
+    [['--memory', '8MiB'], '--memory: must be between 16MiB and 1TiB'],
+    [['--memory', '100000000B'], '--memory: must be a multiple of 4 KiB, got 100000000 bytes'],
+    [['--workload', 'random'], '--workload: must be one of uniform, hotcold, sweep, mixed, got "random"'],
+    [['--passthrough', 'yes'], '--passthrough: must be one of none, unpinned, pinning, got "yes"'],
+    [['--max-rounds', '0'], '--max-rounds: must be between 1 and 10000, got 0'],
+    [['--hot-weight', '1.5'], '--hot-weight: must be in [0, 1], got 1.5'],
+    [['--hot-fraction', '0'], '--hot-fraction: must be in (0, 1], got 0'],
+    [['--bandwidth', '0'], '--bandwidth: must be more than 0'],
+    [['--downtime-limit', '0ms'], '--downtime-limit: must be more than 0'],
+    [['--low-memory', '4GiB'], '--low-memory: must be more than 0 and at most 3.5GiB'],
+    [['--vgpu-pinned', '3MiB'], '--vgpu-pinned: must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)'],
+    [['--vgpu-pinned', '1GiB'], '--vgpu-pinned: must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn'],
+    [['--vgpu-region', '32GiB'], '--vgpu-region: must be at least 16MiB and at most --memory'],
+    [['--progress', 'fancy'], '--progress: must be one of auto, bar, lines, none, got "fancy"'],
+    [['--step', '0'], '--step: must be between 1ms and 10s'],
+    [['--vgpu', '--no-vgpu'], '--vgpu: cannot be given together with --no-vgpu'],
+    [['extra'], 'unexpected argument'],
+  ])('rejects %j naming the option', (argv, message) => {
+    expect(fails(argv)).toContain(message);
+  });
+
+  it('reads a JSON config file, with flags taking precedence', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-dirty-opts-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ memory: '4GiB', 'dirty-rate': 100, vgpu: false, 'max-rounds': 5 }));
+    const o = parseSimulateOptions(['--config', file, '--max-rounds', '7']);
+    expect(o.config.memory).toBe(4 * GiB);
+    expect(o.config.dirtyRate).toBe(100 * MiB);
+    expect(o.config.vgpu).toBe(false);
+    expect(o.config.maxRounds).toBe(7);
+  });
+
+  it('names the option and the file for bad config files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-dirty-opts-'));
+    const put = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+    expect(fails(['--config', put('a.json', '{"memroy":"1GiB"}')])).toBe(`--memroy: unknown option in ${join(dir, 'a.json')}`);
+    expect(fails(['--config', put('b.json', '{"memory":true}')])).toBe(`--memory: expected a string or a number in ${join(dir, 'b.json')}, got true`);
+    expect(fails(['--config', put('c.json', '{"vgpu":"no"}')])).toBe(`--vgpu: expected true or false in ${join(dir, 'c.json')}, got "no"`);
+    expect(fails(['--config', put('d.json', '[1]')])).toBe(`--config: ${join(dir, 'd.json')} must hold a JSON object of options`);
+    expect(fails(['--config', put('e.json', '{')])).toMatch(/^--config: .*e\.json is not valid JSON/);
+    expect(fails(['--config', join(dir, 'missing.json')])).toMatch(/^--config: cannot read .*missing\.json/);
+    expect(fails(['--config', put('f.json', '{"memory":"12"}')])).toBe('--memory: must be between 16MiB and 1TiB');
+  });
+});
