@@ -10,7 +10,17 @@ export {
   heap_fail_nth,
 } from './heap';
 export * from './dirty_bitmap';
-export * from './iova_tree';
+export {
+  tree_create,
+  tree_free,
+  tree_count,
+  tree_insert,
+  tree_remove,
+  tree_find,
+  tree_first,
+  tree_collect,
+  tree_find_batch,
+} from './iova_tree';
 export * from './pin_table';
 export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
 export * from './report';

@@ -31,6 +31,24 @@ export interface CoreExports {
   // ---- dirty_bitmap (assembly/dirty_bitmap.ts) ----------------------------------------------
 
   // ---- iova_tree (assembly/iova_tree.ts) ----------------------------------------------------
+  /** Creates an empty IOVA range tree; its handle, or -ENOMEM. */
+  tree_create(): number;
+  /** Frees a tree and its nodes. */
+  tree_free(t: number): void;
+  /** Ranges stored. */
+  tree_count(t: number): number;
+  /** Inserts [iova, last] (inclusive, u64) with value (0..2^31-1): 0, -EINVAL, -EEXIST or -ENOMEM. */
+  tree_insert(t: number, iova: bigint, last: bigint, value: number): number;
+  /** Removes the range starting exactly at iova: its value, or -ENOENT. */
+  tree_remove(t: number, iova: bigint): number;
+  /** The value of the range containing addr, or -ENOENT. */
+  tree_find(t: number, addr: bigint): number;
+  /** The value of the lowest range overlapping [a, b] (inclusive), or -ENOENT. */
+  tree_first(t: number, a: bigint, b: bigint): number;
+  /** Writes up to max ranges overlapping [a, b], ascending, as 24-byte {iova, last, value, pad}; the count. */
+  tree_collect(t: number, a: bigint, b: bigint, out: number, max: number): number;
+  /** For n u64 addresses at addrs, writes n i32 (value or -ENOENT) at out; returns 0. */
+  tree_find_batch(t: number, addrs: number, n: number, out: number): number;
 
   // ---- pin_table (assembly/pin_table.ts) ----------------------------------------------------
 
