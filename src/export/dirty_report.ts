@@ -1,0 +1,256 @@
+// A read of a container's dirty state, in the forms migration tools consume. The report owns one
+// Wasm-resident DirtyBitmap (bit i = page iova + i * pgsize) filled by the container's collect;
+// every form is computed from it in the core: the kernel-layout bytes (the one copy out of Wasm
+// memory, made once and kept), page runs (the core's run kernel), counts, page-size conversion,
+// and merges in both directions. Bits outside [iova, iova + size) are never reported: collect
+// writes only the requested range and the bitmap has exactly size / pgsize bits.
+//
+//   bitmap bit:   0            1            2                    nbits - 1
+//   IOVA:         iova         iova+pgsize  iova+2*pgsize  ...   iova+size-pgsize
+//   bytes():      little-endian u64 words, bit i = bit (i % 64) of word (i / 64)   (SPEC §0.2)
+import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { vfioError } from '../errors.js';
+import type { Core } from '../wasm.js';
+
+/** A run of dirty pages: the form Cloud Hypervisor sends (start and length in bytes). */
+export interface PageRun {
+  /** First byte of the run. */
+  iova: bigint;
+  /** Bytes in the run, a multiple of the report's page size. */
+  length: bigint;
+}
+
+/** What `readReport` needs of a container (the typed API's Container has it). */
+export interface DirtyContainer {
+  /** The container's smallest IOMMU page size, bytes. */
+  readonly pgsize: bigint;
+  readonly dirty: {
+    collect(
+      iova: bigint,
+      size: bigint,
+      target: DirtyBitmap,
+      targetBit: number,
+      opts: { clear: boolean; partial: boolean },
+    ): void;
+  };
+}
+
+/** Options of {@link readReport}. */
+export interface ReadReportOptions {
+  /** First byte of the range, pgsize aligned. */
+  iova: bigint;
+  /** Bytes of the range, a positive multiple of pgsize, at most 2^31 pages. */
+  size: bigint;
+  /** Clear what was read, as GET_BITMAP does (default true); false reads without clearing. */
+  clear?: boolean;
+  /** Let the range cut mappings (windows); the ioctl forbids it. Default false. */
+  partial?: boolean;
+  /** The Wasm core that holds the container (the engine's); found on the container if omitted. */
+  core?: Core;
+}
+
+/** The Wasm core behind a container: given, or the typed API's `core` / `engine.core`. */
+export function coreOf(container: object, given?: Core): Core {
+  const c = container as { core?: Core; engine?: { core?: Core } };
+  const core = given ?? c.core ?? c.engine?.core;
+  if (!core) throw new TypeError('readReport: cannot find the Wasm core of this container; pass options.core');
+  return core;
+}
+
+/** Pages of [iova, iova + size) at `pgsize`, after the checks every report range gets. */
+export function reportPages(op: string, iova: bigint, size: bigint, pgsize: bigint): number {
+  const range = { start: iova, length: size };
+  if (size <= 0n || size % pgsize !== 0n || iova % pgsize !== 0n) {
+    throw vfioError(EINVAL, op, range, `range must be a positive multiple of the page size ${pgsize}, aligned`);
+  }
+  const pages = size / pgsize;
+  if (pages > BigInt(BITMAP_MAX_BITS)) throw vfioError(EINVAL, op, range, `more than 2^31 pages; read it in windows`);
+  return Number(pages);
+}
+
+/**
+ * Reads the dirty state of `[iova, iova + size)` into a new report (GET_BITMAP semantics: whole
+ * mappings, unless `partial`). The caller disposes the report.
+ * @throws VfioError from the checks or the container (EINVAL for a bad or bisecting range, ...);
+ *   nothing is allocated then
+ */
+export function readReport(container: DirtyContainer, opts: ReadReportOptions): DirtyReport {
+  const pgsize = container.pgsize;
+  const nbits = reportPages('readReport', opts.iova, opts.size, pgsize);
+  const bitmap = DirtyBitmap.create(coreOf(container, opts.core), nbits);
+  try {
+    container.dirty.collect(opts.iova, opts.size, bitmap, 0, { clear: opts.clear ?? true, partial: opts.partial ?? false });
+  } catch (e) {
+    bitmap.dispose();
+    throw e;
+  }
+  return new DirtyReport(bitmap, opts.iova, pgsize);
+}
+
+/** The dirty state of one range, over a bitmap it owns. Call dispose() when done. */
+export class DirtyReport {
+  /** First byte covered. */
+  readonly iova: bigint;
+  /** Bytes per bit. */
+  readonly pgsize: bigint;
+  /** Bits (pages) covered. */
+  readonly pages: number;
+  private bm: DirtyBitmap | null;
+  private cachedBytes?: Uint8Array;
+  private cachedRuns?: Uint32Array;
+  private cachedCount?: number;
+
+  /** Takes ownership of `bitmap`, whose bit i is the page at iova + i * pgsize. */
+  constructor(bitmap: DirtyBitmap, iova: bigint, pgsize: bigint) {
+    this.bm = bitmap;
+    this.iova = iova;
+    this.pgsize = pgsize;
+    this.pages = bitmap.nbits;
+  }
+
+  /** The Wasm-resident bitmap; throws once disposed. */
+  get bitmap(): DirtyBitmap {
+    if (!this.bm) throw new Error('DirtyReport used after dispose()');
+    return this.bm;
+  }
+
+  /** Bytes covered: pages * pgsize. */
+  get size(): bigint {
+    return BigInt(this.pages) * this.pgsize;
+  }
+
+  /** Dirty pages (the core's popcount). */
+  get count(): number {
+    return (this.cachedCount ??= this.bitmap.count());
+  }
+
+  /** Dirty pages among report pages [first, first + count). */
+  countRange(first: number, count: number): number {
+    return this.bitmap.count(first, count);
+  }
+
+  /**
+   * The kernel layout: ceil(pages / 64) little-endian u64 words as bytes. Copied out of Wasm
+   * memory on the first call, then the same array is returned (do not modify it).
+   */
+  bytes(): Uint8Array {
+    return (this.cachedBytes ??= this.bitmap.toBytes());
+  }
+
+  /**
+   * The compact form of the runs: pairs (first page, pages), page indices relative to iova,
+   * ascending and maximal, from the core's run kernel. Computed once and kept.
+   */
+  compactRuns(): Uint32Array {
+    return (this.cachedRuns ??= this.bitmap.runs());
+  }
+
+  /** Sorted, merged runs of dirty pages in bytes: `{ iova, length }`. */
+  runs(): PageRun[] {
+    const r = this.compactRuns();
+    const out: PageRun[] = new Array(r.length >>> 1);
+    const base = this.iova;
+    const pg = this.pgsize;
+    for (let i = 0, j = 0; i < r.length; i += 2, j++) {
+      out[j] = { iova: base + BigInt(r[i]) * pg, length: BigInt(r[i + 1]) * pg };
+    }
+    return out;
+  }
+
+  /**
+   * The runs cut into chunks of at most `maxPages` pages each, in order, for parallel senders:
+   * a run that does not fit the current chunk is split across chunks. Every chunk but the last
+   * holds exactly maxPages pages.
+   */
+  chunks(maxPages: number): PageRun[][] {
+    if (!Number.isSafeInteger(maxPages) || maxPages <= 0) {
+      throw vfioError(EINVAL, 'report.chunks', undefined, `maxPages must be a positive integer, got ${maxPages}`);
+    }
+    const r = this.compactRuns();
+    const pg = this.pgsize;
+    const chunks: PageRun[][] = [];
+    let cur: PageRun[] = [];
+    let room = maxPages;
+    for (let i = 0; i < r.length; i += 2) {
+      let start = r[i];
+      let left = r[i + 1];
+      while (left > 0) {
+        const take = Math.min(left, room);
+        cur.push({ iova: this.iova + BigInt(start) * pg, length: BigInt(take) * pg });
+        start += take;
+        left -= take;
+        room -= take;
+        if (room === 0) {
+          chunks.push(cur);
+          cur = [];
+          room = maxPages;
+        }
+      }
+    }
+    if (cur.length) chunks.push(cur);
+    return chunks;
+  }
+
+  /**
+   * The report at another page size `bytes` (a power of two, at least 4 KiB), as a new report the
+   * caller disposes. Larger pages: bit j is the OR of the pages it covers, and the new report
+   * starts at iova rounded down to `bytes`. Smaller pages: every bit is repeated.
+   * @throws InvalidArgumentError for a bad size or more than 2^31 resulting pages;
+   *   OutOfMemoryError when the core cannot allocate
+   */
+  atPageSize(bytes: bigint | number): DirtyReport {
+    const op = 'report.atPageSize';
+    const p = BigInt(bytes);
+    if (p < 4096n || (p & (p - 1n)) !== 0n) throw vfioError(EINVAL, op, undefined, `page size must be a power of two >= 4096, got ${p}`);
+    const k = log2(p) - log2(this.pgsize);
+    const bm = this.bitmap;
+    if (k <= 0) return new DirtyReport(bm.convert(k), this.iova, p);
+    const base = this.iova - (this.iova % p);
+    const shift = Number((this.iova - base) / this.pgsize);
+    if (shift === 0) return new DirtyReport(bm.convert(k), base, p);
+    // Misaligned start: place the bits at their offset inside the first large page, then fold.
+    if (shift + this.pages > BITMAP_MAX_BITS) throw vfioError(EINVAL, op, undefined, 'range too large to realign');
+    const tmp = DirtyBitmap.create(bm.core, shift + this.pages);
+    try {
+      bm.orInto(tmp, shift);
+      return new DirtyReport(tmp.convert(k), base, p);
+    } finally {
+      tmp.dispose();
+    }
+  }
+
+  /**
+   * ORs the report into `target` with report page 0 at target bit `bitOffset` (QEMU folding a
+   * device bitmap into its RAM dirty bitmap). The report's page size must be the target's.
+   * @throws InvalidArgumentError when the report does not fit in target at that offset
+   */
+  mergeInto(target: DirtyBitmap, bitOffset: number): void {
+    this.bitmap.orInto(target, bitOffset);
+  }
+
+  /**
+   * ORs a second source into the report: report page i |= other bit (otherFirst + i), for the
+   * pages both cover (a CPU dirty log kept in an engine bitmap over the same pages).
+   */
+  mergeFrom(other: DirtyBitmap, otherFirst = 0): void {
+    const count = Math.min(this.pages, other.nbits - otherFirst);
+    if (count <= 0) return;
+    other.orInto(this.bitmap, 0, otherFirst, count);
+    this.cachedBytes = undefined;
+    this.cachedRuns = undefined;
+    this.cachedCount = undefined;
+  }
+
+  /** Frees the bitmap. Idempotent; later use throws. */
+  dispose(): void {
+    this.bm?.dispose();
+    this.bm = null;
+    this.cachedBytes = undefined;
+    this.cachedRuns = undefined;
+  }
+}
+
+function log2(p: bigint): number {
+  return p.toString(2).length - 1;
+}

@@ -1,0 +1,56 @@
+// Windowed reading of huge ranges: one bounded report at a time, each freed before the next is
+// made, so reading 8 TiB of mappings holds one window's bitmap (64 GiB of IOVA at 4 KiB pages:
+// 2 MiB) and never the whole range's (256 MiB). Windows cut mappings (collect's `partial`), which
+// GET_BITMAP itself forbids; gaps between mappings read as clean.
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { vfioError } from '../errors.js';
+import { EINVAL } from '../../assembly/constants.js';
+import { coreOf, DirtyReport, reportPages, type DirtyContainer } from './dirty_report.js';
+import type { Core } from '../wasm.js';
+
+/** Options of {@link windows}. */
+export interface WindowOptions {
+  /** First byte of the whole range, pgsize aligned. */
+  iova: bigint;
+  /** Bytes of the whole range, a positive multiple of pgsize (any size; u64 arithmetic). */
+  size: bigint;
+  /** Bytes of IOVA per window, a positive multiple of pgsize, at most 2^31 pages (default 64 GiB). */
+  windowBytes?: bigint;
+  /** Clear what was read (default true). */
+  clear?: boolean;
+  /** The Wasm core that holds the container; found on the container if omitted. */
+  core?: Core;
+}
+
+/** The default window: 64 GiB of IOVA (a 2 MiB bitmap at 4 KiB pages). */
+export const DEFAULT_WINDOW = 64n << 30n;
+
+/**
+ * Yields one report per window of `[iova, iova + size)`, in ascending order; the last may be
+ * shorter. The report yielded is disposed when the consumer asks for the next one (or stops
+ * iterating), so a consumer keeps what it needs (count, runs, bytes) before moving on.
+ * @throws InvalidArgumentError for a bad range or window size, before any read
+ */
+export function* windows(container: DirtyContainer, opts: WindowOptions): Generator<DirtyReport, void, undefined> {
+  const pg = container.pgsize;
+  const win = opts.windowBytes ?? DEFAULT_WINDOW;
+  if (opts.size <= 0n || opts.size % pg !== 0n || opts.iova % pg !== 0n) {
+    throw vfioError(EINVAL, 'windows', { start: opts.iova, length: opts.size }, `range must be a positive multiple of ${pg}, aligned`);
+  }
+  if (opts.iova + opts.size > 1n << 64n) throw vfioError(EINVAL, 'windows', { start: opts.iova, length: opts.size }, 'range passes 2^64');
+  reportPages('windows', 0n, win, pg); // the window itself: aligned, <= 2^31 pages
+  const core = coreOf(container, opts.core);
+  const clear = opts.clear ?? true;
+  const end = opts.iova + opts.size;
+  for (let at = opts.iova; at < end; at += win) {
+    const size = end - at < win ? end - at : win;
+    const bitmap = DirtyBitmap.create(core, Number(size / pg));
+    const report = new DirtyReport(bitmap, at, pg);
+    try {
+      container.dirty.collect(at, size, bitmap, 0, { clear, partial: true });
+      yield report;
+    } finally {
+      report.dispose();
+    }
+  }
+}
