@@ -1,0 +1,178 @@
+// SPEC §4.5, §5.8, §5.10 and §8 items 6, 21: pinned-page dirty scope, the all-dirty rule,
+// promotion, detach populating all ones, attach mid-tracking with replay, pgsize changes.
+import { describe, expect, it } from 'vitest';
+import { errno } from '../../src/errors.js';
+import { uapi } from '../../src/uapi.js';
+import { failsCleanly, must, P, setup } from '../helpers/setups.js';
+
+const ZERO8 = '00 00 00 00 00 00 00 00';
+
+/** Closes every device fd of the group, then UNSET_CONTAINER. */
+function detach(s: Awaited<ReturnType<typeof setup>>, name: string): number {
+  for (const d of s.groups[name].devices) {
+    if (s.devFds[d.name] !== undefined) must(s.proc.close(s.devFds[d.name]), `close ${d.name}`);
+    delete s.devFds[d.name];
+  }
+  return s.proc.ioctl(s.gfds[name], uapi.VFIO_GROUP_UNSET_CONTAINER);
+}
+
+describe('§4.5 scope counter and promotion', () => {
+  it('an IOMMU-backed attach counts as non-pinned; an emulated one does not', async () => {
+    expect((await setup('E')).container().nonPinnedGroups).toBe(0);
+    expect((await setup('I')).container().nonPinnedGroups).toBe(1);
+    expect((await setup('X')).container().nonPinnedGroups).toBe(1);
+  });
+
+  it('the first successful pin of a non-pinned group promotes it, tracking or not', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    expect(s.PIN('G', 0n, 1)).toBe(1);
+    expect(s.container().nonPinnedGroups).toBe(0);
+  });
+
+  it('a failing pin does not promote, even if it pinned pages before failing', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(2)), 'MAP');
+    expect(s.PIN('G', P(1), 2)).toBe(-errno.EINVAL);
+    expect(s.container().nonPinnedGroups).toBe(1);
+  });
+
+  it('the all-dirty rule is not stored: after promotion only pinned pages are reported', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.START(), 'START');
+    expect(s.GET(0n, P(4), 8).hex).toBe('0f 00 00 00 00 00 00 00');
+    must(s.PIN('G', P(1), 1), 'PIN');
+    expect(s.GET(0n, P(4), 8).hex).toBe('02 00 00 00 00 00 00 00');
+    expect(s.GET(0n, P(4), 8).hex).toBe('02 00 00 00 00 00 00 00');
+    s.UNPIN('G', P(1), 1);
+    expect(s.GET(0n, P(4), 8).hex).toBe('02 00 00 00 00 00 00 00');
+    expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
+  });
+
+  it('X before promotion: unmap with bitmap reports the iommu_mapped dma all dirty', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(2)), 'MAP');
+    must(s.START(), 'START');
+    expect(s.UMB(0n, P(2), 8).hex).toBe('03 00 00 00 00 00 00 00');
+  });
+});
+
+describe('§4.5 detach', () => {
+  it('detaching a non-pinned group while tracking sets every bit once; then pinned-only', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.START(), 'START');
+    expect(s.GET(0n, P(4), 8).hex).toBe('0f 00 00 00 00 00 00 00');
+    expect(s.proc.lockedVm).toBe(4n);
+    expect(detach(s, 'G')).toBe(0);
+    const c = s.container();
+    expect([c.nonPinnedGroups, c.dmas[0].iommuMapped, c.tracking]).toEqual([0, false, true]);
+    expect(s.proc.lockedVm).toBe(0n); // reduced to the external pins: none
+    expect(s.GET(0n, P(4), 8).hex).toBe('0f 00 00 00 00 00 00 00');
+    expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
+  });
+
+  it('detaching a promoted group populates nothing', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('G', 0n, 1), 'PIN');
+    s.UNPIN('G', 0n, 1);
+    must(s.START(), 'START');
+    expect(s.container().nonPinnedGroups).toBe(0);
+    expect(detach(s, 'G')).toBe(0);
+    expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
+  });
+
+  it('the last IOMMU group leaving keeps external pins charged (X -> E)', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('M', P(1), 2), 'PIN');
+    expect(s.proc.lockedVm).toBe(4n);
+    expect(detach(s, 'G')).toBe(0);
+    expect(s.proc.lockedVm).toBe(2n);
+    expect(s.refs(0n)).toEqual({ '0x1000': 1, '0x2000': 1 });
+  });
+});
+
+describe('§5.8 / §6 attach with existing mappings', () => {
+  it('attaching the first IOMMU group mid-tracking replays: iommu_mapped, charged, next report all ones', async () => {
+    const s = await setup('E');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.START(), 'START');
+    expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
+    s.createGroup('G', 'iommu', { devices: ['0000:65:00.0'] });
+    expect(s.attach('G')).toBe(0);
+    const c = s.container();
+    expect([c.nonPinnedGroups, c.dmas[0].iommuMapped]).toEqual([1, true]);
+    expect(s.proc.lockedVm).toBe(4n);
+    expect(s.GET(0n, P(4), 8).hex).toBe('0f 00 00 00 00 00 00 00');
+  });
+
+  it('the replay charges only pages without an external pin; UNMAP then uncharges all', async () => {
+    const s = await setup('E');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('M', 0n, 1), 'PIN');
+    expect(s.proc.lockedVm).toBe(1n);
+    s.createGroup('G', 'iommu', { devices: ['0000:65:00.0'] });
+    expect(s.attach('G')).toBe(0);
+    expect(s.proc.lockedVm).toBe(4n);
+    const u = s.UNMAP(0n, P(4));
+    expect([u.ret, u.size]).toEqual([0, P(4)]);
+    expect(s.proc.lockedVm).toBe(0n);
+  });
+
+  it('the replay honours RLIMIT_MEMLOCK: ENOMEM and everything undone (§8.1 item 2)', async () => {
+    const s = await setup('E', { memlockLimit: P(3) });
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('M', 0n, 1), 'PIN');
+    s.createGroup('G', 'iommu', { devices: ['0000:65:00.0'] });
+    failsCleanly(s, errno.ENOMEM, () => s.attach('G'));
+    expect(s.proc.lockedVm).toBe(1n);
+    expect(s.container().groups).toEqual([s.groups.M.id]);
+  });
+
+  it('the replay within the allowance succeeds exactly', async () => {
+    const s = await setup('E', { memlockLimit: P(4) });
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('M', 0n, 1), 'PIN');
+    s.createGroup('G', 'iommu', { devices: ['0000:65:00.0'] });
+    expect(s.attach('G')).toBe(0);
+    expect(s.proc.lockedVm).toBe(4n);
+  });
+
+  it('an attach whose aperture or reserved regions conflict with dmas is EINVAL', async () => {
+    const s = await setup('I');
+    must(s.MAP(0x1_0000_0000n, P(1)), 'MAP high');
+    must(s.MAP(0x10000n, P(1)), 'MAP low');
+    s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'], aperture: [0n, 0xffff_ffffn] });
+    failsCleanly(s, errno.EINVAL, () => s.attach('G2'));
+    s.createGroup('G3', 'iommu', { devices: ['0000:67:00.0'], reserved: [[0x10000n, 0x1ffffn]] });
+    failsCleanly(s, errno.EINVAL, () => s.attach('G3'));
+  });
+});
+
+describe('§8 item 21: the smallest page size cannot change while tracking', () => {
+  it('an attach that raises pgsize is EINVAL while tracking', async () => {
+    const s = await setup('I');
+    must(s.START(), 'START');
+    s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'], pgsizeBitmap: 0x40200000n });
+    failsCleanly(s, errno.EINVAL, () => s.attach('G2'));
+  });
+
+  it('the same attach without tracking raises pgsize', async () => {
+    const s = await setup('I');
+    s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'], pgsizeBitmap: 0x40200000n });
+    expect(s.attach('G2')).toBe(0);
+    expect(s.info().info.iovaPgsizes).toBe(0x40200000n);
+    expect(s.MAP(0n, 0x1000n)).toBe(-errno.EINVAL);
+    expect(s.MAP(0n, 0x200000n)).toBe(0);
+  });
+
+  it('from an emulated-only container (pgsize 4 KiB) a 2 MiB-only group is refused while tracking', async () => {
+    const s = await setup('E');
+    must(s.START(), 'START');
+    s.createGroup('G', 'iommu', { devices: ['0000:65:00.0'], pgsizeBitmap: 0x200000n });
+    failsCleanly(s, errno.EINVAL, () => s.attach('G'));
+  });
+});
