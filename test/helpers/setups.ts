@@ -153,7 +153,7 @@ export class Setup {
 
   /** MAP_DMA; vaddr defaults to fresh user memory of `size` bytes. */
   MAP(iova: bigint, size: bigint, flags: number = RW_FLAGS, vaddr?: bigint): number {
-    const va = vaddr ?? this.proc.mmap(size);
+    const va = vaddr ?? this.proc.mmap(size > 0n ? size : 0x1000n);
     const ret = this.proc.ioctl(this.cfd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags, vaddr: va, iova, size }));
     if (ret === 0 && !(flags & uapi.VFIO_DMA_MAP_FLAG_VADDR)) this.vaddrOf.set(iova, va);
     return ret;
@@ -255,7 +255,8 @@ export class Setup {
   info(argsz = 256, o: { length?: number; fill?: number } = {}): { ret: number; buf: Uint8Array; info: InfoFields } {
     const buf = iommuInfo(argsz, o);
     const ret = this.proc.ioctl(this.cfd, uapi.VFIO_IOMMU_GET_INFO, buf);
-    return { ret, buf, info: parseInfo(buf) };
+    // cap_offset is copied back only when argsz reaches it (min(argsz, 24) bytes, SPEC §1.5).
+    return { ret, buf, info: parseInfo(buf, ret === 0 && argsz >= 20) };
   }
 
   /** CHECK_EXTENSION(n) on the container. */

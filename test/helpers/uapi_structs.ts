@@ -202,18 +202,20 @@ export interface InfoFields {
 }
 
 /**
- * Parses a GET_INFO reply and walks the capability chain from `cap_offset` (each `next` is an
- * absolute offset; 0 ends it). Throws on a chain that loops or leaves the buffer.
+ * Parses a GET_INFO reply and, when `walk` (default true), walks the capability chain from
+ * `cap_offset` (each `next` is an absolute offset; 0 ends it). Fields past the end of a short
+ * buffer read as 0. Throws on a chain that loops or leaves the buffer.
  */
-export function parseInfo(b: Uint8Array): InfoFields {
+export function parseInfo(b: Uint8Array, walk = true): InfoFields {
   const r: InfoFields = {
-    argsz: u32(b, 0),
-    flags: u32(b, 4),
-    iovaPgsizes: u64(b, 8),
+    argsz: b.length >= 4 ? u32(b, 0) : 0,
+    flags: b.length >= 8 ? u32(b, 4) : 0,
+    iovaPgsizes: b.length >= 16 ? u64(b, 8) : 0n,
     capOffset: b.length >= 20 ? u32(b, 16) : 0,
     pad: b.length >= 24 ? u32(b, 20) : 0,
     chain: [],
   };
+  if (!walk) return r;
   const seen = new Set<number>();
   for (let off = r.capOffset; off !== 0; ) {
     if (seen.has(off) || off + uapi.INFO_CAP_HEADER_SIZE > b.length) {

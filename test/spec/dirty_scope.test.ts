@@ -165,8 +165,10 @@ describe('§8 item 21: the smallest page size cannot change while tracking', () 
     s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'], pgsizeBitmap: 0x40200000n });
     expect(s.attach('G2')).toBe(0);
     expect(s.info().info.iovaPgsizes).toBe(0x40200000n);
-    expect(s.MAP(0n, 0x1000n)).toBe(-errno.EINVAL);
-    expect(s.MAP(0n, 0x200000n)).toBe(0);
+    const va = s.proc.mmap(0x400000);
+    const va2m = (va + 0x1fffffn) & ~0x1fffffn; // vaddr must be pgsize-aligned too
+    expect(s.MAP(0n, 0x1000n, undefined, va2m)).toBe(-errno.EINVAL);
+    expect(s.MAP(0n, 0x200000n, undefined, va2m)).toBe(0);
   });
 
   it('from an emulated-only container (pgsize 4 KiB) a 2 MiB-only group is refused while tracking', async () => {

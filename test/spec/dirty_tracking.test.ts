@@ -130,7 +130,9 @@ describe('§5.6 cleared and re-set after a read', () => {
     must(s.START(), 'START');
     expect(s.GET(0n, P(4), 8).hex).toBe('02 00 00 00 00 00 00 00');
     must(s.PIN('M', P(1), 1), 'PIN again');
-    s.UNPIN('M', P(1), 2);
+    s.UNPIN('M', P(1), 1);
+    s.UNPIN('M', P(1), 1);
+    expect(s.refs(0n)).toEqual({});
     expect(s.GET(0n, P(4), 8).hex).toBe('02 00 00 00 00 00 00 00');
     expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
   });

@@ -152,7 +152,8 @@ describe('§6 UNSET_CONTAINER and closing', () => {
     expect(s.proc.close(s.gfds.M)).toBe(0);
     const c = s.container();
     expect([c.iommu, c.dmas, c.groups]).toEqual([null, [], []]);
-    expect(s.proc.lockedVm).toBe(0n);
+    // lockedVm is not asserted: SPEC §6 says the dmas are freed "with a warning if devices are
+    // still registered" but not whether a pin the driver never released is uncharged.
     expect(s.proc.open(`/dev/vfio/${s.groups.M.id}`)).toBeGreaterThanOrEqual(0);
   });
 
