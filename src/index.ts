@@ -1,0 +1,28 @@
+// vfio-dirty: the package's whole public surface.
+import { Engine, type EngineOptions } from './vfio/engine.js';
+
+/**
+ * Compiles the Wasm core (once per process) and creates an engine: groups, processes, and
+ * containers behaving as the Linux VFIO type1 backend (SPEC.md, CONTRACT.md). Every call on the
+ * engine after this one is synchronous.
+ */
+export function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  return Engine.create(options);
+}
+
+export { uapi } from './uapi.js';
+export {
+  errno, errnoName, VfioError, PermissionError, NotFoundError, TooBigError, BadFileError,
+  OutOfMemoryError, AccessError, FaultError, BusyError, ExistsError, NoDeviceError,
+  InvalidArgumentError, NotSupportedError, NoSpaceError, OverflowError,
+  type ErrorRange,
+} from './errors.js';
+export { Engine, type EngineOptions } from './vfio/engine.js';
+export type { ProfileName } from './vfio/profile.js';
+export { Group, VfioDevice, type GroupKind, type GroupOptions } from './vfio/group.js';
+export { Process, type ProcessOptions } from './vfio/process.js';
+export {
+  VfioContainer, DirtyTracking, type MapRequest, type RangeRequest, type ContainerInfo,
+} from './vfio/typed.js';
+export type { EngineSnapshot, ContainerSnapshot, DmaSnapshot } from './vfio/inspect.js';
+export { DirtyBitmap } from './core/dirty_bitmap.js';

@@ -1,0 +1,104 @@
+// A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
+// IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
+import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
+import type { Engine } from './engine.js';
+import type { Group } from './group.js';
+import { Type1 } from './type1.js';
+
+/** IOMMU types and extensions (SPEC §1.2). */
+export const VFIO_TYPE1_IOMMU = 1;
+export const VFIO_TYPE1v2_IOMMU = 3;
+export const VFIO_DMA_CC_IOMMU = 4;
+export const VFIO_UNMAP_ALL = 9;
+export const VFIO_UPDATE_VADDR = 10;
+
+export class Container {
+  readonly engine: Engine;
+  /** Creation order, for inspect(). */
+  readonly seq: number;
+  /** The fd number it was first opened as, for inspect(). */
+  readonly firstFd: number;
+  /** Groups set to this container, in order. */
+  readonly groups: Group[] = [];
+  /** Open fds referring to this container. */
+  fds = 1;
+  /** The selected IOMMU driver's state, or null before SET_IOMMU. */
+  iommu: Type1 | null = null;
+
+  constructor(engine: Engine, seq: number, fd: number) {
+    this.engine = engine;
+    this.seq = seq;
+    this.firstFd = fd;
+  }
+
+  /** VFIO_CHECK_EXTENSION: 1 or 0 (SPEC §1.2). */
+  checkExtension(ext: number): number {
+    const t = this.iommu;
+    switch (ext) {
+      case VFIO_TYPE1_IOMMU:
+      case VFIO_TYPE1v2_IOMMU:
+      case VFIO_UNMAP_ALL:
+        return 1;
+      case VFIO_UPDATE_VADDR:
+        return t && t.emulatedGroups.length === 0 ? 1 : 0;
+      case VFIO_DMA_CC_IOMMU:
+        return t ? 1 : 0; // every modelled domain enforces coherency; none at all also answers 1
+      default:
+        return 0;
+    }
+  }
+
+  /** VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). */
+  setIommu(type: number): number {
+    if (this.groups.length === 0 || this.iommu) return -EINVAL;
+    if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_UNMAP_ALL) return -ENODEV;
+    if (type === VFIO_UNMAP_ALL) return -EINVAL; // type1 answers the extension but cannot open it
+    const e = this.engine;
+    const t = Type1.open(e.core, e.profile, type === VFIO_TYPE1v2_IOMMU, e.dmaEntryLimit);
+    if (typeof t === 'number') return t;
+    const done: Group[] = [];
+    for (const g of this.groups) {
+      const r = t.attachGroup(g);
+      if (r < 0) {
+        for (const d of done.reverse()) t.detachGroup(d);
+        t.release();
+        return r;
+      }
+      done.push(g);
+    }
+    this.iommu = t;
+    return 0;
+  }
+
+  /** VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno. */
+  addGroup(g: Group): number {
+    if (!g.viable) return -EPERM;
+    if (this.iommu) {
+      const r = this.iommu.attachGroup(g);
+      if (r < 0) return r;
+    }
+    g.container = this;
+    this.groups.push(g);
+    return 0;
+  }
+
+  /** Detaches `g` (UNSET_CONTAINER or the group file's release); the last group releases the driver. */
+  removeGroup(g: Group): void {
+    if (this.iommu && g.attached) this.iommu.detachGroup(g);
+    this.groups.splice(this.groups.indexOf(g), 1);
+    g.container = null;
+    if (this.groups.length === 0 && this.iommu) {
+      this.iommu.release();
+      this.iommu = null;
+    }
+    this.engine.forgetIfUnused(this);
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER checks: device fds still open -> EBUSY. */
+  static unsetContainer(g: Group): number {
+    if (!g.container) return -EINVAL;
+    if (g.file && g.file.deviceFds > 0) return -EBUSY;
+    g.container.removeGroup(g);
+    return 0;
+  }
+}

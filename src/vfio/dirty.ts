@@ -1,0 +1,121 @@
+// Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
+// used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
+import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import type { Dma } from './dma.js';
+import { DIRTY_BITMAP_PAGES_MAX } from './dma_map.js';
+import type { Process } from './process.js';
+import type { Type1 } from './type1.js';
+
+/** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */
+export function dirtyStart(t: Type1): number {
+  if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
+  const x = t.core.x;
+  const shift = t.pgshift - 12;
+  const made: Dma[] = [];
+  const undo = (ret: number): number => {
+    for (const d of made) {
+      x.bitmap_free(d.bitmap);
+      d.bitmap = 0;
+    }
+    return ret;
+  };
+  for (const d of t.all()) {
+    const nbits = t.nbits(d);
+    if (nbits > DIRTY_BITMAP_PAGES_MAX) return undo(-EINVAL);
+    const bm = x.bitmap_create(nbits);
+    if (bm < 0) return undo(bm);
+    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, shift);
+    d.bitmap = bm;
+    made.push(d);
+  }
+  t.tracking = true;
+  return 0;
+}
+
+/** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: always 0; all dirty state is dropped. */
+export function dirtyStop(t: Type1): number {
+  if (!t.tracking) return 0;
+  for (const d of t.dmas.values()) {
+    t.core.x.bitmap_free(d.bitmap);
+    d.bitmap = 0;
+  }
+  t.tracking = false;
+  return 0;
+}
+
+/** Whether d is reported all dirty (SPEC §5.8): an iommu_mapped dma while some group is not in pinned scope. */
+export function allDirty(t: Type1, d: Dma): boolean {
+  return t.nonPinnedGroups > 0 && d.iommuMapped;
+}
+
+/**
+ * Writes d's report into the user bitmap at `data`, relative to `base` (SPEC §5.5), then resets
+ * d's bitmap (§5.6). -EFAULT when the words it would touch are not all mapped (d unchanged).
+ */
+export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data: bigint): number {
+  const o = (d.iova - base) >> BigInt(t.pgshift);
+  const w = o >> 6n;
+  const s = Number(o & 63n);
+  const words = (BigInt(t.nbits(d)) + BigInt(s) + 63n) >> 6n;
+  const addr = data + (w << 3n);
+  if (!proc.isMapped(addr, words << 3n)) return -EFAULT;
+  const r = t.core.x.report_user(proc.um.handle, addr, d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
+  return r < 0 ? -ENOMEM : 0;
+}
+
+/**
+ * Writes d's report into a Wasm bitmap whose bit 0 is page `base`, then resets d's bitmap: what
+ * reportToUser does for a zeroed user bitmap, for callers that want the bits in the core.
+ */
+export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
+  const o = Number((d.iova - base) >> BigInt(t.pgshift));
+  const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
+  t.core.x.report_words(at, d.bitmap, 0, t.nbits(d), o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
+  return 0;
+}
+
+/** v2 rule shared by unmap and GET_BITMAP: no dma may be cut by [iova, last]. */
+export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
+  const a = t.find(iova);
+  if (a && a.iova !== iova) return true;
+  const b = t.find(last);
+  return b !== undefined && b.last !== last;
+}
+
+/**
+ * GET_BITMAP after its argument checks (SPEC §5.4 steps 8-9): every dma in [iova, last] is
+ * reported into the user bitmap at `data`, in ascending order.
+ */
+export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, data: bigint): number {
+  if (bisects(t, iova, last)) return -EINVAL;
+  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+    const r = reportToUser(t, proc, d, iova, data);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+/**
+ * The engine's own read into a Wasm bitmap's words at `dstWords` (a pointer): every dma page in
+ * [iova, last] lands at bit `bit0 + (page - iova) / pgsize`, with the kernel's word footprint.
+ * `partial` lets the range cut dmas (windows); `clear` false leaves the dirty state as it was.
+ */
+export function dirtyCollect(
+  t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean, partial: boolean,
+): number {
+  if (!t.tracking) return -EINVAL;
+  if (!partial && bisects(t, iova, last)) return -EINVAL;
+  const x = t.core.x;
+  const sh = BigInt(t.pgshift);
+  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+    const lo = d.iova > iova ? d.iova : iova;
+    const hi = d.last < last ? d.last : last;
+    const first = Number((lo - d.iova) >> sh);
+    const count = Number((hi - lo) >> sh) + 1;
+    const o = bit0 + Number((lo - iova) >> sh);
+    const at = dstWords + Math.floor(o / 64) * 8;
+    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.pgshift - 12, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
+  }
+  return 0;
+}

@@ -1,0 +1,189 @@
+// VFIO_IOMMU_MAP_DMA and VFIO_IOMMU_UNMAP_DMA on the type1 state (SPEC §2, §3). Both the ioctl
+// decoder and the typed API call these; the checks happen here once, in the kernel's order.
+import {
+  EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC,
+} from '../../assembly/constants.js';
+import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
+import type { Process } from './process.js';
+import type { Type1 } from './type1.js';
+import { U64_MAX } from './u64.js';
+
+export const MAP_FLAG_READ = 1;
+export const MAP_FLAG_WRITE = 2;
+export const MAP_FLAG_VADDR = 4;
+export const UNMAP_FLAG_GET_DIRTY_BITMAP = 1;
+export const UNMAP_FLAG_ALL = 2;
+export const UNMAP_FLAG_VADDR = 4;
+
+/** INT_MAX: the most pages a dirty bitmap may cover. */
+export const DIRTY_BITMAP_PAGES_MAX = 0x7fff_ffff;
+
+/**
+ * vfio_dma_do_map after the ioctl-level argsz/flags checks: 0 or -errno, nothing changed on
+ * failure. `proc` is the calling process: its memory backs the mapping and is charged.
+ */
+export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, iova: bigint, size: bigint): number {
+  const p = t.profile;
+  const setVaddr = (flags & MAP_FLAG_VADDR) !== 0;
+  const prot = (flags & MAP_FLAG_WRITE ? IOMMU_WRITE : 0) | (flags & MAP_FLAG_READ ? IOMMU_READ : 0);
+  const wraps = iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX;
+  if (p.earlyMapChecks) {
+    if (size === 0n) return -EINVAL;
+    if (wraps) return -p.overflow;
+  }
+  if ((prot !== 0 && setVaddr) || (prot === 0 && !setVaddr)) return -EINVAL;
+  const mask = t.pgsize - 1n;
+  if (size === 0n || ((size | iova | vaddr) & mask) !== 0n) return -EINVAL;
+  if (wraps) return -p.overflow;
+  const last = iova + size - 1n;
+  const hit = t.first(iova, last);
+  if (setVaddr) {
+    if (!hit) return -ENOENT;
+    if (!hit.vaddrInvalid || hit.iova !== iova || hit.size !== size) return -EINVAL;
+    const r = changeOwner(hit, proc);
+    if (r < 0) return r;
+    hit.vaddr = vaddr;
+    hit.vaddrInvalid = false;
+    t.vaddrInvalidCount--;
+    return 0;
+  }
+  if (hit) return -EEXIST;
+  if (t.dmaAvail === 0) return -ENOSPC;
+  if (!t.iovaValid(iova, last)) return -EINVAL;
+
+  const d = new Dma(t.allocId(), iova, size, vaddr, prot, proc);
+  if (t.insert(d) < 0) {
+    t.releaseId(d.id);
+    return -ENOMEM;
+  }
+  if (t.hasDomain) {
+    // Pin and map: every page is charged; the first unmapped user page faults first.
+    const budget = t.budget(d);
+    const u = proc.firstUnmappedPage(vaddr, d.npages);
+    if (u >= 0 && (budget < 0 || u <= budget)) {
+      t.remove(d);
+      return -EFAULT;
+    }
+    if (t.charge(d, BigInt(d.npages)) < 0) {
+      t.remove(d);
+      return -ENOMEM;
+    }
+    d.iommuMapped = true;
+  }
+  if (t.tracking) {
+    const nbits = t.nbits(d);
+    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : t.core.x.bitmap_create(nbits);
+    if (bm < 0) {
+      t.remove(d);
+      return bm;
+    }
+    d.bitmap = bm;
+  }
+  return 0;
+}
+
+/** vfio_change_dma_owner: moves d's locked_vm to `proc` when another process restores it. */
+function changeOwner(d: Dma, proc: Process): number {
+  if (proc === d.owner) return 0;
+  const n = d.lockedVm;
+  if (n > 0n && !proc.capIpcLock && proc.memlockPages !== null && proc.lockedVm + n > proc.memlockPages) {
+    return -ENOMEM;
+  }
+  proc.lockedVm += n;
+  d.owner.lockedVm -= n;
+  d.owner = proc;
+  d.lockCap = proc.capIpcLock;
+  return 0;
+}
+
+/** The user bitmap of UNMAP with GET_DIRTY_BITMAP or of GET_BITMAP (struct vfio_bitmap). */
+export interface UserBitmap {
+  pgsize: bigint;
+  size: bigint;
+  data: bigint;
+}
+
+/** Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. */
+export type ReportSink = (d: Dma) => number;
+
+/** The result of an unmap: ret 0 or -errno, and the bytes unmapped (copied back only on 0). */
+export interface UnmapResult {
+  ret: number;
+  size: bigint;
+}
+
+/**
+ * vfio_dma_do_unmap after the ioctl-level checks (SPEC §3.2 to §3.8, §8 item 10): removes (or,
+ * with VADDR, invalidates) every dma in range, notifying drivers that hold pins and restarting.
+ */
+export function unmapDma(
+  t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
+): UnmapResult {
+  const p = t.profile;
+  const all = (flags & UNMAP_FLAG_ALL) !== 0;
+  const inval = (flags & UNMAP_FLAG_VADDR) !== 0;
+  const fail = (ret: number): UnmapResult => ({ ret, size: 0n });
+  if (inval && t.emulatedGroups.length) return fail(-EBUSY);
+  const mask = t.pgsize - 1n;
+  if ((iova & mask) !== 0n) return fail(-EINVAL);
+  let last: bigint;
+  if (all) {
+    if (iova !== 0n || size !== 0n) return fail(-EINVAL);
+    last = U64_MAX;
+  } else {
+    if (size === 0n || (size & mask) !== 0n) return fail(-EINVAL);
+    if (iova + size - 1n > U64_MAX) return fail(-p.overflow);
+    last = iova + size - 1n;
+  }
+  if (report && (!t.tracking || bitmapPgsize !== t.pgsize)) return fail(-EINVAL);
+  // Before v6.18 the exclusive end of a range reaching 2^64 overflowed to 0: nothing matched.
+  const topBroken = !all && !p.topEndUsable && last === U64_MAX;
+
+  let unmapped = 0n;
+  const notified = new Set<Dma>();
+  for (;;) {
+    if (t.v2 && !all) {
+      const a = t.find(iova);
+      if (a && a.iova !== iova) return fail(-EINVAL);
+      const b = topBroken ? undefined : t.find(last);
+      if (b && b.last !== last) return fail(-EINVAL);
+    }
+    if (topBroken) return { ret: 0, size: 0n };
+    let restart = false;
+    const invalidated: Dma[] = [];
+    let d = t.first(iova, last);
+    while (d) {
+      if (!t.v2 && iova > d.iova) break; // v1: the request begins inside this dma
+      const next = d.last >= last ? undefined : t.first(d.last + 1n, last);
+      if (inval) {
+        if (d.vaddrInvalid) {
+          for (const e of invalidated) e.vaddrInvalid = false;
+          t.vaddrInvalidCount -= invalidated.length;
+          return fail(-EINVAL);
+        }
+        d.vaddrInvalid = true;
+        t.vaddrInvalidCount++;
+        invalidated.push(d);
+        unmapped += d.size;
+        d = next;
+        continue;
+      }
+      if (t.pinned(d) > 0) {
+        // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
+        if (notified.has(d)) return fail(-EBUSY);
+        notified.add(d);
+        for (const dev of t.participants()) dev.dmaUnmap!(d.iova, d.size);
+        restart = true;
+        break;
+      }
+      if (report) {
+        const r = report(d);
+        if (r < 0) return fail(r);
+      }
+      unmapped += d.size;
+      t.remove(d);
+      d = next;
+    }
+    if (!restart) return { ret: 0, size: unmapped };
+  }
+}

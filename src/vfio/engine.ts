@@ -1,0 +1,100 @@
+// The engine: one Wasm core instance, the IOMMU groups of the host, processes and containers.
+import { Core, type CoreFlavour } from '../wasm.js';
+import { Container } from './container.js';
+import { Group, type GroupOptions } from './group.js';
+import { Process, type ProcessOptions } from './process.js';
+import { profileOf, type Profile, type ProfileName } from './profile.js';
+import { VfioContainer } from './typed.js';
+import { snapshot, type EngineSnapshot } from './inspect.js';
+
+export interface EngineOptions {
+  /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
+  profile?: ProfileName;
+  /** The type1 module parameter dma_entry_limit; default 65535. */
+  dmaEntryLimit?: number;
+  /** Bytes of Wasm memory the core may use; default (and at most) just under 2 GiB. */
+  memoryLimit?: number;
+  /** Which build of the core: 'release' (default) or 'debug' (assertions kept). */
+  flavour?: CoreFlavour;
+}
+
+export class Engine {
+  readonly core: Core;
+  readonly profile: Profile;
+  readonly dmaEntryLimit: number;
+  /** Groups by number. */
+  readonly groups = new Map<number, Group>();
+  readonly processes: Process[] = [];
+  /** Containers that are open or still hold groups. */
+  readonly containers = new Set<Container>();
+  private nextGroupId = 1;
+  private seq = 0;
+
+  private constructor(core: Core, profile: Profile, dmaEntryLimit: number) {
+    this.core = core;
+    this.profile = profile;
+    this.dmaEntryLimit = dmaEntryLimit;
+  }
+
+  /** Compiles the core once per process, then instantiates it for this engine. */
+  static async create(o: EngineOptions = {}): Promise<Engine> {
+    const profile = profileOf(o.profile);
+    const limit = o.dmaEntryLimit ?? 65535;
+    if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
+      throw new RangeError('dmaEntryLimit must be an integer in [0, 2^32)');
+    }
+    const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
+    return new Engine(core, profile, limit);
+  }
+
+  /** A new IOMMU group with its devices (CONTRACT.md "The host"). */
+  createGroup(o: GroupOptions = {}): Group {
+    const g = new Group(this, this.nextGroupId++, o);
+    this.groups.set(g.id, g);
+    return g;
+  }
+
+  /** A new user process. */
+  createProcess(o: ProcessOptions = {}): Process {
+    const p = new Process(this, o);
+    this.processes.push(p);
+    return p;
+  }
+
+  /** Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. */
+  openContainer(proc: Process): VfioContainer {
+    return new VfioContainer(proc, proc.open('/dev/vfio/vfio'));
+  }
+
+  /** The next value of the engine's sequence (creation and join order). */
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  /** Called by Process.open for /dev/vfio/vfio. */
+  newContainer(fd: number): Container {
+    const c = new Container(this, this.nextSeq(), fd);
+    this.containers.add(c);
+    return c;
+  }
+
+  /** Drops a container that has neither fds nor groups. */
+  forgetIfUnused(c: Container): void {
+    if (c.fds === 0 && c.groups.length === 0) this.containers.delete(c);
+  }
+
+  /** Makes the nth Wasm allocation from now fail with ENOMEM (1: the next one); 0 disarms. */
+  failNthAllocation(n: number): void {
+    this.core.x.heap_fail_nth(n);
+  }
+
+  /** Bytes held by the Wasm heap. */
+  memoryInUse(): number {
+    return this.core.heapUsed();
+  }
+
+  /** A deterministic snapshot of the whole model, for tests and debugging. */
+  inspect(): EngineSnapshot {
+    return snapshot(this);
+  }
+}

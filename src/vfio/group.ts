@@ -1,0 +1,132 @@
+// IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
+import type { Container } from './container.js';
+import type { Engine } from './engine.js';
+import { pinPages, unpinPages, dmaRw } from './pin.js';
+
+/** 'iommu': behind a real IOMMU (has a domain); 'emulated': a mediated device (DMA only by pinning). */
+export type GroupKind = 'iommu' | 'emulated';
+
+export interface GroupOptions {
+  /** Default 'iommu'. */
+  kind?: GroupKind;
+  /** Device names; default one device named after the group. */
+  devices?: string[];
+  /** Default true; SET_CONTAINER of a non-viable group fails with EPERM. */
+  viable?: boolean;
+  /** IOMMU page sizes ('iommu' only); default 0x40201000n (4 KiB | 2 MiB | 1 GiB). */
+  pgsizeBitmap?: bigint;
+  /** Inclusive IOVA aperture ('iommu' only); default [0, 0xffff_ffff_ffff]. */
+  aperture?: [bigint, bigint];
+  /** Inclusive reserved regions ('iommu' only); default the x86 MSI window. */
+  reserved?: [bigint, bigint][];
+}
+
+/** The open group file: alive while its fd is open or any device fd obtained from it is. */
+export interface GroupFile {
+  group: Group;
+  /** The group fd itself is still open. */
+  fdOpen: boolean;
+  /** Device fds obtained through this group file and still open. */
+  deviceFds: number;
+}
+
+export class Group {
+  readonly engine: Engine;
+  /** The group's number: its file is /dev/vfio/<id>. */
+  readonly id: number;
+  readonly kind: GroupKind;
+  readonly devices: VfioDevice[];
+  readonly viable: boolean;
+  readonly pgsizeBitmap: bigint;
+  readonly aperture: readonly [bigint, bigint];
+  readonly reserved: readonly (readonly [bigint, bigint])[];
+  /** The open group file, or null while the group is not open. */
+  file: GroupFile | null = null;
+  /** The container the group is set to (SET_CONTAINER), or null. */
+  container: Container | null = null;
+  /** Attached to the container's IOMMU driver (after SET_IOMMU). */
+  attached = false;
+  /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
+  pinnedScope = false;
+
+  constructor(engine: Engine, id: number, o: GroupOptions) {
+    this.engine = engine;
+    this.id = id;
+    this.kind = o.kind ?? 'iommu';
+    if (this.kind !== 'iommu' && this.kind !== 'emulated') {
+      throw new RangeError(`group kind must be 'iommu' or 'emulated', not '${String(o.kind)}'`);
+    }
+    const names = o.devices ?? [`group${id}-dev0`];
+    if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !n)) {
+      throw new TypeError('devices must be a non-empty array of non-empty strings');
+    }
+    if (new Set(names).size !== names.length) throw new RangeError('device names must be unique');
+    this.devices = names.map((n) => new VfioDevice(this, n));
+    this.viable = o.viable ?? true;
+    this.pgsizeBitmap = o.pgsizeBitmap ?? 0x40201000n;
+    this.aperture = o.aperture ?? [0n, 0xffff_ffff_ffffn];
+    this.reserved = o.reserved ?? [[0xfee0_0000n, 0xfeef_ffffn]];
+    if (typeof this.pgsizeBitmap !== 'bigint' || this.pgsizeBitmap <= 0n || this.pgsizeBitmap >= 1n << 64n) {
+      throw new RangeError('pgsizeBitmap must be a non-zero u64 bigint');
+    }
+    const [a0, a1] = this.aperture;
+    if (typeof a0 !== 'bigint' || typeof a1 !== 'bigint' || a0 < 0n || a1 < a0 || a1 >= 1n << 64n) {
+      throw new RangeError('aperture must be [start, end] bigints with start <= end < 2^64');
+    }
+    for (const r of this.reserved) {
+      if (!Array.isArray(r) || typeof r[0] !== 'bigint' || typeof r[1] !== 'bigint' || r[1] < r[0] || r[0] < 0n) {
+        throw new RangeError('reserved regions must be [start, end] bigints with start <= end');
+      }
+    }
+  }
+
+  /** The device named `name`, or undefined. */
+  device(name: string): VfioDevice | undefined {
+    return this.devices.find((d) => d.name === name);
+  }
+}
+
+/** A device as its vendor (mdev) driver holds it: the kernel-internal API of SPEC §4. */
+export class VfioDevice {
+  readonly group: Group;
+  readonly name: string;
+  /** The driver's dma_unmap op, or null before registerDmaUnmap. */
+  dmaUnmap: ((iova: bigint, size: bigint) => void) | null = null;
+  /** Open device fds. */
+  openCount = 0;
+  /** Order in which devices started to take part (open with an op): notification order. */
+  joinSeq = 0;
+
+  constructor(group: Group, name: string) {
+    this.group = group;
+    this.name = name;
+  }
+
+  /** Open and registered: may pin and is notified of unmaps. */
+  get participating(): boolean {
+    return this.openCount > 0 && this.dmaUnmap !== null;
+  }
+
+  /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
+  registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
+    if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
+    const was = this.participating;
+    this.dmaUnmap = op;
+    if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
+  }
+
+  /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
+  pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+    return pinPages(this, iova, npage, prot, pfns);
+  }
+
+  /** vfio_unpin_pages (SPEC §4.4): never fails; bad input is ignored as the kernel does. */
+  unpinPages(iova: bigint, npage: number): void {
+    unpinPages(this, iova, npage);
+  }
+
+  /** vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno (§4.6). */
+  dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
+    return dmaRw(this, iova, data, write);
+  }
+}

@@ -1,0 +1,193 @@
+// The vendor-driver API on a container (SPEC §4): vfio_pin_pages, vfio_unpin_pages and
+// vfio_dma_rw. Pages are processed per dma segment: the host walks dmas, the core walks pages.
+import {
+  E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, PIN_PAGES_MAX_ENTRIES,
+} from '../../assembly/constants.js';
+import type { Dma } from './dma.js';
+import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
+import type { VfioDevice } from './group.js';
+import type { Type1 } from './type1.js';
+import { U64_MAX, TWO_64 } from './u64.js';
+
+const PAGE = 4096n;
+
+function checkArgs(iova: unknown, npage: unknown): void {
+  if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
+  if (!Number.isInteger(npage)) throw new TypeError('npage must be an integer');
+}
+
+/** The type1 driver behind an open device's container, if any. */
+function driverOf(dev: VfioDevice): Type1 | null {
+  return dev.group.container?.iommu ?? null;
+}
+
+/** vfio_pin_pages: npage, or -errno with every pin of this call undone (SPEC §4.2, §8.1 item 1). */
+export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+  checkArgs(iova, npage);
+  if (!Number.isInteger(prot)) throw new TypeError('prot must be an integer');
+  if (pfns !== undefined && (!(pfns instanceof BigUint64Array) || pfns.length < npage)) {
+    throw new TypeError('pfns must be a BigUint64Array of at least npage entries');
+  }
+  if (npage <= 0) return -EINVAL;
+  if (npage > PIN_PAGES_MAX_ENTRIES) return -E2BIG;
+  if (!dev.participating) return -EINVAL;
+  if (dev.group.devices.length > 1) return -EINVAL; // singleton-group rule (§8 item 7)
+  const t = driverOf(dev);
+  if (!t) return -EINVAL;
+  if (!t.v2) return -EACCES;
+  if (iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return -EINVAL;
+  if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE - 1n > U64_MAX) return -t.profile.overflow;
+  if (t.vaddrInvalidCount) return -EBUSY;
+
+  const x = t.core.x;
+  const doAccounting = !t.hasDomain;
+  const shift = t.pgshift - 12;
+  const done: [Dma, bigint, number][] = [];
+  let err = 0;
+  let a = iova;
+  let left = npage;
+  while (left > 0) {
+    const d = t.find(a);
+    if (!d) {
+      err = -EINVAL;
+      break;
+    }
+    if ((d.prot & prot) !== prot) {
+      err = -EPERM;
+      break;
+    }
+    const rel = (a - d.iova) >> 12n;
+    let n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    // A page not yet pinned must be backed by the owner's memory; the first that is not faults.
+    const u = d.owner.firstUnmappedPage(d.vaddr + (a - d.iova), n);
+    const fault = u >= 0;
+    if (fault) n = u;
+    if (!d.pins) {
+      const p = x.pins_create();
+      if (p < 0) {
+        err = -ENOMEM;
+        break;
+      }
+      d.pins = p;
+    }
+    if (n > 0) {
+      const fresh = x.pins_pin_range(d.pins, rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : 0, shift);
+      if (fresh < 0) {
+        err = fresh; // the core undid this segment; its new pages keep their dirty bits
+        break;
+      }
+      if (doAccounting) t.charge(d, BigInt(fresh));
+      done.push([d, rel, n]);
+    }
+    if (fault) {
+      err = -EFAULT;
+      break;
+    }
+    a = (a + BigInt(n) * PAGE) % TWO_64; // pre-6.18 kernels wrap here; 6.18 refused above
+    left -= n;
+  }
+  if (err) {
+    for (const [d, rel, n] of done.reverse()) {
+      const released = x.pins_unpin_range(d.pins, rel, n);
+      if (doAccounting) t.uncharge(d, BigInt(released));
+    }
+    return err;
+  }
+  const g = dev.group;
+  if (!g.pinnedScope) {
+    g.pinnedScope = true; // by pinning, the driver declares itself a dirty-tracking participant
+    t.nonPinnedGroups--;
+  }
+  if (pfns) {
+    let i = 0;
+    for (const [d, rel, n] of done) {
+      const base = (d.vaddr >> 12n) + rel;
+      for (let k = 0; k < n; k++) pfns[i++] = base + BigInt(k);
+    }
+  }
+  return npage;
+}
+
+/** vfio_unpin_pages (SPEC §4.4): stops at the first page outside every dma; ignores the rest. */
+export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
+  checkArgs(iova, npage);
+  if (!dev.participating || npage <= 0 || npage > PIN_PAGES_MAX_ENTRIES) return;
+  const t = driverOf(dev);
+  if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return;
+  const x = t.core.x;
+  const doAccounting = !t.hasDomain;
+  let a = iova;
+  let left = npage;
+  while (left > 0) {
+    const d = t.find(a);
+    if (!d) return;
+    const n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    if (d.pins) {
+      const released = x.pins_unpin_range(d.pins, (a - d.iova) >> 12n, n);
+      if (doAccounting) t.uncharge(d, BigInt(released));
+    }
+    a = (a + BigInt(n) * PAGE) % TWO_64;
+    left -= n;
+  }
+}
+
+/**
+ * vfio_dma_rw (SPEC §4.6): copies chunk by chunk, each clipped to its dma; a write marks every
+ * page it touched while tracking. Chunks copied before a failure stay copied and marked.
+ */
+export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: boolean): number {
+  if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
+  if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+  if (typeof write !== 'boolean') throw new TypeError('write must be a boolean');
+  if (data.length === 0 || dev.openCount === 0) return -EINVAL;
+  const t = driverOf(dev);
+  if (!t) return -EINVAL;
+  if (t.vaddrInvalidCount) return -EBUSY;
+  if (iova < 0n || iova > U64_MAX) return -EINVAL;
+  const core = t.core;
+  const x = core.x;
+  const buf = x.heap_alloc(data.length);
+  if (buf < 0) return -ENOMEM;
+  if (write) core.u8().set(data, buf);
+  let ret = 0;
+  let a = iova;
+  let off = 0;
+  while (off < data.length) {
+    const d = t.find(a);
+    if (!d) {
+      ret = -EINVAL;
+      break;
+    }
+    if ((write && !(d.prot & IOMMU_WRITE)) || !(d.prot & IOMMU_READ)) {
+      ret = -EPERM;
+      break;
+    }
+    const offset = a - d.iova;
+    const n = Math.min(data.length - off, Number(d.size - offset > 0x7fff_ffffn ? 0x7fff_ffffn : d.size - offset));
+    const vaddr = d.vaddr + offset;
+    const owner = d.owner;
+    if (!owner.isMapped(vaddr, BigInt(n))) {
+      ret = -EFAULT;
+      break;
+    }
+    if (write) {
+      if (x.um_write(owner.um.handle, vaddr, buf + off, n) < 0) {
+        ret = -EFAULT; // the host could not back the page: the copy fails as a fault would
+        break;
+      }
+      if (t.tracking) {
+        const sh = BigInt(t.pgshift);
+        const lo = offset >> sh;
+        const hi = (offset + BigInt(n) - 1n) >> sh;
+        x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
+      }
+    } else {
+      x.um_read(owner.um.handle, vaddr, buf + off, n);
+    }
+    off += n;
+    a = (a + BigInt(n)) % TWO_64;
+  }
+  if (!write && off > 0) data.set(core.u8().subarray(buf, buf + off));
+  x.heap_free(buf);
+  return ret;
+}

@@ -1,0 +1,347 @@
+// The type1 IOMMU driver's state for one container (the kernel's struct vfio_iommu): its dmas in
+// the core's IOVA tree, domains (IOMMU-backed groups), emulated groups, the valid-IOVA list,
+// dirty-tracking state and dirty scope. Group attach (with replay) and detach live here;
+// MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
+import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import type { Core } from '../wasm.js';
+import { Dma } from './dma.js';
+import type { Group, VfioDevice } from './group.js';
+import type { Profile } from './profile.js';
+import { ctz64, U64_MAX } from './u64.js';
+
+/** pgsize bitmap of a container with no IOMMU domain. */
+export const NO_DOMAIN_PGSIZES = 0xffff_ffff_ffff_f000n;
+
+export type Range = readonly [bigint, bigint];
+
+export class Type1 {
+  readonly core: Core;
+  readonly profile: Profile;
+  /** VFIO_TYPE1v2_IOMMU semantics (unmap rules, pinning, dirty tracking). */
+  readonly v2: boolean;
+  /** Core IOVA tree: dma ranges to dma ids. */
+  readonly tree: number;
+  /** dma id to record. */
+  readonly dmas = new Map<number, Dma>();
+  private freeIds: number[] = [];
+  private nextId = 1;
+  /** Remaining vfio_dma entries (DMA_AVAIL). */
+  dmaAvail: number;
+  /** VFIO_IOMMU_DIRTY_PAGES started and not stopped. */
+  tracking = false;
+  /** dmas invalidated by UNMAP with VADDR. */
+  vaddrInvalidCount = 0;
+  /** Attached groups whose pinned_page_dirty_scope is false. */
+  nonPinnedGroups = 0;
+  /** IOMMU-backed groups (one domain each), in attach order. */
+  readonly iommuGroups: Group[] = [];
+  /** Emulated (mdev) groups, in attach order. */
+  readonly emulatedGroups: Group[] = [];
+  /** Valid IOVA ranges, inclusive, ascending; empty with no IOMMU domain (anything goes). */
+  validRanges: Range[] = [];
+  /** Supported IOMMU page sizes. */
+  pgsizeBitmap = NO_DOMAIN_PGSIZES;
+  /** log2 of the smallest page size: the dirty-tracking granularity. */
+  pgshift = 12;
+
+  private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
+    this.core = core;
+    this.profile = profile;
+    this.v2 = v2;
+    this.tree = tree;
+    this.dmaAvail = dmaEntryLimit;
+  }
+
+  /** Opens the driver: a new tree. Returns the driver, or -ENOMEM. */
+  static open(core: Core, profile: Profile, v2: boolean, dmaEntryLimit: number): Type1 | number {
+    const tree = core.x.tree_create();
+    if (tree < 0) return tree;
+    return new Type1(core, profile, v2, tree, dmaEntryLimit);
+  }
+
+  get pgsize(): bigint {
+    return 1n << BigInt(this.pgshift);
+  }
+
+  get hasDomain(): boolean {
+    return this.iommuGroups.length > 0;
+  }
+
+  // ---- dmas ---------------------------------------------------------------------------------
+
+  /** The dma containing IOVA `a`, or undefined. */
+  find(a: bigint): Dma | undefined {
+    const id = this.core.x.tree_find(this.tree, a);
+    return id < 0 ? undefined : this.dmas.get(id);
+  }
+
+  /** The lowest dma overlapping [a, b] (inclusive), or undefined. */
+  first(a: bigint, b: bigint): Dma | undefined {
+    const id = this.core.x.tree_first(this.tree, a, b);
+    return id < 0 ? undefined : this.dmas.get(id);
+  }
+
+  /** Every dma overlapping [a, b], ascending. */
+  inRange(a: bigint, b: bigint): Dma[] {
+    const out: Dma[] = [];
+    for (let d = this.first(a, b); d; d = d.last >= b ? undefined : this.first(d.last + 1n, b)) out.push(d);
+    return out;
+  }
+
+  /** Every dma, ascending. */
+  all(): Dma[] {
+    return this.inRange(0n, U64_MAX);
+  }
+
+  /** A fresh dma id (ids are reused so the tree's values stay small). */
+  allocId(): number {
+    return this.freeIds.pop() ?? this.nextId++;
+  }
+
+  /** Returns an id that was allocated but never inserted. */
+  releaseId(id: number): void {
+    this.freeIds.push(id);
+  }
+
+  /** Inserts `d` into the tree: 0 or -ENOMEM (nothing changed). Overlap was checked before. */
+  insert(d: Dma): number {
+    const r = this.core.x.tree_insert(this.tree, d.iova, d.last, d.id);
+    if (r < 0) return r;
+    this.dmas.set(d.id, d);
+    this.dmaAvail--;
+    return 0;
+  }
+
+  /** vfio_remove_dma: unmaps, uncharges what MAP charged, frees the bitmap and the pins. */
+  remove(d: Dma): void {
+    const x = this.core.x;
+    if (d.iommuMapped) this.uncharge(d, BigInt(d.npages - this.pinned(d)));
+    if (d.bitmap) x.bitmap_free(d.bitmap);
+    if (d.pins) x.pins_free(d.pins);
+    d.bitmap = 0;
+    d.pins = 0;
+    if (d.vaddrInvalid) this.vaddrInvalidCount--;
+    x.tree_remove(this.tree, d.iova);
+    this.dmas.delete(d.id);
+    this.freeIds.push(d.id);
+    this.dmaAvail++;
+  }
+
+  /** Removes every dma (vfio_iommu_unmap_unpin_all). */
+  removeAll(): void {
+    for (const d of this.all()) this.remove(d);
+  }
+
+  /** Distinct pages of `d` pinned through vfio_pin_pages. */
+  pinned(d: Dma): number {
+    return d.pins ? this.core.x.pins_size(d.pins) : 0;
+  }
+
+  // ---- locked_vm accounting -----------------------------------------------------------------
+
+  /** Charges `pages` to d's owner: 0, or -ENOMEM when RLIMIT_MEMLOCK would be passed. */
+  charge(d: Dma, pages: bigint): number {
+    if (pages <= 0n) return 0;
+    const p = d.owner;
+    if (!d.lockCap && p.memlockPages !== null && p.lockedVm + pages > p.memlockPages) return -ENOMEM;
+    p.lockedVm += pages;
+    d.lockedVm += pages;
+    return 0;
+  }
+
+  /** Returns `pages` to d's owner. */
+  uncharge(d: Dma, pages: bigint): void {
+    if (pages <= 0n) return;
+    d.owner.lockedVm -= pages;
+    d.lockedVm -= pages;
+  }
+
+  /** Pages still chargeable to d's owner before RLIMIT_MEMLOCK (-1: no limit applies). */
+  budget(d: Dma): number {
+    const p = d.owner;
+    if (d.lockCap || p.memlockPages === null) return -1;
+    const left = p.memlockPages - p.lockedVm;
+    return left <= 0n ? 0 : left > 0x7fff_ffffn ? 0x7fff_ffff : Number(left);
+  }
+
+  // ---- devices ------------------------------------------------------------------------------
+
+  /** Devices that may pin and are told of unmaps, in the order they joined. */
+  participants(): VfioDevice[] {
+    const out: VfioDevice[] = [];
+    for (const g of [...this.iommuGroups, ...this.emulatedGroups]) {
+      for (const dev of g.devices) if (dev.participating) out.push(dev);
+    }
+    return out.sort((a, b) => a.joinSeq - b.joinSeq);
+  }
+
+  // ---- groups -------------------------------------------------------------------------------
+
+  /** vfio_iommu_type1_attach_group: 0 or -errno, with nothing changed on failure. */
+  attachGroup(g: Group): number {
+    if (this.vaddrInvalidCount) return -EBUSY;
+    if (g.kind === 'emulated') {
+      this.emulatedGroups.push(g);
+      g.attached = true;
+      g.pinnedScope = true;
+      return 0;
+    }
+    const [start, end] = g.aperture;
+    if (this.apertureConflict(start, end)) return -EINVAL;
+    for (const [rs, re] of g.reserved) if (this.first(rs, re)) return -EINVAL;
+    const pgsizes = pgsizesOf([...this.iommuGroups, g]);
+    const pgshift = ctz64(pgsizes);
+    // Engine extension (SPEC §8 item 21): the bitmaps' granularity cannot change under tracking.
+    if (this.tracking && pgshift !== this.pgshift) return -EINVAL;
+    const base: Range[] = this.validRanges.length ? this.validRanges : [[start, end]];
+    const ranges = excludeAll(clip(base, start, end), g.reserved);
+    if (!this.hasDomain) {
+      const r = this.replay();
+      if (r < 0) return r;
+    }
+    this.iommuGroups.push(g);
+    this.validRanges = ranges;
+    this.pgsizeBitmap = pgsizes;
+    this.pgshift = pgshift;
+    this.nonPinnedGroups++;
+    g.attached = true;
+    g.pinnedScope = false;
+    return 0;
+  }
+
+  /** vfio_iommu_aper_conflict: dmas or the valid list outside a new aperture [start, end]. */
+  private apertureConflict(start: bigint, end: bigint): boolean {
+    const list = this.validRanges;
+    if (!list.length) return false;
+    const lo = list[0][0];
+    const hi = list[list.length - 1][1];
+    if (start > hi || end < lo) return true;
+    if (start > lo && this.first(lo, start - 1n)) return true;
+    if (end < hi && this.first(end + 1n, hi)) return true;
+    return false;
+  }
+
+  /**
+   * The first IOMMU domain pins and maps every dma, charging the pages that have no external pin
+   * (SPEC §6, §8.1 item 2). All or nothing: -ENOMEM or -EFAULT undoes every charge.
+   */
+  private replay(): number {
+    const done: [Dma, bigint][] = [];
+    for (const d of this.all()) {
+      if (!d.owner.isMapped(d.vaddr, d.size)) {
+        for (const [e, n] of done) this.uncharge(e, n);
+        return -EFAULT;
+      }
+      const need = BigInt(d.npages - this.pinned(d));
+      if (this.charge(d, need) < 0) {
+        for (const [e, n] of done) this.uncharge(e, n);
+        return -ENOMEM;
+      }
+      done.push([d, need]);
+    }
+    for (const [d] of done) d.iommuMapped = true;
+    return 0;
+  }
+
+  /** vfio_iommu_type1_detach_group: never fails. */
+  detachGroup(g: Group): void {
+    const updateScope = !g.pinnedScope;
+    if (g.kind === 'emulated') {
+      this.emulatedGroups.splice(this.emulatedGroups.indexOf(g), 1);
+      if (!this.emulatedGroups.length && !this.hasDomain) this.removeAll();
+    } else {
+      this.iommuGroups.splice(this.iommuGroups.indexOf(g), 1);
+      if (!this.hasDomain) {
+        if (!this.emulatedGroups.length) this.removeAll();
+        else this.reaccount();
+      }
+      this.pgsizeBitmap = pgsizesOf(this.iommuGroups);
+      this.pgshift = ctz64(this.pgsizeBitmap);
+      this.validRanges = this.rebuildRanges();
+    }
+    g.attached = false;
+    g.pinnedScope = false;
+    if (updateScope) {
+      this.nonPinnedGroups--;
+      // The departing device's DMA since the last report is unknown: everything is dirty.
+      if (this.tracking) for (const d of this.dmas.values()) this.core.x.bitmap_set_range(d.bitmap, 0, this.nbits(d));
+    }
+  }
+
+  /** The last domain left while emulated groups stay: only external pins remain charged. */
+  private reaccount(): void {
+    for (const d of this.all()) {
+      if (!d.iommuMapped) continue;
+      d.iommuMapped = false;
+      this.uncharge(d, BigInt(d.npages - this.pinned(d)));
+    }
+  }
+
+  /** The valid list after a detach: the remaining apertures' span minus their reserved regions. */
+  private rebuildRanges(): Range[] {
+    if (!this.hasDomain) return [];
+    let lo = U64_MAX;
+    let hi = 0n;
+    for (const g of this.iommuGroups) {
+      if (g.aperture[0] < lo) lo = g.aperture[0];
+      if (g.aperture[1] > hi) hi = g.aperture[1];
+    }
+    let ranges: Range[] = [[lo, hi]];
+    for (const g of this.iommuGroups) ranges = excludeAll(ranges, g.reserved);
+    return ranges;
+  }
+
+  /** Whether [a, b] lies inside one valid range (an empty list accepts anything). */
+  iovaValid(a: bigint, b: bigint): boolean {
+    if (!this.validRanges.length) return true;
+    return this.validRanges.some(([s, e]) => a >= s && b <= e);
+  }
+
+  /** Bits of d's dirty bitmap: its size in pgsize units. */
+  nbits(d: Dma): number {
+    return Number((d.size + this.pgsize - 1n) >> BigInt(this.pgshift));
+  }
+
+  /** Frees everything the driver holds (the container lost its last group). */
+  release(): void {
+    this.removeAll();
+    this.core.x.tree_free(this.tree);
+  }
+}
+
+/** The container's page sizes for a set of domains (vfio_update_pgsize_bitmap). */
+export function pgsizesOf(groups: readonly Group[]): bigint {
+  let bm = U64_MAX;
+  for (const g of groups) bm &= g.pgsizeBitmap;
+  if (bm & 0xfffn) bm = (bm & ~0xfffn) | 0x1000n;
+  return bm;
+}
+
+/** `ranges` intersected with [start, end]. */
+function clip(ranges: readonly Range[], start: bigint, end: bigint): Range[] {
+  const out: Range[] = [];
+  for (const [s, e] of ranges) {
+    const a = s > start ? s : start;
+    const b = e < end ? e : end;
+    if (a <= b) out.push([a, b]);
+  }
+  return out;
+}
+
+/** `ranges` minus every region of `holes`. */
+function excludeAll(ranges: readonly Range[], holes: readonly (readonly [bigint, bigint])[]): Range[] {
+  let out: Range[] = [...ranges];
+  for (const [hs, he] of holes) {
+    const next: Range[] = [];
+    for (const [s, e] of out) {
+      if (he < s || hs > e) {
+        next.push([s, e]);
+        continue;
+      }
+      if (hs > s) next.push([s, hs - 1n]);
+      if (he < e) next.push([he + 1n, e]);
+    }
+    out = next;
+  }
+  return out;
+}

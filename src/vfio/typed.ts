@@ -1,0 +1,274 @@
+// The typed API over one container fd: what an application calls instead of building structs.
+// It converts arguments and calls the same implementation as the ioctl path, which does every
+// check once; failures become VfioError subclasses carrying errno, operation and range.
+import { EINVAL } from '../../assembly/constants.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { vfioError } from '../errors.js';
+import { Container, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from './container.js';
+import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
+import {
+  mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
+  UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
+} from './dma_map.js';
+import type { Group } from './group.js';
+import type { Process } from './process.js';
+import { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from './ioctl.js';
+import type { Type1 } from './type1.js';
+import { isU64 } from './u64.js';
+
+export interface MapRequest {
+  iova: bigint;
+  /** User address in the container's process (from proc.mmap). */
+  vaddr: bigint;
+  size: bigint;
+  /** Device may read; default true. */
+  read?: boolean;
+  /** Device may write; default true. */
+  write?: boolean;
+}
+
+export interface RangeRequest {
+  iova: bigint;
+  size: bigint;
+}
+
+export interface ContainerInfo {
+  /** Supported IOMMU page sizes (iova_pgsizes). */
+  pgsizes: bigint;
+  /** Remaining DMA mappings (DMA_AVAIL). */
+  dmaAvail: number;
+  /** Valid IOVA ranges, inclusive; empty when there is no IOMMU domain. */
+  iovaRanges: [bigint, bigint][];
+  migration: { pgsizeBitmap: bigint; maxDirtyBitmapSize: bigint };
+}
+
+function u64(name: string, v: unknown): bigint {
+  if (!isU64(v)) throw new TypeError(`${name} must be a bigint in [0, 2^64)`);
+  return v;
+}
+
+/** The typed API of one container fd in one process. */
+export class VfioContainer {
+  readonly proc: Process;
+  /** The container fd in `proc`. */
+  readonly fd: number;
+  /** Dirty tracking of this container. */
+  readonly dirty: DirtyTracking;
+
+  constructor(proc: Process, fd: number) {
+    if (fd < 0) throw vfioError(fd, 'open /dev/vfio/vfio');
+    this.proc = proc;
+    this.fd = fd;
+    this.dirty = new DirtyTracking(this);
+  }
+
+  /** The container model behind the fd; throws EBADF once closed. */
+  get container(): Container {
+    const e = this.proc.fds.get(this.fd);
+    if (!e || e.kind !== 'container') throw vfioError(-9, 'container', undefined, 'fd is closed');
+    return e.container;
+  }
+
+  /** The type1 driver; throws EINVAL before setIommu, as container ioctls do. */
+  get iommu(): Type1 {
+    const t = this.container.iommu;
+    if (!t) throw vfioError(-EINVAL, 'container', undefined, 'no IOMMU driver set');
+    return t;
+  }
+
+  /** The smallest IOMMU page size: the dirty-tracking granularity. */
+  get pgsize(): bigint {
+    return this.iommu.pgsize;
+  }
+
+  private groupFd(group: Group): number {
+    for (const [fd, e] of this.proc.fds) if (e.kind === 'group' && e.file.group === group) return fd;
+    const fd = this.proc.open(`/dev/vfio/${group.id}`);
+    if (fd < 0) throw vfioError(fd, 'attach', undefined, `open /dev/vfio/${group.id}`);
+    return fd;
+  }
+
+  /** Opens the group (if this process has not) and sets it to this container. */
+  attach(group: Group): void {
+    const r = this.proc.ioctl(this.groupFd(group), VFIO_GROUP_SET_CONTAINER, this.fd);
+    if (r < 0) throw vfioError(r, 'attach', undefined, `group ${group.id}`);
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER. */
+  detach(group: Group): void {
+    const r = this.proc.ioctl(this.groupFd(group), VFIO_GROUP_UNSET_CONTAINER);
+    if (r < 0) throw vfioError(r, 'detach', undefined, `group ${group.id}`);
+  }
+
+  /** VFIO_SET_IOMMU with type1v2 (default) or type1. */
+  setIommu(type: 'type1v2' | 'type1' = 'type1v2'): void {
+    const n = type === 'type1' ? VFIO_TYPE1_IOMMU : type === 'type1v2' ? VFIO_TYPE1v2_IOMMU : -1;
+    if (n < 0) throw new TypeError(`setIommu: unknown type '${String(type)}'`);
+    const r = this.container.setIommu(n);
+    if (r < 0) throw vfioError(r, 'setIommu');
+  }
+
+  /** VFIO_GROUP_GET_DEVICE_FD: a device fd (default: the group's first device). */
+  openDevice(group: Group, name: string = group.devices[0].name): number {
+    const r = this.proc.ioctl(this.groupFd(group), VFIO_GROUP_GET_DEVICE_FD, name);
+    if (r < 0) throw vfioError(r, 'openDevice', undefined, name);
+    return r;
+  }
+
+  /** VFIO_IOMMU_MAP_DMA. */
+  map(m: MapRequest): void {
+    const iova = u64('iova', m.iova);
+    const size = u64('size', m.size);
+    const flags = (m.read ?? true ? MAP_FLAG_READ : 0) | (m.write ?? true ? MAP_FLAG_WRITE : 0);
+    const r = mapDma(this.iommu, this.proc, flags, u64('vaddr', m.vaddr), iova, size);
+    if (r < 0) throw vfioError(r, 'map', { start: iova, length: size });
+  }
+
+  /** MAP_DMA with VADDR: re-points a dma invalidated by invalidateVaddr. */
+  updateVaddr(m: { iova: bigint; size: bigint; vaddr: bigint }): void {
+    const iova = u64('iova', m.iova);
+    const size = u64('size', m.size);
+    const r = mapDma(this.iommu, this.proc, MAP_FLAG_VADDR, u64('vaddr', m.vaddr), iova, size);
+    if (r < 0) throw vfioError(r, 'updateVaddr', { start: iova, length: size });
+  }
+
+  private unmapWith(op: string, flags: number, iova: bigint, size: bigint): bigint {
+    const r = unmapDma(this.iommu, flags, iova, size, 0n, null);
+    if (r.ret < 0) throw vfioError(r.ret, op, { start: iova, length: size });
+    return r.size;
+  }
+
+  /** VFIO_IOMMU_UNMAP_DMA: the bytes unmapped. */
+  unmap(r: RangeRequest): bigint {
+    return this.unmapWith('unmap', 0, u64('iova', r.iova), u64('size', r.size));
+  }
+
+  /** UNMAP_DMA with VADDR: invalidates the vaddrs in range; the bytes invalidated. */
+  invalidateVaddr(r: RangeRequest): bigint {
+    return this.unmapWith('invalidateVaddr', UNMAP_FLAG_VADDR, u64('iova', r.iova), u64('size', r.size));
+  }
+
+  /** UNMAP_DMA with ALL: removes every mapping; the bytes unmapped. */
+  unmapAll(): bigint {
+    return this.unmapWith('unmapAll', UNMAP_FLAG_ALL, 0n, 0n);
+  }
+
+  /**
+   * UNMAP_DMA with GET_DIRTY_BITMAP: removes the mappings in range and returns their dirty bits
+   * in the kernel layout (bit i = page iova + i * pgsize), as the ioctl writes a zeroed bitmap.
+   */
+  unmapWithBitmap(r: RangeRequest): { size: bigint; bitmap: Uint8Array } {
+    const iova = u64('iova', r.iova);
+    const size = u64('size', r.size);
+    const t = this.iommu;
+    const range = { start: iova, length: size };
+    const out = reportBitmap(t, 'unmapWithBitmap', range);
+    try {
+      const res = unmapDma(t, UNMAP_FLAG_GET_DIRTY_BITMAP, iova, size, t.pgsize, (d) => reportToBitmap(t, d, iova, out));
+      if (res.ret < 0) throw vfioError(res.ret, 'unmapWithBitmap', range);
+      return { size: res.size, bitmap: out.toBytes() };
+    } finally {
+      out.dispose();
+    }
+  }
+
+  /** VFIO_IOMMU_GET_INFO, decoded. */
+  info(): ContainerInfo {
+    const t = this.iommu;
+    return {
+      pgsizes: t.pgsizeBitmap,
+      dmaAvail: t.dmaAvail,
+      iovaRanges: t.validRanges.map(([s, e]) => [s, e]),
+      migration: { pgsizeBitmap: t.pgsize, maxDirtyBitmapSize: 0x1000_0000n },
+    };
+  }
+
+  /** The mappings, ascending. */
+  mappings(): { iova: bigint; size: bigint; vaddr: bigint }[] {
+    return this.iommu.all().map((d) => ({ iova: d.iova, size: d.size, vaddr: d.vaddr }));
+  }
+
+  /** Closes the container fd. */
+  close(): void {
+    const r = this.proc.close(this.fd);
+    if (r < 0) throw vfioError(r, 'close');
+  }
+}
+
+/** Dirty tracking of one container: START / STOP / GET_BITMAP and the engine's own reads. */
+export class DirtyTracking {
+  private readonly c: VfioContainer;
+
+  constructor(c: VfioContainer) {
+    this.c = c;
+  }
+
+  /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START. */
+  start(): void {
+    const r = dirtyStart(this.c.iommu);
+    if (r < 0) throw vfioError(r, 'dirty.start');
+  }
+
+  /** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP. */
+  stop(): void {
+    dirtyStop(this.c.iommu);
+  }
+
+  /** Whether tracking is on. */
+  get tracking(): boolean {
+    return this.c.container.iommu?.tracking ?? false;
+  }
+
+  /**
+   * GET_BITMAP over whole mappings in [iova, iova+size): the kernel-layout bitmap of
+   * ceil(pages/64) words that the ioctl would leave in a zeroed buffer. Reading clears what it
+   * reported, as the ioctl does.
+   */
+  read(r: RangeRequest): Uint8Array {
+    const iova = u64('iova', r.iova);
+    const size = u64('size', r.size);
+    const t = this.c.iommu;
+    const range = { start: iova, length: size };
+    const mask = t.pgsize - 1n;
+    if (size === 0n || ((iova | size) & mask) !== 0n) throw vfioError(-EINVAL, 'dirty.read', range);
+    if (iova + size - 1n >= 1n << 64n) throw vfioError(-t.profile.overflow, 'dirty.read', range);
+    if (!t.tracking) throw vfioError(-EINVAL, 'dirty.read', range, 'tracking is off');
+    const out = reportBitmap(t, 'dirty.read', range);
+    try {
+      const words = t.core.x.bitmap_words(out.handle);
+      const ret = dirtyCollect(t, iova, iova + size - 1n, words, 0, true, false);
+      if (ret < 0) throw vfioError(ret, 'dirty.read', range);
+      return out.toBytes();
+    } finally {
+      out.dispose();
+    }
+  }
+
+  /**
+   * Reads [iova, iova+size) into a Wasm-resident bitmap: page iova + i * pgsize lands at bit
+   * targetBit + i, with the kernel's word footprint. `clear: false` leaves the dirty state as it
+   * was; `partial: true` lets the range cut mappings (windowed reads), which GET_BITMAP refuses.
+   */
+  collect(iova: bigint, size: bigint, target: DirtyBitmap, targetBit: number, o: { clear: boolean; partial: boolean }): void {
+    const t = this.c.iommu;
+    const range = { start: u64('iova', iova), length: u64('size', size) };
+    const mask = t.pgsize - 1n;
+    if (size === 0n || ((iova | size) & mask) !== 0n || iova + size - 1n >= 1n << 64n) {
+      throw vfioError(-EINVAL, 'dirty.collect', range);
+    }
+    const pages = size >> BigInt(t.pgshift);
+    if (!Number.isInteger(targetBit) || targetBit < 0 || BigInt(targetBit) + pages > BigInt(target.nbits)) {
+      throw vfioError(-EINVAL, 'dirty.collect', range, 'target bitmap too small');
+    }
+    const words = t.core.x.bitmap_words(target.handle);
+    const r = dirtyCollect(t, iova, iova + size - 1n, words, targetBit, o.clear, o.partial);
+    if (r < 0) throw vfioError(r, 'dirty.collect', range);
+  }
+}
+
+/** A zeroed Wasm bitmap with one bit per pgsize page of `range`. */
+function reportBitmap(t: Type1, op: string, range: { start: bigint; length: bigint }): DirtyBitmap {
+  const pages = range.length >> BigInt(t.pgshift);
+  if (pages > 0x8000_0000n) throw vfioError(-EINVAL, op, range, 'more than 2^31 pages');
+  return DirtyBitmap.create(t.core, Number(pages));
+}

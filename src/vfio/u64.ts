@@ -1,0 +1,31 @@
+// 64-bit address arithmetic. IOVAs, sizes and user addresses are u64 in the kernel; here they are
+// bigint, and every wrap the kernel would see is computed explicitly.
+
+export const U64_MAX = (1n << 64n) - 1n;
+export const TWO_64 = 1n << 64n;
+
+/** The x86-64 user-space top: a user range reaching past it fails access_ok. */
+export const USER_TOP = 0x7fff_ffff_f000n;
+
+/** True when `x` is an integer bigint in [0, 2^64). */
+export function isU64(x: unknown): x is bigint {
+  return typeof x === 'bigint' && x >= 0n && x <= U64_MAX;
+}
+
+/** Inclusive last byte of [start, start+size) or -1n when it wraps past 2^64 - 1 (size > 0). */
+export function lastOf(start: bigint, size: bigint): bigint {
+  const last = start + size - 1n;
+  return last > U64_MAX ? -1n : last;
+}
+
+/** access_ok(): [addr, addr+size) lies wholly below the user top. */
+export function userRangeOk(addr: bigint, size: bigint): boolean {
+  return addr + size <= USER_TOP;
+}
+
+/** Index of the lowest set bit of a non-zero bigint. */
+export function ctz64(x: bigint): number {
+  let n = 0;
+  while (((x >> BigInt(n)) & 1n) === 0n) n++;
+  return n;
+}
