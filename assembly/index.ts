@@ -9,7 +9,25 @@ export {
   heap_alloc_calls,
   heap_fail_nth,
 } from './heap';
-export * from './dirty_bitmap';
+export {
+  bitmap_create,
+  bitmap_free,
+  bitmap_nbits,
+  bitmap_words,
+  bitmap_set,
+  bitmap_set_range,
+  bitmap_clear_range,
+  bitmap_test,
+  bitmap_count,
+  bitmap_next_set,
+  bitmap_clear,
+  bitmap_set_batch,
+  bitmap_read,
+  bitmap_emit,
+  bitmap_or,
+  bitmap_convert,
+  bitmap_runs,
+} from './dirty_bitmap';
 export {
   tree_create,
   tree_free,

@@ -29,6 +29,58 @@ export interface CoreExports {
   heap_fail_nth(n: number): void;
 
   // ---- dirty_bitmap (assembly/dirty_bitmap.ts) ----------------------------------------------
+  // A handle `bm` points to {nbits u32, nwords u32, 8 reserved bytes} then the little-endian u64
+  // words; bits at or above nbits are always 0. Ranges are (first, count), first + count <= nbits.
+  /** A zeroed bitmap of nbits (1..2^31) bits: its handle, -EINVAL or -ENOMEM. */
+  bitmap_create(nbits: number): number;
+  /** Frees a bitmap. */
+  bitmap_free(bm: number): void;
+  /** Bits of the bitmap, as u32 (read it with `>>> 0`: 2^31 arrives negative). */
+  bitmap_nbits(bm: number): number;
+  /** Address of word 0 (16-byte aligned). */
+  bitmap_words(bm: number): number;
+  /** Sets one bit: 0 or -EINVAL. */
+  bitmap_set(bm: number, bit: number): number;
+  /** Sets bits [first, first + count): 0 or -EINVAL. */
+  bitmap_set_range(bm: number, first: number, count: number): number;
+  /** Clears bits [first, first + count): 0 or -EINVAL. */
+  bitmap_clear_range(bm: number, first: number, count: number): number;
+  /** 1 when the bit is set, 0 when clear, -EINVAL out of range. */
+  bitmap_test(bm: number, bit: number): number;
+  /** Set bits in the range as u32 (2^31 arrives as -2^31; read with `>>> 0`), or -EINVAL. */
+  bitmap_count(bm: number, first: number, count: number): number;
+  /** First set bit at or after `from`; -ENOENT when none (or from == nbits); -EINVAL past nbits. */
+  bitmap_next_set(bm: number, from: number): number;
+  /** Clears every bit, writing only words that are not already zero. */
+  bitmap_clear(bm: number): void;
+  /** Sets the bits whose u32 indices are at `pages` (n of them), all checked first: 0 or -EINVAL. */
+  bitmap_set_batch(bm: number, pages: number, n: number): number;
+  /**
+   * The kernel footprint (SPEC 5.5): src bits [first, first + count) written as whole u64 words
+   * at `dst` (8-byte aligned), src bit `first` at bit s (0..63) of the word at dst; the word at
+   * dst is ORed in when s != 0, bits above the range in the last word become 0. clear != 0 then
+   * clears the range in src. Returns the words written, ceil((count + s) / 64) (0 for count 0),
+   * or -EINVAL (range, s, dst misaligned, outside memory, or overlapping src).
+   */
+  bitmap_read(src: number, first: number, count: number, dst: number, s: number, clear: number): number;
+  /**
+   * Output words [from, from + n) of bitmap_read's stream, to consecutive words at `out`; with
+   * from == 0 and s != 0 word 0 ORs the word already at out. No clearing. n, or -EINVAL.
+   */
+  bitmap_emit(src: number, first: number, count: number, s: number, out: number, from: number, n: number): number;
+  /** ORs src bits [srcFirst, +count) into dst bits [dstFirst, +count): 0 or -EINVAL. */
+  bitmap_or(dst: number, dstFirst: number, src: number, srcFirst: number, count: number): number;
+  /**
+   * Page-size conversion into dst, overwritten whole. k > 0: dst bit j = OR of src bits
+   * [j << k, (j + 1) << k), dst of ceil(nbits / 2^k) bits; k < 0: each bit repeated 2^-k times,
+   * dst of nbits << -k bits; k = 0 copies. 0, or -EINVAL (k outside -31..31, dst == src, size).
+   */
+  bitmap_convert(src: number, dst: number, k: number): number;
+  /**
+   * Up to `max` maximal runs of set bits inside [first, first + count) as u32 (start, length)
+   * pairs at `out`, ascending, start from bit 0: how many, or -EINVAL. Resume at the last end.
+   */
+  bitmap_runs(bm: number, first: number, count: number, out: number, max: number): number;
 
   // ---- iova_tree (assembly/iova_tree.ts) ----------------------------------------------------
   /** Creates an empty IOVA range tree; its handle, or -ENOMEM. */

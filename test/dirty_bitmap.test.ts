@@ -1,0 +1,530 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { EINVAL, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
+import { InvalidArgumentError, OutOfMemoryError } from '../src/errors.js';
+import { Core } from '../src/wasm.js';
+import { BitmapModel } from './model/dirty_bitmap_model.js';
+
+/** xorshift32: a small deterministic PRNG; r(n) is in [0, n). */
+function rng(seed: number) {
+  let s = seed >>> 0 || 1;
+  return (n: number) => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s % n;
+  };
+}
+
+let core: Core;
+beforeAll(async () => {
+  core = await Core.create();
+});
+
+/** A bitmap and its model with the same random bits (about `perMille` per thousand set). */
+function pair(nbits: number, perMille: number, seed: number): [DirtyBitmap, BitmapModel] {
+  const r = rng(seed);
+  const bm = DirtyBitmap.create(core, nbits);
+  const m = new BitmapModel(nbits);
+  const pages = new Uint32Array(Math.ceil((nbits * perMille) / 1000)).map(() => r(nbits));
+  bm.setBatch(pages);
+  m.setBatch(pages);
+  return [bm, m];
+}
+
+/** A raw heap buffer of `words` words filled with `fill`; returns its address. */
+function buffer(words: number, fill: number): number {
+  const p = core.x.heap_alloc(words * 8);
+  core.u8().fill(fill, p, p + words * 8);
+  return p;
+}
+const bytesAt = (p: number, n: number) => core.u8().slice(p, p + n);
+
+/** Byte arrays are equal; on a difference, reports the first differing word (fast for big arrays). */
+function expectBytes(got: Uint8Array, want: Uint8Array): void {
+  expect(got.length).toBe(want.length);
+  if (Buffer.compare(got, want) === 0) return;
+  const i = got.findIndex((b, j) => b !== want[j]) & ~7;
+  expect([i, ...got.subarray(i, i + 8)]).toEqual([i, ...want.subarray(i, i + 8)]);
+}
+
+const SIZES = [1, 7, 8, 31, 32, 63, 64, 65, 127, 129, 64 * 37 + 5];
+
+describe.each(SIZES)('dirty_bitmap of %i bits', (nbits) => {
+  it('starts zeroed; set, test, count and nextSet agree with the model at the edges', () => {
+    const bm = DirtyBitmap.create(core, nbits);
+    const m = new BitmapModel(nbits);
+    expect(bm.nbits).toBe(nbits);
+    expect(core.x.bitmap_nbits(bm.handle)).toBe(nbits);
+    expect(core.x.bitmap_words(bm.handle)).toBe(bm.handle + 16);
+    expect(core.x.bitmap_words(bm.handle) % 16).toBe(0);
+    expectBytes(bm.toBytes(), new Uint8Array(Math.ceil(nbits / 64) * 8));
+    expect(bm.nextSet(0)).toBe(-1);
+    for (const b of [0, 31, 32, 62, 63, 64, 65, 127, 128, nbits - 1].filter((b) => b < nbits)) {
+      bm.set(b);
+      m.set(b);
+    }
+    expectBytes(bm.toBytes(), m.bytes);
+    for (let i = 0; i <= nbits; i++) {
+      expect(core.x.bitmap_next_set(bm.handle, i)).toBe(m.nextSet(i));
+      if (i < nbits) expect(bm.test(i)).toBe(m.test(i) === 1);
+      expect(bm.count(0, i)).toBe(m.count(0, i));
+      expect(bm.count(i)).toBe(m.count(i, nbits - i));
+    }
+    bm.dispose();
+  });
+
+  it('sets and clears ranges, masking only the end words', () => {
+    const [bm, m] = pair(nbits, 300, nbits);
+    const r = rng(nbits * 3);
+    for (let t = 0; t < 60; t++) {
+      const first = r(nbits + 1);
+      const count = r(nbits - first + 1);
+      if (t % 2) {
+        bm.setRange(first, count);
+        m.setRange(first, count);
+      } else {
+        bm.clearRange(first, count);
+        m.clearRange(first, count);
+      }
+      expectBytes(bm.toBytes(), m.bytes);
+      expect(bm.count(first, count)).toBe(m.count(first, count));
+    }
+    bm.dispose();
+  });
+
+  it('reads at every s in 0..63 into zeroed and pre-filled destinations, writing exactly the footprint', () => {
+    const r = rng(nbits + 11);
+    for (let s = 0; s < 64; s++) {
+      for (const fill of [0x00, 0xa5]) {
+        const f = r(nbits);
+        for (const [first, count] of [[0, nbits], [0, r(nbits) + 1], [f, r(nbits - f) + 1]]) {
+          for (const clear of [false, true]) {
+            const [bm, m] = pair(nbits, 500, s * 131 + first + (clear ? 7 : 0));
+            const L = Math.ceil((count + s) / 64);
+            const buf = buffer(L + 4, fill);
+            const want = bytesAt(buf, (L + 4) * 8);
+            expect(m.read(first, count, want, 2, s, clear)).toBe(L);
+            expect(core.x.bitmap_read(bm.handle, first, count, buf + 16, s, clear ? 1 : 0)).toBe(L);
+            const got = bytesAt(buf, (L + 4) * 8);
+            expectBytes(got, want);
+            // Words outside [2, 2 + L) keep the fill; word 2 keeps the old bits when s != 0.
+            expect(got.subarray(0, 16).every((b) => b === fill)).toBe(true);
+            expect(got.subarray((2 + L) * 8).every((b) => b === fill)).toBe(true);
+            if (s !== 0) for (let b = 0; b < 8; b++) expect(got[16 + b] & fill).toBe(fill);
+            expectBytes(bm.toBytes(), m.bytes);
+            core.x.heap_free(buf);
+            bm.dispose();
+          }
+        }
+      }
+    }
+  });
+
+  it('emits any window of the stream, in pieces that compose to the whole read', () => {
+    const r = rng(nbits + 5);
+    for (let t = 0; t < 40; t++) {
+      const s = r(64);
+      const first = r(nbits);
+      const count = r(nbits - first) + 1;
+      const [bm, m] = pair(nbits, 400, t);
+      const L = Math.ceil((count + s) / 64);
+      const whole = buffer(L, 0x3c);
+      const pieces = buffer(L, 0x3c);
+      core.x.bitmap_read(bm.handle, first, count, whole, s, 0);
+      for (let from = 0; from < L; ) {
+        const n = Math.min(L - from, r(5) + 1);
+        expect(core.x.bitmap_emit(bm.handle, first, count, s, pieces + from * 8, from, n)).toBe(n);
+        from += n;
+      }
+      expect(bytesAt(pieces, L * 8)).toEqual(bytesAt(whole, L * 8));
+      const from = r(L);
+      const n = r(L - from) + 1;
+      const frame = buffer(n + 1, 0x77);
+      const want = bytesAt(frame, (n + 1) * 8);
+      expect(m.emit(first, count, s, want, 0, from, n)).toBe(n);
+      expect(core.x.bitmap_emit(bm.handle, first, count, s, frame, from, n)).toBe(n);
+      expect(bytesAt(frame, (n + 1) * 8)).toEqual(want);
+      expectBytes(bm.toBytes(), m.bytes); // emit never clears
+      for (const p of [whole, pieces, frame]) core.x.heap_free(p);
+      bm.dispose();
+    }
+  });
+
+  it('ORs ranges at any bit offset, into another bitmap and inside one', () => {
+    const r = rng(nbits + 9);
+    for (let t = 0; t < 40; t++) {
+      const other = SIZES[r(SIZES.length)];
+      const [src, ms] = pair(nbits, 500, t);
+      const [dst, md] = pair(other, 100, t + 1000);
+      const count = r(Math.min(nbits, other) + 1);
+      const sf = r(nbits - count + 1);
+      const df = r(other - count + 1);
+      src.orInto(dst, df, sf, count);
+      expect(ms.orInto(md, df, sf, count)).toBe(0);
+      expectBytes(dst.toBytes(), md.bytes);
+      expectBytes(src.toBytes(), ms.bytes);
+      if (2 * count <= nbits) {
+        const a = r(nbits - 2 * count + 1); // two disjoint ranges of one bitmap
+        const b = a + count + r(nbits - a - 2 * count + 1);
+        src.orInto(src, b, a, count);
+        expect(ms.orInto(ms, b, a, count)).toBe(0);
+        expectBytes(src.toBytes(), ms.bytes);
+      }
+      src.dispose();
+      dst.dispose();
+    }
+  });
+
+  it('lists runs, maximal inside the range, resuming after a full chunk', () => {
+    const bm = DirtyBitmap.create(core, nbits);
+    const m = new BitmapModel(nbits);
+    for (const [f, c] of [[0, 1], [3, 4], [62, 4], [63, 1], [64, 64], [128, 1], [130, 9]]) {
+      if (f + c > nbits) continue;
+      bm.setRange(f, c);
+      m.setRange(f, c);
+    }
+    const buf = core.x.heap_alloc(16 * 8);
+    const r = rng(nbits);
+    for (let t = 0; t < 50; t++) {
+      const first = t === 0 ? 0 : r(nbits + 1);
+      const count = t === 0 ? nbits : r(nbits - first + 1);
+      expect(Array.from(bm.runs(first, count))).toEqual(m.runs(first, count));
+      const max = r(3) + 1;
+      const n = core.x.bitmap_runs(bm.handle, first, count, buf, max);
+      expect(Array.from(core.u32().subarray(buf / 4, buf / 4 + 2 * n))).toEqual(m.runs(first, count, max));
+    }
+    core.x.heap_free(buf);
+    bm.dispose();
+  });
+
+  it('converts page sizes, k from -6 to +12, against the model', () => {
+    for (const perMille of [5, 500]) {
+      const [bm, m] = pair(nbits, perMille, nbits + perMille);
+      for (let k = -6; k <= 12; k++) {
+        const want = m.convert(k) as BitmapModel;
+        const got = bm.convert(k);
+        expect(got.nbits).toBe(want.nbits);
+        expectBytes(got.toBytes(), want.bytes);
+        got.dispose();
+      }
+      bm.dispose();
+    }
+  });
+});
+
+describe('dirty_bitmap: long bitmaps and word edges', () => {
+  it('converts bitmaps far longer than 256 bits at odd lengths', () => {
+    for (const nbits of [257, 4099, 100_003, 64 * 4096 + 1]) {
+      const [bm, m] = pair(nbits, 20, nbits);
+      bm.setRange(nbits - 70, 70); // a dense tail: the last coarse and fine words are partial
+      m.setRange(nbits - 70, 70);
+      for (let k = -6; k <= 12; k++) {
+        const got = bm.convert(k);
+        expectBytes(got.toBytes(), (m.convert(k) as BitmapModel).bytes);
+        got.dispose();
+      }
+      bm.dispose();
+    }
+  });
+
+  it('reads and clears a long sparse bitmap in several steps at s = 13 (dst word 3)', () => {
+    const nbits = 64 * 3000 + 17;
+    const [bm, m] = pair(nbits, 10, 42);
+    const dst = DirtyBitmap.create(core, nbits + 205);
+    const md = new BitmapModel(nbits + 205);
+    dst.setRange(0, 300); // old bits: word 3 keeps them, later words are overwritten
+    md.setRange(0, 300);
+    expect(bm.readInto(dst, 205, { clear: true })).toBe(Math.ceil((nbits + 13) / 64));
+    m.read(0, nbits, md.bytes, 3, 13, true);
+    expectBytes(dst.toBytes(), md.bytes);
+    expect(bm.count()).toBe(0);
+    expectBytes(bm.toBytes(), m.bytes);
+    bm.dispose();
+    dst.dispose();
+  });
+
+  it('reproduces SPEC V35 and V36 [clean] through readInto', () => {
+    const a = DirtyBitmap.create(core, 4); // V35: dma at page 2, pins at pages 2 and 5
+    a.set(0);
+    a.set(3);
+    const u = DirtyBitmap.create(core, 8);
+    a.readInto(u, 2, { clear: true });
+    expect(Array.from(u.toBytes())).toEqual([0x24, 0, 0, 0, 0, 0, 0, 0]);
+    const A = DirtyBitmap.create(core, 70); // V36: pins at 63, 64, 69 (A) and 70, 79 (B)
+    const B = DirtyBitmap.create(core, 10);
+    for (const p of [63, 64, 69]) A.set(p);
+    for (const p of [0, 9]) B.set(p);
+    const U = DirtyBitmap.create(core, 80);
+    A.readInto(U, 0, { clear: true });
+    B.readInto(U, 70, { clear: true });
+    expect(Array.from(U.toBytes())).toEqual([0, 0, 0, 0, 0, 0, 0, 0x80, 0x61, 0x80, 0, 0, 0, 0, 0, 0]);
+    for (const bm of [a, u, A, B, U]) bm.dispose();
+  });
+
+  it('handles a bitmap of 2^31 bits: counts past i32, converts up to the limit', () => {
+    const big = DirtyBitmap.create(core, 2 ** 31);
+    big.setRange(0, 2 ** 31);
+    expect(core.x.bitmap_count(big.handle, 0, 2 ** 31)).toBe(-(2 ** 31));
+    expect(big.count()).toBe(2 ** 31);
+    expect(core.x.bitmap_nbits(big.handle) >>> 0).toBe(2 ** 31);
+    expect(big.nextSet(2 ** 31 - 1)).toBe(2 ** 31 - 1);
+    expect(() => big.convert(-1)).toThrow(InvalidArgumentError);
+    const c = big.convert(12);
+    expect(c.nbits).toBe(2 ** 19);
+    expect(c.count()).toBe(2 ** 19);
+    big.clear();
+    expect(big.nextSet(0)).toBe(-1);
+    c.dispose();
+    big.dispose();
+  });
+
+  it('sets a batch through one reusable buffer and gathers many runs in chunks', () => {
+    const nbits = 200_000;
+    const before = core.heapUsed();
+    const bm = DirtyBitmap.create(core, nbits);
+    const m = new BitmapModel(nbits);
+    const pages = new Uint32Array(20_000).map((_, i) => i * 10 + (i % 3));
+    bm.setBatch(pages);
+    m.setBatch(pages);
+    const used = core.heapUsed();
+    bm.setBatch(pages.subarray(0, 5)); // fits the buffer already held: no new allocation
+    expect(core.heapUsed()).toBe(used);
+    const runs = bm.runs();
+    expect(runs.length).toBe(40_000);
+    expect(Array.from(runs)).toEqual(m.runs(0, nbits));
+    expect(bm.toTypedArray()).toEqual(bm.asTypedArray());
+    expect(new Uint8Array(bm.toTypedArray().buffer)).toEqual(m.bytes);
+    bm.dispose();
+    bm.dispose(); // idempotent
+    expect(() => bm.set(0)).toThrow(/dispose/);
+    expect(core.heapUsed()).toBe(before); // the bitmap and its batch buffer are both freed
+  });
+});
+
+describe('dirty_bitmap: differential property test against the model', () => {
+  const op = (nbits: number) => {
+    const bit = fc.integer({ min: 0, max: nbits + 70 });
+    return fc.oneof(
+      fc.record({ op: fc.constant('set' as const), a: bit }),
+      fc.record({ op: fc.constant('setRange' as const), a: bit, b: bit }),
+      fc.record({ op: fc.constant('clearRange' as const), a: bit, b: bit }),
+      fc.record({ op: fc.constant('test' as const), a: bit }),
+      fc.record({ op: fc.constant('count' as const), a: bit, b: bit }),
+      fc.record({ op: fc.constant('nextSet' as const), a: bit }),
+      fc.record({ op: fc.constant('batch' as const), pages: fc.array(bit, { maxLength: 40 }) }),
+      fc.record({ op: fc.constant('clear' as const) }),
+      fc.record({ op: fc.constant('read' as const), a: bit, b: bit, s: fc.integer({ min: 0, max: 63 }), c: fc.boolean() }),
+      fc.record({ op: fc.constant('or' as const), a: bit, b: bit, c: bit }),
+      fc.record({ op: fc.constant('runs' as const), a: bit, b: bit, m: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ op: fc.constant('convert' as const), k: fc.integer({ min: -7, max: 13 }) }),
+    );
+  };
+  const scenario = fc
+    .oneof(fc.constantFrom(...SIZES), fc.integer({ min: 1, max: 3000 }))
+    .chain((nbits) => fc.tuple(fc.constant(nbits), fc.array(op(nbits), { minLength: 1, maxLength: 40 })));
+
+  it('gives the same results and the same words for random operation sequences', () => {
+    const x = core.x;
+    const buf = x.heap_alloc(64 * 8);
+    fc.assert(
+      fc.property(scenario, ([nbits, ops]) => {
+        const before = core.heapUsed();
+        const bm = DirtyBitmap.create(core, nbits);
+        const other = DirtyBitmap.create(core, nbits);
+        const m = new BitmapModel(nbits);
+        const mo = new BitmapModel(nbits);
+        other.setRange(0, nbits >> 1);
+        mo.setRange(0, nbits >> 1);
+        const h = bm.handle;
+        for (const o of ops) {
+          switch (o.op) {
+            case 'set': expect(x.bitmap_set(h, o.a)).toBe(m.set(o.a)); break;
+            case 'setRange': expect(x.bitmap_set_range(h, o.a, o.b)).toBe(m.setRange(o.a, o.b)); break;
+            case 'clearRange': expect(x.bitmap_clear_range(h, o.a, o.b)).toBe(m.clearRange(o.a, o.b)); break;
+            case 'test': expect(x.bitmap_test(h, o.a)).toBe(m.test(o.a)); break;
+            case 'count': expect(x.bitmap_count(h, o.a, o.b)).toBe(m.count(o.a, o.b)); break;
+            case 'nextSet': expect(x.bitmap_next_set(h, o.a)).toBe(m.nextSet(o.a)); break;
+            case 'clear': x.bitmap_clear(h); m.clear(); break;
+            case 'batch': {
+              core.u32().set(o.pages, buf / 4);
+              expect(x.bitmap_set_batch(h, buf, o.pages.length)).toBe(m.setBatch(o.pages));
+              break;
+            }
+            case 'read': {
+              // Into the other bitmap's words from word 0, as the kernel writes a user bitmap.
+              const count = Math.min(o.b, nbits - o.s);
+              if (count < 0) break;
+              const want = m.read(o.a, count, mo.bytes, 0, o.s, false);
+              expect(x.bitmap_read(h, o.a, count, x.bitmap_words(other.handle), o.s, o.c ? 1 : 0)).toBe(want);
+              if (want >= 0 && o.c) m.clearRange(o.a, count);
+              break;
+            }
+            case 'or': expect(x.bitmap_or(other.handle, o.c, h, o.a, o.b)).toBe(m.orInto(mo, o.c, o.a, o.b)); break;
+            case 'runs': {
+              const want = m.runs(o.a, o.b, o.m);
+              const n = x.bitmap_runs(h, o.a, o.b, buf, o.m);
+              if (typeof want === 'number') expect(n).toBe(want);
+              else expect(Array.from(core.u32().subarray(buf / 4, buf / 4 + 2 * n))).toEqual(want);
+              break;
+            }
+            case 'convert': {
+              const want = m.convert(o.k);
+              if (typeof want === 'number') {
+                expect(() => bm.convert(o.k)).toThrow(InvalidArgumentError);
+              } else {
+                const got = bm.convert(o.k);
+                expectBytes(got.toBytes(), want.bytes);
+                got.dispose();
+              }
+              break;
+            }
+          }
+          expectBytes(bm.toBytes(), m.bytes);
+          expectBytes(other.toBytes(), mo.bytes);
+        }
+        bm.dispose();
+        other.dispose();
+        expect(core.heapUsed()).toBe(before);
+      }),
+      { numRuns: 300, seed: 20240601 },
+    );
+    x.heap_free(buf);
+  });
+});
+
+describe('dirty_bitmap: allocation failure', () => {
+  it('bitmap_create answers -ENOMEM on the failed allocation and leaves the heap as it was', () => {
+    const before = core.heapUsed();
+    core.x.heap_fail_nth(1);
+    expect(core.x.bitmap_create(1000)).toBe(-ENOMEM);
+    expect(core.heapUsed()).toBe(before);
+    core.x.heap_fail_nth(1);
+    expect(() => DirtyBitmap.create(core, 1000)).toThrow(OutOfMemoryError);
+    expect(core.heapUsed()).toBe(before);
+  });
+
+  it('convert, setBatch and runs throw OutOfMemoryError with the source and the heap unchanged', () => {
+    const [bm, m] = pair(5000, 50, 3);
+    const before = core.heapUsed();
+    for (const call of [() => bm.convert(3), () => bm.convert(-2), () => bm.setBatch(new Uint32Array(5000).fill(7)) /* outgrows its buffer */, () => bm.runs()]) {
+      core.x.heap_fail_nth(1);
+      expect(call).toThrow(OutOfMemoryError);
+      expect(core.heapUsed()).toBe(before);
+      expectBytes(bm.toBytes(), m.bytes);
+    }
+    bm.dispose();
+  });
+
+  it('answers -ENOMEM when linear memory cannot grow', async () => {
+    const small = await Core.create({ memoryLimit: 4 << 20 });
+    expect(small.x.bitmap_create(2 ** 31)).toBe(-ENOMEM);
+    expect(small.heapUsed()).toBe(0);
+    expect(small.x.bitmap_create(2 ** 20)).toBeGreaterThan(0);
+  });
+});
+
+describe('dirty_bitmap: invalid inputs, each with its exact errno and nothing changed', () => {
+  let bm: DirtyBitmap;
+  let h: number;
+  const N = 130;
+  const snapshot = () => bm.toBytes();
+  beforeAll(() => {
+    bm = DirtyBitmap.create(core, N);
+    bm.setRange(5, 70);
+    h = bm.handle;
+  });
+
+  it('nbits 0, nbits over 2^31, and a non-u32 size', () => {
+    expect(core.x.bitmap_create(0)).toBe(-EINVAL);
+    expect(core.x.bitmap_create(2 ** 31 + 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_create(0xffffffff)).toBe(-EINVAL);
+    expect(() => DirtyBitmap.create(core, 1.5)).toThrow(InvalidArgumentError);
+    expect(() => DirtyBitmap.create(core, 2 ** 32 + 1)).toThrow(InvalidArgumentError);
+  });
+
+  it('single bits past the end', () => {
+    const was = snapshot();
+    expect(core.x.bitmap_set(h, N)).toBe(-EINVAL);
+    expect(core.x.bitmap_test(h, N)).toBe(-EINVAL);
+    expect(core.x.bitmap_next_set(h, N + 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_next_set(h, N)).toBe(-ENOENT);
+    expect(() => bm.set(-1)).toThrow(InvalidArgumentError);
+    expect(snapshot()).toEqual(was);
+  });
+
+  it('ranges past the end, including ones whose u32 sum wraps', () => {
+    const was = snapshot();
+    expect(core.x.bitmap_set_range(h, N - 3, 4)).toBe(-EINVAL);
+    expect(core.x.bitmap_clear_range(h, 0, N + 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_clear_range(h, 0xffffffff, 2)).toBe(-EINVAL);
+    expect(core.x.bitmap_count(h, 1, N)).toBe(-EINVAL);
+    expect(core.x.bitmap_runs(h, N, 1, core.x.bitmap_words(h), 1)).toBe(-EINVAL);
+    expect(() => bm.count(N + 1)).toThrow(InvalidArgumentError);
+    expect(snapshot()).toEqual(was);
+  });
+
+  it('a batch with one page past the end sets none of them; a batch outside memory', () => {
+    const was = snapshot();
+    const buf = core.x.heap_alloc(4 * 40);
+    core.u32().set(new Uint32Array(40).map((_, i) => (i === 37 ? N : 100 + (i % 30))), buf / 4);
+    expect(core.x.bitmap_set_batch(h, buf, 40)).toBe(-EINVAL);
+    expect(core.x.bitmap_set_batch(h, core.memory.buffer.byteLength - 8, 3)).toBe(-EINVAL);
+    expect(() => bm.setBatch(new Uint32Array([1, N]))).toThrow(InvalidArgumentError);
+    expect(snapshot()).toEqual(was);
+    core.x.heap_free(buf);
+  });
+
+  it('read and emit: s over 63, a bad range, a misaligned, overlapping or out-of-memory dst', () => {
+    const was = snapshot();
+    const dst = buffer(4, 0x5a);
+    const dstWas = bytesAt(dst, 32);
+    const words = core.x.bitmap_words(h);
+    expect(core.x.bitmap_read(h, 0, 10, dst, 64, 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_read(h, 100, 31, dst, 0, 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_read(h, 0, 10, dst + 4, 0, 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_read(h, 0, 10, words + 8, 0, 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_read(h, 0, 100, h - 8, 0, 1)).toBe(-EINVAL); // 2 words over the header
+    expect(core.x.bitmap_read(h, 0, 100, core.memory.buffer.byteLength - 8, 0, 1)).toBe(-EINVAL);
+    expect(core.x.bitmap_emit(h, 0, 100, 30, dst, 2, 2)).toBe(-EINVAL); // L = 3 words
+    expect(core.x.bitmap_emit(h, 0, 100, 64, dst, 0, 3)).toBe(-EINVAL);
+    expect(bytesAt(dst, 32)).toEqual(dstWas);
+    expect(core.x.bitmap_emit(h, 0, 100, 30, dst, 0, 3)).toBe(3); // the same dst is valid
+    expect(() => bm.readInto(bm, 0, { count: 10 })).toThrow(InvalidArgumentError);
+    const small = DirtyBitmap.create(core, 64);
+    expect(() => bm.readInto(small, 1, { count: 64 })).toThrow(InvalidArgumentError);
+    expect(small.count()).toBe(0);
+    small.dispose();
+    expect(snapshot()).toEqual(was);
+    core.x.heap_free(dst);
+  });
+
+  it('or: a range past either end, or overlapping ranges of one bitmap', () => {
+    const was = snapshot();
+    const other = DirtyBitmap.create(core, 64);
+    expect(core.x.bitmap_or(other.handle, 1, h, 0, 64)).toBe(-EINVAL);
+    expect(core.x.bitmap_or(other.handle, 0, h, 100, 31)).toBe(-EINVAL);
+    expect(core.x.bitmap_or(h, 10, h, 0, 11)).toBe(-EINVAL);
+    expect(core.x.bitmap_or(h, 10, h, 0, 10)).toBe(0); // touching, not overlapping
+    expect(other.count()).toBe(0);
+    other.dispose();
+    expect(snapshot()).toEqual(was);
+  });
+
+  it('convert: k out of range, a destination of the wrong size, the source itself', () => {
+    const was = snapshot();
+    const dst = DirtyBitmap.create(core, 66);
+    dst.set(65);
+    expect(core.x.bitmap_convert(h, dst.handle, 32)).toBe(-EINVAL);
+    expect(core.x.bitmap_convert(h, dst.handle, -32)).toBe(-EINVAL);
+    expect(core.x.bitmap_convert(h, dst.handle, 1)).toBe(-EINVAL); // wants 65 bits
+    expect(core.x.bitmap_convert(h, h, 0)).toBe(-EINVAL);
+    expect(() => bm.convert(40)).toThrow(InvalidArgumentError);
+    expect(Array.from(dst.runs())).toEqual([65, 1]);
+    dst.dispose();
+    expect(snapshot()).toEqual(was);
+  });
+});
