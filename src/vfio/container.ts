@@ -4,13 +4,9 @@ import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
 import type { Engine } from './engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
+import { uapi } from '../uapi.js';
 
-/** IOMMU types and extensions (SPEC §1.2). */
-export const VFIO_TYPE1_IOMMU = 1;
-export const VFIO_TYPE1v2_IOMMU = 3;
-export const VFIO_DMA_CC_IOMMU = 4;
-export const VFIO_UNMAP_ALL = 9;
-export const VFIO_UPDATE_VADDR = 10;
+const { VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_DMA_CC_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR } = uapi;
 
 export class Container {
   readonly engine: Engine;

@@ -1,9 +1,10 @@
 // One vfio_dma: a user mapping of [iova, iova+size) to the mapper's memory at vaddr.
 import type { Process } from './process.js';
 
+import { uapi } from '../uapi.js';
+
 /** IOMMU_READ / IOMMU_WRITE: the device's access rights. */
-export const IOMMU_READ = 1;
-export const IOMMU_WRITE = 2;
+export const { IOMMU_READ, IOMMU_WRITE } = uapi;
 
 export class Dma {
   /** Key of this dma in the container's IOVA tree. */

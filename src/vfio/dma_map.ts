@@ -3,20 +3,21 @@
 import {
   EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC,
 } from '../../assembly/constants.js';
+import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { Process } from './process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from './u64.js';
 
-export const MAP_FLAG_READ = 1;
-export const MAP_FLAG_WRITE = 2;
-export const MAP_FLAG_VADDR = 4;
-export const UNMAP_FLAG_GET_DIRTY_BITMAP = 1;
-export const UNMAP_FLAG_ALL = 2;
-export const UNMAP_FLAG_VADDR = 4;
-
-/** INT_MAX: the most pages a dirty bitmap may cover. */
-export const DIRTY_BITMAP_PAGES_MAX = 0x7fff_ffff;
+export const {
+  VFIO_DMA_MAP_FLAG_READ: MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE: MAP_FLAG_WRITE,
+  VFIO_DMA_MAP_FLAG_VADDR: MAP_FLAG_VADDR,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP: UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_ALL: UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_VADDR: UNMAP_FLAG_VADDR,
+  DIRTY_BITMAP_PAGES_MAX,
+} = uapi;
 
 /**
  * vfio_dma_do_map after the ioctl-level argsz/flags checks: 0 or -errno, nothing changed on

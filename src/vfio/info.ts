@@ -2,11 +2,15 @@
 // the valid-IOVA list is not empty; each capability padded to 8 bytes with zeros; `next` fields
 // are absolute offsets in the whole INFO buffer, whose fixed part is 24 bytes.
 import type { Type1 } from './type1.js';
-import { DIRTY_BITMAP_SIZE_MAX } from './ioctl.js';
+import { uapi } from '../uapi.js';
 
-export const CAP_IOVA_RANGE = 1;
-export const CAP_MIGRATION = 2;
-export const CAP_DMA_AVAIL = 3;
+const {
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION: CAP_MIGRATION,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: CAP_DMA_AVAIL,
+  DIRTY_BITMAP_SIZE_MAX,
+} = uapi;
+
 const FIXED = 24;
 
 /** The capability chain as it sits in the INFO buffer from offset 24. */

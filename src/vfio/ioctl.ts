@@ -7,31 +7,23 @@ import {
 } from '../../assembly/constants.js';
 import { Container } from './container.js';
 import { dirtyGet, dirtyStart, dirtyStop, reportToUser } from './dirty.js';
-import { mapDma, unmapDma, UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR, type UserBitmap } from './dma_map.js';
+import { uapi } from '../uapi.js';
+import { mapDma, unmapDma, type UserBitmap } from './dma_map.js';
 import type { Group } from './group.js';
 import { buildInfo } from './info.js';
 import type { Process } from './process.js';
 import type { Type1 } from './type1.js';
 import { ctz64, U64_MAX, userRangeOk } from './u64.js';
 
-const BASE = 0x3b00 + 100;
-export const VFIO_GET_API_VERSION = BASE + 0;
-export const VFIO_CHECK_EXTENSION = BASE + 1;
-export const VFIO_SET_IOMMU = BASE + 2;
-export const VFIO_GROUP_GET_STATUS = BASE + 3;
-export const VFIO_GROUP_SET_CONTAINER = BASE + 4;
-export const VFIO_GROUP_UNSET_CONTAINER = BASE + 5;
-export const VFIO_GROUP_GET_DEVICE_FD = BASE + 6;
-export const VFIO_IOMMU_GET_INFO = BASE + 12;
-export const VFIO_IOMMU_MAP_DMA = BASE + 13;
-export const VFIO_IOMMU_UNMAP_DMA = BASE + 14;
-export const VFIO_IOMMU_DIRTY_PAGES = BASE + 17;
-
-const DIRTY_START = 1;
-const DIRTY_STOP = 2;
-const DIRTY_GET_BITMAP = 4;
-/** DIRTY_BITMAP_SIZE_MAX: the largest user bitmap, 256 MiB. */
-export const DIRTY_BITMAP_SIZE_MAX = 0x1000_0000n;
+const {
+  VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU, VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_START: DIRTY_START, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: DIRTY_STOP,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: DIRTY_GET_BITMAP, DIRTY_BITMAP_SIZE_MAX,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_VADDR,
+  VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_INFO_CAPS,
+} = uapi;
 
 type Arg = number | bigint | string | Uint8Array | undefined;
 
@@ -119,7 +111,7 @@ function getInfo(t: Type1, b: Uint8Array | null): number {
   const fixed = new Uint8Array(24);
   const f = view(fixed);
   f.setUint32(0, outArgsz, true);
-  f.setUint32(4, caps.length ? 3 : 1, true); // PGSIZES, and CAPS (MIGRATION is always there)
+  f.setUint32(4, VFIO_IOMMU_INFO_PGSIZES | (caps.length ? VFIO_IOMMU_INFO_CAPS : 0), true);
   f.setBigUint64(8, t.pgsizeBitmap, true);
   f.setUint32(16, capOffset, true);
   b.set(fixed.subarray(0, n), 0);
@@ -141,8 +133,8 @@ function unmapIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
   const argsz = v.getUint32(0, true);
   const flags = v.getUint32(4, true);
   if (argsz < 24 || (flags & ~7) !== 0) return -EINVAL;
-  const withBitmap = (flags & UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
-  if (withBitmap && (flags & (UNMAP_FLAG_ALL | UNMAP_FLAG_VADDR)) !== 0) return -EINVAL;
+  const withBitmap = (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+  if (withBitmap && (flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR)) !== 0) return -EINVAL;
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
   let bm: UserBitmap | null = null;
@@ -199,7 +191,8 @@ function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number 
       if (!b || b.length < 8) return -EFAULT;
       const v = view(b);
       if (v.getUint32(0, true) < 8) return -EINVAL;
-      v.setUint32(4, g.container ? 3 : g.viable ? 1 : 0, true);
+      const viable = g.container || g.viable ? VFIO_GROUP_FLAGS_VIABLE : 0;
+      v.setUint32(4, viable | (g.container ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0), true);
       return 0;
     }
     case VFIO_GROUP_SET_CONTAINER: {

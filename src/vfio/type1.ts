@@ -8,9 +8,10 @@ import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
 import type { Profile } from './profile.js';
 import { ctz64, U64_MAX } from './u64.js';
+import { uapi } from '../uapi.js';
 
 /** pgsize bitmap of a container with no IOMMU domain. */
-export const NO_DOMAIN_PGSIZES = 0xffff_ffff_ffff_f000n;
+const NO_DOMAIN_PGSIZES = uapi.PGSIZE_BITMAP_NO_DOMAIN;
 
 export type Range = readonly [bigint, bigint];
 
@@ -40,7 +41,7 @@ export class Type1 {
   /** Valid IOVA ranges, inclusive, ascending; empty with no IOMMU domain (anything goes). */
   validRanges: Range[] = [];
   /** Supported IOMMU page sizes. */
-  pgsizeBitmap = NO_DOMAIN_PGSIZES;
+  pgsizeBitmap: bigint = NO_DOMAIN_PGSIZES;
   /** log2 of the smallest page size: the dirty-tracking granularity. */
   pgshift = 12;
 

@@ -4,7 +4,7 @@
 import { EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
-import { Container, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from './container.js';
+import type { Container } from './container.js';
 import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
 import {
   mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
@@ -12,7 +12,9 @@ import {
 } from './dma_map.js';
 import type { Group } from './group.js';
 import type { Process } from './process.js';
-import { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from './ioctl.js';
+import { uapi } from '../uapi.js';
+
+const { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } = uapi;
 import type { Type1 } from './type1.js';
 import { isU64 } from './u64.js';
 

@@ -1,3 +1,5 @@
+import { uapi } from '../uapi.js';
+
 // 64-bit address arithmetic. IOVAs, sizes and user addresses are u64 in the kernel; here they are
 // bigint, and every wrap the kernel would see is computed explicitly.
 
@@ -5,7 +7,7 @@ export const U64_MAX = (1n << 64n) - 1n;
 export const TWO_64 = 1n << 64n;
 
 /** The x86-64 user-space top: a user range reaching past it fails access_ok. */
-export const USER_TOP = 0x7fff_ffff_f000n;
+export const USER_TOP = uapi.TASK_SIZE_MAX;
 
 /** True when `x` is an integer bigint in [0, 2^64). */
 export function isU64(x: unknown): x is bigint {
