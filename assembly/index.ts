@@ -39,6 +39,19 @@ export {
   tree_collect,
   tree_find_batch,
 } from './iova_tree';
-export * from './pin_table';
+export {
+  pins_create,
+  pins_free,
+  pins_clear,
+  pins_size,
+  pins_count,
+  pins_pin_range,
+  pins_unpin_range,
+  pins_pin_batch,
+  pins_unpin_batch,
+  pins_mark,
+  pins_count_range,
+  pins_collect,
+} from './pin_table';
 export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
 export * from './report';

@@ -103,6 +103,30 @@ export interface CoreExports {
   tree_find_batch(t: number, addrs: number, n: number, out: number): number;
 
   // ---- pin_table (assembly/pin_table.ts) ----------------------------------------------------
+  /** Creates an empty pin table (one per vfio_dma); its handle, or -ENOMEM. */
+  pins_create(): number;
+  /** Frees a pin table. */
+  pins_free(p: number): void;
+  /** Drops every pin and frees the table's slots. */
+  pins_clear(p: number): void;
+  /** Distinct pinned pages. */
+  pins_size(p: number): number;
+  /** Refcount of one page (0 when not pinned). */
+  pins_count(p: number, page: bigint): number;
+  /** Pins pages first..first+n-1 (budget < 0: unlimited; bm 0: no bitmap): new pages, -ENOMEM or -EINVAL. */
+  pins_pin_range(p: number, first: bigint, n: number, budget: number, bm: number, shift: number): number;
+  /** Unpins pages first..first+n-1 once each (unpinned pages ignored): pages released. */
+  pins_unpin_range(p: number, first: bigint, n: number): number;
+  /** pins_pin_range for n u64 pages at `pages` (repeats allowed): new pages, -ENOMEM or -EINVAL. */
+  pins_pin_batch(p: number, pages: number, n: number, budget: number, bm: number, shift: number): number;
+  /** pins_unpin_range for n u64 pages at `pages`: pages released. */
+  pins_unpin_batch(p: number, pages: number, n: number): number;
+  /** Sets bit (q - first) >> shift of bm for every pinned page q in the window of nbits: 0 or -EINVAL. */
+  pins_mark(p: number, bm: number, first: bigint, nbits: number, shift: number): number;
+  /** Pinned pages in [first, first + n). */
+  pins_count_range(p: number, first: bigint, n: bigint): number;
+  /** Writes up to max 16-byte {page u64, count u32, pad} records, lowest pages ascending; the count. */
+  pins_collect(p: number, out: number, max: number): number;
 
   // ---- user_memory (assembly/user_memory.ts) ------------------------------------------------
   /** A new empty sparse user memory; the handle or -ENOMEM. */
