@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
+import { GuestLayout } from '../sim/guest_layout.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
 import {
   OptionError,
@@ -115,6 +116,10 @@ export function checkConfig(c: SimConfig): void {
   if (c.vgpuPinned % (2 * MiB)) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
   if (c.vgpuPinned > (c.vgpuRegion - 8 * MiB) / 2) {
     throw new OptionError('vgpu-pinned', 'must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn');
+  }
+  const top = new GuestLayout(c.memory, c.lowMemory).slots.at(-1)!;
+  if (c.vgpuRegion > top.size) {
+    throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top.size / MiB} MiB with these --memory and --low-memory)`);
   }
   if (c.vgpuChurn > 64 * GiB) throw new OptionError('vgpu-churn', 'must be at most 64GiB/s');
   if (c.vgpuDmaRate > 4 * GiB) throw new OptionError('vgpu-dma-rate', 'must be at most 4GiB/s');

@@ -1,0 +1,200 @@
+// Replays a recorded trace (src/sim/trace.ts) against the engine, one line at a time: each line
+// is parsed, then applied through the typed API and the devices' CONTRACT calls. A bad line, or
+// an event the engine refuses, stops the replay with a TraceError naming the line and the
+// reason; nothing after it runs. Each `read` yields its report's bitmap and runs.
+import { VfioError, errnoName } from '../errors.js';
+import { readReport, type PageRun } from '../export/dirty_report.js';
+import { uapi } from '../uapi.js';
+import type { SimContainer, SimEngine, SimGroup, SimProcess } from './simulator.js';
+import { parseTraceLine, TraceError, traceLines, type TraceEvent } from './trace.js';
+import type { MdevDevice } from './vgpu.js';
+
+/** One `read` of a trace: where it came from and what it found. */
+export interface ReadResult {
+  /** 1-based number of the read in the trace. */
+  index: number;
+  /** Line of the trace it came from. */
+  line: number;
+  label?: string;
+  /** Range read, and the page size of the bitmap (the container's, or the read's `pagesize`). */
+  iova: bigint;
+  size: bigint;
+  pgsize: bigint;
+  /** Bits in the bitmap. */
+  pages: number;
+  /** Dirty pages. */
+  count: number;
+  /** Sorted, merged runs, bytes. */
+  runs: PageRun[];
+  /** The bitmap in the kernel layout. */
+  bytes: Uint8Array;
+}
+
+/** A device the trace declared, and the pins its driver holds (for dma_unmap notifications). */
+interface TraceDevice {
+  name: string;
+  group: SimGroup;
+  dev: MdevDevice;
+  pins: { iova: bigint; npage: number }[];
+}
+
+/** The default device, made on first need when a trace declares none. */
+const DEFAULT_DEVICE = 'dev0';
+
+/** Applies trace events to one container in one process of `engine`. */
+export class Replayer {
+  private readonly engine: SimEngine;
+  private readonly proc: SimProcess;
+  private readonly c: SimContainer;
+  private readonly devices = new Map<string, TraceDevice>();
+  private iommuSet = false;
+  private reads = 0;
+
+  constructor(engine: SimEngine) {
+    this.engine = engine;
+    this.proc = engine.createProcess();
+    this.c = engine.openContainer(this.proc);
+  }
+
+  /**
+   * Applies one event. Returns the read's result for a `read`, else null.
+   * @throws VfioError (or RangeError) when the engine refuses; the caller names the line
+   */
+  apply(ev: TraceEvent, line: number): ReadResult | null {
+    switch (ev.op) {
+      case 'device':
+        if (this.devices.has(ev.name)) throw new Error(`device "${ev.name}" is already declared`);
+        this.addDevice(ev.name, ev.kind, ev.pins);
+        return null;
+      case 'map':
+        this.ready();
+        this.c.map({ iova: ev.iova, size: ev.size, vaddr: this.proc.mmap(ev.size), read: ev.read, write: ev.write });
+        return null;
+      case 'unmap':
+        this.ready();
+        this.c.unmap({ iova: ev.iova, size: ev.size });
+        return null;
+      case 'pin': {
+        const d = this.device(ev.device);
+        const prot = uapi.IOMMU_READ | (ev.write ? uapi.IOMMU_WRITE : 0);
+        const r = d.dev.pinPages(ev.iova, ev.npage, prot);
+        if (r < 0) throw new Error(`vfio_pin_pages by "${d.name}" failed: ${errnoName(r)}`);
+        d.pins.push({ iova: ev.iova, npage: ev.npage });
+        return null;
+      }
+      case 'unpin': {
+        const d = this.device(ev.device);
+        d.dev.unpinPages(ev.iova, ev.npage);
+        const i = d.pins.findIndex((p) => p.iova === ev.iova && p.npage === ev.npage);
+        if (i >= 0) d.pins.splice(i, 1);
+        return null;
+      }
+      case 'write': {
+        const d = this.device(ev.device);
+        const r = d.dev.dmaRw(ev.iova, new Uint8Array(ev.length).fill(ev.value), true);
+        if (r < 0) throw new Error(`vfio_dma_rw write by "${d.name}" failed: ${errnoName(r)}`);
+        return null;
+      }
+      case 'start':
+        this.ready();
+        this.c.dirty.start();
+        return null;
+      case 'stop':
+        this.ready();
+        this.c.dirty.stop();
+        return null;
+      case 'read':
+        this.ready();
+        return this.read(ev, line);
+    }
+  }
+
+  private read(ev: Extract<TraceEvent, { op: 'read' }>, line: number): ReadResult {
+    const report = readReport(this.c, { iova: ev.iova, size: ev.size, clear: ev.clear });
+    const view = ev.pageSize && ev.pageSize !== report.pgsize ? report.atPageSize(ev.pageSize) : report;
+    try {
+      return {
+        index: ++this.reads,
+        line,
+        ...(ev.label ? { label: ev.label } : {}),
+        iova: view.iova,
+        size: view.size,
+        pgsize: view.pgsize,
+        pages: view.pages,
+        count: view.count,
+        runs: view.runs(),
+        bytes: view.bytes(),
+      };
+    } finally {
+      if (view !== report) view.dispose();
+      report.dispose();
+    }
+  }
+
+  /** The container is usable once a group is attached and the IOMMU set: the default device. */
+  private ready(): void {
+    if (!this.iommuSet) this.addDevice(DEFAULT_DEVICE, 'emulated', true);
+  }
+
+  private addDevice(name: string, kind: 'emulated' | 'iommu', pins: boolean): void {
+    const group = this.engine.createGroup({ kind, devices: [name] });
+    this.c.attach(group);
+    if (!this.iommuSet) {
+      this.c.setIommu('type1v2');
+      this.iommuSet = true;
+    }
+    this.c.openDevice(group, name);
+    const d: TraceDevice = { name, group, dev: group.devices[0], pins: [] };
+    if (pins) {
+      d.dev.registerDmaUnmap((iova, size) => {
+        for (const p of [...d.pins]) {
+          const end = p.iova + BigInt(p.npage) * 4096n;
+          if (end > iova && p.iova < iova + size) {
+            d.dev.unpinPages(p.iova, p.npage);
+            d.pins.splice(d.pins.indexOf(p), 1);
+          }
+        }
+      });
+    }
+    this.devices.set(name, d);
+  }
+
+  private device(name: string | undefined): TraceDevice {
+    this.ready();
+    if (name === undefined) {
+      for (const d of this.devices.values()) return d; // the first declared
+    }
+    const d = this.devices.get(name ?? DEFAULT_DEVICE);
+    if (!d) throw new Error(`no device named "${name}" (declare it with {"op":"device","name":"${name}"})`);
+    return d;
+  }
+}
+
+/**
+ * Replays `text` line by line, handing each read's result to `onRead` as it happens.
+ * @returns counts of events applied and reads made
+ * @throws TraceError for the first bad line (parse error or refused event); nothing after it ran
+ */
+export function replayTrace(engine: SimEngine, text: string, onRead: (r: ReadResult) => void): { events: number; reads: number } {
+  const r = new Replayer(engine);
+  let events = 0;
+  let reads = 0;
+  for (const [line, src] of traceLines(text)) {
+    const ev = parseTraceLine(src, line);
+    if (!ev) continue;
+    let result: ReadResult | null;
+    try {
+      result = r.apply(ev, line);
+    } catch (e) {
+      if (e instanceof VfioError) throw new TraceError(line, `${ev.op} refused by the engine: ${e.message}`);
+      if (e instanceof TraceError) throw e;
+      throw new TraceError(line, `${ev.op} failed: ${(e as Error).message}`);
+    }
+    events++;
+    if (result) {
+      reads++;
+      onRead(result);
+    }
+  }
+  return { events, reads };
+}
