@@ -213,6 +213,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   if (ptDevice) ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
   c.dirty.stop();
   cpuLog.dispose();
+  c.unmapAll();
   c.close();
 
   const last = rounds[rounds.length - 1];

@@ -1,0 +1,173 @@
+// The command line, run in-process through main(argv, io): help, usage errors that name the
+// option, the JSON summary's schema (as the README documents it), the report and export files,
+// and replay's output and exit status.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { SUMMARY_SCHEMA } from '../src/sim/summary.js';
+
+function io(tty = false) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: { out: { write: (s: string) => out.push(s), isTTY: tty, columns: 120 }, err: { write: (s: string) => err.push(s) } },
+    out: () => out.join(''),
+    err: () => err.join(''),
+  };
+}
+
+const small = ['--memory', '512MiB', '--vgpu-region', '64MiB', '--vgpu-pinned', '8MiB', '--max-rounds', '5'];
+const tmp = () => mkdtempSync(join(tmpdir(), 'vfio-dirty-cli-'));
+
+describe('vfio-dirty', () => {
+  it('prints the commands for --help and a usage error without a command', async () => {
+    const a = io();
+    expect(await main(['--help'], a.io)).toBe(0);
+    expect(a.out()).toContain('simulate');
+    expect(a.out()).toContain('replay TRACE.jsonl');
+    const b = io();
+    expect(await main([], b.io)).toBe(2);
+    const c = io();
+    expect(await main(['simulat'], c.io)).toBe(2);
+    expect(c.err()).toContain('unknown command "simulat"');
+  });
+
+  it('explains every simulate option with its default', async () => {
+    const a = io();
+    expect(await main(['simulate', '--help'], a.io)).toBe(0);
+    for (const s of ['--memory SIZE', '(default 16GiB)', '--bandwidth RATE', '(default 10Gbit/s)', '--downtime-limit TIME', '(default 300ms)', '--workload KIND', '(default mixed)', '--seed N', '--json', '--report FILE', '--export DIR', '--config FILE']) {
+      expect(a.out()).toContain(s);
+    }
+    const b = io();
+    expect(await main(['help', 'replay'], b.io)).toBe(0);
+    expect(b.out()).toContain('--export DIR');
+  });
+
+  it('rejects a bad option with a message naming it, before running anything', async () => {
+    const a = io();
+    expect(await main(['simulate', '--downtime-limit', 'soon'], a.io)).toBe(2);
+    expect(a.err()).toBe('vfio-dirty simulate: --downtime-limit: expected a time like 300ms or 0.5s, got "soon"\n' +
+      'Run `vfio-dirty simulate --help` for the options and their defaults.\n');
+    expect(a.out()).toBe('');
+  });
+
+  it('prints plain progress lines and a summary when not on a terminal', async () => {
+    const a = io(false);
+    expect(await main(['simulate', ...small], a.io)).toBe(0);
+    const text = a.out();
+    expect(text).toMatch(/^round {2}0 bulk {8}sent {3}512 MiB in {3}429 ms\n/);
+    expect(text).toContain('result:          converged');
+    expect(text).toContain('engine time:');
+    expect(text).not.toContain('\r');
+  });
+
+  it('draws a bar in place on a terminal', async () => {
+    const a = io(true);
+    expect(await main(['simulate', ...small], a.io)).toBe(0);
+    expect(a.out()).toContain('\r\x1b[2Kround 0 bulk [');
+    expect(a.out()).toContain('##############################]');
+  });
+
+  it('prints the JSON summary with the documented schema', async () => {
+    const a = io();
+    expect(await main(['simulate', ...small, '--json', '--progress', 'lines'], a.io)).toBe(0);
+    const s = JSON.parse(a.out());
+    expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
+    expect(Object.keys(s).sort()).toEqual(
+      ['allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+    );
+    expect(s.schema).toBe(SUMMARY_SCHEMA);
+    expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
+    expect(Object.keys(s.roundsDetail[0]).sort()).toEqual([
+      'allDirty', 'bytesSent', 'devicePages', 'dirtyPages', 'dirtyRate', 'durationS', 'expectedDowntimeS', 'harvestMs',
+      'pagesSent', 'phase', 'round', 'runs', 'startS',
+    ]);
+    expect(Object.keys(s.config).sort()).toEqual([
+      'bandwidth', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
+      'memory', 'passthrough', 'seed', 'step', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+    ]);
+    expect(s.config.memory).toBe(512 * 2 ** 20);
+    expect(s.roundsDetail[0].phase).toBe('bulk');
+    expect(s.roundsDetail.at(-1).phase).toBe(s.converged ? 'stop-copy' : 'unconverged');
+    expect(s.engine.harvests).toBe(s.roundsDetail.length - 1);
+  });
+
+  it('writes the HTML report and the per-round exports', async () => {
+    const dir = tmp();
+    const a = io();
+    expect(await main(['simulate', ...small, '--report', join(dir, 'r.html'), '--export', join(dir, 'x'), '--progress', 'none'], a.io)).toBe(0);
+    const html = readFileSync(join(dir, 'r.html'), 'utf8');
+    expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/); // nothing external
+    const files = readdirSync(join(dir, 'x'));
+    expect(files.filter((f) => f.endsWith('.bitmap')).length).toBe(files.length / 2);
+    expect(a.out()).toContain(`report:          ${join(dir, 'r.html')}`);
+  });
+
+  it('takes options from a config file', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ memory: '512MiB', 'vgpu-region': '64MiB', 'vgpu-pinned': '8MiB', workload: 'sweep', json: true }));
+    const a = io();
+    expect(await main(['simulate', '--config', join(dir, 'c.json'), '--progress', 'none'], a.io)).toBe(0);
+    expect(JSON.parse(a.out()).config.workload).toBe('sweep');
+  });
+});
+
+describe('vfio-dirty replay', () => {
+  const trace = [
+    '{"op":"map","iova":"0x0","size":"0x100000"}',
+    '{"op":"start"}',
+    '{"op":"pin","iova":"0x3000","npage":2}',
+    '{"op":"read","iova":"0x0","size":"0x100000"}',
+    '{"op":"unpin","iova":"0x3000","npage":2}',
+    '{"op":"read","iova":"0x0","size":"0x100000","label":"after unpin"}',
+  ];
+
+  it('prints each read and a count', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 't.jsonl'), `${trace.join('\n')}\n`);
+    const a = io();
+    expect(await main(['replay', join(dir, 't.jsonl')], a.io)).toBe(0);
+    expect(a.out()).toBe(
+      'read 1 (line 4) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n' +
+      'read 2 (line 6, after unpin) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n' +
+      'replayed 6 events, 2 reads\n',
+    );
+  });
+
+  it('prints JSON lines and exports bitmaps', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 't.jsonl'), trace.join('\n'));
+    const a = io();
+    expect(await main(['replay', join(dir, 't.jsonl'), '--json', '--export', join(dir, 'x')], a.io)).toBe(0);
+    const lines = a.out().trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({
+      read: 1, line: 4, iova: '0x0', size: '0x100000', pgsize: 4096, pages: 256, dirty: 2,
+      runs: [{ iova: '0x3000', length: '0x2000' }], bitmap: `18${'0'.repeat(62)}`,
+    });
+    expect(readdirSync(join(dir, 'x')).sort()).toEqual(['read-001.bitmap', 'read-001.runs.json', 'read-002.bitmap', 'read-002.runs.json']);
+    expect([...readFileSync(join(dir, 'x', 'read-001.bitmap'))]).toEqual([0x18, ...new Array(31).fill(0)]);
+  });
+
+  it('stops at a bad line with its number and reason, running nothing after it', async () => {
+    const dir = tmp();
+    const bad = [...trace.slice(0, 4), '{"op":"pin","iova":"0x3000","npage":"two"}', ...trace.slice(5)];
+    writeFileSync(join(dir, 't.jsonl'), bad.join('\n'));
+    const a = io();
+    expect(await main(['replay', join(dir, 't.jsonl')], a.io)).toBe(1);
+    expect(a.out()).toBe('read 1 (line 4) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n');
+    expect(a.err()).toBe(`${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
+  });
+
+  it('needs exactly one trace file that exists', async () => {
+    const a = io();
+    expect(await main(['replay'], a.io)).toBe(2);
+    expect(a.err()).toContain('--trace: give the trace file: vfio-dirty replay TRACE.jsonl');
+    const b = io();
+    expect(await main(['replay', join(tmp(), 'none.jsonl')], b.io)).toBe(2);
+    expect(b.err()).toMatch(/--trace: cannot read .*none\.jsonl/);
+    expect(existsSync('none.jsonl')).toBe(false);
+  });
+});
