@@ -54,7 +54,8 @@ function emitOnes(out: usize, count: u32, s: u32, from: u32, n: u32): void {
  * (= bitmap.data + 8w), frame by frame; then the dma's bitmap is reset. `allDirty` reports every
  * page (the rule of §5.8). Returns 0, or -ENOMEM (frames could not be had; nothing changed).
  */
-export function report_user(um: usize, addr: u64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32): i32 {
+export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32): i32 {
+  const addr = <u64>user; // below 2^47 (checked by the host): exact in a double
   const nbits = bitmap_nbits(bm);
   const L = <u32>((<u64>nbits + <u64>s + 63) >> 6);
   const bytes = <u64>L << 3;

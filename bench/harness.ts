@@ -29,6 +29,8 @@ export interface BenchGroup {
   target?: string;
   /** Checks a measured group against its target; true when met. */
   check?: (r: GroupResult) => boolean;
+  /** Measurements outside benchmark.js (first/last thousand, memory), as printable lines. */
+  notes?: () => string[] | Promise<string[]>;
 }
 
 export interface CaseResult {
@@ -50,6 +52,7 @@ export interface GroupResult {
   target?: string;
   met?: boolean;
   cases: CaseResult[];
+  notes?: string[];
 }
 
 export interface RunOptions {
@@ -91,6 +94,7 @@ export async function runGroup(g: BenchGroup, opts: RunOptions): Promise<GroupRe
       };
     });
     const r: GroupResult = { group: g.name, target: g.target, cases };
+    if (g.notes) r.notes = await g.notes();
     if (g.check) r.met = g.check(r);
     return r;
   } finally {
@@ -126,6 +130,7 @@ export function formatTable(results: GroupResult[]): string {
         `  ${c.name.padEnd(36)} ${ms.padStart(12)} ms  ±${c.rme.toFixed(1).padStart(4)}%  x${c.ratio.toFixed(2)}${rate}`,
       );
     }
+    for (const n of r.notes ?? []) lines.push(`  - ${n}`);
   }
   return lines.join('\n');
 }

@@ -129,6 +129,7 @@ export interface CoreExports {
   pins_collect(p: number, out: number, max: number): number;
 
   // ---- user_memory (assembly/user_memory.ts) ------------------------------------------------
+  // User addresses are below 2^47 and travel as plain numbers (f64), exact at that size.
   /** A new empty sparse user memory; the handle or -ENOMEM. */
   um_create(): number;
   /** Frees a user memory with its tables and frames. */
@@ -136,13 +137,27 @@ export interface CoreExports {
   /** 4 KiB frames in use (pages ever written). */
   um_frames(um: number): number;
   /** Copies len bytes from linear memory at src to user address addr: 0, -ENOMEM or -EFAULT. */
-  um_write(um: number, addr: bigint, src: number, len: number): number;
+  um_write(um: number, addr: number, src: number, len: number): number;
   /** Copies len bytes at user address addr to linear memory at dst (zeros where unwritten). */
-  um_read(um: number, addr: bigint, dst: number, len: number): number;
+  um_read(um: number, addr: number, dst: number, len: number): number;
   /** Frames every page of [addr, addr+len): blocks added, -ENOMEM (nothing added) or -EFAULT. */
-  um_reserve(um: number, addr: bigint, len: bigint): number;
+  um_reserve(um: number, addr: number, len: number): number;
 
   // ---- report (assembly/report.ts) ----------------------------------------------------------
+  /**
+   * One dma's report into user memory at `addr` (the user bitmap's word w): the kernel footprint
+   * of its bits shifted by s (all ones when allDirty), then the bitmap is cleared and the pinned
+   * pages of `pins` (0: none) marked again at bit page >> shift. 0, or -ENOMEM with nothing done.
+   */
+  report_user(um: number, addr: number, bm: number, s: number, pins: number, shift: number, allDirty: number): number;
+  /**
+   * Bits [first, first + count) of a dma's bitmap into linear memory at dst, shifted by s (all
+   * ones when allDirty); clear != 0 clears the range and marks pinned pages again. Words written.
+   */
+  report_words(
+    dst: number, bm: number, first: number, count: number, s: number, pins: number, shift: number,
+    allDirty: number, clear: number,
+  ): number;
 }
 
 /** Which compiled core to run: `release` (optimised, SIMD) or `debug` (assertions kept). */

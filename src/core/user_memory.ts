@@ -35,7 +35,7 @@ export class UserMemory {
     if (buf < 0) return buf;
     try {
       this.core.u8().set(bytes, buf);
-      return x.um_write(this.handle, addr, buf, bytes.length);
+      return x.um_write(this.handle, Number(addr), buf, bytes.length);
     } finally {
       x.heap_free(buf);
     }
@@ -49,7 +49,7 @@ export class UserMemory {
     const buf = x.heap_alloc(length);
     if (buf < 0) return buf;
     try {
-      const r = x.um_read(this.handle, addr, buf, length);
+      const r = x.um_read(this.handle, Number(addr), buf, length);
       if (r < 0) return r;
       out.set(this.core.u8().subarray(buf, buf + length));
       return out;

@@ -27,6 +27,7 @@ export function dirtyStart(t: Type1): number {
     if (bm < 0) return undo(bm);
     if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, shift);
     d.bitmap = bm;
+    d.nbits = nbits;
     made.push(d);
   }
   t.tracking = true;
@@ -54,13 +55,11 @@ export function allDirty(t: Type1, d: Dma): boolean {
  * d's bitmap (§5.6). -EFAULT when the words it would touch are not all mapped (d unchanged).
  */
 export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data: bigint): number {
-  const o = (d.iova - base) >> BigInt(t.pgshift);
-  const w = o >> 6n;
-  const s = Number(o & 63n);
-  const words = (BigInt(t.nbits(d)) + BigInt(s) + 63n) >> 6n;
-  const addr = data + (w << 3n);
-  if (!proc.isMapped(addr, words << 3n)) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, addr, d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
+  const o = Number((d.iova - base) >> t.pgshiftBig); // < 2^52: exact
+  const s = o % 64;
+  const addr = data + BigInt((o - s) / 8);
+  if (!proc.isMapped(addr, BigInt(Math.ceil((d.nbits + s) / 64) * 8))) return -EFAULT;
+  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
   return r < 0 ? -ENOMEM : 0;
 }
 
@@ -71,7 +70,7 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
   const o = Number((d.iova - base) >> BigInt(t.pgshift));
   const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
-  t.core.x.report_words(at, d.bitmap, 0, t.nbits(d), o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
+  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
   return 0;
 }
 
@@ -88,8 +87,11 @@ export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
  * reported into the user bitmap at `data`, in ascending order.
  */
 export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, data: bigint): number {
-  if (bisects(t, iova, last)) return -EINVAL;
-  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+  const a = t.find(iova);
+  if (a && a.iova !== iova) return -EINVAL;
+  const b = a && a.last >= last ? a : t.find(last);
+  if (b && b.last !== last) return -EINVAL;
+  for (let d = a ?? t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
     const r = reportToUser(t, proc, d, iova, data);
     if (r < 0) return r;
   }

@@ -33,6 +33,8 @@ export class Dma {
   lockedVm = 0n;
   /** Core dirty bitmap handle while tracking (0 otherwise). */
   bitmap = 0;
+  /** Bits of that bitmap: size in pgsize pages, fixed while tracking. */
+  nbits = 0;
   /** Core pin table handle (0 until the first external pin). */
   pins = 0;
 

@@ -79,6 +79,7 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
       return bm;
     }
     d.bitmap = bm;
+    d.nbits = nbits;
   }
   return 0;
 }

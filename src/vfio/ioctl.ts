@@ -40,19 +40,27 @@ function numberArg(arg: Arg): number {
   return arg;
 }
 
+// Tools issue the same argument buffer call after call: keep the DataView of the last one.
+let lastBuf: Uint8Array | null = null;
+let lastView: DataView | null = null;
+
 function view(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (b !== lastBuf || lastView!.buffer !== b.buffer) {
+    lastView = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    lastBuf = b;
+  }
+  return lastView!;
 }
 
 /** verify_bitmap_size: the user bitmap holds npages bits and stays within DIRTY_BITMAP_SIZE_MAX. */
 function bitmapSizeOk(npages: bigint, bytes: bigint): boolean {
   if (npages === 0n || bytes === 0n || bytes > DIRTY_BITMAP_SIZE_MAX) return false;
-  return ((npages + 63n) / 64n) * 8n <= bytes;
+  return ((npages + 63n) >> 6n) << 3n <= bytes;
 }
 
 /** The user bitmap checks shared by unmap-with-bitmap and GET_BITMAP: 0 or -EINVAL. */
 function checkUserBitmap(size: bigint, bm: UserBitmap): number {
-  if (bm.data + bm.size > U64_MAX || !userRangeOk(bm.data, bm.size)) return -EINVAL;
+  if (!userRangeOk(bm.data, bm.size)) return -EINVAL;
   if (bm.pgsize === 0n) return -EINVAL; // ctz of 0 is undefined in the kernel; refused here
   return bitmapSizeOk(size >> BigInt(ctz64(bm.pgsize)), bm.size) ? 0 : -EINVAL;
 }
@@ -166,7 +174,6 @@ function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
   if (b.length < 48) return -EFAULT;
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
-  const bm: UserBitmap = { pgsize: v.getBigUint64(24, true), size: v.getBigUint64(32, true), data: v.getBigUint64(40, true) };
   const p = t.profile;
   if (p.topEndUsable) {
     if (size === 0n) return -EINVAL;
@@ -174,14 +181,14 @@ function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
   } else if (iova + size > U64_MAX) {
     return -EINVAL; // before v6.18 a range ending exactly at 2^64 wraps here too
   }
-  const r = checkUserBitmap(size, bm);
-  if (r < 0) return r;
-  const mask = t.pgsize - 1n;
-  if (bm.pgsize !== t.pgsize) return -EINVAL;
-  if ((iova & mask) !== 0n) return -EINVAL;
-  if (size === 0n || (size & mask) !== 0n) return -EINVAL;
-  if (!t.tracking) return -EINVAL;
-  return dirtyGet(t, proc, iova, iova + size - 1n, bm.data);
+  // Every check left fails with EINVAL, so their order cannot be observed: cheapest first. A
+  // bitmap.pgsize equal to the container's also settles the kernel's ctz(bitmap.pgsize).
+  if (!t.tracking || v.getBigUint64(24, true) !== t.pgsize) return -EINVAL;
+  if (((iova | size) & (t.pgsize - 1n)) !== 0n) return -EINVAL;
+  const bytes = v.getBigUint64(32, true);
+  const data = v.getBigUint64(40, true);
+  if (!userRangeOk(data, bytes) || !bitmapSizeOk(size >> t.pgshiftBig, bytes)) return -EINVAL;
+  return dirtyGet(t, proc, iova, iova + size - 1n, data);
 }
 
 function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number {

@@ -171,7 +171,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
       break;
     }
     if (write) {
-      if (x.um_write(owner.um.handle, vaddr, buf + off, n) < 0) {
+      if (x.um_write(owner.um.handle, Number(vaddr), buf + off, n) < 0) {
         ret = -EFAULT; // the host could not back the page: the copy fails as a fault would
         break;
       }
@@ -182,7 +182,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
         x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
       }
     } else {
-      x.um_read(owner.um.handle, vaddr, buf + off, n);
+      x.um_read(owner.um.handle, Number(vaddr), buf + off, n);
     }
     off += n;
     a = (a + BigInt(n)) % TWO_64;

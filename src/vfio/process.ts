@@ -39,6 +39,7 @@ export class Process {
   /** Mapped regions [start, end), ascending and disjoint. */
   private readonly regions: [bigint, bigint][] = [];
   private nextAddr = MMAP_BASE;
+  private lastRegion: [bigint, bigint] | undefined;
 
   constructor(engine: Engine, o: ProcessOptions) {
     this.engine = engine;
@@ -66,6 +67,8 @@ export class Process {
 
   /** The region containing `addr`, or undefined. */
   private regionOf(addr: bigint): [bigint, bigint] | undefined {
+    const hot = this.lastRegion; // tools touch the same buffers call after call
+    if (hot && addr >= hot[0] && addr < hot[1]) return hot;
     const r = this.regions;
     let lo = 0;
     let hi = r.length - 1;
@@ -73,7 +76,7 @@ export class Process {
       const mid = (lo + hi) >> 1;
       if (addr < r[mid][0]) hi = mid - 1;
       else if (addr >= r[mid][1]) lo = mid + 1;
-      else return r[mid];
+      else return (this.lastRegion = r[mid]);
     }
     return undefined;
   }

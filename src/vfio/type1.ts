@@ -44,6 +44,10 @@ export class Type1 {
   pgsizeBitmap: bigint = NO_DOMAIN_PGSIZES;
   /** log2 of the smallest page size: the dirty-tracking granularity. */
   pgshift = 12;
+  /** 1 << pgshift, as bigint. */
+  pgsize = 4096n;
+  /** pgshift as bigint, for shifts. */
+  pgshiftBig = 12n;
 
   private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
     this.core = core;
@@ -58,10 +62,6 @@ export class Type1 {
     const tree = core.x.tree_create();
     if (tree < 0) return tree;
     return new Type1(core, profile, v2, tree, dmaEntryLimit);
-  }
-
-  get pgsize(): bigint {
-    return 1n << BigInt(this.pgshift);
   }
 
   get hasDomain(): boolean {
@@ -202,8 +202,7 @@ export class Type1 {
     }
     this.iommuGroups.push(g);
     this.validRanges = ranges;
-    this.pgsizeBitmap = pgsizes;
-    this.pgshift = pgshift;
+    this.setPgsizes(pgsizes);
     this.nonPinnedGroups++;
     g.attached = true;
     g.pinnedScope = false;
@@ -256,8 +255,7 @@ export class Type1 {
         if (!this.emulatedGroups.length) this.removeAll();
         else this.reaccount();
       }
-      this.pgsizeBitmap = pgsizesOf(this.iommuGroups);
-      this.pgshift = ctz64(this.pgsizeBitmap);
+      this.setPgsizes(pgsizesOf(this.iommuGroups));
       this.validRanges = this.rebuildRanges();
     }
     g.attached = false;
@@ -265,7 +263,7 @@ export class Type1 {
     if (updateScope) {
       this.nonPinnedGroups--;
       // The departing device's DMA since the last report is unknown: everything is dirty.
-      if (this.tracking) for (const d of this.dmas.values()) this.core.x.bitmap_set_range(d.bitmap, 0, this.nbits(d));
+      if (this.tracking) for (const d of this.dmas.values()) this.core.x.bitmap_set_range(d.bitmap, 0, d.nbits);
     }
   }
 
@@ -290,6 +288,13 @@ export class Type1 {
     let ranges: Range[] = [[lo, hi]];
     for (const g of this.iommuGroups) ranges = excludeAll(ranges, g.reserved);
     return ranges;
+  }
+
+  private setPgsizes(bm: bigint): void {
+    this.pgsizeBitmap = bm;
+    this.pgshift = ctz64(bm);
+    this.pgshiftBig = BigInt(this.pgshift);
+    this.pgsize = 1n << this.pgshiftBig;
   }
 
   /** Whether [a, b] lies inside one valid range (an empty list accepts anything). */

@@ -25,9 +25,10 @@ export function userRangeOk(addr: bigint, size: bigint): boolean {
   return addr + size <= USER_TOP;
 }
 
-/** Index of the lowest set bit of a non-zero bigint. */
+/** Index of the lowest set bit of a non-zero u64 bigint. */
 export function ctz64(x: bigint): number {
-  let n = 0;
-  while (((x >> BigInt(n)) & 1n) === 0n) n++;
-  return n;
+  const lo = Number(x & 0xffff_ffffn);
+  if (lo !== 0) return 31 - Math.clz32(lo & -lo);
+  const hi = Number((x >> 32n) & 0xffff_ffffn);
+  return 63 - Math.clz32(hi & -hi);
 }
