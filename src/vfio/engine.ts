@@ -93,8 +93,11 @@ export class Engine {
     return this.core.heapUsed();
   }
 
-  /** A deterministic snapshot of the whole model, for tests and debugging. */
-  inspect(): EngineSnapshot {
-    return snapshot(this);
+  /**
+   * A deterministic snapshot of the whole model, for tests and debugging. `bitmaps: false` leaves
+   * the dirty bitmaps out (null), for mappings whose hex would be hundreds of MiB.
+   */
+  inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot {
+    return snapshot(this, o.bitmaps ?? true);
   }
 }

@@ -32,7 +32,7 @@ export interface EngineSnapshot {
   heapUsed: number;
 }
 
-export function snapshot(e: Engine): EngineSnapshot {
+export function snapshot(e: Engine, bitmaps: boolean): EngineSnapshot {
   const core = e.core;
   const x = core.x;
   const containers = [...e.containers]
@@ -59,7 +59,7 @@ export function snapshot(e: Engine): EngineSnapshot {
             x.heap_free(buf);
           }
           let bitmap: string | null = null;
-          if (d.bitmap) {
+          if (d.bitmap && bitmaps) {
             const nbits = x.bitmap_nbits(d.bitmap) >>> 0;
             const bytes = Math.ceil(nbits / 64) * 8;
             const at = x.bitmap_words(d.bitmap);
