@@ -99,9 +99,9 @@ export class RefDma {
     for (const page of this.pins.keys()) this.setBits(this.bitOfPage(page, pgshift), 1);
   }
 
-  /** Pinned pages as [page, count] pairs, ascending. */
-  pinList(): [number, number][] {
-    return [...this.pins.entries()].sort((a, b) => a[0] - b[0]);
+  /** Pinned pages as [page, count] pairs, ascending (pages as bigint, as the engine reports them). */
+  pinList(): [bigint, number][] {
+    return [...this.pins.entries()].sort((a, b) => a[0] - b[0]).map(([p, n]) => [BigInt(p), n]);
   }
 
   /** Hex of the bitmap bytes (byte 0 first), or null when not tracking. */

@@ -31,7 +31,7 @@ export interface RefDmaSnapshot {
   iommuMapped: boolean;
   vaddrInvalid: boolean;
   lockCap: boolean;
-  pins: [number, number][];
+  pins: [bigint, number][];
   bitmap: string | null;
 }
 
@@ -98,7 +98,7 @@ export class RefEngine {
       fd: c.fd,
       iommu: c.iommu,
       tracking: c.tracking,
-      dmaAvail: c.dmaAvail,
+      dmaAvail: c.iommu ? c.dmaAvail : this.dmaEntryLimit,
       nonPinnedGroups: c.nonPinnedGroups,
       vaddrInvalidCount: c.vaddrInvalidCount,
       groups: c.groups.map((g) => g.id),

@@ -217,7 +217,7 @@ describe('reference: MAP and UNMAP (SPEC §7 B, C)', () => {
     f.driverUnpins = false;
     expect(f.UNMAP(0x10000n, 0x11000n)).toEqual({ ret: -EBUSY, size: 0x11000n });
     expect(f.calls.length).toBe(2);
-    expect(f.engine.inspect().containers[0].dmas.map((d) => [d.iova, d.pins])).toEqual([[0x20000n, [[0, 1]]]]);
+    expect(f.engine.inspect().containers[0].dmas.map((d) => [d.iova, d.pins])).toEqual([[0x20000n, [[0n, 1]]]]);
   });
 });
 
@@ -227,10 +227,10 @@ describe('reference: pinning (SPEC §7 D, §2.3)', () => {
     f.MAP(0n, P(8));
     expect(f.PIN('M', P(2), 2)).toBe(2);
     expect(f.PIN('M', P(2), 1, IOMMU_READ | IOMMU_WRITE)).toBe(1);
-    expect(f.engine.inspect().containers[0].dmas[0].pins).toEqual([[2, 2], [3, 1]]);
+    expect(f.engine.inspect().containers[0].dmas[0].pins).toEqual([[2n, 2], [3n, 1]]);
     expect(f.proc.lockedVm).toBe(2n);
     f.UNPIN('M', P(2), 2);
-    expect(f.engine.inspect().containers[0].dmas[0].pins).toEqual([[2, 1]]);
+    expect(f.engine.inspect().containers[0].dmas[0].pins).toEqual([[2n, 1]]);
     expect(f.proc.lockedVm).toBe(1n);
     expect([f.PIN('M', 0n, 513), f.PIN('M', 0n, 0), f.PIN('M', 0x800n, 1)]).toEqual([-E2BIG, -EINVAL, -EINVAL]);
     f.MAP(P(8), P(504));
@@ -260,7 +260,7 @@ describe('reference: pinning (SPEC §7 D, §2.3)', () => {
     e.PIN('M', 0n, 1);
     e.UNPIN('M', P(1), 1);
     e.UNPIN('M', P(100), 1);
-    expect(e.engine.inspect().containers[0].dmas[0].pins).toEqual([[0, 1]]);
+    expect(e.engine.inspect().containers[0].dmas[0].pins).toEqual([[0n, 1]]);
   });
 
   it('MAP charges up to RLIMIT_MEMLOCK exactly; replay and detach reaccount', async () => {
