@@ -143,10 +143,14 @@ export class DirtyReport {
    * ascending and maximal, from the core's run kernel. Computed once and kept.
    */
   compactRuns(): Uint32Array {
-    return (this.cachedRuns ??= this.bitmap.runs());
+    return (this.cachedRuns ??= gatherRuns(this.bitmap, this.count));
   }
 
-  /** Sorted, merged runs of dirty pages in bytes: `{ iova, length }`. */
+  /**
+   * Sorted, merged runs of dirty pages in bytes: `{ iova, length }`. Two bigints per run cost
+   * about 1 us a run (seconds for the 2.7 M runs of 1 TiB at 1 %): for millions of runs use
+   * compactRuns() or chunks().
+   */
   runs(): PageRun[] {
     const r = this.compactRuns();
     const out: PageRun[] = new Array(r.length >>> 1);
@@ -248,6 +252,40 @@ export class DirtyReport {
     this.bm = null;
     this.cachedBytes = undefined;
     this.cachedRuns = undefined;
+  }
+}
+
+/** Most runs one bitmap_runs call writes: a 2 MiB scratch buffer in the core. */
+const RUNS_BATCH = 1 << 18;
+
+/**
+ * Every run of `bm` from the core's run kernel, in as few calls as the scratch allows. There are
+ * at most `count` runs (one set bit each at least), so the result is sized once from the
+ * popcount: on a 1 TiB bitmap at 1 % this halves the time of growing the array while gathering
+ * 4096 runs per call (137 ms -> 80 ms here, the kernel itself taking 75 ms).
+ */
+function gatherRuns(bm: DirtyBitmap, count: number): Uint32Array {
+  if (count === 0) return new Uint32Array(0);
+  const x = bm.core.x;
+  const batch = Math.min(count, RUNS_BATCH);
+  const buf = x.heap_alloc(batch * 8);
+  if (buf < 0) throw vfioError(buf, 'report.runs');
+  try {
+    const out = new Uint32Array(2 * count);
+    let len = 0;
+    for (let pos = 0; pos < bm.nbits; ) {
+      const n = x.bitmap_runs(bm.handle, pos, bm.nbits - pos, buf, batch);
+      if (n < 0) throw vfioError(n, 'report.runs');
+      const got = bm.core.u32().subarray(buf >>> 2, (buf >>> 2) + 2 * n);
+      out.set(got, len);
+      len += 2 * n;
+      if (n < batch) break;
+      pos = got[2 * n - 2] + got[2 * n - 1];
+    }
+    // Keep the exact length; copy only when the bound wasted over half of the array.
+    return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
+  } finally {
+    x.heap_free(buf);
   }
 }
 

@@ -40,6 +40,7 @@ export interface SimContainer extends DirtyContainer {
   openDevice(group: SimGroup, name?: string): number;
   map(m: { iova: bigint; vaddr: bigint; size: bigint; read?: boolean; write?: boolean }): void;
   unmap(m: { iova: bigint; size: bigint }): bigint;
+  unmapAll(): bigint;
   readonly dirty: DirtyContainer['dirty'] & { start(): void; stop(): void };
   close(): void;
 }
