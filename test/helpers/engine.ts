@@ -1,7 +1,8 @@
 // The engine under test: the Wasm engine from src/index.ts, or, with VFIO_DIRTY_ENGINE=reference,
 // the plain-TS reference model (test/reference/engine.ts), which has the same surface. The types
 // below are the CONTRACT surface plus the engine extras the spec tests read (inspect()), written
-// from CONTRACT.md alone so the tests say what they rely on.
+// from CONTRACT.md alone so the tests say what they rely on. makeEngine assigns both engines to
+// this type without a cast, so the type checker reports any drift from CONTRACT in either.
 
 /** Options of createEngine (CONTRACT "Loading" plus the engine's own). */
 export interface EngineOptions {
@@ -86,12 +87,19 @@ export interface Engine {
   inspect(): Snapshot;
 }
 
-/** A fresh engine: the Wasm one, or the reference model when VFIO_DIRTY_ENGINE=reference. */
+/**
+ * A fresh engine: the Wasm one (VFIO_DIRTY_FLAVOUR=debug picks the debug build), or the reference
+ * model when VFIO_DIRTY_ENGINE=reference.
+ */
 export async function makeEngine(opts: EngineOptions = {}): Promise<Engine> {
   if (process.env.VFIO_DIRTY_ENGINE === 'reference') {
     const ref = await import('../reference/engine.js');
-    return (await ref.createEngine(opts)) as unknown as Engine;
+    const r: Engine = await ref.createEngine(opts);
+    return r;
   }
   const { createEngine } = await import('../../src/index.js');
-  return (await createEngine(opts)) as unknown as Engine;
+  // VFIO_DIRTY_FLAVOUR=debug runs the same tests on the debug build (assertions kept).
+  const flavour = opts.flavour ?? (process.env.VFIO_DIRTY_FLAVOUR === 'debug' ? 'debug' : undefined);
+  const e: Engine = await createEngine({ ...opts, flavour });
+  return e;
 }

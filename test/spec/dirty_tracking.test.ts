@@ -63,7 +63,43 @@ describe('V59 GET validation', () => {
   });
 });
 
+describe('§5.7 a range with no dmas touches no user memory', () => {
+  it('GET and unmap-with-bitmap succeed even with an unmapped bitmap address', async () => {
+    const s = await setup('E');
+    must(s.MAP(P(0x100), P(1)), 'MAP');
+    must(s.START(), 'START');
+    const data = unmappedAddr(s.proc);
+    expect(s.GET(0n, P(64), 8, { data }).ret).toBe(0);
+    const r = s.UMB(0n, P(64), 8, { data });
+    expect([r.ret, r.size]).toEqual([0, 0n]);
+  });
+});
+
 describe('§5.2 START / §5.3 STOP', () => {
+  it('an allocation failure in START is ENOMEM: everything allocated is freed, tracking stays off (§8 item 19)', async (ctx) => {
+    const s = await setup('E');
+    const e = s.engine as unknown as { failNthAllocation?: (n: number) => void; memoryInUse?: () => number };
+    if (typeof e.failNthAllocation !== 'function' || typeof e.memoryInUse !== 'function') ctx.skip();
+    for (let i = 0; i < 4; i++) must(s.MAP(P(0x100 * i), P(100)), 'MAP');
+    must(s.PIN('M', P(0x100), 1), 'PIN');
+    const heap = e.memoryInUse!();
+    let failures = 0;
+    for (let n = 1; n < 64; n++) {
+      e.failNthAllocation!(n);
+      const ret = s.START();
+      e.failNthAllocation!(0);
+      if (ret === 0) break;
+      failures++;
+      expect(ret).toBe(-errno.ENOMEM);
+      expect(s.container().tracking).toBe(false);
+      expect(s.container().dmas.map((d) => d.bitmap)).toEqual([null, null, null, null]);
+      expect(e.memoryInUse!()).toBe(heap);
+    }
+    expect(failures).toBeGreaterThanOrEqual(4); // one bitmap per dma at least
+    expect(s.container().tracking).toBe(true);
+    expect(s.GET(0n, P(0x400), 128).bytes[0x20]).toBe(1); // the pinned page P(0x100), bit 256
+  });
+
   it('START is allowed with no dmas; START again does not reset the bitmaps', async () => {
     const s = await setup('E');
     expect(s.START()).toBe(0);

@@ -83,6 +83,16 @@ describe('V1 extensions', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => s.ext(n))).toEqual([1, 0, 1, 1, 0, 0, 0, 0, 1, 0]);
   });
 
+  it('UPDATE_VADDR answers 0 while an emulated group is attached, 1 again after it leaves', async () => {
+    const s = await setup('I');
+    expect(s.ext(10)).toBe(1);
+    s.createGroup('M', 'emulated', { devices: ['mdev-m0'] });
+    must(s.attach('M'), 'attach M');
+    expect(s.ext(10)).toBe(0);
+    expect(s.proc.ioctl(s.gfds.M, F.VFIO_GROUP_UNSET_CONTAINER)).toBe(0);
+    expect(s.ext(10)).toBe(1);
+  });
+
   it('extension answers after SET_IOMMU in I (DMA_CC left out: coherency is not modelled)', async () => {
     const s = await setup('I');
     expect([1, 2, 3, 5, 6, 7, 8, 9, 10].map((n) => s.ext(n))).toEqual([1, 0, 1, 0, 0, 0, 0, 1, 1]);
@@ -246,6 +256,10 @@ describe('V9 DIRTY_PAGES framing (SPEC §1.4, §5.1)', () => {
     expect(s.container().tracking).toBe(false);
     const v1 = await setup('E', { v1: true });
     failsCleanly(v1, errno.EACCES, () => v1.START());
+    // The whole ioctl requires a v2 container, STOP and GET_BITMAP included.
+    failsCleanly(v1, errno.EACCES, () => v1.STOP());
+    must(v1.MAP(0n, P(4)), 'MAP v1');
+    failsCleanly(v1, errno.EACCES, () => v1.GET(0n, P(4), 8).ret);
   });
 
   it('an unreadable header is EFAULT; a GET_BITMAP body that is not there is EFAULT', async () => {

@@ -199,6 +199,21 @@ describe('§2.3 RLIMIT_MEMLOCK and CAP_IPC_LOCK', () => {
     expect(s.proc.lockedVm).toBe(0n);
   });
 
+  it('each mapping process is charged on its own locked_vm', async () => {
+    const a = await setup('I');
+    const pb = a.engine.createProcess({ memlockLimit: P(2) });
+    const g2 = a.engine.createGroup({ kind: 'iommu', devices: ['0000:66:00.0'] });
+    const cfd = must(pb.open('/dev/vfio/vfio'), 'open container B');
+    const gfd = must(pb.open(`/dev/vfio/${g2.id}`), 'open group B');
+    must(pb.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, cfd), 'SET_CONTAINER B');
+    must(pb.ioctl(cfd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU), 'SET_IOMMU B');
+    must(a.MAP(0n, P(4)), 'MAP A');
+    const mapB = (size: bigint) => pb.ioctl(cfd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: RW_FLAGS, vaddr: pb.mmap(size), iova: 0n, size }));
+    expect(mapB(P(3))).toBe(-errno.ENOMEM);
+    expect(mapB(P(2))).toBe(0);
+    expect([a.proc.lockedVm, pb.lockedVm]).toEqual([4n, 2n]);
+  });
+
   it('an unmapped vaddr faults while pinning: EFAULT, nothing kept', async () => {
     const s = await setup('I');
     failsCleanly(s, errno.EFAULT, () => s.MAP(0n, P(1), RW_FLAGS, unmappedAddr(s.proc)));

@@ -2,6 +2,7 @@
 // driver's dma_unmap op, the restart, the engine's EBUSY deviation; V26.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
+import { uapi } from '../../src/uapi.js';
 import { must, P, setup } from '../helpers/setups.js';
 
 describe('V26 unmap of a pinned dma', () => {
@@ -63,6 +64,18 @@ describe('§3.6 notification', () => {
       { dev: s.dev.M.name, iova: P(0x10), size: P(4) },
       { dev: s.dev.M.name, iova: P(0x30), size: P(8) },
     ]);
+  });
+
+  it('UNMAP_ALL notifies and removes a pinned dma', async () => {
+    const s = await setup('E');
+    must(s.MAP(P(0x10), P(4)), 'A');
+    must(s.MAP(P(0x20), P(1)), 'B');
+    must(s.PIN('M', P(0x20), 1), 'PIN');
+    const u = s.UNMAP(0n, 0n, uapi.VFIO_DMA_UNMAP_FLAG_ALL);
+    expect([u.ret, u.size]).toEqual([0, P(5)]);
+    expect(s.unmapCalls).toEqual([{ dev: s.dev.M.name, iova: P(0x20), size: P(1) }]);
+    expect(s.dmas()).toEqual([]);
+    expect(s.proc.lockedVm).toBe(0n);
   });
 
   it('every open device with a registered op is notified (X)', async () => {

@@ -205,6 +205,13 @@ describe('§4.2 / §2.3 accounting of external pins', () => {
     expect(s.proc.lockedVm).toBe(0n);
   });
 
+  it('X: pinning checks no allowance (do_accounting is false with a domain)', async () => {
+    const s = await setup('X', { memlockLimit: P(4) });
+    must(s.MAP(0n, P(4)), 'MAP');
+    expect(s.PIN('M', 0n, 4)).toBe(4);
+    expect(s.proc.lockedVm).toBe(4n);
+  });
+
   it('X: pins from two devices on one page share its refcount', async () => {
     const s = await setup('X');
     must(s.MAP(0n, P(4)), 'MAP');

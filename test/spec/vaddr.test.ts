@@ -103,6 +103,17 @@ describe('§3.7 VADDR invalidation', () => {
     expect(s.attach('G2')).toBe(0);
   });
 
+  it('invalidating a dma with external pins notifies nobody and keeps the pins (I)', async () => {
+    const s = await setup('I');
+    must(s.MAP(P(0x10), P(2)), 'MAP');
+    must(s.PIN('G', P(0x11), 1), 'PIN');
+    const u = s.UNMAP(P(0x10), P(2), UVA);
+    expect([u.ret, u.size]).toEqual([0, P(2)]);
+    expect(s.unmapCalls).toEqual([]);
+    expect(s.refs(P(0x10))).toEqual({ '0x11000': 1 });
+    expect(s.proc.lockedVm).toBe(2n);
+  });
+
   it('while a vaddr is invalid, pinning and dmaRw are EBUSY (v6.2+); after the update they work', async () => {
     const s = await setup('I');
     must(s.MAP(P(0x10), P(2)), 'MAP');
