@@ -178,3 +178,49 @@ describe('§8 item 21: the smallest page size cannot change while tracking', () 
     failsCleanly(s, errno.EINVAL, () => s.attach('G'));
   });
 });
+
+describe('§5.1 / §4.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => {
+  const MB2 = 0x200000n;
+
+  /** I with a 2 MiB-only domain and one 8 MiB dma at 0 (vaddr 2 MiB aligned). */
+  async function twoMeg() {
+    const s = await setup('I', { g: { pgsizeBitmap: 0x40200000n } });
+    const va = (s.proc.mmap(MB2 * 5n) + MB2 - 1n) & ~(MB2 - 1n);
+    must(s.MAP(0n, MB2 * 4n, undefined, va), 'MAP');
+    must(s.START(), 'START');
+    return s;
+  }
+
+  it('GET takes bitmap.pgsize = the smallest IOMMU page size only', async () => {
+    const s = await twoMeg();
+    expect(s.info().info.migration?.pgsizeBitmap).toBe(MB2);
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: 0x1000n }).ret).toBe(-errno.EINVAL);
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00');
+  });
+
+  it('a pinned 4 KiB page marks the bit of its 2 MiB page; dma_rw writes too', async () => {
+    const s = await twoMeg();
+    must(s.PIN('G', MB2 + 0x1000n, 1), 'PIN'); // promotes G: pinned-only from now on
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('02 00 00 00 00 00 00 00');
+    s.UNPIN('G', MB2 + 0x1000n, 1);
+    expect(s.RW('G', MB2 * 3n + 0x10n, 8, true).ret).toBe(0);
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0a 00 00 00 00 00 00 00');
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('00 00 00 00 00 00 00 00');
+    const r = s.UMB(0n, MB2 * 4n, 8, { pgsize: MB2 });
+    expect([r.ret, r.size, r.hex]).toEqual([0, MB2 * 4n, '00 00 00 00 00 00 00 00']);
+  });
+});
+
+describe('§4.5 scope belongs to one attachment', () => {
+  it('a promoted group that leaves and comes back counts as non-pinned again', async () => {
+    const s = await setup('X');
+    must(s.MAP(0n, P(4)), 'MAP');
+    must(s.PIN('G', 0n, 1), 'PIN');
+    s.UNPIN('G', 0n, 1);
+    expect(s.container().nonPinnedGroups).toBe(0);
+    expect(detach(s, 'G')).toBe(0);
+    expect(s.container().nonPinnedGroups).toBe(0);
+    expect(s.attach('G')).toBe(0);
+    expect(s.container().nonPinnedGroups).toBe(1);
+  });
+});
