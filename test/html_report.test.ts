@@ -91,18 +91,27 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     const heights = await page.$$eval('#convergence rect.bar', (els) => els.map((e) => Number(e.getAttribute('height'))));
     expect(heights[1] / heights[0]).toBeCloseTo(0.5, 6);
     expect(heights[3] / heights[0]).toBeCloseTo(200 / 1024, 6);
-    // Heat map: read back pixels of each row (left margin 60, 14 px rows from y = 6, 16 px cells).
+    // Heat map: read back the pixel at the centre of cells, from the geometry the page states.
     const px = await page.evaluate(() => {
       // The test compiles without the DOM library: describe the little of it used here.
-      type Canvas = { width: number; height: number; getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+      type Canvas = {
+        width: number; height: number; getAttribute(n: string): string;
+        getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
+      };
       const cv = (globalThis as unknown as { document: { getElementById(id: string): Canvas } }).document.getElementById('heatmap');
       const g = cv.getContext('2d');
+      const [left, top, cw, rh] = ['left', 'top', 'cell-width', 'row-height'].map((k) => Number(cv.getAttribute(`data-${k}`)));
       const at = (x: number, y: number) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
-      const cell = (col: number, row: number) => at(60 + col * 16 + 8, 6 + row * 14 + 7);
-      return { dirty: cell(0, 0), clean: cell(0, 1), hot: cell(10, 1), half: cell(5, 2), width: cv.width, height: cv.height };
+      const cell = (col: number, row: number) => at(left + col * cw + Math.floor(cw / 2), top + row * rh + Math.floor(rh / 2));
+      return {
+        dirty: cell(0, 0), clean: cell(0, 1), hot: cell(10, 1), half: cell(5, 2), margin: at(left - 2, top + 2),
+        width: cv.width, height: cv.height, geometry: [left, top, cw, rh],
+      };
     });
+    expect(px.geometry).toEqual([60, 6, 16, 24]); // 64 cells of 16 px; 4 rows of 24 px
     expect(px.width).toBe(60 + 64 * 16 + 10);
-    expect(px.height).toBe(6 + 4 * 14 + 26);
+    expect(px.height).toBe(6 + 4 * 24 + 26);
+    expect(px.margin).toEqual([255, 255, 255]);
     expect(px.dirty).toEqual([180, 16, 20]);
     expect(px.clean).toEqual([236, 239, 245]);
     expect(px.hot).toEqual(px.dirty);

@@ -227,7 +227,7 @@ export function simulateHelp(): string {
     ['--config FILE', 'read options from a JSON object whose keys are the long option names (e.g. {"memory": "8GiB", "vgpu": false}); flags on the command line win'],
     ...SIM_OPTIONS.map((o): [string, string] => [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`]),
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
-    ['--json', 'print the summary as JSON (schema in the README) instead of text (default off)'],
+    ['--json', 'print the summary as JSON (schema in docs/simulate.md) instead of text (default off)'],
     ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],
     ['--export DIR', 'write each round\'s bitmap (kernel layout, round-NNN.bitmap) and runs (round-NNN.runs.json) (default none)'],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
@@ -245,7 +245,22 @@ export function simulateHelp(): string {
     'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
     '',
     'Options:',
-    ...rows.map(([a, b]) => `  ${a.padEnd(width)}${b}`),
+    ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
   ];
   return lines.join('\n');
+}
+
+/** Splits `text` into lines of at most `width` characters at spaces. */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  // "(default X)" stays on one line: it is what a reader looks for.
+  for (const word of text.replace(/\(default (\S+)\)$/, '(default\u00a0$1)').split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  out.push(line);
+  return out.map((l) => l.replace('\u00a0', ' '));
 }

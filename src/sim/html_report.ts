@@ -67,7 +67,7 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
 <div class="legend">Each row is one harvest (GET_BITMAP of the device merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; the colour is the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts.</div>
 <h2>Convergence</h2>
 <div class="figure"><svg id="convergence" xmlns="http://www.w3.org/2000/svg"></svg></div>
-<div class="legend"><span style="background:#5b8def"></span>dirty bytes at each harvest (left axis)<span style="background:#e8590c"></span>expected downtime (right axis)<span style="background:#c62828;height:2px"></span>downtime limit</div>
+<div class="legend"><span style="background:#5b8def"></span>dirty bytes at each harvest (left axis)<span style="background:#e8590c"></span>expected downtime (right axis, log scale)<span style="background:#c62828;height:2px"></span>downtime limit</div>
 <h2>Rounds</h2>
 <table id="rounds"></table>
 <script type="application/json" id="report-data">${json}</script>
@@ -123,7 +123,11 @@ const CLIENT_SCRIPT = String.raw`
 
   // ---- heat map ----
   var cv = document.getElementById('heatmap');
-  var cols = hm.columns, rows = hm.rows, cw = Math.max(1, Math.floor(1024 / cols)), rh = 14, left = 60, top = 6, bottom = 26;
+  var cols = hm.columns, rows = hm.rows, cw = Math.max(1, Math.floor(1024 / cols)), left = 60, top = 6, bottom = 26;
+  var rh = Math.max(8, Math.min(24, Math.floor(240 / Math.max(1, rows.length))));
+  // The geometry, for readers of the pixels (the browser test).
+  cv.setAttribute('data-left', left); cv.setAttribute('data-top', top);
+  cv.setAttribute('data-cell-width', cw); cv.setAttribute('data-row-height', rh);
   cv.width = left + cols * cw + 10;
   cv.height = top + Math.max(1, rows.length) * rh + bottom;
   var g = cv.getContext('2d');
@@ -148,15 +152,15 @@ const CLIENT_SCRIPT = String.raw`
     }
   });
   g.putImageData(img, left, top);
-  g.fillStyle = '#556'; g.font = '11px system-ui, sans-serif'; g.textBaseline = 'middle';
+  g.fillStyle = '#556'; g.font = '11px system-ui, sans-serif'; g.textBaseline = 'middle'; g.textAlign = 'left';
   rows.forEach(function (row, y) { g.fillText('round ' + row.round, 4, top + y * rh + rh / 2); });
   g.textBaseline = 'top';
   var ramBytes = hm.ramPages * 4096, ticks = 8;
   for (var k = 0; k <= ticks; k++) {
     var x = left + Math.round((k / ticks) * cols * cw);
     g.fillRect(x, top + rows.length * rh, 1, 4);
-    var label = bytes(ramBytes * k / ticks);
-    g.fillText(label, Math.min(x - 10, cv.width - 50), top + rows.length * rh + 6);
+    g.textAlign = k === 0 ? 'left' : k === ticks ? 'right' : 'center';
+    g.fillText(bytes(ramBytes * k / ticks), x, top + rows.length * rh + 6);
   }
   if (hm.lowPages < hm.ramPages) {
     var hx = left + Math.round((hm.lowPages / hm.pagesPerCell) * cw);
@@ -170,16 +174,24 @@ const CLIENT_SCRIPT = String.raw`
   svg.setAttribute('width', W); svg.setAttribute('height', H); svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
   var pw = W - L - R, ph = H - T - B, slot = pw / Math.max(1, n);
   var maxBytes = Math.max.apply(null, rounds.map(function (r) { return r.phase === 'bulk' ? r.bytesSent : r.dirtyPages * 4096; }).concat([1]));
-  var maxDown = Math.max.apply(null, rounds.map(function (r) { return r.expectedDowntimeS; }).concat([cfg.downtimeLimit * 1.2]));
+  // Downtime on a log scale, so that the last rounds' approach to the limit stays visible.
+  var downs = rounds.map(function (r) { return r.expectedDowntimeS; }).filter(function (t) { return t > 0; });
+  var maxDown = Math.max.apply(null, downs.concat([cfg.downtimeLimit * 1.5]));
+  var minDown = Math.min.apply(null, downs.concat([cfg.downtimeLimit / 1.5]));
+  var lo = Math.log10(minDown), hi = Math.log10(maxDown);
   function yb(b) { return T + ph - (b / maxBytes) * ph; }
-  function yd(t) { return T + ph - (t / maxDown) * ph; }
+  function yd(t) { return T + ph - ((Math.log10(Math.max(t, minDown)) - lo) / (hi - lo)) * ph; }
   svg.appendChild(el('line', { x1: L, y1: T + ph, x2: L + pw, y2: T + ph, stroke: '#99a' }));
   svg.appendChild(el('line', { x1: L, y1: T, x2: L, y2: T + ph, stroke: '#99a' }));
   svg.appendChild(el('line', { x1: L + pw, y1: T, x2: L + pw, y2: T + ph, stroke: '#99a' }));
   for (var t = 0; t <= 4; t++) {
     svg.appendChild(el('text', { x: L - 6, y: yb(maxBytes * t / 4) + 4, 'text-anchor': 'end' }, bytes(maxBytes * t / 4)));
-    svg.appendChild(el('text', { x: L + pw + 6, y: yd(maxDown * t / 4) + 4 }, secs(maxDown * t / 4)));
   }
+  [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000].forEach(function (d) {
+    if (d < minDown || d > maxDown) return;
+    svg.appendChild(el('line', { x1: L + pw, y1: yd(d), x2: L + pw + 4, y2: yd(d), stroke: '#99a' }));
+    svg.appendChild(el('text', { x: L + pw + 6, y: yd(d) + 4 }, secs(d)));
+  });
   var pts = [];
   rounds.forEach(function (r, i) {
     var b = r.phase === 'bulk' ? r.bytesSent : r.dirtyPages * 4096;
