@@ -106,6 +106,14 @@ describe('vfio-dirty', () => {
     expect(a.out()).toContain(`report:          ${join(dir, 'r.html')}`);
   });
 
+  it('accepts the sample config in examples/', async () => {
+    const a = io();
+    expect(await main(['simulate', '--config', 'examples/simulate.json', '--help'], a.io)).toBe(0);
+    const { parseSimulateOptions } = await import('../src/cli/options.js');
+    const o = parseSimulateOptions(['--config', 'examples/simulate.json']);
+    expect(o.config).toMatchObject({ memory: 32 * 2 ** 30, workload: 'hotcold', passthrough: 'pinning', seed: 7, downtimeLimit: 0.2 });
+  });
+
   it('takes options from a config file', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ memory: '512MiB', 'vgpu-region': '64MiB', 'vgpu-pinned': '8MiB', workload: 'sweep', json: true }));
@@ -159,6 +167,14 @@ describe('vfio-dirty replay', () => {
     expect(await main(['replay', join(dir, 't.jsonl')], a.io)).toBe(1);
     expect(a.out()).toBe('read 1 (line 4) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n');
     expect(a.err()).toBe(`${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
+  });
+
+  it('replays the sample trace in examples/', async () => {
+    const a = io();
+    expect(await main(['replay', 'examples/trace.jsonl'], a.io)).toBe(0);
+    expect(a.err()).toBe('');
+    expect(a.out()).toContain('read 4 (line 15, round 3 at 2 MiB pages) [0x0, +0x4000000) pgsize 2097152: 1 dirty page in 1 run\n  0x3e00000 +0x200000\n');
+    expect(a.out().endsWith('replayed 17 events, 5 reads\n')).toBe(true);
   });
 
   it('needs exactly one trace file that exists', async () => {
