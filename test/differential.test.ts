@@ -79,10 +79,10 @@ async function check(seq: Sequence): Promise<void> {
 }
 
 /** The catalogue of groups of every generated sequence, for hand-written replays. */
-const GROUPS_SETUP = (aperture36 = false): Sequence['setup'] => ({
+const GROUPS_SETUP = (aperture36 = false, memlockLimit?: bigint): Sequence['setup'] => ({
   profile: 'linux-6.18',
   dmaEntryLimit: 65535,
-  procs: [{}, {}],
+  procs: [{ memlockLimit }, {}],
   groups: [
     { kind: 'iommu', devices: ['ga0'] },
     { kind: 'iommu', devices: ['gb0'], pgsizeBitmap: 0x201000n, aperture: [0n, aperture36 ? 0xf_ffff_ffffn : 0xffff_ffff_ffffn] },
@@ -147,6 +147,21 @@ const REGRESSIONS: [string, Sequence][] = [
       { t: 'close', p: 0, h: 3 },
       { t: 'close', p: 0, h: 4, unpinFirst: false },
       { t: 'ioctl', p: 0, h: 2, req: U.VFIO_GROUP_UNSET_CONTAINER },
+    ] },
+  ],
+  [
+    // SPEC §2.3, §8.1 item 2: replay pins page by page, each page charged as it is pinned; here
+    // page 300 passes RLIMIT_MEMLOCK before page 639 (unmapped) is reached: ENOMEM, as for MAP
+    'replay stops at the first page that fails, in page order',
+    { seed: 0, setup: GROUPS_SETUP(false, 300n * 4096n), ops: [
+      { t: 'mmap', p: 0, len: 639n * 4096n, out: 0 },
+      { t: 'open', p: 0, path: 'container', out: 1 },
+      { t: 'open', p: 0, path: 2, out: 2 },
+      { t: 'setContainer', p: 0, h: 2, c: 1 },
+      { t: 'ioctl', p: 0, h: 1, req: U.VFIO_SET_IOMMU, arg: 3 },
+      { t: 'map', p: 0, h: 1, flags: 3, iova: 0x800000n, size: 640n * 4096n, vaddr: { region: 0, off: 0n } },
+      { t: 'open', p: 0, path: 0, out: 3 },
+      { t: 'setContainer', p: 0, h: 3, c: 1 },
     ] },
   ],
 ];
