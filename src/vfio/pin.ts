@@ -7,7 +7,7 @@ import type { Dma } from './dma.js';
 import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { VfioDevice } from './group.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX, TWO_64 } from './u64.js';
+import { U64_MAX } from './u64.js';
 
 const PAGE = 4096n;
 
@@ -83,7 +83,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       err = -EFAULT;
       break;
     }
-    a = (a + BigInt(n) * PAGE) % TWO_64; // pre-6.18 kernels wrap here; 6.18 refused above
+    a += BigInt(n) * PAGE; // past 2^64 no dma matches: the next lookup fails with EINVAL
     left -= n;
   }
   if (err) {
@@ -126,7 +126,7 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
       const released = x.pins_unpin_range(d.pins, (a - d.iova) >> 12n, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
-    a = (a + BigInt(n) * PAGE) % TWO_64;
+    a += BigInt(n) * PAGE; // past 2^64 no dma matches: unpinning stops there
     left -= n;
   }
 }
@@ -185,7 +185,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
       x.um_read(owner.um.handle, Number(vaddr), buf + off, n);
     }
     off += n;
-    a = (a + BigInt(n)) % TWO_64;
+    a += BigInt(n); // past 2^64 no dma matches: the next chunk fails with EINVAL
   }
   if (!write && off > 0) data.set(core.u8().subarray(buf, buf + off));
   x.heap_free(buf);

@@ -72,6 +72,7 @@ export class Type1 {
 
   /** The dma containing IOVA `a`, or undefined. */
   find(a: bigint): Dma | undefined {
+    if (a > U64_MAX) return undefined; // i64 arguments would wrap it silently
     const id = this.core.x.tree_find(this.tree, a);
     return id < 0 ? undefined : this.dmas.get(id);
   }
@@ -113,10 +114,14 @@ export class Type1 {
     return 0;
   }
 
-  /** vfio_remove_dma: unmaps, uncharges what MAP charged, frees the bitmap and the pins. */
+  /**
+   * vfio_remove_dma: unmaps, frees the bitmap and the pins. An IOMMU-mapped dma returns all it
+   * charged (SPEC §6: unpinned and uncharged); otherwise the charges of pins a driver never
+   * released stay with the process, as in the kernel.
+   */
   remove(d: Dma): void {
     const x = this.core.x;
-    if (d.iommuMapped) this.uncharge(d, BigInt(d.npages - this.pinned(d)));
+    if (d.iommuMapped) this.uncharge(d, d.lockedVm);
     if (d.bitmap) x.bitmap_free(d.bitmap);
     if (d.pins) x.pins_free(d.pins);
     d.bitmap = 0;
@@ -167,13 +172,13 @@ export class Type1 {
 
   // ---- devices ------------------------------------------------------------------------------
 
-  /** Devices that may pin and are told of unmaps, in the order they joined. */
+  /** Devices that may pin and are told of unmaps, most recently joined first (the kernel's list_add order). */
   participants(): VfioDevice[] {
     const out: VfioDevice[] = [];
     for (const g of [...this.iommuGroups, ...this.emulatedGroups]) {
       for (const dev of g.devices) if (dev.participating) out.push(dev);
     }
-    return out.sort((a, b) => a.joinSeq - b.joinSeq);
+    return out.sort((a, b) => b.joinSeq - a.joinSeq);
   }
 
   // ---- groups -------------------------------------------------------------------------------
@@ -209,16 +214,17 @@ export class Type1 {
     return 0;
   }
 
-  /** vfio_iommu_aper_conflict: dmas or the valid list outside a new aperture [start, end]. */
+  /**
+   * A new aperture [start, end] conflicts with the valid list when they are disjoint, and with
+   * any existing dma lying outside it (SPEC §6). The kernel skips the dma check while the list
+   * is empty (the first domain); SPEC does not, and neither does the engine: such a dma could
+   * never be reached by the device.
+   */
   private apertureConflict(start: bigint, end: bigint): boolean {
     const list = this.validRanges;
-    if (!list.length) return false;
-    const lo = list[0][0];
-    const hi = list[list.length - 1][1];
-    if (start > hi || end < lo) return true;
-    if (start > lo && this.first(lo, start - 1n)) return true;
-    if (end < hi && this.first(end + 1n, hi)) return true;
-    return false;
+    if (list.length && (start > list[list.length - 1][1] || end < list[0][0])) return true;
+    if (start > 0n && this.first(0n, start - 1n)) return true;
+    return end < U64_MAX && this.first(end + 1n, U64_MAX) !== undefined;
   }
 
   /**
@@ -227,16 +233,21 @@ export class Type1 {
    */
   private replay(): number {
     const done: [Dma, bigint][] = [];
+    const undo = (ret: number): number => {
+      for (const [e, n] of done) this.uncharge(e, n);
+      return ret;
+    };
     for (const d of this.all()) {
-      if (!d.owner.isMapped(d.vaddr, d.size)) {
-        for (const [e, n] of done) this.uncharge(e, n);
-        return -EFAULT;
+      // Page by page the kernel pins (EFAULT at an unmapped page) and then charges pages without
+      // an external pin (ENOMEM past the limit): whichever comes first wins.
+      const u = d.owner.firstUnmappedPage(d.vaddr, d.npages);
+      if (u >= 0) {
+        const chargeable = u - (d.pins ? this.core.x.pins_count_range(d.pins, 0n, BigInt(u)) : 0);
+        const budget = this.budget(d);
+        return undo(budget >= 0 && chargeable > budget ? -ENOMEM : -EFAULT);
       }
       const need = BigInt(d.npages - this.pinned(d));
-      if (this.charge(d, need) < 0) {
-        for (const [e, n] of done) this.uncharge(e, n);
-        return -ENOMEM;
-      }
+      if (this.charge(d, need) < 0) return undo(-ENOMEM);
       done.push([d, need]);
     }
     for (const [d] of done) d.iommuMapped = true;
@@ -276,16 +287,19 @@ export class Type1 {
     }
   }
 
-  /** The valid list after a detach: the remaining apertures' span minus their reserved regions. */
+  /**
+   * The valid list after a detach: the intersection of the remaining apertures (wider than before
+   * once the departed domain stops narrowing it) minus the remaining reserved regions.
+   */
   private rebuildRanges(): Range[] {
     if (!this.hasDomain) return [];
-    let lo = U64_MAX;
-    let hi = 0n;
+    let lo = 0n;
+    let hi = U64_MAX;
     for (const g of this.iommuGroups) {
-      if (g.aperture[0] < lo) lo = g.aperture[0];
-      if (g.aperture[1] > hi) hi = g.aperture[1];
+      if (g.aperture[0] > lo) lo = g.aperture[0];
+      if (g.aperture[1] < hi) hi = g.aperture[1];
     }
-    let ranges: Range[] = [[lo, hi]];
+    let ranges: Range[] = lo <= hi ? [[lo, hi]] : [];
     for (const g of this.iommuGroups) ranges = excludeAll(ranges, g.reserved);
     return ranges;
   }
