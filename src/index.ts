@@ -26,3 +26,8 @@ export {
 } from './vfio/typed.js';
 export type { EngineSnapshot, ContainerSnapshot, DmaSnapshot } from './vfio/inspect.js';
 export { DirtyBitmap } from './core/dirty_bitmap.js';
+export * from './export/index.js';
+export { simulate, type SimResult, type SimHooks } from './sim/simulator.js';
+export type { SimConfig } from './sim/config.js';
+export { replayTrace, type ReadResult } from './sim/replay.js';
+export { TraceError } from './sim/trace.js';

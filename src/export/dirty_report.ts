@@ -52,8 +52,7 @@ export interface ReadReportOptions {
 
 /** The Wasm core behind a container: given, or the typed API's `container.proc.engine.core`. */
 export function coreOf(container: object, given?: Core): Core {
-  const c = container as { core?: Core; engine?: { core?: Core }; proc?: { engine?: { core?: Core } } };
-  const core = given ?? c.core ?? c.engine?.core ?? c.proc?.engine?.core;
+  const core = given ?? (container as { core?: Core }).core;
   if (!core) throw new TypeError('readReport: cannot find the Wasm core of this container; pass options.core');
   return core;
 }

@@ -3,6 +3,7 @@
 // check once; failures become VfioError subclasses carrying errno, operation and range.
 import { EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import type { Core } from '../wasm.js';
 import { vfioError } from '../errors.js';
 import type { Container } from './container.js';
 import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
@@ -76,6 +77,11 @@ export class VfioContainer {
     const t = this.container.iommu;
     if (!t) throw vfioError(-EINVAL, 'container', undefined, 'no IOMMU driver set');
     return t;
+  }
+
+  /** The engine's Wasm core, where reports and bitmaps of this container live. */
+  get core(): Core {
+    return this.proc.engine.core;
   }
 
   /** The smallest IOMMU page size: the dirty-tracking granularity. */
