@@ -28,11 +28,30 @@ import { BITMAP_MAX_BITS, EINVAL, ENOENT, ENOMEM } from './constants';
 
 const HEADER: usize = 16; // bytes before word 0
 const ONES: u64 = 0xffffffffffffffff;
-// Output words per step of a read-and-clear: one step's source and destination (2 x 4 KiB) are
-// still in L1 when the step's source words are cleared, so memory sees one pass over the source.
-const CHUNK: u32 = 512;
+// One sequential pass over a bitmap in DRAM is bound by latency, not bandwidth: a single stream
+// reads 32 MiB in 4.1 ms here. Four passes over four quarters, taking 512-byte steps in turn,
+// keep more lines in flight: 2.6 ms for the same count (Buffer.copy of 32 MiB: 3.1 ms), and
+// read-and-clear of 32 MiB drops from 6.8 ms to 5.5 ms.
+const STREAMS: u32 = 4;
+const STEP: u32 = 64; // words per turn of one stream
 // Zero-padded copy of a partial source block for page-size coarsening (at most 64 words).
 const scratch = memory.data(512, 16);
+// Region counts of a sorted bitmap_set_batch: four tables of 256 u32.
+const regions = memory.data(4096, 16);
+
+// The job of the current interleaved pass, read by its block function (no closures here).
+let jw: usize = 0; // source words
+let jnw: u32 = 0; // source words allocated
+let jfirst: u32 = 0; // stream: first source bit
+let jcount: u32 = 0; // stream: source bits
+let js: u32 = 0; // stream: bit of output word 0 where source bit jfirst lands
+let jout: usize = 0; // output word 0
+let jmerge = false; // OR into the output instead of storing
+let jq0: i64 = 0; // read-and-clear: source word of output word 0
+let jlo: u32 = 0; // read-and-clear: interior source words [jlo, jhi) to clear; jlo == jhi: none
+let jhi: u32 = 0;
+let jk: i32 = 0; // conversion: source words per coarse word are 2^jk, or fine words per source word 2^-jk
+let jacc: u64 = 0; // count: running total
 
 @inline function nbitsOf(bm: usize): u32 {
   return load<u32>(bm);
@@ -73,40 +92,54 @@ function overlaps(p: usize, words: u32, bm: usize): bool {
 
 // ---- word-level kernels (no validation; callers pass ranges already checked) -------------
 
-function setBits(w: usize, first: u32, count: u32): void {
-  if (!count) return;
-  const last = first + count - 1;
-  const fw = first >>> 6;
-  const lw = last >>> 6;
-  const fm = maskFrom(first & 63);
-  const lm = maskTo(last & 63);
-  const pf = wordPtr(w, fw);
-  if (fw == lw) {
-    store<u64>(pf, load<u64>(pf) | (fm & lm));
-    return;
-  }
-  store<u64>(pf, load<u64>(pf) | fm);
-  memory.fill(pf + 8, 0xff, <usize>(lw - fw - 1) << 3);
-  const pl = wordPtr(w, lw);
-  store<u64>(pl, load<u64>(pl) | lm);
+/** What an interleaved pass does with each block (switched on, not called through a table). */
+const enum Job {
+  Count, // jacc += popcount of words jw[from, from + n)
+  Clear, // zero words jw[from, from + n), skipping zero groups
+  Stream, // output words [from, from + n) of the stream, then the clear behind it (emitBlock)
+  Coarsen, // coarse words [from, from + n)
+  Refine, // fine words [from, from + n)
 }
 
-function clearBits(w: usize, first: u32, count: u32): void {
+/**
+ * Runs `job` over blocks of [0, total): the range is cut into STREAMS segments of whole STEPs,
+ * visited in turn, STEP words at a time. head is true for the first block of every segment but
+ * the first. Returns the segment length.
+ */
+function interleave(total: u32, job: Job): u32 {
+  const seg = ((total + STREAMS * STEP - 1) / (STREAMS * STEP)) * STEP;
+  for (let t: u32 = 0; t < seg; t += STEP) {
+    for (let i: u32 = 0; i < STREAMS; i++) {
+      const from = i * seg + t;
+      if (from >= total) break;
+      const n = min(STEP, total - from);
+      switch (job) {
+        case Job.Count: jacc += popcntWords(wordPtr(jw, from), n); break;
+        case Job.Clear: clearSparse(wordPtr(jw, from), n); break;
+        case Job.Stream: emitBlock(from, n, t == 0 && i != 0); break;
+        case Job.Coarsen: for (let J = from; J < from + n; J++) store<u64>(wordPtr(jout, J), coarseWord(J)); break;
+        default: refineBlock(from, n);
+      }
+    }
+  }
+  return seg;
+}
+
+/** Sets (ones) or clears bits [first, first + count): masks the end words, fills those between. */
+function fillBits(w: usize, first: u32, count: u32, ones: bool): void {
   if (!count) return;
   const last = first + count - 1;
   const fw = first >>> 6;
   const lw = last >>> 6;
-  const fm = maskFrom(first & 63);
+  let fm = maskFrom(first & 63);
   const lm = maskTo(last & 63);
+  if (fw == lw) fm &= lm;
   const pf = wordPtr(w, fw);
-  if (fw == lw) {
-    store<u64>(pf, load<u64>(pf) & ~(fm & lm));
-    return;
-  }
-  store<u64>(pf, load<u64>(pf) & ~fm);
-  memory.fill(pf + 8, 0, <usize>(lw - fw - 1) << 3);
+  store<u64>(pf, ones ? load<u64>(pf) | fm : load<u64>(pf) & ~fm);
+  if (fw == lw) return;
+  memory.fill(pf + 8, ones ? 0xff : 0, <usize>(lw - fw - 1) << 3);
   const pl = wordPtr(w, lw);
-  store<u64>(pl, load<u64>(pl) & ~lm);
+  store<u64>(pl, ones ? load<u64>(pl) | lm : load<u64>(pl) & ~lm);
 }
 
 /** Sets bit b through its byte: no 64-bit shift, and a short dependency chain per page. */
@@ -152,8 +185,10 @@ function countBits(w: usize, first: u32, count: u32): u32 {
   const fm = maskFrom(first & 63);
   const lm = maskTo(last & 63);
   if (fw == lw) return <u32>popcnt(load<u64>(wordPtr(w, fw)) & fm & lm);
-  const ends = popcnt(load<u64>(wordPtr(w, fw)) & fm) + popcnt(load<u64>(wordPtr(w, lw)) & lm);
-  return <u32>(ends + popcntWords(wordPtr(w, fw + 1), lw - fw - 1));
+  jw = wordPtr(w, fw + 1);
+  jacc = popcnt(load<u64>(wordPtr(w, fw)) & fm) + popcnt(load<u64>(wordPtr(w, lw)) & lm);
+  interleave(lw - fw - 1, Job.Count);
+  return <u32>jacc;
 }
 
 /** True when any of n words at p is non-zero (n even: p is a bitmap's words). */
@@ -252,6 +287,32 @@ function emitEdge(w: usize, nw: u32, g: i64, s: u32, total: u32, L: u32, p: usiz
   store<u64>(p, v);
 }
 
+/**
+ * Output words [from, from + n) of the job's stream to jout + 8 * from; with a clear range, then
+ * clears the source words this segment no longer reads. Output k reads source words q0 + k and
+ * q0 + k + 1, so after this block words below q0 + from + n are done with, except a segment's
+ * first word: the previous segment's last output reads it too, so it is cleared after the pass.
+ */
+function emitBlock(from: u32, n: u32, head: bool): void {
+  emit(jw, jnw, jfirst, jcount, js, jout + (<usize>from << 3), from, n, jmerge);
+  const lo = max<i64>(jq0 + from + (head ? 1 : 0), jlo);
+  const hi = min<i64>(jq0 + from + n, jhi);
+  if (hi > lo) clearSparse(wordPtr(jw, <u32>lo), <u32>(hi - lo));
+}
+
+/** Sets the job for the stream of bits [first, first + count) of src at bit s, written to out. */
+function streamJob(src: usize, first: u32, count: u32, s: u32, out: usize, merge: bool): void {
+  jw = wordsOf(src);
+  jnw = nwordsOf(src);
+  jfirst = first;
+  jcount = count;
+  js = s;
+  jout = out;
+  jmerge = merge;
+  jq0 = (<i64>first - <i64>s) >> 6;
+  jlo = jhi = 0;
+}
+
 // ---- page-size conversion -----------------------------------------------------------------
 
 /** ORs adjacent bit pairs of w and packs the 32 results into the low half. */
@@ -293,72 +354,107 @@ function coarseBlock(p: usize, k: i32): u64 {
   return v;
 }
 
-/** dst words [0, used) of the source coarsened by 2^k (k >= 1). */
-function coarsen(sw: usize, snw: u32, dw: usize, used: u32, k: i32): void {
+/** Coarse word J of the job (source jw of jnw words, 2^jk source bits per coarse bit). */
+function coarseWord(J: u32): u64 {
+  const k = jk;
+  let v: u64 = 0;
   if (k >= 7) {
     // Each coarse bit covers G = 2^(k-6) whole words (G even: whole v128 steps).
     const G: u64 = <u64>1 << (k - 6);
-    for (let J: u32 = 0; J < used; J++) {
-      let v: u64 = 0;
-      for (let b: u32 = 0; b < 64; b++) {
-        const a = ((<u64>J << 6) + b) * G;
-        if (a >= snw) break;
-        if (anyWords(wordPtr(sw, <u32>a), <u32>min<u64>(G, snw - a))) v |= <u64>1 << b;
-      }
-      store<u64>(wordPtr(dw, J), v);
+    for (let b: u32 = 0; b < 64; b++) {
+      const a = ((<u64>J << 6) + b) * G;
+      if (a >= jnw) break;
+      if (anyWords(wordPtr(jw, <u32>a), <u32>min<u64>(G, jnw - a))) v |= <u64>1 << b;
     }
-    return;
+    return v;
   }
-  const per: u32 = 1 << k; // source words per coarse word
-  for (let J: u32 = 0; J < used; J++) {
-    const a = J << k; // < snw (the coarse word holds at least one source bit)
-    let p = wordPtr(sw, a);
-    if (a + per > snw) {
-      memory.fill(scratch, 0, 512);
-      memory.copy(scratch, p, <usize>(snw - a) << 3);
-      p = scratch;
-    }
-    store<u64>(wordPtr(dw, J), coarseBlock(p, k));
+  const a = J << k; // < jnw: a coarse word in use holds at least one source bit
+  let p = wordPtr(jw, a);
+  if (a + (1 << k) > jnw) {
+    memory.fill(scratch, 0, 512);
+    memory.copy(scratch, p, <usize>(jnw - a) << 3);
+    p = scratch;
   }
+  return coarseBlock(p, k);
 }
 
-/** dst words [0, used) of the source refined by 2^m (m >= 1): each bit repeated 2^m times. */
-function refine(sw: usize, snw: u32, dw: usize, used: u32, m: i32): void {
-  if (m >= 6) {
-    // Each source bit becomes 2^(m-6) whole words: zero everything, then fill under set bits.
-    const bytes = <usize>8 << (m - 6);
-    memory.fill(dw, 0, <usize>used << 3);
-    for (let i: u32 = 0; i < snw; i++) {
-      let x = load<u64>(wordPtr(sw, i));
-      while (x) {
-        const bit = (<usize>i << 6) + <usize>ctz(x);
-        memory.fill(dw + bit * bytes, 0xff, bytes);
-        x &= x - 1;
-      }
-    }
-    return;
-  }
-  let J: u32 = 0;
+/** Fine words [from, from + n) of the job, m = -jk in 1..5: each source bit repeated 2^m times. */
+function refineBlock(from: u32, n: u32): void {
+  const m = -jk;
+  const end = from + n;
+  let J = from;
   if (m == 1) {
     // Each source nibble becomes one byte through a 16-entry table; bytes interleave low, high.
     const table = i8x16(0, 3, 12, 15, 48, 51, 60, 63, -64, -61, -52, -49, -16, -13, -4, -1);
     const nib = i8x16.splat(0x0f);
-    let sp = sw;
-    let dp = dw;
-    for (; J + 4 <= used; J += 4, sp += 16, dp += 32) {
-      const v = v128.load(sp);
+    for (; J + 4 <= end; J += 4) {
+      const v = v128.load(wordPtr(jw, J >> 1)); // from is even: J >> 1 holds fine words J, J + 1
       const lo = i8x16.swizzle(table, v128.and(v, nib));
       const hi = i8x16.swizzle(table, i8x16.shr_u(v, 4));
+      const dp = wordPtr(jout, J);
       v128.store(dp, i8x16.shuffle(lo, hi, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
       v128.store(dp, i8x16.shuffle(lo, hi, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), 16);
     }
   }
   const per: u32 = 64 >> m; // source bits per fine word, at most 32
   const sub: u32 = (1 << m) - 1;
-  for (; J < used; J++) {
-    let c = (load<u64>(wordPtr(sw, J >> m)) >> ((J & sub) * per)) & ((<u64>1 << per) - 1);
+  for (; J < end; J++) {
+    let c = (load<u64>(wordPtr(jw, J >> m)) >> ((J & sub) * per)) & ((<u64>1 << per) - 1);
     for (let t = 0; t < m; t++) c = double32(c);
-    store<u64>(wordPtr(dw, J), c);
+    store<u64>(wordPtr(jout, J), c);
+  }
+}
+
+/** Fine words [0, used) for m >= 6: each source bit becomes 2^(m-6) whole words. */
+function refineWide(sw: usize, snw: u32, dw: usize, used: u32, m: i32): void {
+  const bytes = <usize>8 << (m - 6);
+  memory.fill(dw, 0, <usize>used << 3);
+  for (let i: u32 = 0; i < snw; i++) {
+    let x = load<u64>(wordPtr(sw, i));
+    while (x) {
+      memory.fill(dw + ((<usize>i << 6) + <usize>ctz(x)) * bytes, 0xff, bytes);
+      x &= x - 1;
+    }
+  }
+}
+
+// ---- runs --------------------------------------------------------------------------------
+
+const RUN_STAGE: u32 = 2048; // changes staged per pass of bitmap_runs (flushed at this many)
+const runMarks = memory.data(4 * (RUN_STAGE + 72), 16); // bit indices where the bitmap changes
+
+/**
+ * Appends base + the index of every set bit of m to the staged changes, which hold k; returns
+ * the new count. Four are stored unconditionally (past the count when m has fewer): a word holds
+ * more than four changes (two runs) in under 3 % of words at 1 % density.
+ */
+@inline function flatten(k: u32, m: u64, base: u32): u32 {
+  const c = <u32>popcnt(m);
+  const q = runMarks + (<usize>k << 2);
+  store<u32>(q, base + <u32>ctz(m));
+  m &= m - 1;
+  store<u32>(q, base + <u32>ctz(m), 4);
+  m &= m - 1;
+  store<u32>(q, base + <u32>ctz(m), 8);
+  m &= m - 1;
+  store<u32>(q, base + <u32>ctz(m), 12);
+  m &= m - 1;
+  for (let t: u32 = 4; t < c; t++, m &= m - 1) store<u32>(q + (<usize>t << 2), base + <u32>ctz(m));
+  return k + c;
+}
+
+/** Writes the first k staged runs (change pairs) as (start, length) pairs at out. */
+function pairRuns(out: usize, k: u32): void {
+  const zero = i32x4.splat(0);
+  let j: u32 = 0;
+  for (; j + 2 <= k; j += 2, out += 16) {
+    const v = v128.load(runMarks + (<usize>j << 3)); // start, end, start, end
+    v128.store(out, i32x4.sub(v, i32x4.shuffle(zero, v, 0, 4, 0, 6)));
+  }
+  if (j < k) {
+    const st = load<u32>(runMarks + (<usize>j << 3));
+    store<u32>(out, st);
+    store<u32>(out, load<u32>(runMarks + (<usize>j << 3), 4) - st, 4);
   }
 }
 
@@ -403,14 +499,14 @@ export function bitmap_set(bm: usize, bit: u32): i32 {
 /** Sets bits [first, first + count): 0 or -EINVAL. */
 export function bitmap_set_range(bm: usize, first: u32, count: u32): i32 {
   if (!inRange(bm, first, count)) return -EINVAL;
-  setBits(wordsOf(bm), first, count);
+  fillBits(wordsOf(bm), first, count, true);
   return 0;
 }
 
 /** Clears bits [first, first + count): 0 or -EINVAL. */
 export function bitmap_clear_range(bm: usize, first: u32, count: u32): i32 {
   if (!inRange(bm, first, count)) return -EINVAL;
-  clearBits(wordsOf(bm), first, count);
+  fillBits(wordsOf(bm), first, count, false);
   return 0;
 }
 
@@ -447,7 +543,8 @@ export function bitmap_next_set(bm: usize, from: u32): i32 {
 
 /** Clears every bit, writing only words that are not already zero. */
 export function bitmap_clear(bm: usize): void {
-  clearSparse(wordsOf(bm), nwordsOf(bm));
+  jw = wordsOf(bm);
+  interleave(nwordsOf(bm), Job.Clear);
 }
 
 /**
@@ -456,21 +553,61 @@ export function bitmap_clear(bm: usize): void {
  */
 export function bitmap_set_batch(bm: usize, pages: usize, n: u32): i32 {
   if (!bufferOk(pages, <u64>n << 2, 4)) return -EINVAL;
-  let mv = i32x4.splat(0);
-  let i: u32 = 0;
-  for (; i + 16 <= n; i += 16) {
-    const p = pages + (<usize>i << 2);
-    const a = i32x4.max_u(v128.load(p), v128.load(p, 16));
-    mv = i32x4.max_u(mv, i32x4.max_u(a, i32x4.max_u(v128.load(p, 32), v128.load(p, 48))));
-  }
-  let mx = max(max(<u32>i32x4.extract_lane(mv, 0), <u32>i32x4.extract_lane(mv, 1)),
-    max(<u32>i32x4.extract_lane(mv, 2), <u32>i32x4.extract_lane(mv, 3)));
-  for (; i < n; i++) mx = max(mx, load<u32>(pages + (<usize>i << 2)));
-  if (n && mx >= nbitsOf(bm)) return -EINVAL;
-  // Byte-wide read-modify-write: bit b is byte b/8, bit b%8 of the words (SPEC §0.2).
   const w = wordsOf(bm);
-  let p = pages;
   const e = pages + (<usize>n << 2);
+  // A batch with a page for every line of a bitmap past the TLB's reach is sorted into 256
+  // regions first, so that each region's lines are fetched once: 1,000,000 random pages into
+  // 32 MiB take 11 ms so, 16.6 ms in batch order (cache and TLB misses). Without scratch memory,
+  // batch order.
+  const bytes = <usize>nwordsOf(bm) << 3;
+  if (bytes >= 1 << 23 && <usize>n >= bytes >> 6) {
+    const shift = <u32>max<i32>(0, 24 - <i32>clz(nbitsOf(bm) - 1)); // page >> shift < 256
+    memory.fill(regions, 0, 4096);
+    let mx: u32 = 0;
+    for (let p = pages, t: usize = 0; p < e; p += 4, t = (t + 1024) & 3072) {
+      const v = load<u32>(p); // four count tables, so repeats do not wait on each other
+      const c = regions + t + (<usize>((v >>> shift) & 255) << 2);
+      store<u32>(c, load<u32>(c) + 1);
+      mx = max(mx, v);
+    }
+    if (mx >= nbitsOf(bm)) return -EINVAL;
+    const sorted = alloc(<usize>n << 2);
+    if (sorted) {
+      for (let r: usize = 0, at: u32 = 0; r < 1024; r += 4) {
+        const c = load<u32>(regions + r) + load<u32>(regions + r, 1024) + load<u32>(regions + r, 2048) + load<u32>(regions + r, 3072);
+        store<u32>(regions + r, at);
+        at += c;
+      }
+      for (let p = pages; p < e; p += 4) {
+        const v = load<u32>(p);
+        const c = regions + (<usize>(v >>> shift) << 2);
+        const at = load<u32>(c);
+        store<u32>(c, at + 1);
+        store<u32>(sorted + (<usize>at << 2), v);
+      }
+      setBits8(w, sorted, n);
+      free(sorted);
+      return 0;
+    }
+  } else if (n) {
+    let mv = i32x4.splat(0);
+    let p = pages;
+    for (; p + 64 <= e; p += 64) {
+      const a = i32x4.max_u(v128.load(p), v128.load(p, 16));
+      mv = i32x4.max_u(mv, i32x4.max_u(a, i32x4.max_u(v128.load(p, 32), v128.load(p, 48))));
+    }
+    let mx = max(max(<u32>i32x4.extract_lane(mv, 0), <u32>i32x4.extract_lane(mv, 1)),
+      max(<u32>i32x4.extract_lane(mv, 2), <u32>i32x4.extract_lane(mv, 3)));
+    for (; p < e; p += 4) mx = max(mx, load<u32>(p));
+    if (mx >= nbitsOf(bm)) return -EINVAL;
+  }
+  setBits8(w, pages, n);
+  return 0;
+}
+
+/** Sets the bits of the n u32 pages at p, byte-wide: bit b is byte b/8, bit b%8 (SPEC §0.2). */
+function setBits8(w: usize, p: usize, n: u32): void {
+  const e = p + (<usize>n << 2);
   for (; p + 16 <= e; p += 16) {
     setBit8(w, load<u32>(p));
     setBit8(w, load<u32>(p, 4));
@@ -478,7 +615,6 @@ export function bitmap_set_batch(bm: usize, pages: usize, n: u32): i32 {
     setBit8(w, load<u32>(p, 12));
   }
   for (; p < e; p += 4) setBit8(w, load<u32>(p));
-  return 0;
 }
 
 /**
@@ -493,38 +629,22 @@ export function bitmap_read(src: usize, first: u32, count: u32, dst: usize, s: u
   if (!count) return 0;
   const L = (count + s + 63) >>> 6;
   if (!bufferOk(dst, <u64>L << 3, 8) || overlaps(dst, L, src)) return -EINVAL;
-  const w = wordsOf(src);
-  const nw = nwordsOf(src);
-  if (!clear) {
-    emit(w, nw, first, count, s, dst, 0, L, false);
-    return <i32>L;
-  }
+  streamJob(src, first, count, s, dst, false);
   const last = first + count - 1;
   const fw = first >>> 6;
   const lw = last >>> 6;
-  const q0 = (<i64>first - <i64>s) >> 6; // source word of output word 0, -1 .. fw
-  let done = fw + 1; // interior source words [fw + 1, done) are already cleared
-  for (let k: u32 = 0; k < L; ) {
-    const n = min(CHUNK, L - k);
-    emit(w, nw, first, count, s, dst + (<usize>k << 3), k, n, false);
-    k += n;
-    // Output words < k are written, so source words < q0 + k are no longer read.
-    const upto = <u32>min<i64>(q0 + k, <i64>lw);
-    if (upto > done) {
-      clearSparse(wordPtr(w, done), upto - done);
-      done = upto;
-    }
+  if (clear && lw > fw + 1) {
+    jlo = fw + 1; // interior words are cleared behind the copy, the two end words after it
+    jhi = lw;
   }
-  if (lw > done) clearSparse(wordPtr(w, done), lw - done);
-  const fm = maskFrom(first & 63);
-  const lm = maskTo(last & 63);
-  const pf = wordPtr(w, fw);
-  if (fw == lw) store<u64>(pf, load<u64>(pf) & ~(fm & lm));
-  else {
-    store<u64>(pf, load<u64>(pf) & ~fm);
-    const pl = wordPtr(w, lw);
-    store<u64>(pl, load<u64>(pl) & ~lm);
+  const seg = interleave(L, Job.Stream);
+  if (!clear) return <i32>L;
+  for (let i: u32 = 1; i < STREAMS && i * seg < L; i++) {
+    const b = jq0 + i * seg; // the first source word of segment i, left by emitBlock
+    if (b >= <i64>jlo && b < <i64>jhi) store<u64>(wordPtr(jw, <u32>b), 0);
   }
+  fillBits(jw, first, min(count, 64 - (first & 63)), false);
+  if (lw != fw) fillBits(jw, lw << 6, last - (lw << 6) + 1, false);
   return <i32>L;
 }
 
@@ -552,9 +672,8 @@ export function bitmap_or(dst: usize, dstFirst: u32, src: usize, srcFirst: u32, 
   if (!count) return 0;
   if (dst == src && dstFirst < srcFirst + count && srcFirst < dstFirst + count) return -EINVAL;
   const s = dstFirst & 63;
-  const L = (count + s + 63) >>> 6;
-  const out = wordPtr(wordsOf(dst), dstFirst >>> 6);
-  emit(wordsOf(src), nwordsOf(src), srcFirst, count, s, out, 0, L, true);
+  streamJob(src, srcFirst, count, s, wordPtr(wordsOf(dst), dstFirst >>> 6), true);
+  interleave((count + s + 63) >>> 6, Job.Stream);
   return 0;
 }
 
@@ -569,15 +688,17 @@ export function bitmap_convert(src: usize, dst: usize, k: i32): i32 {
   const nb = <u64>nbitsOf(src);
   const want: u64 = k >= 0 ? (nb + (<u64>1 << k) - 1) >> k : nb << -k;
   if (want != <u64>nbitsOf(dst)) return -EINVAL;
-  const sw = wordsOf(src);
-  const snw = nwordsOf(src);
-  const dw = wordsOf(dst);
+  jw = wordsOf(src);
+  jnw = nwordsOf(src);
+  jout = wordsOf(dst);
+  jk = k;
   const dnw = nwordsOf(dst);
   const used = <u32>((want + 63) >> 6); // dst words that can hold set bits
-  if (k == 0) memory.copy(dw, sw, <usize>snw << 3);
-  else if (k > 0) coarsen(sw, snw, dw, used, k);
-  else refine(sw, snw, dw, used, -k);
-  if (dnw > used) memory.fill(wordPtr(dw, used), 0, <usize>(dnw - used) << 3);
+  if (k == 0) memory.copy(jout, jw, <usize>jnw << 3);
+  else if (k > 0) interleave(used, Job.Coarsen);
+  else if (k > -6) interleave(used, Job.Refine);
+  else refineWide(jw, jnw, jout, used, -k);
+  if (dnw > used) memory.fill(wordPtr(jout, used), 0, <usize>(dnw - used) << 3);
   return 0;
 }
 
@@ -589,43 +710,49 @@ export function bitmap_convert(src: usize, dst: usize, k: i32): i32 {
 export function bitmap_runs(bm: usize, first: u32, count: u32, out: usize, max: u32): i32 {
   if (!inRange(bm, first, count) || !bufferOk(out, <u64>max << 3, 4)) return -EINVAL;
   if (!count || !max) return 0;
+  // Word by word, the bits where the bitmap changes (x ^ (x << 1)) are appended to a list
+  // without a branch per run: the changes alternate start, end, start, end, so pairs of them are
+  // the runs. Branching per run cost 12.8 ns a run at 1 % density.
   const w = wordsOf(bm);
   const end = first + count;
   const lw = (end - 1) >>> 6;
-  const lm = maskTo((end - 1) & 63);
   let i = first >>> 6;
   let x = load<u64>(wordPtr(w, i)) & maskFrom(first & 63);
-  if (i == lw) x &= lm;
-  let n: u32 = 0;
-  while (n < max) {
-    while (!x) {
-      if (i == lw) return <i32>n;
-      i++;
-      // Skip zero words two at a time while a whole pair lies before the last word.
-      while (i + 2 <= lw && !v128.any_true(v128.load(wordPtr(w, i)))) i += 2;
-      x = load<u64>(wordPtr(w, i));
-      if (i == lw) x &= lm;
+  let prev: u64 = 0; // bit 63 of the previous word in the range: 1 while a run goes on
+  let n: u32 = 0; // runs written
+  let nt: u32 = 0; // staged changes
+  let lim = stageLimit(max); // flush when this many changes are staged
+  while (i < lw) {
+    nt = flatten(nt, x ^ ((x << 1) | prev), i << 6);
+    prev = x >> 63;
+    if (nt >= lim) {
+      const k = min(nt >> 1, max - n);
+      pairRuns(out + (<usize>n << 3), k);
+      n += k;
+      if (n == max) return <i32>n;
+      if (nt & 1) store<u32>(runMarks, load<u32>(runMarks + (<usize>(nt - 1) << 2))); // an open run
+      nt &= 1;
+      lim = stageLimit(max - n);
     }
-    const start = (i << 6) + <u32>ctz(x);
-    // The run ends at the first clear bit after its start; bits past the range read as clear.
-    let z = ~x & maskFrom(<u32>ctz(x));
-    let stop: u32 = end;
-    while (!z) {
-      if (i == lw) break;
-      i++;
-      x = load<u64>(wordPtr(w, i));
-      if (i == lw) x &= lm;
-      z = ~x;
+    i++;
+    // Every fourth word, skip groups of four zero words while no run is open (sparse bitmaps).
+    if (!(i & 3) && !prev) {
+      while (i + 4 <= lw && !v128.any_true(v128.or(v128.load(wordPtr(w, i)), v128.load(wordPtr(w, i), 16)))) i += 4;
     }
-    if (z) {
-      const t = <u32>ctz(z);
-      stop = (i << 6) + t;
-      x &= maskFrom(t);
-    } else x = 0;
-    const o = out + (<usize>n << 3);
-    store<u32>(o, start);
-    store<u32>(o, stop - start, 4);
-    n++;
+    x = load<u64>(wordPtr(w, i));
   }
-  return <i32>n;
+  x &= maskTo((end - 1) & 63); // the last word
+  nt = flatten(nt, x ^ ((x << 1) | prev), i << 6);
+  if (nt & 1) {
+    store<u32>(runMarks + (<usize>nt << 2), end); // a run reaching the end of the range
+    nt++;
+  }
+  const k = min(nt >> 1, max - n);
+  pairRuns(out + (<usize>n << 3), k);
+  return <i32>(n + k);
+}
+
+/** Staged changes at which bitmap_runs writes out: a full stage, or `left` more runs. */
+@inline function stageLimit(left: u32): u32 {
+  return left >= RUN_STAGE >> 1 ? RUN_STAGE : left << 1;
 }

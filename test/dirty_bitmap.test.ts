@@ -26,13 +26,18 @@ beforeAll(async () => {
 
 /** A bitmap and its model with the same random bits (about `perMille` per thousand set). */
 function pair(nbits: number, perMille: number, seed: number): [DirtyBitmap, BitmapModel] {
-  const r = rng(seed);
   const bm = DirtyBitmap.create(core, nbits);
   const m = new BitmapModel(nbits);
-  const pages = new Uint32Array(Math.ceil((nbits * perMille) / 1000)).map(() => r(nbits));
+  const pages = randomPages(Math.ceil((nbits * perMille) / 1000), nbits, seed);
   bm.setBatch(pages);
   m.setBatch(pages);
   return [bm, m];
+}
+
+/** `n` random pages in [0, span). */
+function randomPages(n: number, span: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  return new Uint32Array(n).map(() => r(span));
 }
 
 /** A raw heap buffer of `words` words filled with `fill`; returns its address. */
@@ -188,6 +193,10 @@ describe.each(SIZES)('dirty_bitmap of %i bits', (nbits) => {
       m.setRange(f, c);
     }
     const buf = core.x.heap_alloc(16 * 8);
+    for (let max = 1; max <= 6; max++) {
+      const n = core.x.bitmap_runs(bm.handle, 0, nbits, buf, max); // chunks ending exactly at max
+      expect(Array.from(core.u32().subarray(buf / 4, buf / 4 + 2 * n))).toEqual(m.runs(0, nbits, max));
+    }
     const r = rng(nbits);
     for (let t = 0; t < 50; t++) {
       const first = t === 0 ? 0 : r(nbits + 1);
@@ -247,6 +256,32 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     dst.dispose();
   });
 
+  it('reads, ORs and counts long ranges split over the interleaved streams, segment seams included', () => {
+    const nbits = 64 * 1500 + 29;
+    const r = rng(77);
+    for (let t = 0; t < 24; t++) {
+      const [bm, m] = pair(nbits, t % 2 ? 500 : 8, 100 + t);
+      const s = t < 4 ? [0, 13, 63, 1][t] : r(64);
+      const first = t < 4 ? 0 : r(nbits >> 2);
+      const count = t < 4 ? nbits : nbits - first - r(nbits >> 2);
+      const L = Math.ceil((count + s) / 64);
+      const buf = buffer(L + 2, 0xc3);
+      const want = bytesAt(buf, (L + 2) * 8);
+      expect(m.read(first, count, want, 1, s, t % 3 !== 0)).toBe(L);
+      expect(core.x.bitmap_read(bm.handle, first, count, buf + 8, s, t % 3 !== 0 ? 1 : 0)).toBe(L);
+      expectBytes(bytesAt(buf, (L + 2) * 8), want);
+      expectBytes(bm.toBytes(), m.bytes);
+      const [other, mo] = pair(nbits, 50, 200 + t);
+      const c = count - s - 1;
+      bm.orInto(other, s + 1, first, c);
+      expect(m.orInto(mo, s + 1, first, c)).toBe(0);
+      expectBytes(other.toBytes(), mo.bytes);
+      expect(other.count(first, count - first)).toBe(mo.count(first, count - first));
+      core.x.heap_free(buf);
+      for (const b of [bm, other]) b.dispose();
+    }
+  });
+
   it('reproduces SPEC V35 and V36 [clean] through readInto', () => {
     const a = DirtyBitmap.create(core, 4); // V35: dma at page 2, pins at pages 2 and 5
     a.set(0);
@@ -280,6 +315,30 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     expect(big.nextSet(0)).toBe(-1);
     c.dispose();
     big.dispose();
+  });
+
+  it('sets a large batch into a large bitmap through its region sort, checking every page first', () => {
+    const nbits = 2 ** 26 + 3; // 8 MiB: batches of a page per line or more are sorted first
+    const bm = DirtyBitmap.create(core, nbits);
+    const m = new BitmapModel(nbits);
+    const pages = randomPages(300_000, nbits, 5);
+    pages[7] = nbits - 1;
+    pages[8] = 0;
+    bm.setBatch(pages);
+    m.setBatch(pages);
+    expectBytes(bm.toBytes(), m.bytes);
+    pages[299_999] = nbits; // one page past the end: nothing changes
+    const before = core.heapUsed();
+    expect(() => bm.setBatch(pages)).toThrow(InvalidArgumentError);
+    expect(core.heapUsed()).toBe(before);
+    expectBytes(bm.toBytes(), m.bytes);
+    core.x.heap_fail_nth(1); // no scratch for the sort: batch order, same bits
+    pages[299_999] = 12345;
+    bm.setBatch(pages.map((p) => (p + 1) % nbits));
+    m.setBatch(pages.map((p) => (p + 1) % nbits));
+    core.x.heap_fail_nth(0);
+    expectBytes(bm.toBytes(), m.bytes);
+    bm.dispose();
   });
 
   it('sets a batch through one reusable buffer and gathers many runs in chunks', () => {
