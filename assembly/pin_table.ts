@@ -5,7 +5,7 @@
 // Pins are sparse (thousands to millions of pages out of hundreds of millions), so the table is
 // hashed: open addressing with linear probing and backward-shift deletion (no tombstones), a
 // non-power-of-two capacity mapped by a multiplicative hash and a fixed-point range reduction,
-// grown by 1.5x when the load would pass 0.8. Right after a growth the load is 0.53, so a page
+// grown by 1.5x when the load would pass 0.8. Right after a 1.5x growth the load is 0.53, so a page
 // costs at most 15 bytes of slots (measured by bench/pin_table.bench.ts). Keys below 2^32 (every
 // dma up to 16 TiB) live in 8-byte slots; the rare keys at or above 2^32 in a second table of
 // 16-byte slots with the same code, generic over the key type.
@@ -43,38 +43,20 @@ const GOLDEN: u64 = 0x9e3779b97f4a7c15;
 
 // ---- one sub-table, generic over its key type (u32 or u64) -------------------------------------
 
-@inline function slotBytes<K>(): usize {
-  return sizeof<K>() << 1;
-}
-@inline function slots(h: usize): usize {
-  return <usize>load<u32>(h);
-}
-@inline function capOf(h: usize): u32 {
-  return load<u32>(h, 4);
-}
-@inline function sizeOf(h: usize): u32 {
-  return load<u32>(h, 8);
-}
-@inline function setSize(h: usize, n: u32): void {
-  store<u32>(h, n, 8);
-}
+@inline function slotBytes<K>(): usize { return sizeof<K>() << 1; }
+@inline function slots(h: usize): usize { return <usize>load<u32>(h); }
+@inline function capOf(h: usize): u32 { return load<u32>(h, 4); }
+@inline function sizeOf(h: usize): u32 { return load<u32>(h, 8); }
+@inline function setSize(h: usize, n: u32): void { store<u32>(h, n, 8); }
 /** The home slot of `key` among `cap` slots: Fibonacci hash, then (hash * cap) >> 32. */
 @inline function homeOf(key: u64, cap: u32): u32 {
   return <u32>((((key * GOLDEN) >> 32) * <u64>cap) >> 32);
 }
-@inline function slotAt<K>(h: usize, i: u32): usize {
-  return slots(h) + <usize>i * slotBytes<K>();
-}
-@inline function countAt<K>(s: usize): u32 {
-  return load<u32>(s + sizeof<K>());
-}
-@inline function setCountAt<K>(s: usize, c: u32): void {
-  store<u32>(s + sizeof<K>(), c);
-}
+@inline function slotAt<K>(h: usize, i: u32): usize { return slots(h) + <usize>i * slotBytes<K>(); }
+@inline function countAt<K>(s: usize): u32 { return load<u32>(s + sizeof<K>()); }
+@inline function setCountAt<K>(s: usize, c: u32): void { store<u32>(s + sizeof<K>(), c); }
 /** The most entries `cap` slots may hold: a load of 0.8. */
-@inline function limitOf(cap: u32): u64 {
-  return <u64>cap - <u64>cap / 5;
-}
+@inline function limitOf(cap: u32): u64 { return <u64>cap - <u64>cap / 5; }
 
 /** The slot holding `key`, or 0. */
 function findSlot<K>(h: usize, key: K): usize {
@@ -179,7 +161,7 @@ function rehashInto<K>(h: usize, ns: usize, ncap: u32): void {
   store<u32>(h, ncap, 4);
 }
 
-/** After removals: frees an empty sub-table's slots, or halves a sparse one if memory allows. */
+/** After removals: frees an empty sub-table's slots, or rehashes a sparse one to a load of 0.5. */
 function shrink<K>(h: usize): void {
   const cap = capOf(h);
   const n = sizeOf(h);
@@ -198,71 +180,6 @@ function shrink<K>(h: usize): void {
   free(old);
 }
 
-// ---- growth for a pin call: both sub-tables, all or nothing ------------------------------------
-
-// The old slot arrays of a pin call that grew a sub-table, kept until the call ends.
-let grewLo = false;
-let oldLo: usize = 0;
-let oldLoCap: u32 = 0;
-let grewHi = false;
-let oldHi: usize = 0;
-let oldHiCap: u32 = 0;
-
-/** Grows both sub-tables for `nlo` and `nhi` new entries; false (nothing changed) on failure. */
-function grow(p: usize, nlo: u64, nhi: u64): bool {
-  grewLo = false;
-  grewHi = false;
-  const clo = capFor<u32>(p + LO, nlo);
-  const chi = capFor<u64>(p + HI, nhi);
-  if (clo < 0 || chi < 0) return false;
-  let slo: usize = 0;
-  let shi: usize = 0;
-  if (clo > 0) {
-    slo = allocZeroed(<usize>clo * 8);
-    if (!slo) return false;
-  }
-  if (chi > 0) {
-    shi = allocZeroed(<usize>chi * 16);
-    if (!shi) {
-      free(slo);
-      return false;
-    }
-  }
-  if (slo) {
-    grewLo = true;
-    oldLo = slots(p + LO);
-    oldLoCap = capOf(p + LO);
-    rehashInto<u32>(p + LO, slo, <u32>clo);
-  }
-  if (shi) {
-    grewHi = true;
-    oldHi = slots(p + HI);
-    oldHiCap = capOf(p + HI);
-    rehashInto<u64>(p + HI, shi, <u32>chi);
-  }
-  return true;
-}
-
-/** Ends a pin call: frees the old arrays (success) or returns to them (undone call). */
-function endGrow(p: usize, undone: bool): void {
-  if (grewLo) {
-    if (undone) {
-      free(slots(p + LO));
-      store<u32>(p + LO, <u32>oldLo);
-      store<u32>(p + LO, oldLoCap, 4);
-    } else free(oldLo);
-  }
-  if (grewHi) {
-    if (undone) {
-      free(slots(p + HI));
-      store<u32>(p + HI, <u32>oldHi);
-      store<u32>(p + HI, oldHiCap, 4);
-    } else free(oldHi);
-  }
-  grewLo = false;
-  grewHi = false;
-}
-
 // ---- per-page operations dispatched on the key's width ------------------------------------------
 
 @inline function pinPage(p: usize, page: u64, allowNew: bool): i32 {
@@ -275,57 +192,109 @@ function endGrow(p: usize, undone: bool): void {
   const s = page <= LO_LIMIT ? findSlot<u32>(p + LO, <u32>page) : findSlot<u64>(p + HI, page);
   return s ? (page <= LO_LIMIT ? countAt<u32>(s) : countAt<u64>(s)) : 0;
 }
-
-/** New entries a pin call may need in one sub-table: `n` pages, at most `budget` new. */
-@inline function capped(n: u64, budget: i32): u64 {
-  return budget >= 0 ? min(n, <u64>budget) : n;
+/** Page i of a pin or unpin call: first + i for a range (pages == 0), else the batch's u64 i. */
+@inline function pageAt(first: u64, pages: usize, i: u32): u64 {
+  return pages ? load<u64>(pages + (<usize>i << 3)) : first + i;
 }
 
-/** Pages of [first, first + n) that are not pinned: (lo, hi) into gAbsentLo/gAbsentHi. */
-let gAbsentLo: u64 = 0;
-let gAbsentHi: u64 = 0;
-function absentInRange(p: usize, first: u64, n: u32): void {
+// ---- growth for a pin call: both sub-tables, all or nothing ------------------------------------
+
+// Per sub-table, the slot array a pin call replaced, kept until the call ends:
+// {grew u32, slots u32, cap u32, -} for lo @0, hi @16.
+const oldArrays = memory.data(32, 16);
+
+/** Grows both sub-tables for `nlo` and `nhi` new entries; false (nothing changed) on failure. */
+function grow(p: usize, nlo: u64, nhi: u64): bool {
+  const clo = capFor<u32>(p + LO, nlo);
+  const chi = capFor<u64>(p + HI, nhi);
+  if (clo < 0 || chi < 0) return false;
+  const slo = clo ? allocZeroed(<usize>clo * 8) : 0;
+  if (clo && !slo) return false;
+  const shi = chi ? allocZeroed(<usize>chi * 16) : 0;
+  if (chi && !shi) {
+    free(slo);
+    return false;
+  }
+  for (let s: usize = 0; s < 32; s += 16) {
+    const fresh = s ? shi : slo;
+    store<u32>(oldArrays + s, fresh ? 1 : 0);
+    store<u32>(oldArrays + s, load<u32>(p + s), 4);
+    store<u32>(oldArrays + s, load<u32>(p + s, 4), 8);
+  }
+  if (slo) rehashInto<u32>(p + LO, slo, <u32>clo);
+  if (shi) rehashInto<u64>(p + HI, shi, <u32>chi);
+  return true;
+}
+
+/** Ends a pin call: frees the replaced arrays (success) or returns to them (undone call). */
+function endGrow(p: usize, undone: bool): void {
+  for (let s: usize = 0; s < 32; s += 16) {
+    if (!load<u32>(oldArrays + s)) continue;
+    store<u32>(oldArrays + s, 0);
+    const old = <usize>load<u32>(oldArrays + s, 4);
+    if (!undone) {
+      free(old);
+      continue;
+    }
+    free(slots(p + s));
+    store<u32>(p + s, <u32>old);
+    store<u32>(p + s, load<u32>(oldArrays + s, 8), 4);
+  }
+}
+
+/**
+ * Reserves room for the new pages of a pin call: at most min(pages, budget) per sub-table, or,
+ * when that would grow a table, the pages not pinned yet (a lookup pass; repeats count twice).
+ */
+function reserveFor(p: usize, first: u64, pages: usize, n: u32, budget: i32): bool {
+  const cap = budget >= 0 ? <u64>budget : <u64>-1;
   let lo: u64 = 0;
   let hi: u64 = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    lo = 0;
+    hi = 0;
+    if (!pages && pass == 0) {
+      lo = first > LO_LIMIT ? 0 : min(<u64>n, LO_LIMIT - first + 1);
+      hi = <u64>n - lo;
+    } else {
+      for (let i: u32 = 0; i < n; i++) {
+        const page = pageAt(first, pages, i);
+        if (pass == 0 || countOf(p, page) == 0) {
+          if (page <= LO_LIMIT) lo++;
+          else hi++;
+        }
+      }
+    }
+    lo = min(lo, cap);
+    hi = min(hi, cap);
+    const fits = <u64>sizeOf(p + LO) + lo <= limitOf(capOf(p + LO));
+    if (fits && <u64>sizeOf(p + HI) + hi <= limitOf(capOf(p + HI))) break;
+  }
+  return grow(p, lo, hi);
+}
+
+/** The pin loop of pins_pin_range (pages == 0) and pins_pin_batch. */
+function pinPages(p: usize, first: u64, pages: usize, n: u32, budget: i32, bm: usize, shift: u32): i32 {
+  if (n > 0x7fffffff || (bm != 0 && shift > 63)) return -EINVAL;
+  if (n == 0) return 0;
+  if (!pages && first + (<u64>n - 1) < first) return -EINVAL;
+  if (!reserveFor(p, first, pages, n, budget)) return -ENOMEM;
+  let created: i32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const page = first + i;
-    if (countOf(p, page) == 0) {
-      if (page <= LO_LIMIT) lo++;
-      else hi++;
+    const page = pageAt(first, pages, i);
+    const r = pinPage(p, page, budget < 0 || created < budget);
+    if (r > 0) {
+      created++;
+      if (bm) markBit(bm, page >> shift);
+    } else if (r < 0) {
+      // Undo in reverse: each removal is the exact inverse of its insertion.
+      for (let j = i; j > 0; j--) unpinPage(p, pageAt(first, pages, j - 1));
+      endGrow(p, true);
+      return -ENOMEM;
     }
   }
-  gAbsentLo = lo;
-  gAbsentHi = hi;
-}
-function absentInBatch(p: usize, pages: usize, n: u32, onlyCount: bool): void {
-  let lo: u64 = 0;
-  let hi: u64 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const page = load<u64>(pages + (<usize>i << 3));
-    if (onlyCount || countOf(p, page) == 0) {
-      if (page <= LO_LIMIT) lo++;
-      else hi++;
-    }
-  }
-  gAbsentLo = lo;
-  gAbsentHi = hi;
-}
-
-/** Reserves room for the new pages of a pin call (gAbsentLo/Hi are upper bounds). */
-function reserveFor(p: usize, budget: i32): bool {
-  return grow(p, capped(gAbsentLo, budget), capped(gAbsentHi, budget));
-}
-
-@inline function needsGrowth(p: usize, budget: i32): bool {
-  return (
-    <u64>sizeOf(p + LO) + capped(gAbsentLo, budget) > limitOf(capOf(p + LO)) ||
-    <u64>sizeOf(p + HI) + capped(gAbsentHi, budget) > limitOf(capOf(p + HI))
-  );
-}
-
-/** Shared argument checks of the pin calls; 0 or -EINVAL. */
-@inline function checkPinArgs(n: u32, bm: usize, shift: u32): i32 {
-  return n > 0x7fffffff || (bm != 0 && shift > 63) ? -EINVAL : 0;
+  endGrow(p, false);
+  return created;
 }
 
 // ---- exports ------------------------------------------------------------------------------------
@@ -371,30 +340,7 @@ export function pins_count(p: usize, page: u64): i32 {
  * shift > 63 with a bitmap, or pages past 2^64 - 1).
  */
 export function pins_pin_range(p: usize, first: u64, n: u32, budget: i32, bm: usize, shift: u32): i32 {
-  const bad = checkPinArgs(n, bm, shift);
-  if (bad) return bad;
-  if (n == 0) return 0;
-  if (first + (<u64>n - 1) < first) return -EINVAL;
-  const nlo: u64 = first > LO_LIMIT ? 0 : min(<u64>n, LO_LIMIT - first + 1);
-  gAbsentLo = nlo;
-  gAbsentHi = <u64>n - nlo;
-  if (needsGrowth(p, budget)) absentInRange(p, first, n);
-  if (!reserveFor(p, budget)) return -ENOMEM;
-  let created: i32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const page = first + i;
-    const r = pinPage(p, page, budget < 0 || created < budget);
-    if (r > 0) {
-      created++;
-      if (bm) markBit(bm, page >> shift);
-    } else if (r < 0) {
-      for (let j = i; j > 0; j--) unpinPage(p, first + (j - 1));
-      endGrow(p, true);
-      return -ENOMEM;
-    }
-  }
-  endGrow(p, false);
-  return created;
+  return pinPages(p, first, 0, n, budget, bm, shift);
 }
 
 /**
@@ -402,27 +348,7 @@ export function pins_pin_range(p: usize, first: u64, n: u32, budget: i32, bm: us
  * Same budget, bitmap, unwind and errno rules.
  */
 export function pins_pin_batch(p: usize, pages: usize, n: u32, budget: i32, bm: usize, shift: u32): i32 {
-  const bad = checkPinArgs(n, bm, shift);
-  if (bad) return bad;
-  if (n == 0) return 0;
-  absentInBatch(p, pages, n, true);
-  if (needsGrowth(p, budget)) absentInBatch(p, pages, n, false);
-  if (!reserveFor(p, budget)) return -ENOMEM;
-  let created: i32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const page = load<u64>(pages + (<usize>i << 3));
-    const r = pinPage(p, page, budget < 0 || created < budget);
-    if (r > 0) {
-      created++;
-      if (bm) markBit(bm, page >> shift);
-    } else if (r < 0) {
-      for (let j = i; j > 0; j--) unpinPage(p, load<u64>(pages + (<usize>(j - 1) << 3)));
-      endGrow(p, true);
-      return -ENOMEM;
-    }
-  }
-  endGrow(p, false);
-  return created;
+  return pinPages(p, 0, pages, n, budget, bm, shift);
 }
 
 /**
@@ -540,9 +466,7 @@ export function pins_count_range(p: usize, first: u64, n: u64): i32 {
 
 // ---- ordered export: a bounded max-heap of 16-byte records, then heapsort -----------------------
 
-@inline function recPage(out: usize, i: u32): u64 {
-  return load<u64>(out + (<usize>i << 4));
-}
+@inline function recPage(out: usize, i: u32): u64 { return load<u64>(out + (<usize>i << 4)); }
 function swapRec(out: usize, i: u32, j: u32): void {
   const a = out + (<usize>i << 4);
   const b = out + (<usize>j << 4);
