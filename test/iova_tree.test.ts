@@ -96,6 +96,8 @@ describe('iova_tree: exact cases', () => {
     expect(t.count).toBe(0);
     expect(x.tree_remove(h, P(2))).toBe(-ENOENT);
     t.dispose();
+    t.dispose(); // idempotent
+    expect(() => t.count).toThrow('after dispose');
   });
 
   it('holds a range that ends at 2^64-1 and compares unsigned', () => {
@@ -155,6 +157,8 @@ describe('iova_tree: exact cases', () => {
       m.insert(P(2 * i), P(2 * i + 1) - 1n, i);
     }
     expect(dump(t.handle)).toEqual(m.ranges);
+    expect(t.collect()).toEqual(m.ranges); // the class resumes across its 1,024-record chunks
+    expect(t.collect(P(1000), P(5000))).toEqual(m.collect(P(1000), P(5000)));
     expect(core.u32()[(t.handle + 20) / 4]).toBe(3); // tree header @20: height
     const probe = BigUint64Array.from({ length: 5000 }, () => P(r(40002)) + BigInt(r(4096)));
     expect(t.findBatch(probe)).toEqual(m.findBatch(probe));

@@ -67,6 +67,8 @@ describe('pin_table: exact cases', () => {
     expect(t.unpinRange(2n, 1)).toBe(1);
     expect(t.size).toBe(0);
     t.dispose();
+    t.dispose(); // idempotent
+    expect(() => t.size).toThrow('after dispose');
   });
 
   it('keeps keys at and above 2^32 exact, ordered after the low ones', () => {
