@@ -54,4 +54,4 @@ export {
   pins_collect,
 } from './pin_table';
 export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
-export * from './report';
+export { report_user, report_words } from './report';

@@ -430,9 +430,68 @@ function markScan<K>(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): v
  * ((q - first) >> shift) of the dirty bitmap `bm` (SPEC 5.2 and 5.6). Returns 0, or -EINVAL for
  * shift > 63.
  */
+// Marking pins in table order touches a random cache line (and TLB page) of the bitmap per pin:
+// about 40 ns each measured for 65,536 pins over a 32 MiB bitmap. Above these sizes the bit
+// indices are first bucketed by their top bits (a one-pass counting sort into 4,096 buckets of
+// 1/4096 of the bitmap each), so the stores sweep the bitmap in order.
+const BUCKET_BITS: u32 = 12;
+const BUCKETED_MIN_NBITS: u64 = <u64>1 << 23; // a 1 MiB bitmap: beyond the L2 cache
+const BUCKETED_MIN_PINS: u32 = 4096;
+
+/** markScan for the u32-keyed sub-table through buckets; false (nothing done) without memory. */
+function markBucketed(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): bool {
+  const n = sizeOf(h);
+  const nb: u32 = 1 << BUCKET_BITS;
+  const span: u32 = 64 - <u32>clz<u64>(nbits - 1); // bits needed for a bit index
+  const down = span > BUCKET_BITS ? span - BUCKET_BITS : 0;
+  const counts = alloc(<usize>(nb + 1) << 2);
+  if (!counts) return false;
+  const bits = alloc(<usize>n << 2);
+  if (!bits) {
+    free(counts);
+    return false;
+  }
+  memory.fill(counts, 0, <usize>(nb + 1) << 2);
+  const cap = capOf(h);
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt<u32>(h, i);
+    if (countAt<u32>(s) == 0) continue;
+    const q = <u64>load<u32>(s);
+    if (q < first) continue;
+    const b = (q - first) >> shift;
+    if (b >= nbits) continue;
+    const c = counts + ((<usize>(b >> down) + 1) << 2);
+    store<u32>(c, load<u32>(c) + 1);
+  }
+  for (let k: u32 = 1; k <= nb; k++) {
+    const c = counts + (<usize>k << 2);
+    store<u32>(c, load<u32>(c) + load<u32>(c - 4));
+  }
+  let m: u32 = 0;
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt<u32>(h, i);
+    if (countAt<u32>(s) == 0) continue;
+    const q = <u64>load<u32>(s);
+    if (q < first) continue;
+    const b = (q - first) >> shift;
+    if (b >= nbits) continue;
+    const c = counts + (<usize>(b >> down) << 2);
+    const at = load<u32>(c);
+    store<u32>(c, at + 1);
+    store<u32>(bits + (<usize>at << 2), <u32>b);
+    m++;
+  }
+  for (let i: u32 = 0; i < m; i++) markBit(bm, <u64>load<u32>(bits + (<usize>i << 2)));
+  free(bits);
+  free(counts);
+  return true;
+}
+
 export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u32): i32 {
   if (shift > 63) return -EINVAL;
-  markScan<u32>(p + LO, bm, first, nbits, shift);
+  const lo = p + LO;
+  const big = <u64>nbits >= BUCKETED_MIN_NBITS && sizeOf(lo) >= BUCKETED_MIN_PINS;
+  if (!big || !markBucketed(lo, bm, first, nbits, shift)) markScan<u32>(lo, bm, first, nbits, shift);
   markScan<u64>(p + HI, bm, first, nbits, shift);
   return 0;
 }

@@ -9,11 +9,11 @@
 //               ┌────────────┬──────────────┬ ─ ─ ┬──────────────┐
 //   bits:       │old | d<<s  │ d[64-s..]    │     │ d[..end] 0 0 │
 //               └────────────┴──────────────┴ ─ ─ ┴──────────────┘
-import { bitmap_clear, bitmap_clear_range, bitmap_emit, bitmap_nbits, bitmap_read } from './dirty_bitmap';
+import { bitmap_clear, bitmap_clear_range, bitmap_nbits, bitmap_read } from './dirty_bitmap';
 import { ENOMEM, PAGE_SIZE } from './constants';
 import { alloc, free } from './heap';
 import { pins_mark } from './pin_table';
-import { umFrame, umRead, umReserve, umWrite } from './user_memory';
+import { umContiguous, umFrame, umRead, umReserve, umWrite } from './user_memory';
 
 /**
  * Output words [from, from + n) of an all-ones stream of `count` bits shifted by s, at `out`:
@@ -37,54 +37,63 @@ function emitOnes(out: usize, count: u32, s: u32, from: u32, n: u32): void {
   }
 }
 
-/** Writes output words [from, from + n) of the dma's stream (or of all ones) at `out`. */
-@inline function emit(bm: usize, nbits: u32, s: u32, allDirty: bool, out: usize, from: u32, n: u32): void {
-  if (allDirty) emitOnes(out, nbits, s, from, n);
-  else bitmap_emit(bm, 0, nbits, s, out, from, n);
-}
 
-/** After a clearing read: zero the whole bitmap, then mark every page still pinned (§5.6). */
-@inline function reset(bm: usize, pins: usize, shift: u32): void {
-  bitmap_clear(bm);
-  if (pins) pins_mark(pins, bm, 0, bitmap_nbits(bm), shift);
+/**
+ * Output words [k, k + n) of a dma's stream (its nbits bits shifted up by s) to `out`, clearing
+ * the source bits they carry. Those words hold source bits [64k - s, 64(k + n) - s): one
+ * bitmap_read, whose clearing is fused with the copy, writes them with the same footprint. With
+ * `ones` the words of an all-ones stream are written and the source is left for the caller.
+ */
+function streamTo(bm: usize, nbits: u32, s: u32, ones: bool, out: usize, k: u32, n: u32): void {
+  if (ones) {
+    emitOnes(out, nbits, s, k, n);
+    return;
+  }
+  const first: u32 = k ? (k << 6) - s : 0;
+  const end = <u32>min<u64>((<u64>(k + n) << 6) - <u64>s, <u64>nbits);
+  bitmap_read(bm, first, end - first, out, k ? 0 : s, 1);
 }
 
 /**
  * Reports a whole dma into user memory: the stream's L words go to the user address `addr`
- * (= bitmap.data + 8w), frame by frame; then the dma's bitmap is reset. `allDirty` reports every
- * page (the rule of §5.8). Returns 0, or -ENOMEM (frames could not be had; nothing changed).
+ * (= bitmap.data + 8w), one run of contiguous frames per kernel call; the source is cleared as
+ * it is copied, then the pinned pages are marked again. `allDirty` reports every page (the rule
+ * of §5.8). Returns 0, or -ENOMEM (frames could not be had; nothing changed).
  */
 export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32): i32 {
   const addr = <u64>user; // below 2^47 (checked by the host): exact in a double
   const nbits = bitmap_nbits(bm);
   const L = <u32>((<u64>nbits + <u64>s + 63) >> 6);
-  const bytes = <u64>L << 3;
-  if (umReserve(um, addr, bytes) < 0) return -ENOMEM;
-  if ((addr & 7) == 0) {
-    // Words never straddle frames: write each frame's share of the stream in place.
-    let k: u32 = 0;
-    while (k < L) {
-      const a = addr + (<u64>k << 3);
-      const off = <u32>(a & <u64>(PAGE_SIZE - 1));
-      const n = min<u32>(L - k, (<u32>PAGE_SIZE - off) >> 3);
-      emit(bm, nbits, s, allDirty != 0, umFrame(um, a >> 12) + off, k, n);
-      k += n;
-    }
-  } else {
+  if (umReserve(um, addr, <u64>L << 3) < 0) return -ENOMEM;
+  const ones = allDirty != 0;
+  let scratch: usize = 0;
+  if (addr & 7) {
     // An unaligned user bitmap: build the stream a page at a time in scratch, then copy it.
-    const scratch = alloc(PAGE_SIZE);
+    scratch = alloc(PAGE_SIZE);
     if (!scratch) return -ENOMEM;
-    let k: u32 = 0;
-    while (k < L) {
-      const n = min<u32>(L - k, <u32>PAGE_SIZE >> 3);
-      if (k == 0) umRead(um, addr, scratch, 8); // word 0 ORs the user's existing word
-      emit(bm, nbits, s, allDirty != 0, scratch, k, n);
-      umWrite(um, addr + (<u64>k << 3), scratch, <u64>n << 3); // frames reserved: cannot fail
-      k += n;
-    }
-    free(scratch);
   }
-  reset(bm, pins, shift);
+  let k: u32 = 0;
+  while (k < L) {
+    const a = addr + (<u64>k << 3);
+    let n: u32;
+    if (!scratch) {
+      // Words never straddle frames: write each run of contiguous frames in place.
+      const off = <u64>(a & <u64>(PAGE_SIZE - 1));
+      const want = (off + (<u64>(L - k) << 3) + <u64>(PAGE_SIZE - 1)) >> 12;
+      const pages = umContiguous(um, a >> 12, want);
+      n = <u32>min<u64>(<u64>(L - k), ((pages << 12) - off) >> 3);
+      streamTo(bm, nbits, s, ones, umFrame(um, a >> 12) + <usize>off, k, n);
+    } else {
+      n = min<u32>(L - k, <u32>PAGE_SIZE >> 3);
+      if (k == 0) umRead(um, addr, scratch, 8); // word 0 ORs the user's existing word
+      streamTo(bm, nbits, s, ones, scratch, k, n);
+      umWrite(um, a, scratch, <u64>n << 3); // frames reserved: cannot fail
+    }
+    k += n;
+  }
+  if (scratch) free(scratch);
+  if (ones) bitmap_clear(bm);
+  if (pins) pins_mark(pins, bm, 0, nbits, shift);
   return 0;
 }
 
