@@ -25,8 +25,8 @@
 import { EINVAL, ENOMEM } from './constants';
 import { alloc, allocZeroed, free } from './heap';
 
-const LO: usize = 0;
-const HI: usize = 16;
+export const LO: usize = 0;
+export const HI: usize = 16;
 const LO_LIMIT: u64 = 0xffffffff; // the largest key of the lo sub-table
 const MIN_CAP: u32 = 8;
 const MAX_BYTES: u64 = 0x7fff0000; // one slot array stays below the allocator's largest request
@@ -36,24 +36,24 @@ const GOLDEN: u64 = 0x9e3779b97f4a7c15;
 // ---- bits in a dirty bitmap --------------------------------------------------------------------
 
 /** Sets bit `b` of the dirty bitmap `bm`: bit b % 8 of byte b / 8 of its little-endian words. */
-@inline function markBit(bm: usize, b: u64): void {
+@inline export function markBit(bm: usize, b: u64): void {
   const at = bm + BITMAP_WORDS + <usize>(b >> 3);
   store<u8>(at, load<u8>(at) | (<u8>1 << <u8>(b & 7)));
 }
 
 // ---- one sub-table, generic over its key type (u32 or u64) -------------------------------------
 
-@inline function slotBytes<K>(): usize { return sizeof<K>() << 1; }
-@inline function slots(h: usize): usize { return <usize>load<u32>(h); }
-@inline function capOf(h: usize): u32 { return load<u32>(h, 4); }
-@inline function sizeOf(h: usize): u32 { return load<u32>(h, 8); }
+@inline export function slotBytes<K>(): usize { return sizeof<K>() << 1; }
+@inline export function slots(h: usize): usize { return <usize>load<u32>(h); }
+@inline export function capOf(h: usize): u32 { return load<u32>(h, 4); }
+@inline export function sizeOf(h: usize): u32 { return load<u32>(h, 8); }
 @inline function setSize(h: usize, n: u32): void { store<u32>(h, n, 8); }
 /** The home slot of `key` among `cap` slots: Fibonacci hash, then (hash * cap) >> 32. */
 @inline function homeOf(key: u64, cap: u32): u32 {
   return <u32>((((key * GOLDEN) >> 32) * <u64>cap) >> 32);
 }
-@inline function slotAt<K>(h: usize, i: u32): usize { return slots(h) + <usize>i * slotBytes<K>(); }
-@inline function countAt<K>(s: usize): u32 { return load<u32>(s + sizeof<K>()); }
+@inline export function slotAt<K>(h: usize, i: u32): usize { return slots(h) + <usize>i * slotBytes<K>(); }
+@inline export function countAt<K>(s: usize): u32 { return load<u32>(s + sizeof<K>()); }
 @inline function setCountAt<K>(s: usize, c: u32): void { store<u32>(s + sizeof<K>(), c); }
 /** The most entries `cap` slots may hold: a load of 0.8. */
 @inline function limitOf(cap: u32): u64 { return <u64>cap - <u64>cap / 5; }
@@ -188,7 +188,7 @@ function shrink<K>(h: usize): void {
 @inline function unpinPage(p: usize, page: u64): i32 {
   return page <= LO_LIMIT ? unpinKey<u32>(p + LO, <u32>page) : unpinKey<u64>(p + HI, page);
 }
-@inline function countOf(p: usize, page: u64): u32 {
+@inline export function countOf(p: usize, page: u64): u32 {
   const s = page <= LO_LIMIT ? findSlot<u32>(p + LO, <u32>page) : findSlot<u64>(p + HI, page);
   return s ? (page <= LO_LIMIT ? countAt<u32>(s) : countAt<u64>(s)) : 0;
 }
@@ -411,186 +411,4 @@ export function pins_unpin_batch(p: usize, pages: usize, n: u32): i32 {
   shrink<u32>(p + LO);
   shrink<u64>(p + HI);
   return released;
-}
-
-function markScan<K>(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): void {
-  const cap = capOf(h);
-  for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<K>(h, i);
-    if (countAt<K>(s) == 0) continue;
-    const q = <u64>load<K>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b < nbits) markBit(bm, b);
-  }
-}
-
-/**
- * For every pinned page q with first <= q and ((q - first) >> shift) < nbits, sets bit
- * ((q - first) >> shift) of the dirty bitmap `bm` (SPEC 5.2 and 5.6). Returns 0, or -EINVAL for
- * shift > 63.
- */
-// Marking pins in table order touches a random cache line (and TLB page) of the bitmap per pin:
-// about 40 ns each measured for 65,536 pins over a 32 MiB bitmap. Above these sizes the bit
-// indices are first bucketed by their top bits (a one-pass counting sort into 4,096 buckets of
-// 1/4096 of the bitmap each), so the stores sweep the bitmap in order.
-const BUCKET_BITS: u32 = 12;
-const BUCKETED_MIN_NBITS: u64 = <u64>1 << 23; // a 1 MiB bitmap: beyond the L2 cache
-const BUCKETED_MIN_PINS: u32 = 4096;
-
-/** markScan for the u32-keyed sub-table through buckets; false (nothing done) without memory. */
-function markBucketed(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): bool {
-  const n = sizeOf(h);
-  const nb: u32 = 1 << BUCKET_BITS;
-  const span: u32 = 64 - <u32>clz<u64>(nbits - 1); // bits needed for a bit index
-  const down = span > BUCKET_BITS ? span - BUCKET_BITS : 0;
-  const counts = alloc(<usize>(nb + 1) << 2);
-  if (!counts) return false;
-  const bits = alloc(<usize>n << 2);
-  if (!bits) {
-    free(counts);
-    return false;
-  }
-  memory.fill(counts, 0, <usize>(nb + 1) << 2);
-  const cap = capOf(h);
-  for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<u32>(h, i);
-    if (countAt<u32>(s) == 0) continue;
-    const q = <u64>load<u32>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b >= nbits) continue;
-    const c = counts + ((<usize>(b >> down) + 1) << 2);
-    store<u32>(c, load<u32>(c) + 1);
-  }
-  for (let k: u32 = 1; k <= nb; k++) {
-    const c = counts + (<usize>k << 2);
-    store<u32>(c, load<u32>(c) + load<u32>(c - 4));
-  }
-  let m: u32 = 0;
-  for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<u32>(h, i);
-    if (countAt<u32>(s) == 0) continue;
-    const q = <u64>load<u32>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b >= nbits) continue;
-    const c = counts + (<usize>(b >> down) << 2);
-    const at = load<u32>(c);
-    store<u32>(c, at + 1);
-    store<u32>(bits + (<usize>at << 2), <u32>b);
-    m++;
-  }
-  for (let i: u32 = 0; i < m; i++) markBit(bm, <u64>load<u32>(bits + (<usize>i << 2)));
-  free(bits);
-  free(counts);
-  return true;
-}
-
-export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u32): i32 {
-  if (shift > 63) return -EINVAL;
-  const lo = p + LO;
-  const big = <u64>nbits >= BUCKETED_MIN_NBITS && sizeOf(lo) >= BUCKETED_MIN_PINS;
-  if (!big || !markBucketed(lo, bm, first, nbits, shift)) markScan<u32>(lo, bm, first, nbits, shift);
-  markScan<u64>(p + HI, bm, first, nbits, shift);
-  return 0;
-}
-
-function countScan<K>(h: usize, first: u64, last: u64): i32 {
-  const cap = capOf(h);
-  let n = 0;
-  for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<K>(h, i);
-    if (countAt<K>(s) == 0) continue;
-    const q = <u64>load<K>(s);
-    if (q >= first && q <= last) n++;
-  }
-  return n;
-}
-
-/** Pinned pages in [first, first + n) (clipped at 2^64 - 1). */
-export function pins_count_range(p: usize, first: u64, n: u64): i32 {
-  if (n == 0) return 0;
-  const last = first + (n - 1) < first ? <u64>-1 : first + (n - 1);
-  if (n > <u64>capOf(p + LO) + <u64>capOf(p + HI)) {
-    return countScan<u32>(p + LO, first, last) + countScan<u64>(p + HI, first, last);
-  }
-  let c = 0;
-  for (let page = first; ; page++) {
-    if (countOf(p, page) != 0) c++;
-    if (page == last) break;
-  }
-  return c;
-}
-
-// ---- ordered export: a bounded max-heap of 16-byte records, then heapsort -----------------------
-
-@inline function recPage(out: usize, i: u32): u64 { return load<u64>(out + (<usize>i << 4)); }
-function swapRec(out: usize, i: u32, j: u32): void {
-  const a = out + (<usize>i << 4);
-  const b = out + (<usize>j << 4);
-  const k = load<u64>(a);
-  const c = load<u64>(a, 8);
-  store<u64>(a, load<u64>(b));
-  store<u64>(a, load<u64>(b, 8), 8);
-  store<u64>(b, k);
-  store<u64>(b, c, 8);
-}
-function siftDown(out: usize, i: u32, n: u32): void {
-  while (true) {
-    const l: u32 = (i << 1) + 1;
-    if (l >= n) return;
-    let m = l;
-    if (l + 1 < n && recPage(out, l + 1) > recPage(out, l)) m = l + 1;
-    if (recPage(out, m) <= recPage(out, i)) return;
-    swapRec(out, i, m);
-    i = m;
-  }
-}
-function heapify(out: usize, n: u32): void {
-  for (let i = n >> 1; i > 0; i--) siftDown(out, i - 1, n);
-}
-
-/** Offers one entry to the bounded heap of the `max` lowest pages; returns the new fill. */
-function offer(out: usize, m: u32, max: u32, page: u64, c: u32): u32 {
-  if (m < max) {
-    store<u64>(out + (<usize>m << 4), page);
-    store<u32>(out + (<usize>m << 4), c, 8);
-    store<u32>(out + (<usize>m << 4), 0, 12);
-    if (m + 1 == max) heapify(out, max);
-    return m + 1;
-  }
-  if (page < recPage(out, 0)) {
-    store<u64>(out, page);
-    store<u32>(out, c, 8);
-    siftDown(out, 0, max);
-  }
-  return m;
-}
-
-function offerAll<K>(h: usize, out: usize, m: u32, max: u32): u32 {
-  const cap = capOf(h);
-  for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<K>(h, i);
-    const c = countAt<K>(s);
-    if (c != 0) m = offer(out, m, max, <u64>load<K>(s), c);
-  }
-  return m;
-}
-
-/**
- * Writes up to `max` records {page u64 @0, count u32 @8, pad u32 @12} (16 bytes) at `out`: the
- * lowest pinned pages in ascending order. Returns how many were written.
- */
-export function pins_collect(p: usize, out: usize, max: i32): i32 {
-  if (max <= 0) return 0;
-  const cap = <u32>max;
-  let m = offerAll<u32>(p + LO, out, 0, cap);
-  m = offerAll<u64>(p + HI, out, m, cap);
-  if (m < cap) heapify(out, m);
-  for (let end = m; end > 1; end--) {
-    swapRec(out, 0, end - 1);
-    siftDown(out, 0, end - 1);
-  }
-  return <i32>m;
 }

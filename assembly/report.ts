@@ -12,7 +12,7 @@
 import { bitmap_clear, bitmap_clear_range, bitmap_nbits, bitmap_read } from './dirty_bitmap';
 import { ENOMEM, PAGE_SIZE } from './constants';
 import { alloc, free } from './heap';
-import { pins_mark } from './pin_table';
+import { pins_mark } from './pin_table_scan';
 import { umContiguous, umFrame, umRead, umReserve, umWrite } from './user_memory';
 
 /**
