@@ -31,6 +31,7 @@ let jlo: u32 = 0; // read-and-clear: interior source words [jlo, jhi) to clear; 
 let jhi: u32 = 0;
 let jk: i32 = 0; // conversion: 2^jk source bits per coarse bit, or 2^-jk fine bits per source bit
 let jacc: u64 = 0; // count: running total
+let touched: u64 = 0; // OR of the words a sorted batch read ahead (never read back)
 
 @inline export function wordPtr(w: usize, i: u32): usize {
   return w + (<usize>i << 3);
@@ -170,6 +171,15 @@ function bitsAt(w: usize, nw: u32, p: i64): u64 {
 }
 
 /**
+ * Stores v over the 16 bytes at p after loading them. The load is wasted work, but a stream of
+ * loads runs ahead of the stores where stores that miss wait in line for their lines: shifted
+ * copy of 32 MiB 5.7 -> 4.6 ms here (Buffer.copy: 3.1 ms).
+ */
+@inline function storeOver(p: usize, v: v128): void {
+  v128.store(p, v128.or(v128.and(v128.load(p), i64x2.splat(0)), v));
+}
+
+/**
  * m interior stream words: word j = source words (sp[j] >> r) | (sp[j+1] << (64 - r)), r in 1..63,
  * stored to dp[j] or, with `merge`, ORed into it. Reads sp[0..m], all inside the source range.
  */
@@ -186,14 +196,20 @@ function shiftWords(dp: usize, sp: usize, m: u32, r: i32, merge: bool): void {
     for (; m >= 4; m -= 4, sp += 32, dp += 32) {
       const a = v128.or(i64x2.shr_u(v128.load(sp), r), i64x2.shl(v128.load(sp, 8), rl));
       const b = v128.or(i64x2.shr_u(v128.load(sp, 16), r), i64x2.shl(v128.load(sp, 24), rl));
-      v128.store(dp, a);
-      v128.store(dp, b, 16);
+      storeOver(dp, a);
+      storeOver(dp + 16, b);
     }
   }
   for (; m; m--, sp += 8, dp += 8) {
     const v = (load<u64>(sp) >> r) | (load<u64>(sp, 8) << rl);
     store<u64>(dp, merge ? load<u64>(dp) | v : v);
   }
+}
+
+/** Copies m words from sp to dp (not overlapping) through storeOver. */
+function copyWords(dp: usize, sp: usize, m: u32): void {
+  for (; m >= 2; m -= 2, sp += 16, dp += 16) storeOver(dp, v128.load(sp));
+  if (m) store<u64>(dp, load<u64>(sp));
 }
 
 /** ORs m words at sp into m words at dp. */
@@ -225,7 +241,7 @@ export function emit(out: usize, from: u32, n: u32): void {
     const r = <i32>(g & 63);
     if (r) shiftWords(dp, sp, m, r, jmerge);
     else if (jmerge) orWords(dp, sp, m);
-    else memory.copy(dp, sp, <usize>m << 3);
+    else copyWords(dp, sp, m);
     k = inner;
   }
   if (k < end) emitEdge(out + (<usize>(k - from) << 3), k, g, L);
@@ -371,8 +387,8 @@ function refineBlock(from: u32, n: u32): void {
       const lo = i8x16.swizzle(table, v128.and(v, nib));
       const hi = i8x16.swizzle(table, i8x16.shr_u(v, 4));
       const dp = wordPtr(jout, J);
-      v128.store(dp, i8x16.shuffle(lo, hi, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
-      v128.store(dp, i8x16.shuffle(lo, hi, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), 16);
+      storeOver(dp, i8x16.shuffle(lo, hi, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+      storeOver(dp + 16, i8x16.shuffle(lo, hi, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
     }
   }
   const per: u32 = 64 >> m; // source bits per fine word, at most 32
@@ -422,8 +438,8 @@ export function setBatch(w: usize, nbits: u32, nw: u32, pages: usize, n: u32): i
   const e = pages + (<usize>n << 2);
   // A batch with a page for every line of a bitmap past the TLB's reach is sorted into 256
   // regions first, so that each region's lines are fetched once: 1,000,000 random pages into
-  // 32 MiB take 11 ms so, 16.6 ms in batch order (cache and TLB misses). Without scratch memory,
-  // batch order.
+  // 32 MiB take 9.5 ms so, 16.6 ms in batch order (cache and TLB misses). Without scratch memory
+  // for the sort, batch order.
   const bytes = <usize>nw << 3;
   if (bytes >= 1 << 23 && <usize>n >= bytes >> 6) {
     const shift = <u32>max<i32>(0, 24 - <i32>clz(nbits - 1)); // page >> shift < 256
@@ -450,7 +466,26 @@ export function setBatch(w: usize, nbits: u32, nw: u32, pages: usize, n: u32): i
         store<u32>(c, at + 1);
         store<u32>(sorted + (<usize>at << 2), v);
       }
-      setBits8(w, sorted, n);
+      // Region by region: read one word of every line first, in four interleaved streams, so
+      // the region arrives at streaming speed; then its pages' bits hit the cache. 11 -> 9.5 ms.
+      const rbytes = <usize>1 << (shift - 3); // bytes a region covers
+      let begin: u32 = 0;
+      let sum: u64 = 0;
+      for (let r: usize = 0; r < 1024; r += 4) {
+        const end = load<u32>(regions + r); // the scatter left each cursor at its region's end
+        if (end > begin) {
+          const base = w + (r >> 2) * rbytes;
+          const size = min(rbytes, bytes - (r >> 2) * rbytes);
+          const q = (size >> 2) & ~63;
+          for (let o: usize = 0; o < q; o += 64) {
+            sum |= load<u64>(base + o) | load<u64>(base + q + o) | load<u64>(base + 2 * q + o) | load<u64>(base + 3 * q + o);
+          }
+          for (let o: usize = 4 * q; o < size; o += 64) sum |= load<u64>(base + o);
+          setBits8(w, sorted + (<usize>begin << 2), end - begin);
+        }
+        begin = end;
+      }
+      touched = sum; // keeps the reads
       free(sorted);
       return 0;
     }

@@ -455,6 +455,20 @@ describe('dirty_bitmap: differential property test against the model', () => {
   });
 });
 
+describe('dirty_bitmap: benchmark smoke run', () => {
+  it('builds every quick benchmark group and runs each case once', async () => {
+    const { groups } = await import('../bench/dirty_bitmap.bench.js');
+    const list = groups(true);
+    expect(list.length).toBe(16);
+    for (const g of list) {
+      await g.setup?.();
+      expect(g.cases.map((c) => c.name)).toContain(g.baseline);
+      for (const c of g.cases) c.fn();
+      g.teardown?.();
+    }
+  });
+});
+
 describe('dirty_bitmap: allocation failure', () => {
   it('bitmap_create answers -ENOMEM on the failed allocation and leaves the heap as it was', () => {
     const before = core.heapUsed();
