@@ -51,3 +51,33 @@ describe('heap', () => {
     expect(r[2]).toBe(-ENOMEM);
   });
 });
+
+describe('the core structures over one heap', () => {
+  it('1,000,000 cycles of a bitmap, a range and a batch of pins end with the memory they began with', async () => {
+    const core = await Core.create();
+    const x = core.x;
+    const tree = x.tree_create();
+    const pins = x.pins_create();
+    const batch = x.heap_alloc(8 * 8);
+    const cycle = (i: number) => {
+      const bm = x.bitmap_create(64 + (i & 511));
+      if (bm <= 0) throw new Error(`bitmap_create failed: ${bm}`);
+      const iova = BigInt(i & 0xffff) << 12n;
+      x.tree_insert(tree, iova, iova + 0xfffn, i);
+      const u64 = core.u64();
+      for (let k = 0; k < 8; k++) u64[(batch >> 3) + k] = BigInt((i * 8 + k) & 63); // within the bitmap
+      x.pins_pin_batch(pins, batch, 8, -1, bm, 0);
+      x.pins_unpin_batch(pins, batch, 8);
+      x.tree_remove(tree, iova);
+      x.bitmap_free(bm);
+    };
+    cycle(0);
+    const used = core.heapUsed();
+    const bytes = core.memory.buffer.byteLength;
+    for (let i = 1; i <= 1_000_000; i++) cycle(i);
+    expect(core.heapUsed()).toBe(used);
+    expect(core.memory.buffer.byteLength).toBe(bytes);
+    expect(x.pins_size(pins)).toBe(0);
+    expect(x.tree_count(tree)).toBe(0);
+  }, 60_000);
+});
