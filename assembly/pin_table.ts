@@ -35,8 +35,13 @@ const GOLDEN: u64 = 0x9e3779b97f4a7c15;
 
 // ---- bits in a dirty bitmap --------------------------------------------------------------------
 
-/** Sets bit `b` of the dirty bitmap `bm`: bit b % 8 of byte b / 8 of its little-endian words. */
+/**
+ * Sets bit `b` of the dirty bitmap `bm`: bit b % 8 of byte b / 8 of its little-endian words. A bit
+ * past the bitmap's nbits (its header's first u32) is not written: callers keep pages inside the
+ * dma, and a store past the bitmap would corrupt the heap.
+ */
 @inline export function markBit(bm: usize, b: u64): void {
+  if (b >= <u64>load<u32>(bm)) return;
   const at = bm + BITMAP_WORDS + <usize>(b >> 3);
   store<u8>(at, load<u8>(at) | (<u8>1 << <u8>(b & 7)));
 }
