@@ -15,10 +15,11 @@ beforeAll(async () => {
   core = await Core.create({ flavour: 'debug' });
 });
 
-/** A zeroed block laid out as a dirty bitmap: 16 header bytes, then the words. */
+/** A zeroed block laid out as a dirty bitmap: 16 header bytes (nbits first), then the words. */
 function newBitmap(c = core): number {
   const bm = c.x.heap_alloc(16 + BITMAP_BYTES);
   c.u8().fill(0, bm, bm + 16 + BITMAP_BYTES);
+  c.u32()[bm >> 2] = BITMAP_BYTES * 8;
   return bm;
 }
 
