@@ -501,103 +501,74 @@ describe('dirty_bitmap: allocation failure', () => {
 });
 
 describe('dirty_bitmap: invalid inputs, each with its exact errno and nothing changed', () => {
+  const N = 130; // bm: bits 5..74 set; other: 66 bits, bit 65 set; dst: 4 raw words of 0x5a
   let bm: DirtyBitmap;
-  let h: number;
-  const N = 130;
-  const snapshot = () => bm.toBytes();
+  let other: DirtyBitmap;
+  let h = 0;
+  let dst = 0;
+  let batch = 0; // 40 pages, the 38th past the end
   beforeAll(() => {
     bm = DirtyBitmap.create(core, N);
     bm.setRange(5, 70);
     h = bm.handle;
+    other = DirtyBitmap.create(core, 66);
+    other.set(65);
+    dst = buffer(4, 0x5a);
+    batch = core.x.heap_alloc(4 * 40);
+    core.u32().set(new Uint32Array(40).map((_, i) => (i === 37 ? N : 100 + (i % 30))), batch / 4);
+  });
+  const x = () => core.x;
+  const end = () => core.memory.buffer.byteLength;
+  const cases: [string, () => number, number][] = [
+    ['create: nbits 0', () => x().bitmap_create(0), -EINVAL],
+    ['create: nbits 2^31 + 1', () => x().bitmap_create(2 ** 31 + 1), -EINVAL],
+    ['create: nbits 2^32 - 1', () => x().bitmap_create(0xffffffff), -EINVAL],
+    ['set: bit nbits', () => x().bitmap_set(h, N), -EINVAL],
+    ['test: bit nbits', () => x().bitmap_test(h, N), -EINVAL],
+    ['next_set: from past nbits', () => x().bitmap_next_set(h, N + 1), -EINVAL],
+    ['next_set: from nbits', () => x().bitmap_next_set(h, N), -ENOENT],
+    ['set_range: one bit past the end', () => x().bitmap_set_range(h, N - 3, 4), -EINVAL],
+    ['clear_range: u32 sum wraps', () => x().bitmap_clear_range(h, 0xffffffff, 2), -EINVAL],
+    ['count: one bit past the end', () => x().bitmap_count(h, 1, N), -EINVAL],
+    ['runs: past the end', () => x().bitmap_runs(h, N, 1, dst, 1), -EINVAL],
+    ['runs: output past memory', () => x().bitmap_runs(h, 0, N, end() - 8, 2), -EINVAL],
+    ['set_batch: one page past the end', () => x().bitmap_set_batch(h, batch, 40), -EINVAL],
+    ['set_batch: pages past memory', () => x().bitmap_set_batch(h, end() - 8, 3), -EINVAL],
+    ['read: s = 64', () => x().bitmap_read(h, 0, 10, dst, 64, 1), -EINVAL],
+    ['read: range past the end', () => x().bitmap_read(h, 100, 31, dst, 0, 1), -EINVAL],
+    ['read: dst not 8-aligned', () => x().bitmap_read(h, 0, 10, dst + 4, 0, 1), -EINVAL],
+    ['read: dst on its own words', () => x().bitmap_read(h, 0, 10, x().bitmap_words(h) + 8, 0, 1), -EINVAL],
+    ['read: dst over its own header', () => x().bitmap_read(h, 0, 100, h - 8, 0, 1), -EINVAL],
+    ['read: dst past memory', () => x().bitmap_read(h, 0, 100, end() - 8, 0, 1), -EINVAL],
+    ['emit: window past the stream', () => x().bitmap_emit(h, 0, 100, 30, dst, 2, 2), -EINVAL],
+    ['emit: s = 64', () => x().bitmap_emit(h, 0, 100, 64, dst, 0, 1), -EINVAL],
+    ['or: past the end of dst', () => x().bitmap_or(other.handle, 1, h, 0, 66), -EINVAL],
+    ['or: past the end of src', () => x().bitmap_or(other.handle, 0, h, 100, 31), -EINVAL],
+    ['or: overlapping ranges of one bitmap', () => x().bitmap_or(h, 10, h, 0, 11), -EINVAL],
+    ['convert: k = 32', () => x().bitmap_convert(h, other.handle, 32), -EINVAL],
+    ['convert: k = -32', () => x().bitmap_convert(h, other.handle, -32), -EINVAL],
+    ['convert: dst of 66 bits where 65 are due', () => x().bitmap_convert(h, other.handle, 1), -EINVAL],
+    ['convert: dst is src', () => x().bitmap_convert(h, h, 0), -EINVAL],
+  ];
+  it.each(cases)('%s', (_, call, errno) => {
+    const state = () => [bm.toBytes(), other.toBytes(), bytesAt(dst, 32)];
+    const was = state();
+    expect(call()).toBe(errno);
+    expect(state()).toEqual(was);
   });
 
-  it('nbits 0, nbits over 2^31, and a non-u32 size', () => {
-    expect(core.x.bitmap_create(0)).toBe(-EINVAL);
-    expect(core.x.bitmap_create(2 ** 31 + 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_create(0xffffffff)).toBe(-EINVAL);
+  it('the typed API throws InvalidArgumentError, including for numbers that are not u32', () => {
+    const was = bm.toBytes();
     expect(() => DirtyBitmap.create(core, 1.5)).toThrow(InvalidArgumentError);
     expect(() => DirtyBitmap.create(core, 2 ** 32 + 1)).toThrow(InvalidArgumentError);
-  });
-
-  it('single bits past the end', () => {
-    const was = snapshot();
-    expect(core.x.bitmap_set(h, N)).toBe(-EINVAL);
-    expect(core.x.bitmap_test(h, N)).toBe(-EINVAL);
-    expect(core.x.bitmap_next_set(h, N + 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_next_set(h, N)).toBe(-ENOENT);
     expect(() => bm.set(-1)).toThrow(InvalidArgumentError);
-    expect(snapshot()).toEqual(was);
-  });
-
-  it('ranges past the end, including ones whose u32 sum wraps', () => {
-    const was = snapshot();
-    expect(core.x.bitmap_set_range(h, N - 3, 4)).toBe(-EINVAL);
-    expect(core.x.bitmap_clear_range(h, 0, N + 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_clear_range(h, 0xffffffff, 2)).toBe(-EINVAL);
-    expect(core.x.bitmap_count(h, 1, N)).toBe(-EINVAL);
-    expect(core.x.bitmap_runs(h, N, 1, core.x.bitmap_words(h), 1)).toBe(-EINVAL);
     expect(() => bm.count(N + 1)).toThrow(InvalidArgumentError);
-    expect(snapshot()).toEqual(was);
-  });
-
-  it('a batch with one page past the end sets none of them; a batch outside memory', () => {
-    const was = snapshot();
-    const buf = core.x.heap_alloc(4 * 40);
-    core.u32().set(new Uint32Array(40).map((_, i) => (i === 37 ? N : 100 + (i % 30))), buf / 4);
-    expect(core.x.bitmap_set_batch(h, buf, 40)).toBe(-EINVAL);
-    expect(core.x.bitmap_set_batch(h, core.memory.buffer.byteLength - 8, 3)).toBe(-EINVAL);
     expect(() => bm.setBatch(new Uint32Array([1, N]))).toThrow(InvalidArgumentError);
-    expect(snapshot()).toEqual(was);
-    core.x.heap_free(buf);
-  });
-
-  it('read and emit: s over 63, a bad range, a misaligned, overlapping or out-of-memory dst', () => {
-    const was = snapshot();
-    const dst = buffer(4, 0x5a);
-    const dstWas = bytesAt(dst, 32);
-    const words = core.x.bitmap_words(h);
-    expect(core.x.bitmap_read(h, 0, 10, dst, 64, 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_read(h, 100, 31, dst, 0, 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_read(h, 0, 10, dst + 4, 0, 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_read(h, 0, 10, words + 8, 0, 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_read(h, 0, 100, h - 8, 0, 1)).toBe(-EINVAL); // 2 words over the header
-    expect(core.x.bitmap_read(h, 0, 100, core.memory.buffer.byteLength - 8, 0, 1)).toBe(-EINVAL);
-    expect(core.x.bitmap_emit(h, 0, 100, 30, dst, 2, 2)).toBe(-EINVAL); // L = 3 words
-    expect(core.x.bitmap_emit(h, 0, 100, 64, dst, 0, 3)).toBe(-EINVAL);
-    expect(bytesAt(dst, 32)).toEqual(dstWas);
-    expect(core.x.bitmap_emit(h, 0, 100, 30, dst, 0, 3)).toBe(3); // the same dst is valid
     expect(() => bm.readInto(bm, 0, { count: 10 })).toThrow(InvalidArgumentError);
-    const small = DirtyBitmap.create(core, 64);
-    expect(() => bm.readInto(small, 1, { count: 64 })).toThrow(InvalidArgumentError);
-    expect(small.count()).toBe(0);
-    small.dispose();
-    expect(snapshot()).toEqual(was);
-    core.x.heap_free(dst);
-  });
-
-  it('or: a range past either end, or overlapping ranges of one bitmap', () => {
-    const was = snapshot();
-    const other = DirtyBitmap.create(core, 64);
-    expect(core.x.bitmap_or(other.handle, 1, h, 0, 64)).toBe(-EINVAL);
-    expect(core.x.bitmap_or(other.handle, 0, h, 100, 31)).toBe(-EINVAL);
-    expect(core.x.bitmap_or(h, 10, h, 0, 11)).toBe(-EINVAL);
-    expect(core.x.bitmap_or(h, 10, h, 0, 10)).toBe(0); // touching, not overlapping
-    expect(other.count()).toBe(0);
-    other.dispose();
-    expect(snapshot()).toEqual(was);
-  });
-
-  it('convert: k out of range, a destination of the wrong size, the source itself', () => {
-    const was = snapshot();
-    const dst = DirtyBitmap.create(core, 66);
-    dst.set(65);
-    expect(core.x.bitmap_convert(h, dst.handle, 32)).toBe(-EINVAL);
-    expect(core.x.bitmap_convert(h, dst.handle, -32)).toBe(-EINVAL);
-    expect(core.x.bitmap_convert(h, dst.handle, 1)).toBe(-EINVAL); // wants 65 bits
-    expect(core.x.bitmap_convert(h, h, 0)).toBe(-EINVAL);
+    expect(() => bm.readInto(other, 1, { count: 66 })).toThrow(InvalidArgumentError);
+    expect(() => bm.orInto(bm, 10, 0, 11)).toThrow(InvalidArgumentError);
     expect(() => bm.convert(40)).toThrow(InvalidArgumentError);
-    expect(Array.from(dst.runs())).toEqual([65, 1]);
-    dst.dispose();
-    expect(snapshot()).toEqual(was);
+    expect(bm.toBytes()).toEqual(was);
+    expect(Array.from(other.runs())).toEqual([65, 1]);
   });
 });

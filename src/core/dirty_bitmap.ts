@@ -1,7 +1,7 @@
 // The dirty bitmap of the Wasm core (assembly/dirty_bitmap.ts) behind a class. The bits stay in
 // linear memory in the kernel's layout (little-endian u64 words, bit i = bit i%64 of word i/64);
 // every method is one call into the core, and bits at or above nbits are always 0.
-import { EINVAL, ENOENT } from '../../assembly/constants.js';
+import { BITMAP_MAX_BITS, EINVAL, ENOENT, ENOMEM } from '../../assembly/constants.js';
 import { check, vfioError, type ErrorRange } from '../errors.js';
 import type { Core } from '../wasm.js';
 
@@ -110,6 +110,7 @@ export class DirtyBitmap {
     const h = this.handle;
     const n = pages.length;
     if (n === 0) return;
+    if (n > BITMAP_MAX_BITS / 4) throw vfioError(ENOMEM, op, undefined, `${n} pages do not fit linear memory`);
     if (n > this.batchCap) {
       const p = check(this.core.x.heap_alloc(n * 4), op);
       this.core.x.heap_free(this.batch);
@@ -168,8 +169,9 @@ export class DirtyBitmap {
     const h = this.handle;
     if (!Number.isInteger(k) || k < -31 || k > 31) throw vfioError(EINVAL, op, undefined, `k ${k} is not in -31..31`);
     const n = k >= 0 ? Math.ceil(this.nbits / 2 ** k) : this.nbits * 2 ** -k;
-    const r = this.core.x.bitmap_create(n > 0xffffffff ? 0 : n);
-    if (r < 0) throw vfioError(r, op, bits(0, this.nbits), `${n} bits`);
+    if (n > BITMAP_MAX_BITS) throw vfioError(EINVAL, op, bits(0, this.nbits), `${n} bits is over 2^31`);
+    const r = this.core.x.bitmap_create(n);
+    if (r < 0) throw vfioError(r, op, bits(0, this.nbits));
     const out = new DirtyBitmap(this.core, r, n);
     const e = this.core.x.bitmap_convert(h, r, k);
     if (e < 0) {
