@@ -7,21 +7,11 @@ import { Core } from '../src/wasm.js';
 import { IovaTree } from '../src/core/iova_tree.js';
 import { IovaTreeModel } from '../test/model/iova_tree_model.js';
 import { ratioOf, relative, type BenchGroup } from './harness.js';
+import { rng } from '../test/helpers/rng.js';
 
 const PAGE = 0x1000n;
 
 /** xorshift32: a fixed sequence, so every run measures the same work. */
-function rng(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 function shuffled(n: number, r: (n: number) => number): number[] {
   const a = Array.from({ length: n }, (_, i) => i);

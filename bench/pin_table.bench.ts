@@ -7,19 +7,9 @@ import { Core } from '../src/wasm.js';
 import { PinTable } from '../src/core/pin_table.js';
 import { PinTableModel } from '../test/model/pin_table_model.js';
 import { ratioOf, type BenchGroup } from './harness.js';
+import { rng } from '../test/helpers/rng.js';
 
 /** xorshift32: a fixed sequence, so every run measures the same work. */
-function rng(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 /** Heap bytes per pinned page after `fill` pins `pins` distinct pages into a fresh table. */
 function bytesPerPin(core: Core, pins: number, fill: (t: PinTable) => void): number {

@@ -5,22 +5,12 @@ import { IovaTree, type IovaRange } from '../src/core/iova_tree.js';
 import { ExistsError, InvalidArgumentError, NotFoundError } from '../src/errors.js';
 import { Core } from '../src/wasm.js';
 import { IovaTreeModel } from './model/iova_tree_model.js';
+import { rng } from './helpers/rng.js';
 
 const TOP = (1n << 64n) - 1n;
 const P = (n: number | bigint) => BigInt(n) * 0x1000n;
 
 /** A small deterministic PRNG (xorshift32) for long random sequences. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 let core: Core;
 beforeAll(async () => {
