@@ -21,7 +21,8 @@ export async function runBenchmarks(argv: string[]): Promise<GroupResult[]> {
   const files = readdirSync(here)
     .filter((f) => /\.bench\.(js|ts)$/.test(f) && !f.endsWith('.d.ts'))
     .sort();
-  const opts = values.quick ? { maxTime: 0.05, minSamples: 2 } : { maxTime: 2, minSamples: 10 };
+  // Few samples: the plain-TS models take seconds per call at 1 TiB, and ratios settle fast.
+  const opts = values.quick ? { maxTime: 0.05, minSamples: 2 } : { maxTime: 1, minSamples: 4 };
   const results: GroupResult[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(here, f)).href)) as {
