@@ -5,23 +5,23 @@ import { EINVAL } from './constants';
 import { alloc, free } from './heap';
 import { capOf, countAt, countOf, HI, LO, markBit, sizeOf, slotAt } from './pin_table';
 
+/** The bitmap bit of slot `s`: -1 when the slot is empty or its page is outside the bitmap. */
+@inline function slotBit<K>(s: usize, first: u64, nbits: u64, shift: u32): i64 {
+  if (countAt<K>(s) == 0) return -1;
+  const q = <u64>load<K>(s);
+  if (q < first) return -1;
+  const b = (q - first) >> shift;
+  return b < nbits ? <i64>b : -1;
+}
+
 function markScan<K>(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): void {
   const cap = capOf(h);
   for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<K>(h, i);
-    if (countAt<K>(s) == 0) continue;
-    const q = <u64>load<K>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b < nbits) markBit(bm, b);
+    const b = slotBit<K>(slotAt<K>(h, i), first, nbits, shift);
+    if (b >= 0) markBit(bm, <u64>b);
   }
 }
 
-/**
- * For every pinned page q with first <= q and ((q - first) >> shift) < nbits, sets bit
- * ((q - first) >> shift) of the dirty bitmap `bm` (SPEC 5.2 and 5.6). Returns 0, or -EINVAL for
- * shift > 63.
- */
 // Marking pins in table order touches a random cache line (and TLB page) of the bitmap per pin:
 // about 40 ns each measured for 65,536 pins over a 32 MiB bitmap. Above these sizes the bit
 // indices are first bucketed by their top bits (a one-pass counting sort into 4,096 buckets of
@@ -46,12 +46,8 @@ function markBucketed(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): 
   memory.fill(counts, 0, <usize>(nb + 1) << 2);
   const cap = capOf(h);
   for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<u32>(h, i);
-    if (countAt<u32>(s) == 0) continue;
-    const q = <u64>load<u32>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b >= nbits) continue;
+    const b = slotBit<u32>(slotAt<u32>(h, i), first, nbits, shift);
+    if (b < 0) continue;
     const c = counts + ((<usize>(b >> down) + 1) << 2);
     store<u32>(c, load<u32>(c) + 1);
   }
@@ -61,12 +57,8 @@ function markBucketed(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): 
   }
   let m: u32 = 0;
   for (let i: u32 = 0; i < cap; i++) {
-    const s = slotAt<u32>(h, i);
-    if (countAt<u32>(s) == 0) continue;
-    const q = <u64>load<u32>(s);
-    if (q < first) continue;
-    const b = (q - first) >> shift;
-    if (b >= nbits) continue;
+    const b = slotBit<u32>(slotAt<u32>(h, i), first, nbits, shift);
+    if (b < 0) continue;
     const c = counts + (<usize>(b >> down) << 2);
     const at = load<u32>(c);
     store<u32>(c, at + 1);
@@ -79,6 +71,11 @@ function markBucketed(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): 
   return true;
 }
 
+/**
+ * For every pinned page q with first <= q and ((q - first) >> shift) < nbits, sets bit
+ * ((q - first) >> shift) of the dirty bitmap `bm` (SPEC 5.2 and 5.6). Returns 0, or -EINVAL for
+ * shift > 63.
+ */
 export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u32): i32 {
   if (shift > 63) return -EINVAL;
   const lo = p + LO;
