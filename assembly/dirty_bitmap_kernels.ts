@@ -1,10 +1,7 @@
 // The dirty bitmap's word kernels (assembly/dirty_bitmap.ts holds the layout, the range gate and
 // the exports): masked end words with whole words filled between, interleaved passes over long
 // ranges, the shifted stream of the kernel's footprint, page-size conversion and run listing.
-// Callers have validated every range; only a batch's pages are checked here, in the same pass
-// that sorts them.
-import { alloc, free } from './heap';
-import { EINVAL } from './constants';
+// Callers have validated every range; nothing here checks or fails.
 
 const ONES: u64 = 0xffffffffffffffff;
 // One sequential pass over a bitmap in DRAM is bound by latency, not bandwidth: a single stream
@@ -15,8 +12,6 @@ const STREAMS: u32 = 6;
 const STEP: u32 = 64; // words per turn of one stream
 // Zero-padded copy of a partial source block for page-size coarsening (at most 64 words).
 const scratch = memory.data(512, 16);
-// Region counts of a sorted batch: four tables of 256 u32.
-const regions = memory.data(4096, 16);
 
 // The job of the current interleaved pass, read by its blocks (AssemblyScript has no closures).
 let jw: usize = 0; // source words
@@ -31,7 +26,6 @@ let jlo: u32 = 0; // read-and-clear: interior source words [jlo, jhi) to clear; 
 let jhi: u32 = 0;
 let jk: i32 = 0; // conversion: 2^jk source bits per coarse bit, or 2^-jk fine bits per source bit
 let jacc: u64 = 0; // count: running total
-let touched: u64 = 0; // OR of the words a sorted batch read ahead (never read back)
 
 @inline export function wordPtr(w: usize, i: u32): usize {
   return w + (<usize>i << 3);
@@ -92,12 +86,6 @@ export function fillBits(w: usize, first: u32, count: u32, ones: bool): void {
   memory.fill(pf + 8, ones ? 0xff : 0, <usize>(lw - fw - 1) << 3);
   const pl = wordPtr(w, lw);
   store<u64>(pl, ones ? load<u64>(pl) | lm : load<u64>(pl) & ~lm);
-}
-
-/** Sets bit b through its byte: no 64-bit shift, and a short dependency chain per page. */
-@inline function setBit8(w: usize, b: u32): void {
-  const a = w + (b >>> 3);
-  store<u8>(a, load<u8>(a) | <u8>(<u32>1 << (b & 7)));
 }
 
 /**
@@ -470,93 +458,3 @@ export function convertWords(sw: usize, snw: u32, dw: usize, used: u32, dnw: u32
   else refineWide(sw, snw, dw, used, -k);
   if (dnw > used) memory.fill(wordPtr(dw, used), 0, <usize>(dnw - used) << 3);
 }
-
-// ---- batches ------------------------------------------------------------------------------
-
-/**
- * Sets the bits of the n u32 pages at `pages` in words w of a bitmap of nbits bits (nw words),
- * after checking them all: 0, or -EINVAL when a page is >= nbits (nothing changed).
- */
-export function setBatch(w: usize, nbits: u32, nw: u32, pages: usize, n: u32): i32 {
-  const e = pages + (<usize>n << 2);
-  // A batch with a page for every line of a bitmap past the TLB's reach is sorted into 256
-  // regions first, so that each region's lines are fetched once: 1,000,000 random pages into
-  // 32 MiB take 9.5 ms so, 16.6 ms in batch order (cache and TLB misses). Without scratch memory
-  // for the sort, batch order.
-  const bytes = <usize>nw << 3;
-  if (bytes >= 1 << 23 && <usize>n >= bytes >> 6) {
-    const shift = <u32>max<i32>(0, 24 - <i32>clz(nbits - 1)); // page >> shift < 256
-    memory.fill(regions, 0, 4096);
-    let mx: u32 = 0;
-    for (let p = pages, t: usize = 0; p < e; p += 4, t = (t + 1024) & 3072) {
-      const v = load<u32>(p); // four count tables, so repeats do not wait on each other
-      const c = regions + t + (<usize>((v >>> shift) & 255) << 2);
-      store<u32>(c, load<u32>(c) + 1);
-      mx = max(mx, v);
-    }
-    if (mx >= nbits) return -EINVAL;
-    const sorted = alloc(<usize>n << 2);
-    if (sorted) {
-      for (let r: usize = 0, at: u32 = 0; r < 1024; r += 4) {
-        const c = load<u32>(regions + r) + load<u32>(regions + r, 1024) + load<u32>(regions + r, 2048) + load<u32>(regions + r, 3072);
-        store<u32>(regions + r, at);
-        at += c;
-      }
-      for (let p = pages; p < e; p += 4) {
-        const v = load<u32>(p);
-        const c = regions + (<usize>(v >>> shift) << 2);
-        const at = load<u32>(c);
-        store<u32>(c, at + 1);
-        store<u32>(sorted + (<usize>at << 2), v);
-      }
-      // Region by region: read one word of every line first, in four interleaved streams, so
-      // the region arrives at streaming speed; then its pages' bits hit the cache. 11 -> 9.5 ms.
-      const rbytes = <usize>1 << (shift - 3); // bytes a region covers
-      let begin: u32 = 0;
-      let sum: u64 = 0;
-      for (let r: usize = 0; r < 1024; r += 4) {
-        const end = load<u32>(regions + r); // the scatter left each cursor at its region's end
-        if (end > begin) {
-          const base = w + (r >> 2) * rbytes;
-          const size = min(rbytes, bytes - (r >> 2) * rbytes);
-          const q = (size >> 2) & ~63;
-          for (let o: usize = 0; o < q; o += 64) {
-            sum |= load<u64>(base + o) | load<u64>(base + q + o) | load<u64>(base + 2 * q + o) | load<u64>(base + 3 * q + o);
-          }
-          for (let o: usize = 4 * q; o < size; o += 64) sum |= load<u64>(base + o);
-          setBits8(w, sorted + (<usize>begin << 2), end - begin);
-        }
-        begin = end;
-      }
-      touched = sum; // keeps the reads
-      free(sorted);
-      return 0;
-    }
-  } else if (n) {
-    let mv = i32x4.splat(0);
-    let p = pages;
-    for (; p + 64 <= e; p += 64) {
-      const a = i32x4.max_u(v128.load(p), v128.load(p, 16));
-      mv = i32x4.max_u(mv, i32x4.max_u(a, i32x4.max_u(v128.load(p, 32), v128.load(p, 48))));
-    }
-    let mx = max(max(<u32>i32x4.extract_lane(mv, 0), <u32>i32x4.extract_lane(mv, 1)),
-      max(<u32>i32x4.extract_lane(mv, 2), <u32>i32x4.extract_lane(mv, 3)));
-    for (; p < e; p += 4) mx = max(mx, load<u32>(p));
-    if (mx >= nbits) return -EINVAL;
-  }
-  setBits8(w, pages, n);
-  return 0;
-}
-
-/** Sets the bits of the n u32 pages at p, byte-wide: bit b is byte b/8, bit b%8 (SPEC §0.2). */
-function setBits8(w: usize, p: usize, n: u32): void {
-  const e = p + (<usize>n << 2);
-  for (; p + 16 <= e; p += 16) {
-    setBit8(w, load<u32>(p));
-    setBit8(w, load<u32>(p, 4));
-    setBit8(w, load<u32>(p, 8));
-    setBit8(w, load<u32>(p, 12));
-  }
-  for (; p < e; p += 4) setBit8(w, load<u32>(p));
-}
-
