@@ -5,6 +5,7 @@ import { randomFillSync } from 'node:crypto';
 import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
 import { Core } from '../src/wasm.js';
 import { BitmapModel } from '../test/model/dirty_bitmap_model.js';
+import { rng } from '../test/helpers/rng.js';
 import { ratioOf, type BenchCase, type BenchGroup, type GroupResult } from './harness.js';
 
 const SIZES = [
@@ -22,19 +23,6 @@ const PAD = 256; // spare bits past the tracked range, room for the shift to bit
 const RUNS_CHUNK = 4096;
 
 let sink = 0; // results of walks land here so no loop is dead code
-
-/** xorshift32 in [0, n). */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
 
 const bytes = (n: number) => (n >= 2 ** 20 ? `${n / 2 ** 20} MiB` : `${n / 1024} KiB`);
 

@@ -5,19 +5,7 @@ import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
 import { InvalidArgumentError, OutOfMemoryError } from '../src/errors.js';
 import { Core } from '../src/wasm.js';
 import { BitmapModel } from './model/dirty_bitmap_model.js';
-
-/** xorshift32: a small deterministic PRNG; r(n) is in [0, n). */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
+import { rng } from './helpers/rng.js';
 
 let core: Core;
 beforeAll(async () => {
@@ -452,20 +440,6 @@ describe('dirty_bitmap: differential property test against the model', () => {
       { numRuns: 300, seed: 20240601 },
     );
     x.heap_free(buf);
-  });
-});
-
-describe('dirty_bitmap: benchmark smoke run', () => {
-  it('builds every quick benchmark group and runs each case once', async () => {
-    const { groups } = await import('../bench/dirty_bitmap.bench.js');
-    const list = groups(true);
-    expect(list.length).toBe(16);
-    for (const g of list) {
-      await g.setup?.();
-      expect(g.cases.map((c) => c.name)).toContain(g.baseline);
-      for (const c of g.cases) c.fn();
-      g.teardown?.();
-    }
   });
 });
 
