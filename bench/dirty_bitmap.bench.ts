@@ -97,8 +97,10 @@ const within = (limit: number, ...names: string[]) => (r: GroupResult) => names.
  * read A[0, S) into B at bit 205, even calls read B[205, 205 + S) back into A at bit 0 (the same
  * shifted copy, shift 13 instead of 51, first word stored instead of ORed). Each read writes the
  * next source exactly, so every call starts from the same dirty state and nothing is re-dirtied
- * outside the measured call: there is nothing to subtract. 'set_batch alone' shows the pinned
- * share of the time.
+ * outside the measured call: there is nothing to subtract. 'read-and-clear alone' is the same
+ * alternation without the pins; the pins' share of the target case is the difference of the
+ * two. 'set_batch alone' repeats the pins on lines its own last call left in the cache, so it
+ * understates their cost right after a 32 MiB read.
  */
 function readGroup(size: (typeof SIZES)[number], d: (typeof DENSITIES)[number]): BenchGroup {
   const S = size.bits;
@@ -140,7 +142,7 @@ function readGroup(size: (typeof SIZES)[number], d: (typeof DENSITIES)[number]):
         },
         { name: 'wasm read-and-clear alone', fn: read },
         {
-          name: 'wasm set_batch alone',
+          name: 'wasm set_batch alone (lines warm)',
           fn: () => x.bitmap_set_batch(flip ? A.handle : B.handle, flip ? pinA : pinB, pins), // the cleared one
           units: pins,
           unit: 'pages',
