@@ -13,6 +13,7 @@ import type { RefContainer } from './container.js';
 import { RefGroup, type RefGroupOptions } from './group.js';
 import { RefProcess, type RefProcessOptions } from './process.js';
 import { EINVAL, EOVERFLOW, type ProfileName } from './uapi.js';
+import type { ContainerSnapshot, DmaSnapshot, EngineSnapshot } from '../../src/vfio/inspect.js';
 
 export interface RefEngineOptions {
   profile?: ProfileName;
@@ -23,34 +24,10 @@ export interface RefEngineOptions {
   flavour?: 'release' | 'debug';
 }
 
-export interface RefDmaSnapshot {
-  iova: bigint;
-  size: bigint;
-  vaddr: bigint;
-  prot: number;
-  iommuMapped: boolean;
-  vaddrInvalid: boolean;
-  lockCap: boolean;
-  pins: [bigint, number][];
-  bitmap: string | null;
-}
-
-export interface RefContainerSnapshot {
-  fd: number;
-  iommu: null | 'type1' | 'type1v2';
-  tracking: boolean;
-  dmaAvail: number;
-  nonPinnedGroups: number;
-  vaddrInvalidCount: number;
-  groups: number[];
-  dmas: RefDmaSnapshot[];
-}
-
-export interface RefSnapshot {
-  containers: RefContainerSnapshot[];
-  processes: { lockedVm: bigint }[];
-  heapUsed: number;
-}
+// The snapshot shape is the engine's own (engine.inspect()), so the two can be compared directly.
+export type RefDmaSnapshot = DmaSnapshot;
+export type RefContainerSnapshot = ContainerSnapshot;
+export type RefSnapshot = EngineSnapshot;
 
 /** The first group number handed out. */
 export const FIRST_GROUP_ID = 1;
