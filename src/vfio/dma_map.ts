@@ -5,6 +5,7 @@ import {
 } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
+import { bisects } from './dirty.js';
 import type { Process } from './process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from './u64.js';
@@ -145,10 +146,9 @@ export function unmapDma(
   const notified = new Set<Dma>();
   for (;;) {
     if (t.v2 && !all) {
-      const a = t.find(iova);
-      if (a && a.iova !== iova) return fail(-EINVAL);
-      const b = topBroken ? undefined : t.find(last);
-      if (b && b.last !== last) return fail(-EINVAL);
+      // Pre-6.18, the end lookup of a range reaching 2^64 never matched: only the start is checked.
+      const a = topBroken ? t.find(iova) : undefined;
+      if (topBroken ? a !== undefined && a.iova !== iova : bisects(t, iova, last)) return fail(-EINVAL);
     }
     if (topBroken) return { ret: 0, size: 0n };
     let restart = false;

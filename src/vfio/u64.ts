@@ -4,7 +4,6 @@ import { uapi } from '../uapi.js';
 // bigint, and every wrap the kernel would see is computed explicitly.
 
 export const U64_MAX = (1n << 64n) - 1n;
-export const TWO_64 = 1n << 64n;
 
 /** The x86-64 user-space top: a user range reaching past it fails access_ok. */
 export const USER_TOP = uapi.TASK_SIZE_MAX;
@@ -12,12 +11,6 @@ export const USER_TOP = uapi.TASK_SIZE_MAX;
 /** True when `x` is an integer bigint in [0, 2^64). */
 export function isU64(x: unknown): x is bigint {
   return typeof x === 'bigint' && x >= 0n && x <= U64_MAX;
-}
-
-/** Inclusive last byte of [start, start+size) or -1n when it wraps past 2^64 - 1 (size > 0). */
-export function lastOf(start: bigint, size: bigint): bigint {
-  const last = start + size - 1n;
-  return last > U64_MAX ? -1n : last;
 }
 
 /** access_ok(): [addr, addr+size) lies wholly below the user top. */
