@@ -320,12 +320,25 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     expect(() => bm.setBatch(pages)).toThrow(InvalidArgumentError);
     expect(core.heapUsed()).toBe(before);
     expectBytes(bm.toBytes(), m.bytes);
-    core.x.heap_fail_nth(1); // no scratch for the sort: batch order, same bits
     pages[299_999] = 12345;
-    bm.setBatch(pages.map((p) => (p + 1) % nbits));
-    m.setBatch(pages.map((p) => (p + 1) % nbits));
-    core.x.heap_fail_nth(0);
-    expectBytes(bm.toBytes(), m.bytes);
+    for (const nth of [1, 2]) {
+      // No scratch for the sort (the grouped copy, then one group's buffer): batch order, same bits.
+      const shifted = pages.map((p) => (p + nth) % nbits);
+      core.x.heap_fail_nth(nth);
+      bm.setBatch(shifted);
+      core.x.heap_fail_nth(0);
+      m.setBatch(shifted);
+      expectBytes(bm.toBytes(), m.bytes);
+    }
+    // Every page in the last region but one, or in two regions of different groups.
+    const lastRegion = new Uint32Array(300_000).map((_, i) => nbits - 2 - ((i * 7) % 4096));
+    const twoRegions = new Uint32Array(300_000).map((_, i) => (i & 1 ? nbits - 1 - (i % 1000) : i % 1000));
+    for (const batch of [lastRegion, twoRegions]) {
+      bm.setBatch(batch);
+      m.setBatch(batch);
+      expectBytes(bm.toBytes(), m.bytes);
+    }
+    expect(bm.count()).toBe(m.count(0, nbits));
     bm.dispose();
   });
 
