@@ -45,6 +45,35 @@ export function dirtyStop(t: Type1): number {
   return 0;
 }
 
+/**
+ * Re-grains every dma's dirty bitmap from the container's page shift to `shift`, for a detach that
+ * changes the smallest page size under tracking (an engine extension beside SPEC §8 item 21; the
+ * kernel leaves the bitmaps at the old size and then reports them at the new one, losing bits).
+ * A finer bit repeats its old bit and a coarser bit ORs its old bits, so no dirty page is lost.
+ * All or nothing: false, with every bitmap as it was, when a bitmap would pass INT_MAX bits
+ * (START's limit) or memory runs out.
+ */
+export function regrain(t: Type1, shift: number): boolean {
+  const x = t.core.x;
+  const made: [Dma, number, number][] = [];
+  for (const d of t.all()) {
+    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift));
+    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_create(nbits) : -EINVAL;
+    if (bm < 0) {
+      for (const [, b] of made) x.bitmap_free(b);
+      return false;
+    }
+    x.bitmap_convert(d.bitmap, bm, shift - t.pgshift);
+    made.push([d, bm, nbits]);
+  }
+  for (const [d, bm, nbits] of made) {
+    x.bitmap_free(d.bitmap);
+    d.bitmap = bm;
+    d.nbits = nbits;
+  }
+  return true;
+}
+
 /** Whether d is reported all dirty (SPEC §5.8): an iommu_mapped dma while some group is not in pinned scope. */
 export function allDirty(t: Type1, d: Dma): boolean {
   return t.nonPinnedGroups > 0 && d.iommuMapped;

@@ -4,6 +4,7 @@
 // MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
 import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { Core } from '../wasm.js';
+import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
 import type { Profile } from './profile.js';
@@ -266,7 +267,12 @@ export class Type1 {
         if (!this.emulatedGroups.length) this.removeAll();
         else this.reaccount();
       }
-      this.setPgsizes(pgsizesOf(this.iommuGroups));
+      // Under tracking the bitmaps follow a new smallest page size, or, when they cannot be
+      // re-grained (INT_MAX bits, no memory), the container keeps its page sizes: a detach
+      // never fails and never drops a dirty bit.
+      const pgsizes = pgsizesOf(this.iommuGroups);
+      const shift = ctz64(pgsizes);
+      if (!this.tracking || shift === this.pgshift || regrain(this, shift)) this.setPgsizes(pgsizes);
       this.validRanges = this.rebuildRanges();
     }
     g.attached = false;

@@ -179,6 +179,61 @@ describe('§8 item 21: the smallest page size cannot change while tracking', () 
   });
 });
 
+describe('§8 item 21, engine extension: a detach that changes pgsize under tracking re-grains the bitmaps', () => {
+  const MB2 = 0x200000n;
+
+  /** X with G 2 MiB-only: one 8 MiB dma at 0 (vaddr 2 MiB aligned), tracking on, bitmaps at 2 MiB. */
+  async function mixed() {
+    const s = await setup('X', { g: { pgsizeBitmap: 0x40200000n } });
+    const va = (s.proc.mmap(MB2 * 5n) + MB2 - 1n) & ~(MB2 - 1n);
+    must(s.MAP(0n, MB2 * 4n, undefined, va), 'MAP');
+    must(s.START(), 'START');
+    return s;
+  }
+
+  it('the last domain leaving (pgsize 2 MiB -> 4 KiB) reports every 4 KiB page of the dma dirty', async () => {
+    const s = await mixed();
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00'); // G is not pinned-only
+    expect(detach(s, 'G')).toBe(0);
+    expect(s.info().info.migration?.pgsizeBitmap).toBe(0x1000n);
+    // G's DMA since the last report is unknown: all 2,048 pages, at the new page size.
+    const all = s.GET(0n, MB2 * 4n, 256);
+    expect(all.ret).toBe(0);
+    expect(all.bytes.every((b) => b === 0xff)).toBe(true);
+    // M is pinned-only: from now on only its pins and writes count, page by page.
+    expect(s.PIN('M', MB2 + P(3), 1)).toBe(1);
+    expect(s.RW('M', MB2 * 3n + P(1) + 8n, 8, true).ret).toBe(0);
+    const r = s.GET(0n, MB2 * 4n, 256);
+    const set = [...r.bytes.keys()].flatMap((i) => [0, 1, 2, 3, 4, 5, 6, 7].filter((b) => r.bytes[i] & (1 << b)).map((b) => i * 8 + b));
+    expect(set).toEqual([512 + 3, 1536 + 1]);
+    expect(s.GET(0n, MB2 * 4n, 256).bytes.filter((b) => b !== 0)).toEqual(new Uint8Array([0x08]));
+  });
+
+  it('without memory for the new bitmaps the container keeps its page sizes, and every bit', async () => {
+    const s = await mixed();
+    expect(s.RW('M', MB2 + 8n, 8, true).ret).toBe(0);
+    s.engine.failNthAllocation(1); // the first new bitmap
+    expect(detach(s, 'G')).toBe(0);
+    s.engine.failNthAllocation(0);
+    expect(s.info().info.migration?.pgsizeBitmap).toBe(MB2);
+    expect(s.GET(0n, MB2 * 4n, 8).ret).toBe(-errno.EINVAL); // 4 KiB is not the tracking size
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00');
+    expect(s.RW('M', MB2 * 3n, 8, true).ret).toBe(0);
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('08 00 00 00 00 00 00 00');
+  });
+
+  it('the pins marked before the detach stay marked at the new page size', async () => {
+    const s = await mixed();
+    expect(s.PIN('M', MB2 * 2n + P(5), 1)).toBe(1);
+    expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00');
+    expect(detach(s, 'G')).toBe(0);
+    s.GET(0n, MB2 * 4n, 256); // the all-dirty report of the detach
+    const r = s.GET(0n, MB2 * 4n, 256);
+    expect(r.bytes.filter((b) => b !== 0)).toEqual(new Uint8Array([0x20]));
+    expect(r.bytes[(1024 + 5) >> 3]).toBe(0x20);
+  });
+});
+
 describe('§5.1 / §4.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => {
   const MB2 = 0x200000n;
 
