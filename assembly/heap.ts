@@ -284,3 +284,8 @@ export function heap_alloc_calls(): u32 {
 export function heap_fail_nth(n: u32): void {
   failCountdown = n;
 }
+
+/** What heap_fail_nth would be given to re-arm the switch as it stands now (0: disarmed). */
+export function heap_fail_pending(): u32 {
+  return failCountdown;
+}

@@ -8,6 +8,7 @@ export {
   heap_live,
   heap_alloc_calls,
   heap_fail_nth,
+  heap_fail_pending,
 } from './heap';
 export {
   bitmap_create,

@@ -27,6 +27,8 @@ export interface CoreExports {
   heap_alloc_calls(): number;
   /** The nth allocation request from now fails (1: the next); 0 disarms. */
   heap_fail_nth(n: number): void;
+  /** The armed countdown of heap_fail_nth (0: disarmed), to put back after the engine's own allocations. */
+  heap_fail_pending(): number;
 
   // ---- dirty_bitmap (assembly/dirty_bitmap.ts) ----------------------------------------------
   // A handle `bm` points to {nbits u32, nwords u32, 8 reserved bytes} then the little-endian u64

@@ -201,3 +201,22 @@ describe('fail the Nth allocation: every ENOMEM leaves the model unchanged', () 
     );
   });
 });
+
+describe('inspect() between arming the switch and the call', () => {
+  it('leaves the armed allocation for the call: START fails with ENOMEM and changes nothing', async () => {
+    const c = await setup();
+    populate(c); // pins: inspect() needs scratch memory to list them
+    const x = c.engine.core.x;
+    const before = snapshot(c);
+    const calls = x.heap_alloc_calls();
+    c.engine.failNthAllocation(1);
+    const seen = c.engine.inspect(); // allocates, but not out of the armed countdown
+    expect(seen.containers[0].dmas.flatMap((d) => d.pins)).toHaveLength(5); // P(3) and P(70)..P(73)
+    expect(x.heap_alloc_calls()).toBeGreaterThan(calls);
+    expect(x.heap_fail_pending()).toBe(1);
+    expect(start(c)).toBe(-U.ENOMEM);
+    expect(x.heap_fail_pending()).toBe(0);
+    expect(snapshot(c)).toBe(before);
+    expect(start(c)).toBe(0);
+  });
+});

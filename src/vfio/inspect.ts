@@ -32,7 +32,22 @@ export interface EngineSnapshot {
   heapUsed: number;
 }
 
+/**
+ * The engine's state. Its scratch allocations leave an armed fail-the-Nth switch as it was, so a
+ * test can look at the state between arming the switch and the call it means to fail.
+ */
 export function snapshot(e: Engine, bitmaps: boolean): EngineSnapshot {
+  const x = e.core.x;
+  const armed = x.heap_fail_pending();
+  x.heap_fail_nth(0);
+  try {
+    return take(e, bitmaps);
+  } finally {
+    x.heap_fail_nth(armed);
+  }
+}
+
+function take(e: Engine, bitmaps: boolean): EngineSnapshot {
   const core = e.core;
   const x = core.x;
   const containers = [...e.containers]
