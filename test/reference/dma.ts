@@ -64,6 +64,25 @@ export class RefDma {
     this.bitmap = new Uint8Array(Math.ceil(this.nbits / 64) * 8);
   }
 
+  /** The bitmap at page size `to` instead of `from`: a new bit is set when any old bit under it was. */
+  regrain(from: bigint, to: bigint): void {
+    const old = this.bitmap;
+    if (!old) return;
+    const test = (i: bigint) => (old[Number(i >> 3n)] & (1 << Number(i & 7n))) !== 0;
+    this.nbits = Number((this.size + to - 1n) / to);
+    this.bitmap = new Uint8Array(Math.ceil(this.nbits / 64) * 8);
+    for (let j = 0; j < this.nbits; j++) {
+      const a = BigInt(j) * to;
+      const b = a + to < this.size ? a + to : this.size; // bytes [a, b) of the dma
+      for (let i = a / from; i * from < b; i++) {
+        if (test(i)) {
+          this.bitmap[j >> 3] |= 1 << (j & 7);
+          break;
+        }
+      }
+    }
+  }
+
   freeBitmap(): void {
     this.bitmap = null;
     this.nbits = 0;

@@ -209,12 +209,14 @@ describe('§8 item 21, engine extension: a detach that changes pgsize under trac
     expect(s.GET(0n, MB2 * 4n, 256).bytes.filter((b) => b !== 0)).toEqual(new Uint8Array([0x08]));
   });
 
-  it('without memory for the new bitmaps the container keeps its page sizes, and every bit', async () => {
+  it('without memory for the new bitmaps the container keeps its page sizes, and every bit', async (ctx) => {
     const s = await mixed();
+    const e = s.engine as unknown as { failNthAllocation?: (n: number) => void };
+    if (typeof e.failNthAllocation !== 'function') ctx.skip(); // the reference model never runs out
     expect(s.RW('M', MB2 + 8n, 8, true).ret).toBe(0);
-    s.engine.failNthAllocation(1); // the first new bitmap
+    e.failNthAllocation!(1); // the first new bitmap
     expect(detach(s, 'G')).toBe(0);
-    s.engine.failNthAllocation(0);
+    e.failNthAllocation!(0);
     expect(s.info().info.migration?.pgsizeBitmap).toBe(MB2);
     expect(s.GET(0n, MB2 * 4n, 8).ret).toBe(-errno.EINVAL); // 4 KiB is not the tracking size
     expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00');
