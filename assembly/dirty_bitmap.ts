@@ -164,15 +164,18 @@ function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32): u32 {
 // streams than that runs past the first-level TLB, 1,000,000 pages 1.7 ms into 32 streams, 5 ms
 // into 64 or 256. The second scatters one group at a time into its 8 regions, in a buffer the
 // cache holds, and each region's bits are set right after (1,000,000 random pages into 32 MiB:
-// 10.4 ms through one scatter into 256 regions, 8.7 ms so, alternated in one run). Four tables of
-// 256 u32: region counts, then region starts (0), group cursors (1), region ends (2) and the
-// cursors of one group's regions (3).
+// 10.4 ms through one scatter into 256 regions, 8.7 ms so, alternated in one run). `regions`
+// holds four tables of 256 u32: first four copies of the region counts, then the tables below.
 const REGION_BITS: u32 = 8;
 // A batch with fewer pages than the bitmap has lines is only grouped: each group's pages then
 // hit a TLB that holds the group (65,536 random pages into 32 MiB: 1.10 -> 0.85 ms).
 const GROUPED_MIN: u32 = 16384;
 const GROUP_BITS: u32 = 3; // regions per group: 2^3
 const regions = memory.data(4096, 16);
+const STARTS = regions; // after the counts: where each region's pages start in sorted order
+const GROUP_AT = regions + 1024; // each group's cursor
+const ENDS = regions + 2048; // where each region's pages end
+const LOCAL_AT = regions + 3072; // cursors of one group's regions in its local buffer
 let touched: u64 = 0; // OR of the words a sorted batch read ahead (never read back)
 
 /**
@@ -227,19 +230,23 @@ function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fin
     mx = max(mx, v);
   }
   if (mx >= nbits) return -EINVAL;
-  // Table 0: where each region's pages start in sorted order; table 1: where each group's do.
-  let most: u32 = 0; // the largest group
+  // The counts become STARTS, ENDS and each group's cursor, at its first region's start.
   for (let r: usize = 0, at: u32 = 0; r < 1024; r += 4) {
     const c = load<u32>(regions + r) + load<u32>(regions + r, 1024) + load<u32>(regions + r, 2048) + load<u32>(regions + r, 3072);
     store<u32>(regions + r, at);
-    if ((r >> 2) % (1 << GROUP_BITS) == 0) {
-      store<u32>(regions + 1024 + (r >> GROUP_BITS), at);
-      if (r) most = max(most, at - load<u32>(regions + 1024 + (r >> GROUP_BITS) - 4));
-    }
     at += c;
   }
+  let most: u32 = 0; // pages of the fullest group
+  for (let r: u32 = 0; r < 256; r++) {
+    const start = load<u32>(STARTS + (<usize>r << 2));
+    store<u32>(ENDS + (<usize>r << 2), r < 255 ? load<u32>(STARTS + (<usize>(r + 1) << 2)) : n);
+    if (r % (1 << GROUP_BITS)) continue;
+    const g = r >> GROUP_BITS;
+    store<u32>(GROUP_AT + (<usize>g << 2), start);
+    const next = r + (1 << GROUP_BITS);
+    most = max(most, (next < 256 ? load<u32>(STARTS + (<usize>next << 2)) : n) - start);
+  }
   const groups: u32 = 1 << (REGION_BITS - GROUP_BITS);
-  most = max(most, n - load<u32>(regions + 1024 + ((<usize>groups - 1) << 2)));
   const grouped = alloc(<usize>n << 2);
   if (!grouped) return 1;
   const local = fine ? alloc(<usize>most << 2) : grouped;
@@ -247,14 +254,9 @@ function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fin
     free(grouped);
     return 1;
   }
-  // Regions end where the next begins: table 2 holds each region's end.
-  for (let r: u32 = 0; r < 256; r++) {
-    store<u32>(regions + 2048 + (<usize>r << 2), r < 255 ? load<u32>(regions + (<usize>(r + 1) << 2)) : n);
-  }
-  const cursors = regions + 1024;
   for (let p = pages; p < e; p += 4) {
     const v = load<u32>(p);
-    const c = cursors + (<usize>(v >>> gshift) << 2);
+    const c = GROUP_AT + (<usize>(v >>> gshift) << 2);
     const at = load<u32>(c);
     store<u32>(c, at + 1);
     store<u32>(grouped + (<usize>at << 2), v);
@@ -267,25 +269,24 @@ function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fin
   const rbytes = <usize>1 << (shift - 3); // bytes a region covers
   for (let g: u32 = 0; g < groups; g++) {
     const r0 = g << GROUP_BITS;
-    const gbegin = load<u32>(regions + (<usize>r0 << 2));
-    const gend = load<u32>(regions + 2048 + (<usize>(r0 + (1 << GROUP_BITS) - 1) << 2));
+    const gbegin = load<u32>(STARTS + (<usize>r0 << 2));
+    const gend = load<u32>(ENDS + (<usize>(r0 + (1 << GROUP_BITS) - 1) << 2));
     if (gend == gbegin) continue;
-    // Table 3: cursors of the group's regions inside `local`.
     for (let k: u32 = 0; k < 1 << GROUP_BITS; k++) {
-      store<u32>(regions + 3072 + (<usize>k << 2), load<u32>(regions + (<usize>(r0 + k) << 2)) - gbegin);
+      store<u32>(LOCAL_AT + (<usize>k << 2), load<u32>(STARTS + (<usize>(r0 + k) << 2)) - gbegin);
     }
     const ge = grouped + (<usize>gend << 2);
     for (let p = grouped + (<usize>gbegin << 2); p < ge; p += 4) {
       const v = load<u32>(p);
-      const c = regions + 3072 + (<usize>((v >>> shift) & ((1 << GROUP_BITS) - 1)) << 2);
+      const c = LOCAL_AT + (<usize>((v >>> shift) & ((1 << GROUP_BITS) - 1)) << 2);
       const at = load<u32>(c);
       store<u32>(c, at + 1);
       store<u32>(local + (<usize>at << 2), v);
     }
     for (let k: u32 = 0; k < 1 << GROUP_BITS; k++) {
       const r = r0 + k;
-      const begin = load<u32>(regions + (<usize>r << 2));
-      const end = load<u32>(regions + 2048 + (<usize>r << 2));
+      const begin = load<u32>(STARTS + (<usize>r << 2));
+      const end = load<u32>(ENDS + (<usize>r << 2));
       if (end == begin) continue;
       // Read one word of every line of the region first, so that it arrives at streaming
       // speed; then its pages' bits hit the cache.
@@ -332,14 +333,20 @@ function setBits8(w: usize, p: usize, n: u32): void {
 
 /** A zeroed bitmap of nbits bits (1 .. 2^31): its handle, or -EINVAL, or -ENOMEM. */
 export function bitmap_create(nbits: u32): i32 {
+  return make(nbits, true);
+}
+
+/** A bitmap of nbits bits, its words zeroed or left as the heap had them. */
+function make(nbits: u32, zero: bool): i32 {
   if (nbits == 0 || <u64>nbits > <u64>BITMAP_MAX_BITS) return -EINVAL;
   const nwords = (((nbits + 63) >>> 6) + 1) & ~1;
   const bytes = HEADER + (<usize>nwords << 3);
   const bm = alloc(bytes);
   if (!bm) return -ENOMEM;
-  memory.fill(bm, 0, bytes);
+  if (zero) memory.fill(bm + HEADER, 0, bytes - HEADER);
   store<u32>(bm, nbits);
   store<u32>(bm, nwords, 4);
+  store<u64>(bm, 0, 8);
   return <i32>bm;
 }
 
@@ -480,13 +487,37 @@ export function bitmap_or(dst: usize, dstFirst: u32, src: usize, srcFirst: u32, 
  */
 export function bitmap_convert(src: usize, dst: usize, k: i32): i32 {
   if (k < -31 || k > 31 || src == dst) return -EINVAL;
+  if (convertedBits(src, k) != <u64>nbitsOf(dst)) return -EINVAL;
+  convertInto(src, dst, k);
+  return 0;
+}
+
+/**
+ * bitmap_convert into a bitmap it makes: the handle of a new bitmap of src at 2^k times its page
+ * size, or -EINVAL (k outside -31..31, more than 2^31 bits) or -ENOMEM. The conversion writes
+ * every word, so the new bitmap is not zeroed first (converting 32 MiB to 8 KiB pages, whose
+ * 16 MiB zeroing cost half a memcpy of the source).
+ */
+export function bitmap_convert_new(src: usize, k: i32): i32 {
+  if (k < -31 || k > 31) return -EINVAL;
+  const want = convertedBits(src, k);
+  if (want > <u64>BITMAP_MAX_BITS) return -EINVAL;
+  const dst = make(<u32>want, false);
+  if (dst > 0) convertInto(src, dst, k);
+  return dst;
+}
+
+/** Bits of src at 2^k times its page size. */
+function convertedBits(src: usize, k: i32): u64 {
   const nb = <u64>nbitsOf(src);
-  const want: u64 = k >= 0 ? (nb + (<u64>1 << k) - 1) >> k : nb << -k;
-  if (want != <u64>nbitsOf(dst)) return -EINVAL;
-  const used = <u32>((want + 63) >> 6); // dst words that can hold set bits
+  return k >= 0 ? (nb + (<u64>1 << k) - 1) >> k : nb << -k;
+}
+
+/** Writes every word of dst (convertedBits(src, k) bits) from src. */
+function convertInto(src: usize, dst: usize, k: i32): void {
+  const used = <u32>((<u64>nbitsOf(dst) + 63) >> 6); // dst words that can hold set bits
   if (k == 0) memory.copy(wordsOf(dst), wordsOf(src), <usize>nwordsOf(src) << 3);
   else convertWords(wordsOf(src), nwordsOf(src), wordsOf(dst), used, nwordsOf(dst), k);
-  return 0;
 }
 
 /**

@@ -27,6 +27,7 @@ export {
   bitmap_emit,
   bitmap_or,
   bitmap_convert,
+  bitmap_convert_new,
   bitmap_runs,
 } from './dirty_bitmap';
 export {

@@ -78,6 +78,8 @@ export interface CoreExports {
    * dst of nbits << -k bits; k = 0 copies. 0, or -EINVAL (k outside -31..31, dst == src, size).
    */
   bitmap_convert(src: number, dst: number, k: number): number;
+  /** A new bitmap holding src at 2^k times its page size (not zeroed first: every word is written); its handle, -EINVAL or -ENOMEM. */
+  bitmap_convert_new(src: number, k: number): number;
   /**
    * Up to `max` maximal runs of set bits inside [first, first + count) as u32 (start, length)
    * pairs at `out`, ascending, start from bit 0: how many, or -EINVAL. Resume at the last end.

@@ -536,12 +536,41 @@ describe('dirty_bitmap: invalid inputs, each with its exact errno and nothing ch
     ['convert: k = -32', () => x().bitmap_convert(h, other.handle, -32), -EINVAL],
     ['convert: dst of 66 bits where 65 are due', () => x().bitmap_convert(h, other.handle, 1), -EINVAL],
     ['convert: dst is src', () => x().bitmap_convert(h, h, 0), -EINVAL],
+    ['convert_new: k = 32', () => x().bitmap_convert_new(h, 32), -EINVAL],
+    ['convert_new: k = -27 makes more than 2^31 bits', () => x().bitmap_convert_new(h, -27), -EINVAL],
   ];
   it.each(cases)('%s', (_, call, errno) => {
     const state = () => [bm.toBytes(), other.toBytes(), bytesAt(dst, 32)];
     const was = state();
     expect(call()).toBe(errno);
     expect(state()).toEqual(was);
+  });
+
+  it('convert_new writes every word of a bitmap made from used memory, and fails whole on ENOMEM', () => {
+    const src = DirtyBitmap.create(core, 1000);
+    src.setBatch(new Uint32Array([0, 1, 63, 64, 127, 500, 999]));
+    for (const k of [-7, -3, -1, 0, 1, 3, 6, 7]) {
+      const junk = x().heap_alloc(20_000); // a freed block of ones is what the new bitmap gets
+      core.u8().fill(0xff, junk, junk + 20_000);
+      x().heap_free(junk);
+      const made = src.convert(k);
+      const want = DirtyBitmap.create(core, made.nbits);
+      expect(x().bitmap_convert(src.handle, want.handle, k)).toBe(0);
+      // Every allocated word, the padding word past nbits included (SIMD loops read it).
+      const raw = (b: DirtyBitmap) => {
+        const at = x().bitmap_words(b.handle);
+        return core.u8().slice(at, at + 8 * core.u32()[(b.handle + 4) >>> 2]);
+      };
+      expect(raw(made)).toEqual(raw(want));
+      made.dispose();
+      want.dispose();
+    }
+    const used = core.heapUsed();
+    x().heap_fail_nth(1);
+    expect(x().bitmap_convert_new(src.handle, 2)).toBe(-ENOMEM);
+    x().heap_fail_nth(0);
+    expect(core.heapUsed()).toBe(used);
+    src.dispose();
   });
 
   it('the typed API throws InvalidArgumentError, including for numbers that are not u32', () => {

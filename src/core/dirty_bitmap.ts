@@ -170,15 +170,9 @@ export class DirtyBitmap {
     if (!Number.isInteger(k) || k < -31 || k > 31) throw vfioError(EINVAL, op, undefined, `k ${k} is not in -31..31`);
     const n = k >= 0 ? Math.ceil(this.nbits / 2 ** k) : this.nbits * 2 ** -k;
     if (n > BITMAP_MAX_BITS) throw vfioError(EINVAL, op, bits(0, this.nbits), `${n} bits is over 2^31`);
-    const r = this.core.x.bitmap_create(n);
+    const r = this.core.x.bitmap_convert_new(h, k);
     if (r < 0) throw vfioError(r, op, bits(0, this.nbits));
-    const out = new DirtyBitmap(this.core, r, n);
-    const e = this.core.x.bitmap_convert(h, r, k);
-    if (e < 0) {
-      out.dispose();
-      throw vfioError(e, op, bits(0, this.nbits));
-    }
-    return out;
+    return new DirtyBitmap(this.core, r, n);
   }
 
   /**
