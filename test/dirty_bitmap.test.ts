@@ -228,6 +228,20 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     }
   });
 
+  it('converts a long sparse bitmap: coarse groups both empty and not, at every k from 1 to 16', () => {
+    const nbits = 64 * 8192 + 99; // 2^9 words per coarse bit at k = 15: whole coarse words up to k = 12
+    const [bm, m] = pair(nbits, 0.2, 11); // 0.02 %: a group of 4,096 bits is empty half the time
+    for (let k = 1; k <= 16; k++) {
+      const got = bm.convert(k);
+      const want = (m.convert(k) as BitmapModel).bytes;
+      expectBytes(got.toBytes(), want);
+      if (k >= 9 && k <= 12) expect(got.count()).toBeLessThan(got.nbits); // not all ones
+      if (k <= 12) expect(got.count()).toBeGreaterThan(0);
+      got.dispose();
+    }
+    bm.dispose();
+  });
+
   it('reads and clears a long sparse bitmap in several steps at s = 13 (dst word 3)', () => {
     const nbits = 64 * 3000 + 17;
     const [bm, m] = pair(nbits, 10, 42);
