@@ -179,17 +179,19 @@ describe('§8 item 21: the smallest page size cannot change while tracking', () 
   });
 });
 
-describe('§8 item 21, engine extension: a detach that changes pgsize under tracking re-grains the bitmaps', () => {
-  const MB2 = 0x200000n;
+const MB2 = 0x200000n;
 
-  /** X with G 2 MiB-only: one 8 MiB dma at 0 (vaddr 2 MiB aligned), tracking on, bitmaps at 2 MiB. */
-  async function mixed() {
-    const s = await setup('X', { g: { pgsizeBitmap: 0x40200000n } });
-    const va = (s.proc.mmap(MB2 * 5n) + MB2 - 1n) & ~(MB2 - 1n);
-    must(s.MAP(0n, MB2 * 4n, undefined, va), 'MAP');
-    must(s.START(), 'START');
-    return s;
-  }
+/** `kind` with G 2 MiB-only: one 8 MiB dma at 0 (vaddr 2 MiB aligned), tracking on, bitmaps at 2 MiB. */
+async function twoMeg(kind: 'I' | 'X') {
+  const s = await setup(kind, { g: { pgsizeBitmap: 0x40200000n } });
+  const va = (s.proc.mmap(MB2 * 5n) + MB2 - 1n) & ~(MB2 - 1n);
+  must(s.MAP(0n, MB2 * 4n, undefined, va), 'MAP');
+  must(s.START(), 'START');
+  return s;
+}
+
+describe('§8 item 21, engine extension: a detach that changes pgsize under tracking re-grains the bitmaps', () => {
+  const mixed = () => twoMeg('X');
 
   it('the last domain leaving (pgsize 2 MiB -> 4 KiB) reports every 4 KiB page of the dma dirty', async () => {
     const s = await mixed();
@@ -237,26 +239,16 @@ describe('§8 item 21, engine extension: a detach that changes pgsize under trac
 });
 
 describe('§5.1 / §4.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => {
-  const MB2 = 0x200000n;
-
-  /** I with a 2 MiB-only domain and one 8 MiB dma at 0 (vaddr 2 MiB aligned). */
-  async function twoMeg() {
-    const s = await setup('I', { g: { pgsizeBitmap: 0x40200000n } });
-    const va = (s.proc.mmap(MB2 * 5n) + MB2 - 1n) & ~(MB2 - 1n);
-    must(s.MAP(0n, MB2 * 4n, undefined, va), 'MAP');
-    must(s.START(), 'START');
-    return s;
-  }
 
   it('GET takes bitmap.pgsize = the smallest IOMMU page size only', async () => {
-    const s = await twoMeg();
+    const s = await twoMeg('I');
     expect(s.info().info.migration?.pgsizeBitmap).toBe(MB2);
     expect(s.GET(0n, MB2 * 4n, 8, { pgsize: 0x1000n }).ret).toBe(-errno.EINVAL);
     expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('0f 00 00 00 00 00 00 00');
   });
 
   it('a pinned 4 KiB page marks the bit of its 2 MiB page; dma_rw writes too', async () => {
-    const s = await twoMeg();
+    const s = await twoMeg('I');
     must(s.PIN('G', MB2 + 0x1000n, 1), 'PIN'); // promotes G: pinned-only from now on
     expect(s.GET(0n, MB2 * 4n, 8, { pgsize: MB2 }).hex).toBe('02 00 00 00 00 00 00 00');
     s.UNPIN('G', MB2 + 0x1000n, 1);
