@@ -315,6 +315,16 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     expect(c.count()).toBe(2 ** 19);
     big.clear();
     expect(big.nextSet(0)).toBe(-1);
+    // A batch into 2^31 bits is grouped (1 MiB regions, 8 MiB groups): every page lands.
+    const pages = randomPages(40_000, 2 ** 31, 9);
+    pages[0] = 2 ** 31 - 1;
+    pages[1] = 0;
+    pages[2] = 2 ** 30;
+    big.setBatch(pages);
+    const distinct = [...new Set(pages)].sort((p, q) => p - q);
+    expect(big.count()).toBe(distinct.length);
+    const runs = big.runs();
+    expect(Array.from(runs.filter((_, i) => i % 2 === 0))).toEqual(distinct.filter((p, i) => i === 0 || distinct[i - 1] !== p - 1));
     c.dispose();
     big.dispose();
   });
