@@ -200,6 +200,11 @@ export class Type1 {
     const pgshift = ctz64(pgsizes);
     // Engine extension (SPEC §8 item 21): the bitmaps' granularity cannot change under tracking.
     if (this.tracking && pgshift !== this.pgshift) return -EINVAL;
+    // Engine extension: a larger smallest page size must still divide every mapping's iova, size
+    // and vaddr, as MAP requires; a dirty bitmap of size / pgsize bits would leave out the tail
+    // of one that it does not divide. (The kernel's replay into the new domain refuses a part of
+    // these cases; the rest it accepts, and then under-reports them.)
+    if (pgshift > this.pgshift && this.misaligned(pgshift)) return -EINVAL;
     const base: Range[] = this.validRanges.length ? this.validRanges : [[start, end]];
     const ranges = excludeAll(clip(base, start, end), g.reserved);
     if (!this.hasDomain) {
@@ -253,6 +258,13 @@ export class Type1 {
     }
     for (const [d] of done) d.iommuMapped = true;
     return 0;
+  }
+
+  /** Whether some mapping's iova, size or vaddr is not a multiple of 2^pgshift. */
+  private misaligned(pgshift: number): boolean {
+    const mask = (1n << BigInt(pgshift)) - 1n;
+    for (const d of this.dmas.values()) if (((d.iova | d.size | d.vaddr) & mask) !== 0n) return true;
+    return false;
   }
 
   /** vfio_iommu_type1_detach_group: never fails. */

@@ -213,7 +213,11 @@ export class RefContainer {
     const after = [...this.drvGroups, g];
     if (RefContainer.iovaListOf(after).length === 0) return -EINVAL;
     const oldShift = this.pgshift;
-    if (this.tracking && ctz(RefContainer.pgsizeBitmapOf(after)) !== oldShift) return -EINVAL;
+    const newShift = ctz(RefContainer.pgsizeBitmapOf(after));
+    if (this.tracking && newShift !== oldShift) return -EINVAL;
+    // Engine extension: a larger smallest page size must divide every dma's iova, size and vaddr.
+    const mask = (1n << BigInt(newShift)) - 1n;
+    if (newShift > oldShift && this.dmas.some((d) => ((d.iova | d.size | d.vaddr) & mask) !== 0n)) return -EINVAL;
     if (!this.hasDomain) {
       const r = this.replay();
       if (r < 0) return r;

@@ -171,6 +171,19 @@ describe('§8 item 21: the smallest page size cannot change while tracking', () 
     expect(s.MAP(0n, 0x200000n, undefined, va2m)).toBe(0);
   });
 
+  it('without tracking, an attach that raises pgsize past a mapping\'s alignment is EINVAL (engine extension)', async () => {
+    const s = await setup('I');
+    const va = (s.proc.mmap(0x600000) + 0x1fffffn) & ~0x1fffffn; // 2 MiB aligned
+    must(s.MAP(0x200000n, 0x41000n, undefined, va), 'MAP'); // 65 pages: not a multiple of 2 MiB
+    s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'], pgsizeBitmap: 0x40200000n });
+    failsCleanly(s, errno.EINVAL, () => s.attach('G2'));
+    expect(s.info().info.iovaPgsizes).toBe(0x40201000n);
+    must(s.UNMAP(0x200000n, 0x41000n).ret, 'UNMAP');
+    must(s.MAP(0x200000n, 0x200000n, undefined, va), 'MAP 2 MiB');
+    expect(s.attach('G2')).toBe(0); // every mapping is a multiple of the new page size
+    expect(s.info().info.iovaPgsizes).toBe(0x40200000n);
+  });
+
   it('from an emulated-only container (pgsize 4 KiB) a 2 MiB-only group is refused while tracking', async () => {
     const s = await setup('E');
     must(s.START(), 'START');
