@@ -123,6 +123,13 @@ describe('§8.1 item 1: pin check order', () => {
     failsCleanly(s, errno.EBUSY, () => s.PIN('G', P(0x10), 1));
   });
 
+  it('linux-6.6 has no overflow check: a pin past 2^64 with a vaddr invalid is EBUSY', async () => {
+    const s = await setup('I', { profile: 'linux-6.6' });
+    must(s.MAP(P(0x10), P(2)), 'MAP');
+    must(s.UNMAP(P(0x10), P(2), uapi.VFIO_DMA_UNMAP_FLAG_VADDR).ret, 'invalidate');
+    failsCleanly(s, errno.EBUSY, () => s.PIN('G', TOP, 2)); // the page past 2^64 is a per-page check
+  });
+
   it('a device whose fd was closed cannot pin', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');
