@@ -58,12 +58,11 @@ export function regrain(t: Type1, shift: number): boolean {
   const made: [Dma, number, number][] = [];
   for (const d of t.all()) {
     const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift));
-    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_create(nbits) : -EINVAL;
+    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_convert_new(d.bitmap, shift - t.pgshift) : -EINVAL;
     if (bm < 0) {
       for (const [, b] of made) x.bitmap_free(b);
       return false;
     }
-    x.bitmap_convert(d.bitmap, bm, shift - t.pgshift);
     made.push([d, bm, nbits]);
   }
   for (const [d, bm, nbits] of made) {
