@@ -171,6 +171,7 @@ const REGION_BITS: u32 = 8;
 // hit a TLB that holds the group (65,536 random pages into 32 MiB: 1.10 -> 0.85 ms).
 const GROUPED_MIN: u32 = 16384;
 const GROUP_BITS: u32 = 3; // regions per group: 2^3
+const GROUPS: u32 = 1 << (REGION_BITS - GROUP_BITS);
 const regions = memory.data(4096, 16);
 const STARTS = regions; // after the counts: where each region's pages start in sorted order
 const GROUP_AT = regions + 1024; // each group's cursor
@@ -183,10 +184,10 @@ let touched: u64 = 0; // OR of the words a sorted batch read ahead (never read b
  * after checking them all: 0, or -EINVAL when a page is >= nbits (nothing changed).
  */
 function setBatch(w: usize, nbits: u32, nw: u32, pages: usize, n: u32): i32 {
-  // A batch with a page for every line of a bitmap past the TLB's reach is sorted by region
-  // first, so that each region's lines are fetched once: 1,000,000 random pages into 32 MiB take
-  // about 19 ms in batch order (a cache and a TLB miss a page). Without scratch memory for the
-  // sort, batch order.
+  // Into a bitmap past the TLB's reach (8 MiB and more), a batch with a page for every line is
+  // sorted by region, so that each region's lines are fetched once (1,000,000 random pages into
+  // 32 MiB take about 19 ms in batch order: a cache and a TLB miss a page); a smaller batch of
+  // GROUPED_MIN pages or more is only grouped. Without scratch memory for either, batch order.
   const bytes = <usize>nw << 3;
   if (bytes >= 1 << 23 && n >= GROUPED_MIN) {
     const r = setSorted(w, nbits, bytes, pages, n, <usize>n >= bytes >> 6);
@@ -213,8 +214,9 @@ function maxOf(p: usize, n: u32): u32 {
 }
 
 /**
- * setBatch through the region sort: 0 when done, -EINVAL (nothing changed), or 1 when the
- * scratch memory could not be had (nothing changed; the caller sets the bits in batch order).
+ * setBatch through the sort: into groups, then with `fine` into regions. 0 when done, -EINVAL
+ * (nothing changed), or 1 when the scratch memory could not be had (nothing changed; the caller
+ * sets the bits in batch order).
  */
 function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fine: bool): i32 {
   const e = pages + (<usize>n << 2);
@@ -246,7 +248,6 @@ function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fin
     const next = r + (1 << GROUP_BITS);
     most = max(most, (next < 256 ? load<u32>(STARTS + (<usize>next << 2)) : n) - start);
   }
-  const groups: u32 = 1 << (REGION_BITS - GROUP_BITS);
   const grouped = alloc(<usize>n << 2);
   if (!grouped) return 1;
   const local = fine ? alloc(<usize>most << 2) : grouped;
@@ -267,7 +268,7 @@ function setSorted(w: usize, nbits: u32, bytes: usize, pages: usize, n: u32, fin
     return 0;
   }
   const rbytes = <usize>1 << (shift - 3); // bytes a region covers
-  for (let g: u32 = 0; g < groups; g++) {
+  for (let g: u32 = 0; g < GROUPS; g++) {
     const r0 = g << GROUP_BITS;
     const gbegin = load<u32>(STARTS + (<usize>r0 << 2));
     const gend = load<u32>(ENDS + (<usize>(r0 + (1 << GROUP_BITS) - 1) << 2));
