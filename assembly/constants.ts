@@ -4,6 +4,9 @@
 // Linux x86-64 errno numbers. The core returns them negated; the host hands them to callers.
 export const EPERM = 1;
 export const ENOENT = 2;
+export const ESRCH = 3;
+export const EIO = 5;
+export const ENXIO = 6;
 export const E2BIG = 7;
 export const EBADF = 9;
 export const ENOMEM = 12;
@@ -15,8 +18,10 @@ export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENOTTY = 25;
 export const ENOSPC = 28;
+export const EDEADLK = 35;
 export const EOVERFLOW = 75;
 export const EBADFD = 77;
+export const EOPNOTSUPP = 95;
 
 // The host page: PAGE_SIZE bytes, also the unit of pinning and of user memory frames.
 export const PAGE_SHIFT = 12;

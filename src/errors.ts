@@ -6,6 +6,9 @@ import * as E from '../assembly/constants.js';
 export const errno = Object.freeze({
   EPERM: E.EPERM,
   ENOENT: E.ENOENT,
+  ESRCH: E.ESRCH,
+  EIO: E.EIO,
+  ENXIO: E.ENXIO,
   E2BIG: E.E2BIG,
   EBADF: E.EBADF,
   ENOMEM: E.ENOMEM,
@@ -17,8 +20,10 @@ export const errno = Object.freeze({
   EINVAL: E.EINVAL,
   ENOTTY: E.ENOTTY,
   ENOSPC: E.ENOSPC,
+  EDEADLK: E.EDEADLK,
   EOVERFLOW: E.EOVERFLOW,
   EBADFD: E.EBADFD,
+  EOPNOTSUPP: E.EOPNOTSUPP,
 });
 
 export type ErrnoName = keyof typeof errno;

@@ -1,5 +1,5 @@
 // vfio-dirty: the package's whole public surface.
-import { Engine, type EngineOptions } from './vfio/engine.js';
+import { Engine, type EngineOptions } from './engine.js';
 
 /**
  * Compiles the Wasm core (once per process) and creates an engine: groups, processes, and
@@ -17,10 +17,10 @@ export {
   InvalidArgumentError, NotSupportedError, NoSpaceError, OverflowError,
   type ErrorRange,
 } from './errors.js';
-export { Engine, type EngineOptions } from './vfio/engine.js';
+export { Engine, type EngineOptions } from './engine.js';
 export type { ProfileName } from './vfio/profile.js';
 export { Group, VfioDevice, type GroupKind, type GroupOptions } from './vfio/group.js';
-export { Process, type ProcessOptions } from './vfio/process.js';
+export { Process, type ProcessOptions } from './process.js';
 export {
   VfioContainer, DirtyTracking, type MapRequest, type RangeRequest, type ContainerInfo,
 } from './vfio/typed.js';

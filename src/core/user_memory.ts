@@ -1,4 +1,5 @@
 // A process's sparse user memory in the Wasm core: 4 KiB frames allocated on first write.
+import { EFAULT } from '../../assembly/constants.js';
 import { check } from '../errors.js';
 import type { Core } from '../wasm.js';
 
@@ -19,17 +20,23 @@ export class UserMemory {
     return this.h;
   }
 
+  /** True once disposed: the memory is gone, and reads and writes answer -EFAULT. */
+  get disposed(): boolean {
+    return this.h === 0;
+  }
+
   /** 4 KiB frames of host memory in use. */
   get frames(): number {
     return this.core.x.um_frames(this.handle);
   }
 
   /**
-   * Copies `bytes` to `addr`. Returns 0, or -ENOMEM / -EFAULT with nothing written. The bytes go
+   * Copies `bytes` to `addr`. Returns 0, or -ENOMEM / -EFAULT with nothing written (-EFAULT once disposed). The bytes go
    * through one scratch block of the core heap, in one call.
    */
   write(addr: bigint, bytes: Uint8Array): number {
     if (bytes.length === 0) return 0;
+    if (!this.h) return -EFAULT;
     const x = this.core.x;
     const buf = x.heap_alloc(bytes.length);
     if (buf < 0) return buf;
@@ -45,6 +52,7 @@ export class UserMemory {
   read(addr: bigint, length: number): Uint8Array | number {
     const out = new Uint8Array(length);
     if (length === 0) return out;
+    if (!this.h) return -EFAULT;
     const x = this.core.x;
     const buf = x.heap_alloc(length);
     if (buf < 0) return buf;

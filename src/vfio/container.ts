@@ -1,7 +1,7 @@
 // A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
 // IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
 import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
-import type { Engine } from './engine.js';
+import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
 import { uapi } from '../uapi.js';

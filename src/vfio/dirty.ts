@@ -4,7 +4,7 @@ import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Dma } from './dma.js';
 import { DIRTY_BITMAP_PAGES_MAX } from './dma_map.js';
-import type { Process } from './process.js';
+import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 
 /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */

@@ -1,5 +1,5 @@
 // One vfio_dma: a user mapping of [iova, iova+size) to the mapper's memory at vaddr.
-import type { Process } from './process.js';
+import type { Process } from '../process.js';
 
 import { uapi } from '../uapi.js';
 

@@ -6,9 +6,9 @@ import {
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import { bisects } from './dirty.js';
-import type { Process } from './process.js';
+import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX } from './u64.js';
+import { U64_MAX } from '../u64.js';
 
 export const {
   VFIO_DMA_MAP_FLAG_READ: MAP_FLAG_READ,

@@ -1,6 +1,6 @@
 // IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
 import type { Container } from './container.js';
-import type { Engine } from './engine.js';
+import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
 
 /** 'iommu': behind a real IOMMU (has a domain); 'emulated': a mediated device (DMA only by pinning). */
@@ -129,4 +129,12 @@ export class VfioDevice {
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
     return dmaRw(this, iova, data, write);
   }
+}
+
+/** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
+export function releaseIfUnused(file: GroupFile): void {
+  if (file.fdOpen || file.deviceFds > 0) return;
+  const g = file.group;
+  if (g.container) g.container.removeGroup(g);
+  g.file = null;
 }

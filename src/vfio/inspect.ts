@@ -1,5 +1,5 @@
 // engine.inspect(): the whole model as plain data, deterministic, for tests and debugging.
-import type { Engine } from './engine.js';
+import type { Engine } from '../engine.js';
 
 export interface DmaSnapshot {
   iova: bigint;

@@ -11,9 +11,12 @@ import { uapi } from '../uapi.js';
 import { mapDma, unmapDma, type UserBitmap } from './dma_map.js';
 import type { Group } from './group.js';
 import { buildInfo } from './info.js';
-import type { Process } from './process.js';
+import type { Process } from '../process.js';
+import type { IoctlArg } from '../file.js';
+import { DeviceFile } from './device_file.js';
+import type { ContainerFile } from './files.js';
 import type { Type1 } from './type1.js';
-import { ctz64, U64_MAX, userRangeOk } from './u64.js';
+import { ctz64, U64_MAX, userRangeOk } from '../u64.js';
 
 const {
   VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU, VFIO_GROUP_GET_STATUS,
@@ -25,7 +28,7 @@ const {
   VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_INFO_CAPS,
 } = uapi;
 
-type Arg = number | bigint | string | Uint8Array | undefined;
+type Arg = IoctlArg;
 
 /** The struct argument, or null for a missing pointer (the kernel faults on NULL). */
 function structArg(arg: Arg): Uint8Array | null {
@@ -65,16 +68,8 @@ function checkUserBitmap(size: bigint, bm: UserBitmap): number {
   return bitmapSizeOk(size >> BigInt(ctz64(bm.pgsize)), bm.size) ? 0 : -EINVAL;
 }
 
-/** proc.ioctl(fd, request, arg). */
-export function ioctl(proc: Process, fd: number, request: number, arg?: Arg): number {
-  const e = proc.fds.get(fd);
-  if (!e) return -EBADF;
-  if (e.kind === 'container') return containerIoctl(proc, e.container, request, arg);
-  if (e.kind === 'group') return groupIoctl(proc, e.file.group, request, arg);
-  return -ENOTTY; // no device ioctl is modelled
-}
-
-function containerIoctl(proc: Process, c: Container, request: number, arg: Arg): number {
+/** An ioctl on a container fd. */
+export function containerIoctl(proc: Process, c: Container, request: number, arg: Arg): number {
   switch (request) {
     case VFIO_GET_API_VERSION:
       return 0;
@@ -191,7 +186,8 @@ function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
   return dirtyGet(t, proc, iova, iova + size - 1n, data);
 }
 
-function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number {
+/** An ioctl on a group fd. */
+export function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number {
   switch (request) {
     case VFIO_GROUP_GET_STATUS: {
       const b = structArg(arg);
@@ -206,8 +202,8 @@ function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number 
       const target = proc.fds.get(numberArg(arg));
       if (!target) return -EBADF;
       if (g.container) return -EINVAL;
-      if (target.kind !== 'container') return -EBADFD;
-      return target.container.addGroup(g);
+      if (target.kind !== 'vfio-container') return -EBADFD;
+      return (target as ContainerFile).container.addGroup(g);
     }
     case VFIO_GROUP_UNSET_CONTAINER:
       return Container.unsetContainer(g);
@@ -221,7 +217,7 @@ function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): number 
       dev.openCount++;
       file.deviceFds++;
       if (!was && dev.participating) dev.joinSeq = proc.engine.nextSeq();
-      return proc.allocFd({ kind: 'device', device: dev, file });
+      return proc.allocFd(new DeviceFile(dev, file));
     }
     default:
       return -ENOTTY;

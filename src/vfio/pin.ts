@@ -7,7 +7,7 @@ import type { Dma } from './dma.js';
 import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { VfioDevice } from './group.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX } from './u64.js';
+import { U64_MAX } from '../u64.js';
 
 const PAGE = 4096n;
 

@@ -8,7 +8,7 @@ import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
 import type { Profile } from './profile.js';
-import { ctz64, U64_MAX } from './u64.js';
+import { ctz64, U64_MAX } from '../u64.js';
 import { uapi } from '../uapi.js';
 
 /** pgsize bitmap of a container with no IOMMU domain. */

@@ -12,12 +12,13 @@ import {
   UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
 } from './dma_map.js';
 import type { Group } from './group.js';
-import type { Process } from './process.js';
+import type { Process } from '../process.js';
+import { ContainerFile, GroupFd } from './files.js';
 import { uapi } from '../uapi.js';
 
 const { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } = uapi;
 import type { Type1 } from './type1.js';
-import { isU64 } from './u64.js';
+import { isU64 } from '../u64.js';
 
 export interface MapRequest {
   iova: bigint;
@@ -68,7 +69,7 @@ export class VfioContainer {
   /** The container model behind the fd; throws EBADF once closed. */
   get container(): Container {
     const e = this.proc.fds.get(this.fd);
-    if (!e || e.kind !== 'container') throw vfioError(-9, 'container', undefined, 'fd is closed');
+    if (!(e instanceof ContainerFile)) throw vfioError(-9, 'container', undefined, 'fd is closed');
     return e.container;
   }
 
@@ -90,7 +91,7 @@ export class VfioContainer {
   }
 
   private groupFd(group: Group): number {
-    for (const [fd, e] of this.proc.fds) if (e.kind === 'group' && e.file.group === group) return fd;
+    for (const [fd, e] of this.proc.fds) if (e instanceof GroupFd && e.file.group === group) return fd;
     const fd = this.proc.open(`/dev/vfio/${group.id}`);
     if (fd < 0) throw vfioError(fd, 'attach', undefined, `open /dev/vfio/${group.id}`);
     return fd;

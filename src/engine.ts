@@ -1,11 +1,15 @@
-// The engine: one Wasm core instance, the IOMMU groups of the host, processes and containers.
-import { Core, type CoreFlavour } from '../wasm.js';
-import { Container } from './container.js';
-import { Group, type GroupOptions } from './group.js';
+// The engine: one Wasm core instance, the host's devices and the processes using them. It owns
+// one part per subsystem (src/vfio today; src/kvm, src/iommufd, src/ioasid, src/accel next), each
+// answering `proc.open` for its paths and taking part in process exit (src/file.ts).
+import { Core, type CoreFlavour } from './wasm.js';
+import type { Subsystem } from './file.js';
+import { Container } from './vfio/container.js';
+import { vfioFiles } from './vfio/files.js';
+import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
-import { profileOf, type Profile, type ProfileName } from './profile.js';
-import { VfioContainer } from './typed.js';
-import { snapshot, type EngineSnapshot } from './inspect.js';
+import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
+import { VfioContainer } from './vfio/typed.js';
+import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 
 export interface EngineOptions {
   /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
@@ -27,6 +31,8 @@ export class Engine {
   readonly processes: Process[] = [];
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
+  /** The subsystems, in the order `proc.open` asks them about a path. */
+  readonly subsystems: Subsystem[] = [vfioFiles];
   private nextGroupId = 1;
   private seq = 0;
 
@@ -59,6 +65,12 @@ export class Engine {
     const p = new Process(this, o);
     this.processes.push(p);
     return p;
+  }
+
+  /** Called by `proc.exit()` once the process has released everything. */
+  forgetProcess(p: Process): void {
+    const i = this.processes.indexOf(p);
+    if (i >= 0) this.processes.splice(i, 1);
   }
 
   /** Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. */

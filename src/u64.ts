@@ -1,9 +1,14 @@
-import { uapi } from '../uapi.js';
+import { PAGE_SHIFT as PAGE_SHIFT_N, PAGE_SIZE as PAGE_SIZE_N } from '../assembly/constants.js';
+import { uapi } from './uapi.js';
 
 // 64-bit address arithmetic. IOVAs, sizes and user addresses are u64 in the kernel; here they are
 // bigint, and every wrap the kernel would see is computed explicitly.
 
 export const U64_MAX = (1n << 64n) - 1n;
+
+/** The host page as bigints: the unit of user memory, pinning and mmap. */
+export const PAGE_SHIFT = BigInt(PAGE_SHIFT_N);
+export const PAGE_SIZE = BigInt(PAGE_SIZE_N);
 
 /** The x86-64 user-space top: a user range reaching past it fails access_ok. */
 export const USER_TOP = uapi.TASK_SIZE_MAX;

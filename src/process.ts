@@ -1,0 +1,281 @@
+// A user process: sparse anonymous memory from mmap, file mappings from mmapFd, an fd table,
+// RLIMIT_MEMLOCK / CAP_IPC_LOCK and locked_vm, and its end (exit). Its open/ioctl/close/mmapFd/
+// munmap are the syscall surface; what a file does is its subsystem's (src/file.ts).
+import { EBADF, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { UserMemory } from './core/user_memory.js';
+import type { Engine } from './engine.js';
+import type { FileMapping, IoctlArg, OpenFile } from './file.js';
+import { PAGE_SIZE, USER_TOP } from './u64.js';
+
+export interface ProcessOptions {
+  /** RLIMIT_MEMLOCK in bytes; default unlimited. */
+  memlockLimit?: bigint | number;
+  /** CAP_IPC_LOCK: locked memory is charged but never limited; default false. */
+  capIpcLock?: boolean;
+}
+
+/** A mapped range [start, end) of the address space: anonymous memory, or a file's bytes. */
+interface Region {
+  readonly start: bigint;
+  readonly end: bigint;
+  /** The file mapping behind it (mmapFd), or undefined for anonymous memory (mmap). */
+  readonly file?: FileMapping;
+}
+
+// mmap hands out addresses upward from here, leaving a guard page between mappings.
+const MMAP_BASE = 0x10_0000_0000n;
+
+export class Process {
+  readonly engine: Engine;
+  /** Sparse anonymous memory in the Wasm core; disposed at exit. */
+  readonly um: UserMemory;
+  /** RLIMIT_MEMLOCK in pages, or null for unlimited. */
+  readonly memlockPages: bigint | null;
+  readonly capIpcLock: boolean;
+  /** Pages charged to RLIMIT_MEMLOCK (the mm's locked_vm). */
+  lockedVm = 0n;
+  /** Open file descriptors. */
+  readonly fds = new Map<number, OpenFile>();
+  /** Mapped regions, ascending and disjoint. */
+  private readonly regions: Region[] = [];
+  private nextAddr = MMAP_BASE;
+  private lastRegion: Region | undefined;
+  private exitedFlag = false;
+
+  constructor(engine: Engine, o: ProcessOptions) {
+    this.engine = engine;
+    const lim = o.memlockLimit;
+    if (lim !== undefined && ((typeof lim !== 'bigint' && !Number.isInteger(lim)) || BigInt(lim) < 0n)) {
+      throw new RangeError('memlockLimit must be a non-negative integer number of bytes');
+    }
+    this.memlockPages = lim === undefined ? null : BigInt(lim) / PAGE_SIZE;
+    this.capIpcLock = o.capIpcLock ?? false;
+    this.um = new UserMemory(engine.core);
+  }
+
+  /** True once `exit()` has begun; every other method then throws. */
+  get exited(): boolean {
+    return this.exitedFlag;
+  }
+
+  /** Throws if the process has exited (every method but `exit` and `exited` calls it). */
+  private live(what: string): void {
+    if (this.exitedFlag) throw new Error(`${what}: the process has exited`);
+  }
+
+  /** A page-aligned address of `length` bytes of zeroed memory (rounded up to whole pages). */
+  mmap(length: bigint | number): bigint {
+    this.live('mmap');
+    if ((typeof length !== 'bigint' && !Number.isInteger(length)) || BigInt(length) <= 0n) {
+      throw new RangeError('mmap length must be a positive integer');
+    }
+    const start = this.place(pagesOf(BigInt(length)));
+    if (start < 0n) throw new RangeError('mmap: no room left below the user-space top');
+    return start;
+  }
+
+  /**
+   * Maps `length` bytes of the file behind `fd` from `offset`: the address, or -errno as a bigint.
+   * Checks in order, as mmap(2): offset not page-aligned -> EINVAL; fd not open -> EBADF;
+   * length <= 0 -> EINVAL; a file that cannot be mapped -> ENODEV; then the file's own checks.
+   */
+  mmapFd(fd: number, offset: bigint, length: bigint | number): bigint {
+    this.live('mmapFd');
+    if (!Number.isInteger(fd) || typeof offset !== 'bigint' || offset < 0n || offset >= 1n << 64n
+        || (typeof length !== 'bigint' && !Number.isInteger(length))) {
+      throw new TypeError('mmapFd(fd: integer, offset: bigint in [0, 2^64), length: bigint | integer)');
+    }
+    if (offset % PAGE_SIZE !== 0n) return -BigInt(EINVAL);
+    const f = this.fds.get(fd);
+    if (!f) return -BigInt(EBADF);
+    const len = BigInt(length);
+    if (len <= 0n) return -BigInt(EINVAL);
+    if (!f.mmap) return -BigInt(ENODEV);
+    const pages = pagesOf(len) / PAGE_SIZE;
+    if (pages > BigInt(Number.MAX_SAFE_INTEGER)) return -BigInt(ENOMEM);
+    const m = f.mmap(this, offset, Number(pages));
+    if (typeof m === 'number') return -BigInt(-m);
+    const start = this.place(pages * PAGE_SIZE, m);
+    if (start < 0n) {
+      m.release();
+      return -BigInt(ENOMEM);
+    }
+    return start;
+  }
+
+  /**
+   * Unmaps exactly one file mapping made by `mmapFd`: [addr, addr + length rounded up to pages).
+   * 0, or -EINVAL (no such mapping, or a kind of mapping that is not unmapped).
+   */
+  munmap(addr: bigint, length: bigint | number): number {
+    this.live('munmap');
+    if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
+      throw new TypeError('munmap(addr: bigint, length: bigint | integer)');
+    }
+    const len = BigInt(length);
+    if (len <= 0n) return -EINVAL;
+    const i = this.regions.findIndex((r) => r.start === addr);
+    const r = this.regions[i];
+    if (!r || !r.file || r.end - r.start !== pagesOf(len)) return -EINVAL;
+    const ret = r.file.unmap();
+    if (ret < 0) return ret;
+    this.removeRegion(i);
+    return 0;
+  }
+
+  /** Reserves `bytes` (whole pages) of address space: the start, or -1n when there is no room. */
+  private place(bytes: bigint, file?: FileMapping): bigint {
+    const start = this.nextAddr;
+    if (start + bytes > USER_TOP) return -1n;
+    this.regions.push({ start, end: start + bytes, file });
+    this.nextAddr = start + bytes + PAGE_SIZE;
+    return start;
+  }
+
+  private removeRegion(i: number): void {
+    if (this.lastRegion === this.regions[i]) this.lastRegion = undefined;
+    this.regions.splice(i, 1);
+  }
+
+  /** The region containing `addr`, or undefined. */
+  private regionOf(addr: bigint): Region | undefined {
+    const hot = this.lastRegion; // tools touch the same buffers call after call
+    if (hot && addr >= hot.start && addr < hot.end) return hot;
+    const r = this.regions;
+    let lo = 0;
+    let hi = r.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (addr < r[mid].start) hi = mid - 1;
+      else if (addr >= r[mid].end) lo = mid + 1;
+      else return (this.lastRegion = r[mid]);
+    }
+    return undefined;
+  }
+
+  /** Whether every byte of [addr, addr+len) is anonymous memory (len 0: true). */
+  isMapped(addr: bigint, len: bigint): boolean {
+    if (len <= 0n) return true;
+    const r = this.regionOf(addr);
+    return r !== undefined && !r.file && addr + len <= r.end;
+  }
+
+  /** Index of the first page of n pages from `addr` that is not anonymous memory, or -1 if all are. */
+  firstUnmappedPage(addr: bigint, n: number): number {
+    const r = this.regionOf(addr);
+    if (!r || r.file) return n > 0 ? 0 : -1;
+    const mapped = (r.end - addr) / PAGE_SIZE;
+    return mapped >= BigInt(n) ? -1 : Number(mapped);
+  }
+
+  /** The region holding all of [addr, addr+length), or a RangeError naming the call. */
+  private accessible(what: string, addr: bigint, length: number): Region {
+    const r = this.regionOf(addr);
+    if (!r || addr + BigInt(length) > r.end || r.file?.zapped) {
+      throw new RangeError(`${what}: 0x${addr.toString(16)} +${length} is not mapped`);
+    }
+    return r;
+  }
+
+  /** Bytes at `addr`; throws RangeError if any byte is not mapped. */
+  read(addr: bigint, length: number): Uint8Array {
+    this.live('read');
+    if (typeof addr !== 'bigint' || !Number.isInteger(length) || length < 0) {
+      throw new TypeError('read(addr: bigint, length: non-negative integer)');
+    }
+    if (length === 0) return new Uint8Array(0);
+    const reg = this.accessible('read', addr, length);
+    if (reg.file) return reg.file.read(Number(addr - reg.start), length);
+    const r = this.um.read(addr, length);
+    if (typeof r === 'number') throw new RangeError(`read failed: errno ${-r}`);
+    return r;
+  }
+
+  /** Writes `bytes` at `addr`; throws RangeError if any byte is not mapped. */
+  write(addr: bigint, bytes: Uint8Array): void {
+    this.live('write');
+    if (typeof addr !== 'bigint' || !(bytes instanceof Uint8Array)) {
+      throw new TypeError('write(addr: bigint, bytes: Uint8Array)');
+    }
+    if (bytes.length === 0) return;
+    const reg = this.accessible('write', addr, bytes.length);
+    if (reg.file) {
+      reg.file.write(Number(addr - reg.start), bytes);
+      return;
+    }
+    const r = this.um.write(addr, bytes);
+    if (r < 0) throw new RangeError(`write failed: out of host memory (errno ${-r})`);
+  }
+
+  /** The lowest free fd number (from 3, as stdio holds 0 to 2). */
+  lowestFreeFd(): number {
+    let fd = 3;
+    while (this.fds.has(fd)) fd++;
+    return fd;
+  }
+
+  /** Installs `file` at the lowest free fd and returns that fd. */
+  allocFd(file: OpenFile): number {
+    const fd = this.lowestFreeFd();
+    this.fds.set(fd, file);
+    return fd;
+  }
+
+  /** Opens a device path: a new fd, or -errno (-ENOENT for a path no subsystem has). */
+  open(path: string): number {
+    this.live('open');
+    if (typeof path !== 'string') throw new TypeError('open(path: string)');
+    for (const s of this.engine.subsystems) {
+      const r = s.open?.(this, path);
+      if (r !== undefined) return r;
+    }
+    return -ENOENT;
+  }
+
+  /** The ioctl syscall: a value >= 0 or -errno; -EBADF for an fd that is not open. */
+  ioctl(fd: number, request: number, arg?: IoctlArg): number {
+    this.live('ioctl');
+    const f = this.fds.get(fd);
+    if (!f) return -EBADF;
+    return f.ioctl(this, request, arg);
+  }
+
+  /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
+  close(fd: number): number {
+    this.live('close');
+    const f = this.fds.get(fd);
+    if (!f) return -EBADF;
+    this.fds.delete(fd);
+    f.close(this);
+    return 0;
+  }
+
+  /**
+   * Ends the process as the kernel's do_exit does: (1) the address space is released, devices stop
+   * translating it; (2) file mappings are removed in ascending address order; (3) anonymous memory
+   * is freed; (4) fds are closed in ascending order, each as `close`. Returns 0; 0 again if it has
+   * already exited. From its start every other method throws.
+   */
+  exit(): number {
+    if (this.exitedFlag) return 0;
+    this.exitedFlag = true;
+    for (const s of this.engine.subsystems) s.mmRelease?.(this);
+    for (const r of this.regions) r.file?.release();
+    this.regions.length = 0;
+    this.lastRegion = undefined;
+    this.um.dispose();
+    for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
+      const f = this.fds.get(fd);
+      if (!f) continue; // closed by an earlier release
+      this.fds.delete(fd);
+      f.close(this);
+    }
+    this.engine.forgetProcess(this);
+    return 0;
+  }
+}
+
+/** `bytes` rounded up to whole pages. */
+function pagesOf(bytes: bigint): bigint {
+  return (bytes + PAGE_SIZE - 1n) & ~(PAGE_SIZE - 1n);
+}
