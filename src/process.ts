@@ -207,6 +207,16 @@ export class Process {
     if (r < 0) throw new RangeError(`write failed: out of host memory (errno ${-r})`);
   }
 
+  /**
+   * Records a CPU-side store of `length` bytes at `addr` in the process's soft-dirty record (the
+   * PTE soft-dirty bit): `proc.write`, type1 `dmaRw` writes, vCPU stores and SVA device writes
+   * call it after storing. The record itself comes with the soft-dirty work; until then a no-op.
+   */
+  markSoftDirty(addr: bigint, length: number): void {
+    void addr;
+    void length;
+  }
+
   /** The lowest free fd number (from 3, as stdio holds 0 to 2). */
   lowestFreeFd(): number {
     let fd = 3;
