@@ -50,6 +50,7 @@ describe('the npm package', () => {
   it('holds the README, the licence and every document under docs/', () => {
     expect(packed.has('README.md')).toBe(true);
     expect(packed.has('LICENSE')).toBe(true);
+    expect(packed.has('docs/conformance.md')).toBe(true); // the README's reference for behaviour
     const missing = walk('docs').filter((p) => !packed.has(p));
     expect(missing).toEqual([]);
   });

@@ -242,6 +242,15 @@ describe('README.md', () => {
     expect([...listed].sort()).toEqual(Object.keys(NOT_RUN).sort());
   });
 
+  it('cites only sections that docs/conformance.md has', () => {
+    const conformance = readFileSync(join(root, 'docs/conformance.md'), 'utf8');
+    const sections = new Set([...conformance.matchAll(/^#{2,3} (\d+(?:\.\d+)?)\.? /gm)].map((m) => m[1]));
+    expect(sections.has('10.1')).toBe(true);
+    const cited = [...readme.matchAll(/§(\d+(?:\.\d+)?)/g)].map((m) => m[1]);
+    expect(cited.length).toBeGreaterThan(0);
+    expect(cited.filter((c) => !sections.has(c))).toEqual([]);
+  });
+
   it.each(transcripts.map((b) => [b.line, b] as const))('the transcript at line %i is what its command prints', (_line, b) => {
     const [first, ...shown] = b.code.trimEnd().split('\n');
     expect(first.startsWith('$ '), 'a text block starts with "$ COMMAND"').toBe(true);
