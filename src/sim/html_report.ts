@@ -74,7 +74,7 @@ ${PAGE_CSS}
 <p class="note">Bars: round 0 is the bulk copy of all RAM; each later bar the bytes its harvest found dirty. Expected downtime is dirty bytes / bandwidth, so the right axis reads the same bars in seconds and the limit line stands at its time there. Hover a round for its values.</p>
 <div class="figure" id="convergence" role="img" aria-label="convergence: round across, dirty bytes and expected downtime up"></div>
 <h2>Rounds</h2>
-<table id="rounds"></table>
+<div class="table-wrap"><table id="rounds"></table></div>
 <footer>
 <details><summary>Charts drawn with uPlot ${uplot.version}, inlined in this page, under the MIT licence.</summary>
 <pre id="licence-uplot">${esc(uplot.licence)}</pre></details>
@@ -117,6 +117,8 @@ const PAGE_CSS = `
   .ok { color: ${COLOURS.stopCopy}; } .bad { color: ${COLOURS.limit}; }
   #facts, #rounds { border-collapse: collapse; font-variant-numeric: tabular-nums; }
   #facts td, #rounds td, #rounds th { padding: 2px 10px 2px 0; text-align: right; }
+  #rounds td, #rounds th { white-space: nowrap; }
+  .table-wrap { overflow-x: auto; }
   #rounds th { border-bottom: 1px solid #ccd; font-weight: 600; }
   #rounds td:nth-child(-n+2), #rounds th:nth-child(-n+2) { text-align: left; }
   #facts td:first-child { color: #556; }

@@ -85,8 +85,8 @@ var R = (function () {
     u.ctx.font = axis.font[0];
     return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / (window.devicePixelRatio || 1)) + 4;
   }
-  /** The plot width for the page: the main column, bounded. */
-  function width() { return Math.max(480, Math.min(1100, document.querySelector('main').clientWidth)); }
+  /** A chart's width: its host block's (the page's column), bounded. */
+  function width(host) { return Math.max(480, Math.min(1100, host.clientWidth)); }
 
   /** A hover tip inside a chart's cursor layer; show(lines, left, top) in the layer's CSS px. */
   function tip(u, id) {

@@ -67,7 +67,7 @@ export const CLIENT_CONVERGENCE = String.raw`
 
   var host = document.getElementById('convergence');
   var u = new uPlot({
-    width: R.width(),
+    width: R.width(host),
     height: 360,
     legend: { live: false },
     cursor: { points: { show: false }, drag: { x: false, y: false, setScale: false }, y: false },

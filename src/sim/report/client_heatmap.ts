@@ -65,7 +65,7 @@ export const CLIENT_HEATMAP = String.raw`
   // Rows of 4 to 22 px; a short map still gets room for its titled y axis.
   var plotH = Math.max(110, rows.length * Math.max(4, Math.min(22, Math.floor(330 / rows.length))));
   var u = new uPlot({
-    width: R.width(),
+    width: R.width(host),
     height: plotH + 16 + 34 + 22,
     padding: [16, 32, 0, 0],
     legend: { show: false },
