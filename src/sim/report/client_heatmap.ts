@@ -62,8 +62,9 @@ export const CLIENT_HEATMAP = String.raw`
     }
   }
 
-  // Rows of 4 to 22 px; a short map still gets room for its titled y axis.
-  var plotH = Math.max(110, rows.length * Math.max(4, Math.min(22, Math.floor(330 / rows.length))));
+  // Rows of 4 to 22 px, the map at most 480 px tall (rows thinner than a pixel past 120 rounds,
+  // each still on hover); a short map still gets room for its titled y axis.
+  var plotH = Math.max(110, Math.min(480, rows.length * Math.max(4, Math.min(22, Math.floor(330 / rows.length)))));
   var u = new uPlot({
     width: R.width(host),
     height: plotH + 16 + 34 + 22,
