@@ -1,4 +1,5 @@
 // IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
+import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
@@ -48,6 +49,7 @@ export class Group {
   attached = false;
   /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
   pinnedScope = false;
+  private removedFlag = false;
 
   constructor(engine: Engine, id: number, o: GroupOptions) {
     this.engine = engine;
@@ -83,6 +85,31 @@ export class Group {
   /** The device named `name`, or undefined. */
   device(name: string): VfioDevice | undefined {
     return this.devices.find((d) => d.name === name);
+  }
+
+  /** True once `remove()` has succeeded. */
+  get removed(): boolean {
+    return this.removedFlag;
+  }
+
+  /** The same as `removed` (the lifetime getter every engine object has). */
+  get isDisposed(): boolean {
+    return this.removedFlag;
+  }
+
+  /**
+   * Removes the group from the host, as unbinding its devices from VFIO does: 0, or -EBUSY while
+   * the group file is open (its fd, or a device fd obtained through it). The kernel's removal
+   * waits for the device fds to close; the engine cannot wait, so it refuses, and nothing
+   * changes. Afterwards `/dev/vfio/<id>` is ENOENT, the engine no longer lists the group, and its
+   * number is never handed out again. 0 and nothing if already removed.
+   */
+  remove(): number {
+    if (this.removedFlag) return 0;
+    if (this.file) return -EBUSY;
+    this.removedFlag = true;
+    this.engine.forgetGroup(this);
+    return 0;
   }
 }
 
