@@ -1,7 +1,7 @@
 // A user process: sparse anonymous memory from mmap, file mappings from mmapFd, an fd table,
 // RLIMIT_MEMLOCK / CAP_IPC_LOCK and locked_vm, and its end (exit). Its open/ioctl/close/mmapFd/
 // munmap are the syscall surface; what a file does is its subsystem's (src/file.ts).
-import { EBADF, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { EBADF, EDEADLK, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
 import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
@@ -282,14 +282,16 @@ export class Process {
    * Ends the process as the kernel's do_exit does: (1) the address space is released, devices stop
    * translating it; (2) file mappings are removed in ascending address order; (3) anonymous memory
    * is freed; (4) fds are closed in ascending order, each as `close`; (5) the mm is freed, and its
-   * locked_vm with it. Returns 0; 0 again if it has already exited. From its start every other
-   * method throws, in callbacks the exit runs too.
+   * locked_vm with it. Returns 0; 0 again if it has already exited; -EDEADLK, with nothing done,
+   * inside a callback (a dma_unmap op runs within a syscall whose files must outlive it). From its
+   * start every other method throws, in callbacks the exit runs too.
    *
    * Exit allocates nothing and cannot fail half-way: every step only frees. (A detach that changes
    * the page size under dirty tracking may try to re-grain the bitmaps; when that allocation fails
    * the container keeps its page size, as any detach does, and the last detach frees it all.)
    */
   exit(): number {
+    if (this.engine.inCallback) return -EDEADLK;
     if (this.exitedFlag) return 0;
     this.exitedFlag = true;
     this.mmReleased = true;

@@ -25,6 +25,21 @@ function world(e: Engine, g: Group, o: { memlockLimit?: bigint } = {}) {
 }
 
 describe('proc.exit releases every VFIO file', () => {
+  it('leaves other processes\' containers alone: a container maps only its own process\'s memory', async () => {
+    const e = await createEngine();
+    const g1 = e.createGroup();
+    const g2 = e.createGroup();
+    const a = world(e, g1);
+    const b = world(e, g2);
+    const before = e.inspect();
+    a.p.exit();
+    expect(e.containers.size).toBe(1);
+    const [left] = [...e.containers];
+    expect([...left.iommu!.dmas.values()].every((d) => d.owner === b.p)).toBe(true);
+    expect(b.p.lockedVm).toBe(256n);
+    expect(e.inspect().containers).toEqual(before.containers.filter((c) => c.groups[0] === g2.id));
+  });
+
   it('tears down the container: dmas, pins, bitmaps, locked_vm, user memory; no driver op runs', async () => {
     const e = await createEngine();
     const g = e.createGroup();
@@ -223,6 +238,33 @@ describe('an exited process', () => {
     expect(g.devices[0].pinPages(0n, 1, uapi.IOMMU_READ)).toBe(1);
     expect(c.unmap({ iova: 0n, size: MiB })).toBe(MiB);
     expect(seen).toBe('write: the process has exited');
+  });
+});
+
+describe('exit inside a callback', () => {
+  it('answers EDEADLK inside a dma_unmap op and does nothing; the files outlive the syscall', async () => {
+    const e = await createEngine();
+    const g = e.createGroup({ kind: 'emulated' });
+    const other = e.createProcess();
+    const results: number[] = [];
+    let disposeError = '';
+    const { p, c } = world(e, g);
+    g.devices[0].registerDmaUnmap((iova, size) => {
+      results.push(p.exit(), other.exit());
+      try {
+        e.dispose();
+      } catch (err) {
+        disposeError = (err as Error).message;
+      }
+      g.devices[0].unpinPages(iova, Number(size >> 12n));
+    });
+    expect(g.devices[0].pinPages(0n, 1, uapi.IOMMU_READ)).toBe(1);
+    expect(c.unmap({ iova: 0n, size: MiB })).toBe(MiB);
+    expect(results).toEqual([-errno.EDEADLK, -errno.EDEADLK]);
+    expect(disposeError).toBe('engine.dispose() cannot run inside a callback');
+    expect([p.exited, other.exited, e.isDisposed, p.fds.size]).toEqual([false, false, false, 3]);
+    expect(p.exit()).toBe(0);
+    expect(e.containers.size).toBe(0);
   });
 });
 

@@ -142,6 +142,12 @@ export class VfioDevice {
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
   }
 
+  /** Calls the driver's dma_unmap op (SPEC §3.6) as a callback: `proc.exit` inside it is EDEADLK. */
+  notifyUnmap(iova: bigint, size: bigint): void {
+    const op = this.dmaUnmap;
+    if (op) this.group.engine.runCallback(() => op(iova, size));
+  }
+
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
     return pinPages(this, iova, npage, prot, pfns);
