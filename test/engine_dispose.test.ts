@@ -1,6 +1,6 @@
 // group.remove() and engine.dispose(): what each returns and what is left afterwards.
 import { describe, expect, it } from 'vitest';
-import { createEngine, errno, uapi } from '../src/index.js';
+import { createEngine, errno, OutOfMemoryError, uapi } from '../src/index.js';
 
 const MiB = 1n << 20n;
 
@@ -56,6 +56,20 @@ describe('group.remove', () => {
   });
 });
 
+describe('createProcess under memory pressure', () => {
+  it('fails with OutOfMemoryError at either allocation and leaves nothing behind', async () => {
+    const e = await createEngine();
+    const base = e.memoryInUse();
+    for (const n of [1, 2]) {
+      e.failNthAllocation(n);
+      expect(() => e.createProcess()).toThrow(OutOfMemoryError);
+      expect([e.memoryInUse(), e.processes.length]).toEqual([base, 0]);
+    }
+    e.failNthAllocation(0);
+    expect(e.createProcess().exit()).toBe(0);
+  });
+});
+
 describe('engine.dispose', () => {
   it('exits every process, removes every group, returns the heap, then throws on every call', async () => {
     const e = await createEngine();
@@ -108,6 +122,23 @@ describe('engine.dispose', () => {
     e.subsystems.push({ dispose: () => { used = e.memoryInUse(); } });
     e.dispose();
     expect(used).toBe(base);
+  });
+
+  it('allocates nothing: it completes with fail-the-Nth armed', async () => {
+    const e = await createEngine();
+    const base = e.memoryInUse();
+    const g = e.createGroup();
+    const p = e.createProcess();
+    const c = e.openContainer(p);
+    c.attach(g);
+    c.setIommu();
+    c.map({ iova: 0n, size: MiB, vaddr: p.mmap(MiB) });
+    c.dirty.start();
+    let seen: number[] = [];
+    e.subsystems.push({ dispose: () => { seen = [e.memoryInUse(), e.core.x.heap_fail_pending()]; } });
+    e.failNthAllocation(1);
+    e.dispose();
+    expect(seen).toEqual([base, 1]); // every byte back, and the armed failure never reached
   });
 
   it('runs each subsystem dispose once, after the processes and groups are gone', async () => {
