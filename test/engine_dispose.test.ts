@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, OutOfMemoryError, uapi } from '../src/index.js';
 
-const MiB = 1n << 20n;
+import { MiB, mixed } from './helpers/lifecycle.js';
 
 describe('group.remove', () => {
   it('refuses with EBUSY while the group fd is open, and changes nothing', async () => {
@@ -109,31 +109,9 @@ describe('engine.dispose', () => {
     expect(e.isDisposed).toBe(true);
   });
 
-  it('returns every byte of the heap before the instance goes', async () => {
+  it('returns every byte of the heap before the instance goes, allocating nothing', async () => {
     const e = await createEngine();
-    const base = e.memoryInUse();
-    const g = e.createGroup();
-    const p = e.createProcess();
-    const c = e.openContainer(p);
-    c.attach(g);
-    c.setIommu();
-    c.map({ iova: 0n, size: MiB, vaddr: p.mmap(MiB) });
-    let used = -1;
-    e.subsystems.push({ dispose: () => { used = e.memoryInUse(); } });
-    e.dispose();
-    expect(used).toBe(base);
-  });
-
-  it('allocates nothing: it completes with fail-the-Nth armed', async () => {
-    const e = await createEngine();
-    const base = e.memoryInUse();
-    const g = e.createGroup();
-    const p = e.createProcess();
-    const c = e.openContainer(p);
-    c.attach(g);
-    c.setIommu();
-    c.map({ iova: 0n, size: MiB, vaddr: p.mmap(MiB) });
-    c.dirty.start();
+    const { base } = mixed(e);
     let seen: number[] = [];
     e.subsystems.push({ dispose: () => { seen = [e.memoryInUse(), e.core.x.heap_fail_pending()]; } });
     e.failNthAllocation(1);

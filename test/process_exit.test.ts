@@ -4,25 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi, type Engine, type Group, type Process } from '../src/index.js';
 import type { FileMapping, OpenFile, Subsystem } from '../src/file.js';
 import { dmaMap } from './helpers/uapi_structs.js';
+import { MiB, mixed, world } from './helpers/lifecycle.js';
 
-const MiB = 1n << 20n;
 const { VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } = uapi;
 
 const dmaMapBytes = (vaddr: bigint): Uint8Array =>
   dmaMap({ flags: uapi.VFIO_DMA_MAP_FLAG_READ | uapi.VFIO_DMA_MAP_FLAG_WRITE, vaddr, iova: 0n, size: MiB });
-
-/** A process with one container, group `g` set to it, type1v2, 1 MiB mapped and one device open. */
-function world(e: Engine, g: Group, o: { memlockLimit?: bigint } = {}) {
-  const p = e.createProcess(o);
-  const c = e.openContainer(p);
-  c.attach(g);
-  c.setIommu();
-  const va = p.mmap(MiB);
-  p.write(va, new Uint8Array([7]));
-  c.map({ iova: 0n, size: MiB, vaddr: va });
-  const dev = c.openDevice(g);
-  return { p, c, va, dev };
-}
 
 describe('proc.exit releases every VFIO file', () => {
   it('leaves other processes\' containers alone: a container maps only its own process\'s memory', async () => {
@@ -116,16 +103,7 @@ describe('proc.exit releases every VFIO file', () => {
 
   it('detaches a container holding an IOMMU and an emulated group, the groups in fd order', async () => {
     const e = await createEngine();
-    const g = e.createGroup();
-    const m = e.createGroup({ kind: 'emulated' });
-    for (const d of [...g.devices, ...m.devices]) d.registerDmaUnmap(() => {});
-    const base = e.memoryInUse();
-    const { p, c } = world(e, g);
-    c.attach(m);
-    c.openDevice(m);
-    c.dirty.start();
-    expect(m.devices[0].pinPages(0n, 2, uapi.IOMMU_READ)).toBe(2);
-    expect(p.lockedVm).toBe(256n);
+    const { p, g, m, base } = mixed(e);
     p.exit();
     expect([e.containers.size, g.file, m.file, p.lockedVm, e.memoryInUse()]).toEqual([0, null, null, 0n, base]);
   });
@@ -271,15 +249,7 @@ describe('exit inside a callback', () => {
 describe('exit allocates nothing', () => {
   it('completes with fail-the-Nth armed: nothing fails, everything is released', async () => {
     const e = await createEngine();
-    const g = e.createGroup();
-    const m = e.createGroup({ kind: 'emulated' });
-    for (const d of [...g.devices, ...m.devices]) d.registerDmaUnmap(() => {});
-    const base = e.memoryInUse();
-    const { p, c } = world(e, g);
-    c.attach(m);
-    c.openDevice(m);
-    c.dirty.start();
-    expect(m.devices[0].pinPages(0n, 2, uapi.IOMMU_READ)).toBe(2);
+    const { p, g, m, base } = mixed(e);
     const calls = e.core.x.heap_alloc_calls();
     e.failNthAllocation(1);
     expect(p.exit()).toBe(0);
