@@ -101,10 +101,15 @@ describe('engine.dispose', () => {
       ['core.memory', () => core.memory],
       ['core export', () => core.x.heap_used()],
       ['core view', () => core.u8()],
+      ['pinPages', () => g.devices[0].pinPages(0n, 1, uapi.IOMMU_READ)],
+      ['unpinPages', () => g.devices[0].unpinPages(0n, 1)],
+      ['dmaRw', () => g.devices[0].dmaRw(0n, new Uint8Array(1), false)],
+      ['registerDmaUnmap', () => g.devices[0].registerDmaUnmap(() => {})],
     ];
     for (const [name, f] of calls) expect(f, name).toThrow('engine disposed');
     expect(() => p.read(va, 1)).toThrow('read: the process has exited');
     expect(() => c.info()).toThrow();
+    expect(g.remove()).toBe(0); // removed by the dispose
     e.dispose(); // idempotent
     expect(e.isDisposed).toBe(true);
   });

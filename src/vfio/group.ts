@@ -105,7 +105,7 @@ export class Group {
    * number is never handed out again. 0 and nothing if already removed.
    */
   remove(): number {
-    if (this.removedFlag) return 0;
+    if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
     if (this.file) return -EBUSY;
     this.removedFlag = true;
     this.engine.forgetGroup(this);
@@ -134,8 +134,14 @@ export class VfioDevice {
     return this.openCount > 0 && this.dmaUnmap !== null;
   }
 
+  /** Throws once the engine is disposed (the driver-side calls below check it first). */
+  private live(): void {
+    if (this.group.engine.isDisposed) throw new Error('engine disposed');
+  }
+
   /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
+    this.live();
     if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
     const was = this.participating;
     this.dmaUnmap = op;
@@ -150,16 +156,19 @@ export class VfioDevice {
 
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+    this.live();
     return pinPages(this, iova, npage, prot, pfns);
   }
 
   /** vfio_unpin_pages (SPEC §4.4): never fails; bad input is ignored as the kernel does. */
   unpinPages(iova: bigint, npage: number): void {
+    this.live();
     unpinPages(this, iova, npage);
   }
 
   /** vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno (§4.6). */
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
+    this.live();
     return dmaRw(this, iova, data, write);
   }
 }
