@@ -268,9 +268,14 @@ export class Process {
     return f.ioctl(this, request, arg);
   }
 
-  /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
+  /**
+   * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. Inside a
+   * callback -EDEADLK with nothing closed: the call that runs the callback is still using the
+   * files (the kernel defers the release to the end of that syscall; the engine refuses it).
+   */
   close(fd: number): number {
     this.live('close');
+    if (this.engine.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
     this.fds.delete(fd);

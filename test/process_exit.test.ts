@@ -246,6 +246,30 @@ describe('exit inside a callback', () => {
   });
 });
 
+describe('close inside a callback', () => {
+  it('answers EDEADLK: the UNMAP that runs the op still walks the container a close would free', async () => {
+    const e = await createEngine();
+    const m = e.createGroup({ kind: 'emulated' });
+    const p = e.createProcess();
+    const c = e.openContainer(p);
+    c.attach(m);
+    c.setIommu();
+    const va = p.mmap(4n * MiB);
+    for (let i = 0n; i < 4n; i++) c.map({ iova: i * MiB, size: MiB, vaddr: va + i * MiB });
+    const dev = c.openDevice(m);
+    const closes: number[] = [];
+    m.devices[0].registerDmaUnmap((iova, size) => {
+      m.devices[0].unpinPages(iova, Number(size >> 12n));
+      closes.push(p.close(dev), p.close(c.fd + 1), p.close(c.fd));
+    });
+    expect(m.devices[0].pinPages(MiB, 1, uapi.IOMMU_READ)).toBe(1);
+    expect(c.unmapAll()).toBe(4n * MiB);
+    expect(closes).toEqual([-errno.EDEADLK, -errno.EDEADLK, -errno.EDEADLK]);
+    expect(p.fds.size).toBe(3);
+    expect(p.close(dev)).toBe(0); // outside the callback
+  });
+});
+
 describe('exit allocates nothing', () => {
   it('completes with fail-the-Nth armed: nothing fails, everything is released', async () => {
     const e = await createEngine();
