@@ -28,7 +28,6 @@ export class Engine {
   private nextGroupId = 1;
   private seq = 0;
   private disposedFlag = false;
-  private callbackDepth = 0;
 
   private constructor(core: Core, profile: Profile, dmaEntryLimit: number) {
     this.core = core;
@@ -52,24 +51,6 @@ export class Engine {
   /** True once `dispose()` has run: every call on the engine then throws. */
   get isDisposed(): boolean {
     return this.disposedFlag;
-  }
-
-  /**
-   * True while a callback into embedder code runs (a driver's dma_unmap op; the notifiers and
-   * observers of SPEC-PASID K1): calls the kernel would deadlock on, such as `proc.exit`, refuse.
-   */
-  get inCallback(): boolean {
-    return this.callbackDepth > 0;
-  }
-
-  /** Runs embedder code `fn` as a callback (see `inCallback`); exceptions pass through. */
-  runCallback<T>(fn: () => T): T {
-    this.callbackDepth++;
-    try {
-      return fn();
-    } finally {
-      this.callbackDepth--;
-    }
   }
 
   /** Throws once the engine is disposed (every public method but `dispose` calls it). */
@@ -111,12 +92,14 @@ export class Engine {
   /**
    * Ends the engine: every process exits (in creation order), every group is removed, every
    * subsystem returns what it holds, and the Wasm instance is dropped so its memory can be
-   * collected. Inside a callback it throws and changes nothing. Afterwards every call on the engine, its processes, groups and containers throws
+   * collected. Inside a driver's dma_unmap op it throws and changes nothing. Afterwards every call on the engine, its processes, groups and containers throws
    * Error('engine disposed') (a process's calls: that it has exited). Idempotent.
    */
   dispose(): void {
     if (this.disposedFlag) return;
-    if (this.inCallback) throw new Error('engine.dispose() cannot run inside a callback');
+    for (const c of this.containers) {
+      if (c.notifying) throw new Error('engine.dispose() cannot run inside a dma_unmap callback');
+    }
     for (const p of [...this.processes]) p.exit();
     for (const g of [...this.groups.values()]) g.remove(); // every fd was a process's: none is open
     for (const s of this.subsystems) s.dispose?.();

@@ -269,15 +269,16 @@ export class Process {
   }
 
   /**
-   * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. Inside a
-   * callback -EDEADLK with nothing closed: the call that runs the callback is still using the
-   * files (the kernel defers the release to the end of that syscall; the engine refuses it).
+   * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. -EDEADLK,
+   * with nothing closed, when that release would pull state from under a call in progress (a
+   * close in a dma_unmap op that would detach a group from the container running the UNMAP: the
+   * kernel defers the release to the end of that syscall; the engine has no such point).
    */
   close(fd: number): number {
     this.live('close');
-    if (this.engine.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
+    if (f.releaseBlocked?.(false)) return -EDEADLK;
     this.fds.delete(fd);
     f.close(this);
     return 0;
@@ -288,16 +289,17 @@ export class Process {
    * translating it; (2) file mappings are removed in ascending address order; (3) anonymous memory
    * is freed; (4) fds are closed in ascending order, each as `close`; (5) the mm is freed, and its
    * locked_vm with it. Returns 0; 0 again if it has already exited; -EDEADLK, with nothing done,
-   * inside a callback (a dma_unmap op runs within a syscall whose files must outlive it). From its
-   * start every other method throws, in callbacks the exit runs too.
+   * when closing its files would pull state from under a call in progress (inside a dma_unmap op
+   * of one of its containers). From its start every other method throws, in callbacks the exit
+   * runs too.
    *
    * Exit allocates nothing and cannot fail half-way: every step only frees. (A detach that changes
    * the page size under dirty tracking may try to re-grain the bitmaps; when that allocation fails
    * the container keeps its page size, as any detach does, and the last detach frees it all.)
    */
   exit(): number {
-    if (this.engine.inCallback) return -EDEADLK;
     if (this.exitedFlag) return 0;
+    for (const f of this.fds.values()) if (f.releaseBlocked?.(true)) return -EDEADLK;
     this.exitedFlag = true;
     this.mmReleased = true;
     for (const s of this.engine.subsystems) s.mmRelease?.(this);

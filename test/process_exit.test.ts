@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi, type Engine, type Group, type Process } from '../src/index.js';
 import type { FileMapping, OpenFile, Subsystem } from '../src/file.js';
-import { dmaMap } from './helpers/uapi_structs.js';
+import { dmaMap, dmaUnmap } from './helpers/uapi_structs.js';
 import { MiB, mixed, world } from './helpers/lifecycle.js';
 
 const { VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } = uapi;
@@ -219,16 +219,16 @@ describe('an exited process', () => {
   });
 });
 
-describe('exit inside a callback', () => {
-  it('answers EDEADLK inside a dma_unmap op and does nothing; the files outlive the syscall', async () => {
+describe('close and exit inside a dma_unmap op', () => {
+  it('exit of the process running the UNMAP answers EDEADLK; another process exits', async () => {
     const e = await createEngine();
     const g = e.createGroup({ kind: 'emulated' });
-    const other = e.createProcess();
+    const other = world(e, e.createGroup());
     const results: number[] = [];
     let disposeError = '';
     const { p, c } = world(e, g);
     g.devices[0].registerDmaUnmap((iova, size) => {
-      results.push(p.exit(), other.exit());
+      results.push(p.exit(), other.p.exit());
       try {
         e.dispose();
       } catch (err) {
@@ -238,16 +238,14 @@ describe('exit inside a callback', () => {
     });
     expect(g.devices[0].pinPages(0n, 1, uapi.IOMMU_READ)).toBe(1);
     expect(c.unmap({ iova: 0n, size: MiB })).toBe(MiB);
-    expect(results).toEqual([-errno.EDEADLK, -errno.EDEADLK]);
-    expect(disposeError).toBe('engine.dispose() cannot run inside a callback');
-    expect([p.exited, other.exited, e.isDisposed, p.fds.size]).toEqual([false, false, false, 3]);
+    expect(results).toEqual([-errno.EDEADLK, 0]);
+    expect(disposeError).toBe('engine.dispose() cannot run inside a dma_unmap callback');
+    expect([p.exited, other.p.exited, e.isDisposed, p.fds.size, e.containers.size]).toEqual([false, true, false, 3, 1]);
     expect(p.exit()).toBe(0);
     expect(e.containers.size).toBe(0);
   });
-});
 
-describe('close inside a callback', () => {
-  it('answers EDEADLK: the UNMAP that runs the op still walks the container a close would free', async () => {
+  it('a close that would detach a group from the running container answers EDEADLK; others close', async () => {
     const e = await createEngine();
     const m = e.createGroup({ kind: 'emulated' });
     const p = e.createProcess();
@@ -257,16 +255,23 @@ describe('close inside a callback', () => {
     const va = p.mmap(4n * MiB);
     for (let i = 0n; i < 4n; i++) c.map({ iova: i * MiB, size: MiB, vaddr: va + i * MiB });
     const dev = c.openDevice(m);
+    const gfd = c.fd + 1;
     const closes: number[] = [];
     m.devices[0].registerDmaUnmap((iova, size) => {
       m.devices[0].unpinPages(iova, Number(size >> 12n));
-      closes.push(p.close(dev), p.close(c.fd + 1), p.close(c.fd));
+      // The device fd: the group fd still holds the group file. The group fd: now its last
+      // reference, whose release would free the container's dmas under the running UNMAP.
+      // The container fd: the group still holds the container.
+      closes.push(p.close(dev), p.close(gfd), p.close(c.fd));
     });
     expect(m.devices[0].pinPages(MiB, 1, uapi.IOMMU_READ)).toBe(1);
-    expect(c.unmapAll()).toBe(4n * MiB);
-    expect(closes).toEqual([-errno.EDEADLK, -errno.EDEADLK, -errno.EDEADLK]);
-    expect(p.fds.size).toBe(3);
-    expect(p.close(dev)).toBe(0); // outside the callback
+    const container = [...e.containers][0];
+    expect(p.ioctl(c.fd, uapi.VFIO_IOMMU_UNMAP_DMA, dmaUnmap({ flags: uapi.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n }))).toBe(0);
+    expect(closes).toEqual([0, -errno.EDEADLK, 0]);
+    expect([...p.fds.keys()]).toEqual([gfd]);
+    expect([container.iommu!.dmas.size, container.notifying]).toEqual([0, 0]);
+    expect(p.close(gfd)).toBe(0); // outside the op
+    expect(e.containers.size).toBe(0);
   });
 });
 

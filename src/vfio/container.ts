@@ -20,6 +20,8 @@ export class Container {
   fds = 1;
   /** The selected IOMMU driver's state, or null before SET_IOMMU. */
   iommu: Type1 | null = null;
+  /** dma_unmap ops of this container's devices running now (an UNMAP notifying its drivers). */
+  notifying = 0;
 
   constructor(engine: Engine, seq: number, fd: number) {
     this.engine = engine;

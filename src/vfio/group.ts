@@ -148,10 +148,21 @@ export class VfioDevice {
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
   }
 
-  /** Calls the driver's dma_unmap op (SPEC §3.6) as a callback: `proc.exit` inside it is EDEADLK. */
+  /**
+   * Calls the driver's dma_unmap op (SPEC §3.6) for an UNMAP of its container. While it runs the
+   * container counts as notifying: a close or exit that would detach one of its groups answers
+   * -EDEADLK (see `releaseBlocked` in src/vfio/files.ts).
+   */
   notifyUnmap(iova: bigint, size: bigint): void {
     const op = this.dmaUnmap;
-    if (op) this.group.engine.runCallback(() => op(iova, size));
+    const c = this.group.container;
+    if (!op || !c) return;
+    c.notifying++;
+    try {
+      op(iova, size);
+    } finally {
+      c.notifying--;
+    }
   }
 
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
@@ -171,6 +182,14 @@ export class VfioDevice {
     this.live();
     return dmaRw(this, iova, data, write);
   }
+}
+
+/**
+ * Whether dropping a reference to `file` that `releases` it now must wait: its group's container
+ * is notifying drivers of an UNMAP that is still walking it (CONTRACT: such a close is EDEADLK).
+ */
+export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
+  return releases && (file.group.container?.notifying ?? 0) > 0;
 }
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
