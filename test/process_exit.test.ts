@@ -257,8 +257,18 @@ describe('close and exit inside a dma_unmap op', () => {
     const dev = c.openDevice(m);
     const gfd = c.fd + 1;
     const closes: number[] = [];
+    const g = e.createGroup();
+    const g2 = e.createGroup();
+    const gGfd = p.open(`/dev/vfio/${g.id}`);
+    c.attach(g); // an IOMMU group without a device fd: UNSET_CONTAINER would only need no devices
+    const g2fd = p.open(`/dev/vfio/${g2.id}`);
+    const groupCalls: number[] = [];
     m.devices[0].registerDmaUnmap((iova, size) => {
       m.devices[0].unpinPages(iova, Number(size >> 12n));
+      groupCalls.push(
+        p.ioctl(gGfd, uapi.VFIO_GROUP_UNSET_CONTAINER),
+        p.ioctl(g2fd, VFIO_GROUP_SET_CONTAINER, c.fd),
+      );
       // The device fd: the group fd still holds the group file. The group fd: now its last
       // reference, whose release would free the container's dmas under the running UNMAP.
       // The container fd: the group still holds the container.
@@ -268,9 +278,12 @@ describe('close and exit inside a dma_unmap op', () => {
     const container = [...e.containers][0];
     expect(p.ioctl(c.fd, uapi.VFIO_IOMMU_UNMAP_DMA, dmaUnmap({ flags: uapi.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n }))).toBe(0);
     expect(closes).toEqual([0, -errno.EDEADLK, 0]);
-    expect([...p.fds.keys()]).toEqual([gfd]);
+    expect(groupCalls).toEqual([-errno.EDEADLK, -errno.EDEADLK]);
+    expect([g.container, g2.container]).toEqual([container, null]);
+    expect([...p.fds.keys()]).toEqual([gfd, gGfd, g2fd]);
     expect([container.iommu!.dmas.size, container.notifying]).toEqual([0, 0]);
     expect(p.close(gfd)).toBe(0); // outside the op
+    expect(p.ioctl(gGfd, uapi.VFIO_GROUP_UNSET_CONTAINER)).toBe(0);
     expect(e.containers.size).toBe(0);
   });
 });
