@@ -1,7 +1,7 @@
 // A user process: sparse anonymous memory from mmap, file mappings from mmapFd, an fd table,
 // RLIMIT_MEMLOCK / CAP_IPC_LOCK and locked_vm, and its end (exit). Its open/ioctl/close/mmapFd/
 // munmap are the syscall surface; what a file does is its subsystem's (src/file.ts).
-import { EBADF, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { EBADF, EDEADLK, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
 import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
@@ -41,6 +41,8 @@ export class Process {
   private nextAddr = MMAP_BASE;
   private lastRegion: Region | undefined;
   private exitedFlag = false;
+  /** Exit step 1 has run: the address space no longer translates for devices. */
+  private mmReleased = false;
 
   constructor(engine: Engine, o: ProcessOptions) {
     this.engine = engine;
@@ -55,6 +57,11 @@ export class Process {
 
   /** True once `exit()` has begun; every other method then throws. */
   get exited(): boolean {
+    return this.exitedFlag;
+  }
+
+  /** The same as `exited`: the process's Wasm memory is returned (or being returned). */
+  get isDisposed(): boolean {
     return this.exitedFlag;
   }
 
@@ -153,15 +160,23 @@ export class Process {
     return undefined;
   }
 
-  /** Whether every byte of [addr, addr+len) is anonymous memory (len 0: true). */
+  /**
+   * Whether every byte of [addr, addr+len) is anonymous memory (len 0: true). A device-side query
+   * (type1 MAP and replay, pinning): once exit has released the address space nothing is mapped.
+   */
   isMapped(addr: bigint, len: bigint): boolean {
     if (len <= 0n) return true;
+    if (this.mmReleased) return false;
     const r = this.regionOf(addr);
     return r !== undefined && !r.file && addr + len <= r.end;
   }
 
-  /** Index of the first page of n pages from `addr` that is not anonymous memory, or -1 if all are. */
+  /**
+   * Index of the first page of n pages from `addr` that is not anonymous memory, or -1 if all are.
+   * A device-side query like `isMapped`: 0 (n > 0) once exit has released the address space.
+   */
   firstUnmappedPage(addr: bigint, n: number): number {
+    if (this.mmReleased) return n > 0 ? 0 : -1;
     const r = this.regionOf(addr);
     if (!r || r.file) return n > 0 ? 0 : -1;
     const mapped = (r.end - addr) / PAGE_SIZE;
@@ -213,12 +228,14 @@ export class Process {
    * call it after storing. The record itself comes with the soft-dirty work; until then a no-op.
    */
   markSoftDirty(addr: bigint, length: number): void {
+    this.live('markSoftDirty');
     void addr;
     void length;
   }
 
   /** The lowest free fd number (from 3, as stdio holds 0 to 2). */
   lowestFreeFd(): number {
+    this.live('lowestFreeFd');
     let fd = 3;
     while (this.fds.has(fd)) fd++;
     return fd;
@@ -226,6 +243,7 @@ export class Process {
 
   /** Installs `file` at the lowest free fd and returns that fd. */
   allocFd(file: OpenFile): number {
+    this.live('allocFd');
     const fd = this.lowestFreeFd();
     this.fds.set(fd, file);
     return fd;
@@ -250,11 +268,17 @@ export class Process {
     return f.ioctl(this, request, arg);
   }
 
-  /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
+  /**
+   * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. -EDEADLK,
+   * with nothing closed, when that release would pull state from under a call in progress (a
+   * close in a dma_unmap op that would detach a group from the container running the UNMAP: the
+   * kernel defers the release to the end of that syscall; the engine has no such point).
+   */
   close(fd: number): number {
     this.live('close');
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
+    if (f.releaseBlocked?.(false)) return -EDEADLK;
     this.fds.delete(fd);
     f.close(this);
     return 0;
@@ -263,12 +287,21 @@ export class Process {
   /**
    * Ends the process as the kernel's do_exit does: (1) the address space is released, devices stop
    * translating it; (2) file mappings are removed in ascending address order; (3) anonymous memory
-   * is freed; (4) fds are closed in ascending order, each as `close`. Returns 0; 0 again if it has
-   * already exited. From its start every other method throws.
+   * is freed; (4) fds are closed in ascending order, each as `close`; (5) the mm is freed, and its
+   * locked_vm with it. Returns 0; 0 again if it has already exited; -EDEADLK, with nothing done,
+   * when closing its files would pull state from under a call in progress (inside a dma_unmap op
+   * of one of its containers). From its start every other method throws, in callbacks the exit
+   * runs too.
+   *
+   * Exit allocates nothing and cannot fail half-way: every step only frees. (A detach that changes
+   * the page size under dirty tracking may try to re-grain the bitmaps; when that allocation fails
+   * the container keeps its page size, as any detach does, and the last detach frees it all.)
    */
   exit(): number {
     if (this.exitedFlag) return 0;
+    for (const f of this.fds.values()) if (f.releaseBlocked?.(true)) return -EDEADLK;
     this.exitedFlag = true;
+    this.mmReleased = true;
     for (const s of this.engine.subsystems) s.mmRelease?.(this);
     for (const r of this.regions) r.file?.release();
     this.regions.length = 0;
@@ -280,6 +313,9 @@ export class Process {
       this.fds.delete(fd);
       f.close(this);
     }
+    // Every container of the process was torn down with its last group; what is left charged is
+    // pins a driver never released, which the kernel leaves on the mm it now frees.
+    this.lockedVm = 0n;
     this.engine.forgetProcess(this);
     return 0;
   }

@@ -196,8 +196,9 @@ function compile(flavour: CoreFlavour): Promise<WebAssembly.Module> {
 
 /** One instance of the Wasm core: its exports, its memory, and views on that memory. */
 export class Core {
-  readonly x: CoreExports;
-  readonly memory: WebAssembly.Memory;
+  /** The exports; after `dispose` every one of them throws. */
+  x: CoreExports;
+  private mem: WebAssembly.Memory | null;
   private buffer: ArrayBuffer;
   private v8: Uint8Array;
   private v32: Uint32Array;
@@ -205,7 +206,7 @@ export class Core {
 
   private constructor(exports: CoreExports, memory: WebAssembly.Memory) {
     this.x = exports;
-    this.memory = memory;
+    this.mem = memory;
     this.buffer = memory.buffer;
     this.v8 = new Uint8Array(this.buffer);
     this.v32 = new Uint32Array(this.buffer);
@@ -228,6 +229,28 @@ export class Core {
     const raw = {} as Record<string, unknown>;
     for (const [k, v] of Object.entries(exports)) if (typeof v === 'function') raw[k] = v;
     return new Core(raw as unknown as CoreExports, memory);
+  }
+
+  /** The instance's linear memory; throws after `dispose`. */
+  get memory(): WebAssembly.Memory {
+    if (!this.mem) this.x.heap_used(); // throws the dispose reason
+    return this.mem as WebAssembly.Memory;
+  }
+
+  /**
+   * Drops the instance: the memory, the exports and the views go, so the WebAssembly.Memory can be
+   * collected while objects that held this core live on; every later call throws Error(reason).
+   */
+  dispose(reason: string): void {
+    const fail = (): never => {
+      throw new Error(reason);
+    };
+    this.x = new Proxy({}, { get: () => fail }) as CoreExports;
+    this.mem = null;
+    this.buffer = new ArrayBuffer(0);
+    this.v8 = new Uint8Array(0);
+    this.v32 = new Uint32Array(0);
+    this.v64 = new BigUint64Array(0);
   }
 
   private refresh(): void {

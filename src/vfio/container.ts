@@ -1,6 +1,6 @@
 // A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
 // IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
-import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
@@ -20,6 +20,8 @@ export class Container {
   fds = 1;
   /** The selected IOMMU driver's state, or null before SET_IOMMU. */
   iommu: Type1 | null = null;
+  /** dma_unmap ops of this container's devices running now (an UNMAP notifying its drivers). */
+  notifying = 0;
 
   constructor(engine: Engine, seq: number, fd: number) {
     this.engine = engine;
@@ -66,8 +68,12 @@ export class Container {
     return 0;
   }
 
-  /** VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno. */
+  /**
+   * VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno; -EDEADLK inside a dma_unmap op of
+   * this container (the running UNMAP's groups and page sizes must not change under it).
+   */
   addGroup(g: Group): number {
+    if (this.notifying) return -EDEADLK;
     if (!g.viable) return -EPERM;
     if (this.iommu) {
       const r = this.iommu.attachGroup(g);
@@ -90,9 +96,13 @@ export class Container {
     this.engine.forgetIfUnused(this);
   }
 
-  /** VFIO_GROUP_UNSET_CONTAINER checks: device fds still open -> EBUSY. */
+  /**
+   * VFIO_GROUP_UNSET_CONTAINER checks: no container -> EINVAL; inside a dma_unmap op of that
+   * container -> EDEADLK; device fds still open -> EBUSY.
+   */
   static unsetContainer(g: Group): number {
     if (!g.container) return -EINVAL;
+    if (g.container.notifying) return -EDEADLK;
     if (g.file && g.file.deviceFds > 0) return -EBUSY;
     g.container.removeGroup(g);
     return 0;

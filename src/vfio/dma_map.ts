@@ -174,7 +174,7 @@ export function unmapDma(
         // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
         if (notified.has(d)) return fail(-EBUSY);
         notified.add(d);
-        for (const dev of t.participants()) dev.dmaUnmap!(d.iova, d.size);
+        for (const dev of t.participants()) dev.notifyUnmap(d.iova, d.size);
         restart = true;
         break;
       }

@@ -1,4 +1,5 @@
 // IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
+import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
@@ -48,6 +49,7 @@ export class Group {
   attached = false;
   /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
   pinnedScope = false;
+  private removedFlag = false;
 
   constructor(engine: Engine, id: number, o: GroupOptions) {
     this.engine = engine;
@@ -84,6 +86,31 @@ export class Group {
   device(name: string): VfioDevice | undefined {
     return this.devices.find((d) => d.name === name);
   }
+
+  /** True once `remove()` has succeeded. */
+  get removed(): boolean {
+    return this.removedFlag;
+  }
+
+  /** The same as `removed` (the lifetime getter every engine object has). */
+  get isDisposed(): boolean {
+    return this.removedFlag;
+  }
+
+  /**
+   * Removes the group from the host, as unbinding its devices from VFIO does: 0, or -EBUSY while
+   * the group file is open (its fd, or a device fd obtained through it). The kernel's removal
+   * waits for the device fds to close; the engine cannot wait, so it refuses, and nothing
+   * changes. Afterwards `/dev/vfio/<id>` is ENOENT, the engine no longer lists the group, and its
+   * number is never handed out again. 0 and nothing if already removed.
+   */
+  remove(): number {
+    if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
+    if (this.file) return -EBUSY;
+    this.removedFlag = true;
+    this.engine.forgetGroup(this);
+    return 0;
+  }
 }
 
 /** A device as its vendor (mdev) driver holds it: the kernel-internal API of SPEC §4. */
@@ -107,28 +134,62 @@ export class VfioDevice {
     return this.openCount > 0 && this.dmaUnmap !== null;
   }
 
+  /** Throws once the engine is disposed (the driver-side calls below check it first). */
+  private live(): void {
+    if (this.group.engine.isDisposed) throw new Error('engine disposed');
+  }
+
   /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
+    this.live();
     if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
     const was = this.participating;
     this.dmaUnmap = op;
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
   }
 
+  /**
+   * Calls the driver's dma_unmap op (SPEC §3.6) for an UNMAP of its container. While it runs the
+   * container counts as notifying: a close or exit that would detach one of its groups answers
+   * -EDEADLK (see `releaseBlocked` in src/vfio/files.ts).
+   */
+  notifyUnmap(iova: bigint, size: bigint): void {
+    const op = this.dmaUnmap;
+    const c = this.group.container;
+    if (!op || !c) return;
+    c.notifying++;
+    try {
+      op(iova, size);
+    } finally {
+      c.notifying--;
+    }
+  }
+
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+    this.live();
     return pinPages(this, iova, npage, prot, pfns);
   }
 
   /** vfio_unpin_pages (SPEC §4.4): never fails; bad input is ignored as the kernel does. */
   unpinPages(iova: bigint, npage: number): void {
+    this.live();
     unpinPages(this, iova, npage);
   }
 
   /** vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno (§4.6). */
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
+    this.live();
     return dmaRw(this, iova, data, write);
   }
+}
+
+/**
+ * Whether dropping a reference to `file` that `releases` it now must wait: its group's container
+ * is notifying drivers of an UNMAP that is still walking it (CONTRACT: such a close is EDEADLK).
+ */
+export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
+  return releases && (file.group.container?.notifying ?? 0) > 0;
 }
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
