@@ -2,7 +2,7 @@
 // the core's IOVA tree, domains (IOMMU-backed groups), emulated groups, the valid-IOVA list,
 // dirty-tracking state and dirty scope. Group attach (with replay) and detach live here;
 // MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
-import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { Core } from '../wasm.js';
 import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
@@ -49,6 +49,12 @@ export class Type1 {
   pgsize = 4096n;
   /** pgshift as bigint, for shifts. */
   pgshiftBig = 12n;
+  /** dma_unmap callbacks of this container running now (nested unmaps can nest them). */
+  callbackDepth = 0;
+  /** unmapDma calls on this container running now (a callback may unmap again). */
+  unmapDepth = 0;
+  /** Work held back until the outermost unmap returns (a group file closed inside a callback). */
+  private deferred: (() => void)[] = [];
 
   private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
     this.core = core;
@@ -67,6 +73,32 @@ export class Type1 {
 
   get hasDomain(): boolean {
     return this.iommuGroups.length > 0;
+  }
+
+  // ---- calls from inside a dma_unmap callback -------------------------------------------------
+
+  /**
+   * Whether one of this container's dma_unmap callbacks is running. Calls that would change the
+   * container's groups, page sizes or tracking state then answer -EDEADLK and change nothing (the
+   * kernel holds the container's group lock across the unmap).
+   */
+  get inCallback(): boolean {
+    return this.callbackDepth > 0;
+  }
+
+  /**
+   * Runs `fn` now, or, inside an unmap of this container, once the outermost unmap has returned.
+   * For release work that cannot fail (a group file's final close) but must not change the
+   * container under a running unmap.
+   */
+  afterUnmap(fn: () => void): void {
+    if (this.unmapDepth > 0) this.deferred.push(fn);
+    else fn();
+  }
+
+  /** Runs the work afterUnmap held back, in order. Called by the outermost unmap on its way out. */
+  runDeferred(): void {
+    while (this.deferred.length) this.deferred.shift()!();
   }
 
   // ---- dmas ---------------------------------------------------------------------------------
@@ -186,6 +218,7 @@ export class Type1 {
 
   /** vfio_iommu_type1_attach_group: 0 or -errno, with nothing changed on failure. */
   attachGroup(g: Group): number {
+    if (this.inCallback) return -EDEADLK;
     if (this.vaddrInvalidCount) return -EBUSY;
     if (g.kind === 'emulated') {
       this.emulatedGroups.push(g);
@@ -267,8 +300,12 @@ export class Type1 {
     return false;
   }
 
-  /** vfio_iommu_type1_detach_group: never fails. */
+  /**
+   * vfio_iommu_type1_detach_group: never fails. Callers keep it out of dma_unmap callbacks
+   * (-EDEADLK, or afterUnmap); reaching it from one is a bug of the engine, so it throws.
+   */
   detachGroup(g: Group): void {
+    if (this.inCallback) throw new Error('type1: a group detach inside a dma_unmap callback');
     const updateScope = !g.pinnedScope;
     if (g.kind === 'emulated') {
       this.emulatedGroups.splice(this.emulatedGroups.indexOf(g), 1);
