@@ -1,6 +1,6 @@
 // A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
 // IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
-import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
@@ -46,6 +46,7 @@ export class Container {
 
   /** VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). */
   setIommu(type: number): number {
+    if (this.iommu?.inCallback) return -EDEADLK; // the kernel takes the group lock first
     if (this.groups.length === 0 || this.iommu) return -EINVAL;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_UNMAP_ALL) return -ENODEV;
     if (type === VFIO_UNMAP_ALL) return -EINVAL; // type1 answers the extension but cannot open it
@@ -90,10 +91,14 @@ export class Container {
     this.engine.forgetIfUnused(this);
   }
 
-  /** VFIO_GROUP_UNSET_CONTAINER checks: device fds still open -> EBUSY. */
+  /**
+   * VFIO_GROUP_UNSET_CONTAINER checks: device fds still open -> EBUSY; inside a dma_unmap
+   * callback of the container -> EDEADLK.
+   */
   static unsetContainer(g: Group): number {
     if (!g.container) return -EINVAL;
     if (g.file && g.file.deviceFds > 0) return -EBUSY;
+    if (g.container.iommu?.inCallback) return -EDEADLK;
     g.container.removeGroup(g);
     return 0;
   }

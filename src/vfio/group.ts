@@ -131,10 +131,18 @@ export class VfioDevice {
   }
 }
 
-/** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
+/**
+ * Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3).
+ * Inside a dma_unmap callback of that container the release waits for the unmap to return.
+ */
 export function releaseIfUnused(file: GroupFile): void {
   if (file.fdOpen || file.deviceFds > 0) return;
   const g = file.group;
+  const t = g.container?.iommu;
+  if (t?.inCallback) {
+    t.afterUnmap(() => releaseIfUnused(file));
+    return;
+  }
   if (g.container) g.container.removeGroup(g);
   g.file = null;
 }
