@@ -143,26 +143,13 @@ export function reserveHarvest(
     scratch = x.heap_alloc(PAGE_SIZE);
     if (scratch < 0) return -ENOMEM;
   }
-  const pairs: number[] = []; // first page, last page; ascending, merged when they touch
+  const ranges: [bigint, bigint][] = [];
   for (const d of ds) {
     const f = footprint(t, d, base, bm);
     if (!f || !proc.isMapped(f.addr, f.len)) break;
-    const first = Number(f.addr >> 12n);
-    const last = Number((f.addr + f.len - 1n) >> 12n);
-    if (pairs.length && first <= pairs[pairs.length - 1] + 1) pairs[pairs.length - 1] = last;
-    else pairs.push(first, last);
+    ranges.push([f.addr, f.len]);
   }
-  let r = 0;
-  if (pairs.length) {
-    const buf = x.heap_alloc(pairs.length * 8);
-    if (buf < 0) {
-      r = -ENOMEM;
-    } else {
-      new Float64Array(t.core.memory.buffer, buf, pairs.length).set(pairs); // heap blocks are 16-aligned
-      r = x.um_reserve_ranges(proc.um.handle, buf, pairs.length / 2) < 0 ? -ENOMEM : 0;
-      x.heap_free(buf);
-    }
-  }
+  const r = proc.um.reserveRanges(ranges);
   if (r < 0) {
     if (own) x.heap_free(scratch);
     return r;
