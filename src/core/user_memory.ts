@@ -85,6 +85,11 @@ export class UserMemory {
     }
     if (!pairs.length) return 0;
     const x = this.core.x;
+    if (pairs.length === 2) {
+      // One run (the usual harvest): no list to stage.
+      const r = x.um_reserve(this.handle, pairs[0] * 4096, (pairs[1] - pairs[0] + 1) * 4096);
+      return r < 0 ? r : 0;
+    }
     const buf = x.heap_alloc(pairs.length * 8);
     if (buf < 0) return buf;
     try {

@@ -107,7 +107,14 @@ export class VfioDevice {
     return this.openCount > 0 && this.dmaUnmap !== null;
   }
 
-  /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
+  /**
+   * Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. The op
+   * runs inside the unmap that needs the range: it should unpin there, and may also pin, map,
+   * unmap other ranges, dma_rw and read dirty bits. Calls that would change that container's
+   * groups, page sizes or tracking state return -EDEADLK (a group fd closed there detaches once
+   * the unmap returns). An exception from the op does not stop the unmap; it is rethrown by the
+   * unmap's ioctl (or typed call) after the unmap completed and its results were copied back.
+   */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
     if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
     const was = this.participating;
