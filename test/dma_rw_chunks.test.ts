@@ -1,7 +1,7 @@
 // vfio_dma_rw (SPEC §4.6) through bounded chunks: every check before any byte moves, one scratch
 // buffer of at most DMA_RW_CHUNK bytes whatever the caller's buffer, ENOMEM reported as ENOMEM
 // with nothing copied, and byte-exact copies across chunk and dma boundaries.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createEngine, errno } from '../src/index.js';
 import { DMA_RW_CHUNK } from '../src/vfio/pin.js';
 
@@ -118,5 +118,13 @@ describe('dma_rw in bounded chunks', () => {
     expect(dev.dmaRw(P(0x2000) + BigInt(start), data, false)).toBe(0);
     const want = Buffer.concat([Buffer.from(bytesB), Buffer.from(bytesA)]).subarray(start, start + len);
     expect(Buffer.from(data).equals(want)).toBe(true);
+    // Written back the same way, each dma's part is one soft-dirty store at its own vaddr.
+    const spy = vi.spyOn(proc, 'markSoftDirty');
+    data.reverse();
+    expect(dev.dmaRw(P(0x2000) + BigInt(start), data, true)).toBe(0);
+    const lower = 100 * 4096 - start;
+    expect(spy.mock.calls).toEqual([[vaB + BigInt(start), lower], [vaA, len - lower]]);
+    const back = Buffer.concat([Buffer.from(proc.read(vaB + BigInt(start), lower)), Buffer.from(proc.read(vaA, len - lower))]);
+    expect(back.equals(Buffer.from(data))).toBe(true);
   });
 });

@@ -208,6 +208,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
         done += k;
         pos += k;
       }
+      if (write) g.d.owner.markSoftDirty(g.vaddr, g.n); // a CPU-side store (CONTRACT)
       if (write && t.tracking) {
         const sh = t.pgshiftBig;
         const lo = g.offset >> sh;
