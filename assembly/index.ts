@@ -53,5 +53,5 @@ export {
   pins_unpin_batch,
 } from './pin_table';
 export { pins_mark, pins_count_range, pins_collect } from './pin_table_scan';
-export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
+export { um_create, um_free, um_frames, um_write, um_read, um_reserve, um_reserve_ranges } from './user_memory';
 export { report_user, report_words } from './report';

@@ -146,14 +146,22 @@ export interface CoreExports {
   um_read(um: number, addr: number, dst: number, len: number): number;
   /** Frames every page of [addr, addr+len): blocks added, -ENOMEM (nothing added) or -EFAULT. */
   um_reserve(um: number, addr: number, len: number): number;
+  /**
+   * Frames every page of `count` ascending page ranges (f64 pairs first, last at `pairs`), all or
+   * nothing: blocks added, or -ENOMEM with nothing added.
+   */
+  um_reserve_ranges(um: number, pairs: number, count: number): number;
 
   // ---- report (assembly/report.ts) ----------------------------------------------------------
   /**
    * One dma's report into user memory at `addr` (the user bitmap's word w): the kernel footprint
    * of its bits shifted by s (all ones when allDirty), then the bitmap is cleared and the pinned
-   * pages of `pins` (0: none) marked again at bit page >> shift. 0, or -ENOMEM with nothing done.
+   * pages of `pins` (0: none) marked again at bit page >> shift. An unaligned addr stages words in
+   * `scratch` (a PAGE_SIZE block; 0: allocated per call). 0, or -ENOMEM with nothing done.
    */
-  report_user(um: number, addr: number, bm: number, s: number, pins: number, shift: number, allDirty: number): number;
+  report_user(
+    um: number, addr: number, bm: number, s: number, pins: number, shift: number, allDirty: number, scratch: number,
+  ): number;
   /**
    * Bits [first, first + count) of a dma's bitmap into linear memory at dst, shifted by s (all
    * ones when allDirty); clear != 0 clears the range and marks pinned pages again. Words written.

@@ -281,7 +281,7 @@ describe('close and exit inside a dma_unmap op', () => {
     expect(groupCalls).toEqual([-errno.EDEADLK, -errno.EDEADLK]);
     expect([g.container, g2.container]).toEqual([container, null]);
     expect([...p.fds.keys()]).toEqual([gfd, gGfd, g2fd]);
-    expect([container.iommu!.dmas.size, container.notifying]).toEqual([0, 0]);
+    expect([container.iommu!.dmas.size, container.notifying]).toEqual([0, false]);
     expect(p.close(gfd)).toBe(0); // outside the op
     expect(p.ioctl(gGfd, uapi.VFIO_GROUP_UNSET_CONTAINER)).toBe(0);
     expect(e.containers.size).toBe(0);

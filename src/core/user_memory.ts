@@ -66,6 +66,41 @@ export class UserMemory {
     }
   }
 
+  /**
+   * Frames every page of the byte ranges `ranges` ([address, length], any order, lengths > 0,
+   * below 2^47), all or nothing: 0, or -ENOMEM with no frame added (-EFAULT once disposed). After
+   * it, writes there cannot fail for memory.
+   */
+  reserveRanges(ranges: readonly (readonly [bigint, bigint])[]): number {
+    if (!this.h) return -EFAULT;
+    const pages = ranges
+      .filter(([, len]) => len > 0n)
+      .map(([a, len]) => [Number(a >> 12n), Number((a + len - 1n) >> 12n)])
+      .sort((p, q) => p[0] - q[0]);
+    const pairs: number[] = []; // first page, last page; ascending, merged when they touch
+    for (const [first, last] of pages) {
+      const n = pairs.length;
+      if (n && first <= pairs[n - 1] + 1) pairs[n - 1] = Math.max(pairs[n - 1], last);
+      else pairs.push(first, last);
+    }
+    if (!pairs.length) return 0;
+    const x = this.core.x;
+    if (pairs.length === 2) {
+      // One run (the usual harvest): no list to stage.
+      const r = x.um_reserve(this.handle, pairs[0] * 4096, (pairs[1] - pairs[0] + 1) * 4096);
+      return r < 0 ? r : 0;
+    }
+    const buf = x.heap_alloc(pairs.length * 8);
+    if (buf < 0) return buf;
+    try {
+      new Float64Array(this.core.memory.buffer, buf, pairs.length).set(pairs); // heap blocks are 16-aligned
+      const r = x.um_reserve_ranges(this.handle, buf, pairs.length / 2);
+      return r < 0 ? r : 0;
+    } finally {
+      x.heap_free(buf);
+    }
+  }
+
   /** Frees every frame. Idempotent. */
   dispose(): void {
     if (this.h) this.core.x.um_free(this.h);

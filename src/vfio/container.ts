@@ -20,8 +20,13 @@ export class Container {
   fds = 1;
   /** The selected IOMMU driver's state, or null before SET_IOMMU. */
   iommu: Type1 | null = null;
-  /** dma_unmap ops of this container's devices running now (an UNMAP notifying its drivers). */
-  notifying = 0;
+  /**
+   * True while one of this container's dma_unmap ops runs (an UNMAP notifying its drivers): calls
+   * that would change its groups, page sizes or tracking state then answer -EDEADLK.
+   */
+  get notifying(): boolean {
+    return this.iommu?.inCallback ?? false;
+  }
 
   constructor(engine: Engine, seq: number, fd: number) {
     this.engine = engine;
@@ -48,6 +53,7 @@ export class Container {
 
   /** VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). */
   setIommu(type: number): number {
+    if (this.iommu?.inCallback) return -EDEADLK; // the kernel takes the group lock first
     if (this.groups.length === 0 || this.iommu) return -EINVAL;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_UNMAP_ALL) return -ENODEV;
     if (type === VFIO_UNMAP_ALL) return -EINVAL; // type1 answers the extension but cannot open it

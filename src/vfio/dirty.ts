@@ -1,15 +1,20 @@
 // Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
 // used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
-import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import { EDEADLK, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '../../assembly/constants.js';
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Dma } from './dma.js';
-import { DIRTY_BITMAP_PAGES_MAX } from './dma_map.js';
+import { DIRTY_BITMAP_PAGES_MAX, type ReportSink, type UserBitmap } from './dma_map.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 
-/** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */
+/**
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages), -ENOMEM, or
+ * -EDEADLK from inside one of the container's dma_unmap callbacks (tracking would change under
+ * the running unmap).
+ */
 export function dirtyStart(t: Type1): number {
   if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
+  if (t.inCallback) return -EDEADLK;
   const x = t.core.x;
   const shift = t.pgshift - 12;
   const made: Dma[] = [];
@@ -34,9 +39,14 @@ export function dirtyStart(t: Type1): number {
   return 0;
 }
 
-/** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: always 0; all dirty state is dropped. */
+/**
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: 0; all dirty state is dropped. From inside one of the
+ * container's dma_unmap callbacks, while tracking is on, -EDEADLK with nothing changed: the
+ * running unmap may still have to report the dirty bits STOP would drop.
+ */
 export function dirtyStop(t: Type1): number {
   if (!t.tracking) return 0;
+  if (t.inCallback) return -EDEADLK;
   for (const d of t.dmas.values()) {
     t.core.x.bitmap_free(d.bitmap);
     d.bitmap = 0;
@@ -78,25 +88,109 @@ export function allDirty(t: Type1, d: Dma): boolean {
   return t.nonPinnedGroups > 0 && d.iommuMapped;
 }
 
+/** Where one dma's report lands in a user bitmap (SPEC §5.5): its first word's address and shift. */
+interface Footprint {
+  /** bitmap.data + 8w. */
+  addr: bigint;
+  /** Bytes written: 8L. */
+  len: bigint;
+  /** s: the dma's first bit within that word. */
+  s: number;
+}
+
 /**
- * Writes d's report into the user bitmap at `data`, relative to `base` (SPEC §5.5), then resets
- * d's bitmap (§5.6). -EFAULT when the words it would touch are not all mapped (d unchanged).
+ * The words d's report writes into the user bitmap `bm` for a request starting at `base`, or
+ * null when any of them would lie outside [bm.data, bm.data + bm.size): the one guard that keeps
+ * every write inside the caller's buffer, whatever happened to the page size since the checks.
  */
-export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data: bigint): number {
+function footprint(t: Type1, d: Dma, base: bigint, bm: UserBitmap): Footprint | null {
+  if (d.iova < base) return null;
   const o = Number((d.iova - base) >> t.pgshiftBig); // < 2^52: exact
   const s = o % 64;
-  const addr = data + BigInt((o - s) / 8);
-  if (!proc.isMapped(addr, BigInt(Math.ceil((d.nbits + s) / 64) * 8))) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
+  const addr = bm.data + BigInt((o - s) / 8);
+  const len = BigInt(Math.ceil((d.nbits + s) / 64) * 8);
+  return addr + len <= bm.data + bm.size ? { addr, len, s } : null;
+}
+
+/**
+ * Writes d's report into the user bitmap `bm`, relative to `base` (SPEC §5.5), then resets d's
+ * bitmap (§5.6). -EFAULT when the words it would touch are not all mapped, -EINVAL when they
+ * would pass bm.size, -ENOMEM when frames are missing and cannot be had (d unchanged in each
+ * case). `scratch` is a PAGE_SIZE block for an unaligned bitmap (0: allocated per call).
+ */
+export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: UserBitmap, scratch = 0): number {
+  const f = footprint(t, d, base, bm);
+  if (!f) return -EINVAL;
+  if (!proc.isMapped(f.addr, f.len)) return -EFAULT;
+  const r = t.core.x.report_user(proc.um.handle, Number(f.addr), d.bitmap, f.s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, scratch);
   return r < 0 ? -ENOMEM : 0;
+}
+
+/**
+ * Everything a harvest of `ds` (ascending) into the user bitmap `bm` allocates, taken before the
+ * first dma is read, all or nothing: a scratch page when bm.data is unaligned, and user memory
+ * frames under every word the reports will write. The reservation stops at the first dma whose
+ * words are unmapped or outside bm (its report fails there, EFAULT or EINVAL, as it would
+ * anyway). Returns the scratch address (0: none needed), or -ENOMEM with nothing changed.
+ * `scratch` is one the caller already holds (a restarted unmap), reused.
+ */
+export function reserveHarvest(
+  t: Type1, proc: Process, ds: readonly Dma[], base: bigint, bm: UserBitmap, scratch = 0,
+): number {
+  const x = t.core.x;
+  const own = scratch === 0 && (bm.data & 7n) !== 0n;
+  if (own) {
+    scratch = x.heap_alloc(PAGE_SIZE);
+    if (scratch < 0) return -ENOMEM;
+  }
+  const ranges: [bigint, bigint][] = [];
+  for (const d of ds) {
+    const f = footprint(t, d, base, bm);
+    if (!f || !proc.isMapped(f.addr, f.len)) break;
+    ranges.push([f.addr, f.len]);
+  }
+  const r = proc.um.reserveRanges(ranges);
+  if (r < 0) {
+    if (own) x.heap_free(scratch);
+    return r;
+  }
+  return scratch;
+}
+
+/**
+ * The report sink of an unmap with GET_DIRTY_BITMAP into the user bitmap `bm` (request at
+ * `base`): reserves before each pass of the unmap (reserveHarvest), so a lack of memory fails
+ * the unmap before any dma of the pass is read or removed.
+ */
+export function userSink(t: Type1, proc: Process, base: bigint, bm: UserBitmap): ReportSink {
+  let scratch = 0;
+  const reserved = new Set<Dma>(); // a restart reserves only for dmas a callback mapped since
+  return Object.assign((d: Dma) => reportToUser(t, proc, d, base, bm, scratch), {
+    prepare(ds: readonly Dma[]): number {
+      const fresh = ds.filter((d) => !reserved.has(d));
+      if (!fresh.length) return 0;
+      const r = reserveHarvest(t, proc, fresh, base, bm, scratch);
+      if (r < 0) return r;
+      scratch = r;
+      for (const d of fresh) reserved.add(d);
+      return 0;
+    },
+    release(): void {
+      if (scratch) t.core.x.heap_free(scratch);
+      scratch = 0;
+    },
+  });
 }
 
 /**
  * Writes d's report into a Wasm bitmap whose bit 0 is page `base`, then resets d's bitmap: what
  * reportToUser does for a zeroed user bitmap, for callers that want the bits in the core.
+ * -EINVAL, with nothing written, when the report would pass the end of `out`.
  */
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
+  if (d.iova < base) return -EINVAL;
   const o = Number((d.iova - base) >> BigInt(t.pgshift));
+  if (Math.ceil((o + d.nbits) / 64) > Math.ceil(out.nbits / 64)) return -EINVAL;
   const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
   t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
   return 0;
@@ -112,18 +206,29 @@ export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
 
 /**
  * GET_BITMAP after its argument checks (SPEC §5.4 steps 8-9): every dma in [iova, last] is
- * reported into the user bitmap at `data`, in ascending order.
+ * reported into the user bitmap `bm`, in ascending order. Everything the reports allocate is
+ * taken first (reserveHarvest), so -ENOMEM comes before any dma is read: no dirty bit is lost
+ * to a failure the caller cannot tell from a report. Only a fault (EFAULT, SPEC §8.1 item 7)
+ * stops part-way.
  */
-export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, data: bigint): number {
+export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm: UserBitmap): number {
   const a = t.find(iova);
   if (a && a.iova !== iova) return -EINVAL;
   const b = a && a.last >= last ? a : t.find(last);
   if (b && b.last !== last) return -EINVAL;
-  for (let d = a ?? t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
-    const r = reportToUser(t, proc, d, iova, data);
-    if (r < 0) return r;
+  const ds = t.inRange(iova, last);
+  if (!ds.length) return 0;
+  const scratch = reserveHarvest(t, proc, ds, iova, bm);
+  if (scratch < 0) return scratch;
+  try {
+    for (const d of ds) {
+      const r = reportToUser(t, proc, d, iova, bm, scratch);
+      if (r < 0) return r;
+    }
+    return 0;
+  } finally {
+    if (scratch) t.core.x.heap_free(scratch);
   }
-  return 0;
 }
 
 /**

@@ -106,21 +106,85 @@ export interface UserBitmap {
   data: bigint;
 }
 
-/** Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. */
-export type ReportSink = (d: Dma) => number;
+/**
+ * Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. `prepare`, if
+ * present, runs before each pass of the unmap over the dmas the pass may report, and reserves
+ * what the reports allocate (0 or -ENOMEM, nothing changed); `release` runs once at the end.
+ */
+export type ReportSink = ((d: Dma) => number) & {
+  prepare?: (ds: readonly Dma[]) => number;
+  release?: () => void;
+};
 
-/** The result of an unmap: ret 0 or -errno, and the bytes unmapped (copied back only on 0). */
+/**
+ * The result of an unmap: ret 0 or -errno, and the bytes unmapped (copied back only on 0).
+ * `thrown` holds what dma_unmap callbacks threw (see unmapDma); the caller finishes its own
+ * copy-back, then calls {@link rethrowCallbackErrors}.
+ */
 export interface UnmapResult {
   ret: number;
   size: bigint;
+  thrown?: unknown[];
+}
+
+/**
+ * Throws what the dma_unmap callbacks of an unmap threw, after the unmap completed: the single
+ * exception itself, or an AggregateError of several. Does nothing when none threw.
+ */
+export function rethrowCallbackErrors(r: UnmapResult): void {
+  const e = r.thrown;
+  if (!e || e.length === 0) return;
+  throw e.length === 1 ? e[0] : new AggregateError(e, `${e.length} dma_unmap callbacks threw`);
 }
 
 /**
  * vfio_dma_do_unmap after the ioctl-level checks (SPEC §3.2 to §3.8, §8 item 10): removes (or,
  * with VADDR, invalidates) every dma in range, notifying drivers that hold pins and restarting.
+ *
+ * Driver callbacks (SPEC §3.6, §8 item 9): the container lock is dropped while they run, so a
+ * callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
+ * bitmap. What would change the container's groups, page sizes or tracking state (SET_CONTAINER
+ * onto it, UNSET_CONTAINER of one of its groups, SET_IOMMU, START or STOP) fails with -EDEADLK
+ * and changes nothing, as the kernel's group lock would block it. A group file's final close
+ * inside a callback succeeds, and its detach waits until the outermost unmap of the container
+ * returns (the group cannot be opened again until then).
+ *
+ * A callback that throws does not stop the unmap: the exception is caught, the unmap goes on as
+ * the kernel's would once the driver returned (restart; a dma whose pins remain fails with
+ * EBUSY), and the exceptions are handed back in `thrown` for the caller to rethrow once the call
+ * is complete (rethrowCallbackErrors).
  */
 export function unmapDma(
   t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
+): UnmapResult {
+  const thrown: unknown[] = [];
+  let r: UnmapResult;
+  try {
+    r = unmapLoop(t, flags, iova, size, bitmapPgsize, report, thrown);
+  } finally {
+    report?.release?.();
+  }
+  if (thrown.length) r.thrown = thrown;
+  return r;
+}
+
+/** Calls every participating driver's dma_unmap op for d, catching what they throw. */
+function notify(t: Type1, d: Dma, thrown: unknown[]): void {
+  for (const dev of t.participants()) {
+    t.callbackDepth++;
+    try {
+      dev.dmaUnmap!(d.iova, d.size);
+    } catch (e) {
+      thrown.push(e);
+    } finally {
+      t.callbackDepth--;
+    }
+  }
+}
+
+function unmapLoop(
+  t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
+  thrown: unknown[],
 ): UnmapResult {
   const p = t.profile;
   const all = (flags & UNMAP_FLAG_ALL) !== 0;
@@ -151,6 +215,11 @@ export function unmapDma(
       if (topBroken ? a !== undefined && a.iova !== iova : bisects(t, iova, last)) return fail(-EINVAL);
     }
     if (topBroken) return { ret: 0, size: 0n };
+    if (report?.prepare) {
+      // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
+      const r = report.prepare(t.inRange(iova, last));
+      if (r < 0) return fail(r);
+    }
     let restart = false;
     const invalidated: Dma[] = [];
     let d = t.first(iova, last);
@@ -174,7 +243,7 @@ export function unmapDma(
         // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
         if (notified.has(d)) return fail(-EBUSY);
         notified.add(d);
-        for (const dev of t.participants()) dev.notifyUnmap(d.iova, d.size);
+        notify(t, d, thrown);
         restart = true;
         break;
       }

@@ -139,30 +139,21 @@ export class VfioDevice {
     if (this.group.engine.isDisposed) throw new Error('engine disposed');
   }
 
-  /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
+  /**
+   * Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. The op
+   * runs inside the unmap that needs the range: it should unpin there, and may also pin, map,
+   * unmap other ranges, dma_rw and read dirty bits. Calls that would change that container's
+   * groups, page sizes or tracking state return -EDEADLK and change nothing (a close that would
+   * detach a group included: the fd stays open). An exception from the op does not stop the unmap;
+   * it is rethrown by the unmap's ioctl (or typed call) after the unmap completed and its results
+   * were copied back.
+   */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
     this.live();
     if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
     const was = this.participating;
     this.dmaUnmap = op;
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
-  }
-
-  /**
-   * Calls the driver's dma_unmap op (SPEC §3.6) for an UNMAP of its container. While it runs the
-   * container counts as notifying: a close or exit that would detach one of its groups answers
-   * -EDEADLK (see `releaseBlocked` in src/vfio/files.ts).
-   */
-  notifyUnmap(iova: bigint, size: bigint): void {
-    const op = this.dmaUnmap;
-    const c = this.group.container;
-    if (!op || !c) return;
-    c.notifying++;
-    try {
-      op(iova, size);
-    } finally {
-      c.notifying--;
-    }
   }
 
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
@@ -185,11 +176,12 @@ export class VfioDevice {
 }
 
 /**
+/**
  * Whether dropping a reference to `file` that `releases` it now must wait: its group's container
  * is notifying drivers of an UNMAP that is still walking it (CONTRACT: such a close is EDEADLK).
  */
 export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
-  return releases && (file.group.container?.notifying ?? 0) > 0;
+  return releases && (file.group.container?.notifying ?? false);
 }
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */

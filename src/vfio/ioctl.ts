@@ -6,9 +6,9 @@ import {
   EACCES, EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
 } from '../../assembly/constants.js';
 import { Container } from './container.js';
-import { dirtyGet, dirtyStart, dirtyStop, reportToUser } from './dirty.js';
+import { dirtyGet, dirtyStart, dirtyStop, userSink } from './dirty.js';
 import { uapi } from '../uapi.js';
-import { mapDma, unmapDma, type UserBitmap } from './dma_map.js';
+import { mapDma, rethrowCallbackErrors, unmapDma, type UserBitmap } from './dma_map.js';
 import type { Group } from './group.js';
 import { buildInfo } from './info.js';
 import type { Process } from '../process.js';
@@ -148,11 +148,11 @@ function unmapIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
     const r = checkUserBitmap(size, bm);
     if (r < 0) return r;
   }
-  const data = bm?.data ?? 0n;
-  const r = unmapDma(t, flags, iova, size, bm?.pgsize ?? 0n, bm && ((d) => reportToUser(t, proc, d, iova, data)));
-  if (r.ret < 0) return r.ret;
-  v.setBigUint64(16, r.size, true); // the 24-byte copy-back: only size differs from what was read
-  return 0;
+  const r = unmapDma(t, flags, iova, size, bm?.pgsize ?? 0n, bm && userSink(t, proc, iova, bm));
+  // The 24-byte copy-back (only size differs from what was read), then what callbacks threw.
+  if (r.ret === 0) v.setBigUint64(16, r.size, true);
+  rethrowCallbackErrors(r);
+  return r.ret;
 }
 
 function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
@@ -183,7 +183,7 @@ function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
   const bytes = v.getBigUint64(32, true);
   const data = v.getBigUint64(40, true);
   if (!userRangeOk(data, bytes) || !bitmapSizeOk(size >> t.pgshiftBig, bytes)) return -EINVAL;
-  return dirtyGet(t, proc, iova, iova + size - 1n, data);
+  return dirtyGet(t, proc, iova, iova + size - 1n, { pgsize: t.pgsize, size: bytes, data });
 }
 
 /** An ioctl on a group fd. */

@@ -131,9 +131,48 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   }
 }
 
+/** Bytes one dma_rw copy step moves through the core: the scratch buffer's largest size. */
+export const DMA_RW_CHUNK = 256 * 1024;
+
+/** One dma's part of a dma_rw: `n` bytes at d.iova + offset, which is `vaddr` in d.owner. */
+interface RwSegment {
+  d: Dma;
+  offset: bigint;
+  vaddr: bigint;
+  n: number;
+}
+
+/**
+ * The §4.6 checks of every chunk, before any byte moves: the segments that the kernel would
+ * copy, in order, and the errno of the chunk that fails after them (0: none does).
+ */
+function planRw(t: Type1, iova: bigint, length: number, write: boolean): { segs: RwSegment[]; err: number } {
+  const segs: RwSegment[] = [];
+  let a = iova;
+  let off = 0;
+  while (off < length) {
+    const d = t.find(a);
+    if (!d) return { segs, err: -EINVAL }; // past 2^64 no dma matches either
+    if ((write && !(d.prot & IOMMU_WRITE)) || !(d.prot & IOMMU_READ)) return { segs, err: -EPERM };
+    const offset = a - d.iova;
+    const left = d.size - offset;
+    const n = Math.min(length - off, left > 0x7fff_ffffn ? 0x7fff_ffff : Number(left));
+    const vaddr = d.vaddr + offset;
+    if (!d.owner.isMapped(vaddr, BigInt(n))) return { segs, err: -EFAULT };
+    segs.push({ d, offset, vaddr, n });
+    off += n;
+    a += BigInt(n);
+  }
+  return { segs, err: 0 };
+}
+
 /**
  * vfio_dma_rw (SPEC §4.6): copies chunk by chunk, each clipped to its dma; a write marks every
- * page it touched while tracking. Chunks copied before a failure stay copied and marked.
+ * page it touched while tracking. As in the kernel, the chunks before a failing one are copied
+ * (and marked) and the call returns that chunk's errno; the engine finds it before any byte
+ * moves. Bytes travel through one scratch buffer of at most DMA_RW_CHUNK bytes, so the Wasm
+ * memory a call needs does not grow with `data`. -ENOMEM when the scratch (or, for a write, the
+ * frames of the memory written) cannot be had: nothing is copied then.
  */
 export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: boolean): number {
   if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
@@ -144,50 +183,56 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
   if (!t) return -EINVAL;
   if (t.vaddrInvalidCount) return -EBUSY;
   if (iova < 0n || iova > U64_MAX) return -EINVAL;
+  const { segs, err } = planRw(t, iova, data.length, write);
+  if (!segs.length) return err;
   const core = t.core;
   const x = core.x;
-  const buf = x.heap_alloc(data.length);
+  const total = segs.reduce((sum, g) => sum + g.n, 0);
+  const buf = x.heap_alloc(Math.min(total, DMA_RW_CHUNK));
   if (buf < 0) return -ENOMEM;
-  if (write) core.u8().set(data, buf);
-  let ret = 0;
-  let a = iova;
-  let off = 0;
-  while (off < data.length) {
-    const d = t.find(a);
-    if (!d) {
-      ret = -EINVAL;
-      break;
-    }
-    if ((write && !(d.prot & IOMMU_WRITE)) || !(d.prot & IOMMU_READ)) {
-      ret = -EPERM;
-      break;
-    }
-    const offset = a - d.iova;
-    const n = Math.min(data.length - off, Number(d.size - offset > 0x7fff_ffffn ? 0x7fff_ffffn : d.size - offset));
-    const vaddr = d.vaddr + offset;
-    const owner = d.owner;
-    if (!owner.isMapped(vaddr, BigInt(n))) {
-      ret = -EFAULT;
-      break;
-    }
-    if (write) {
-      if (x.um_write(owner.um.handle, Number(vaddr), buf + off, n) < 0) {
-        ret = -EFAULT; // the host could not back the page: the copy fails as a fault would
-        break;
+  try {
+    if (write && reserveFrames(segs) < 0) return -ENOMEM;
+    let pos = 0;
+    for (const g of segs) {
+      const um = g.d.owner.um.handle;
+      for (let done = 0; done < g.n; ) {
+        const k = Math.min(g.n - done, DMA_RW_CHUNK);
+        const at = Number(g.vaddr) + done;
+        if (write) {
+          core.u8().set(data.subarray(pos, pos + k), buf);
+          if (x.um_write(um, at, buf, k) < 0) return -ENOMEM; // frames reserved: cannot happen
+        } else {
+          x.um_read(um, at, buf, k);
+          data.set(core.u8().subarray(buf, buf + k), pos);
+        }
+        done += k;
+        pos += k;
       }
-      if (t.tracking) {
-        const sh = BigInt(t.pgshift);
-        const lo = offset >> sh;
-        const hi = (offset + BigInt(n) - 1n) >> sh;
-        x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
+      if (write) g.d.owner.markSoftDirty(g.vaddr, g.n); // a CPU-side store (CONTRACT)
+      if (write && t.tracking) {
+        const sh = t.pgshiftBig;
+        const lo = g.offset >> sh;
+        const hi = (g.offset + BigInt(g.n) - 1n) >> sh;
+        x.bitmap_set_range(g.d.bitmap, Number(lo), Number(hi - lo) + 1);
       }
-    } else {
-      x.um_read(owner.um.handle, Number(vaddr), buf + off, n);
     }
-    off += n;
-    a += BigInt(n); // past 2^64 no dma matches: the next chunk fails with EINVAL
+    return err;
+  } finally {
+    x.heap_free(buf);
   }
-  if (!write && off > 0) data.set(core.u8().subarray(buf, buf + off));
-  x.heap_free(buf);
-  return ret;
+}
+
+/** Frames under every segment of a write, per owning process: 0 or -ENOMEM. */
+function reserveFrames(segs: readonly RwSegment[]): number {
+  const byOwner = new Map<Dma['owner'], [bigint, bigint][]>();
+  for (const g of segs) {
+    const list = byOwner.get(g.d.owner) ?? [];
+    list.push([g.vaddr, BigInt(g.n)]);
+    byOwner.set(g.d.owner, list);
+  }
+  for (const [owner, ranges] of byOwner) {
+    const r = owner.um.reserveRanges(ranges);
+    if (r < 0) return r;
+  }
+  return 0;
 }

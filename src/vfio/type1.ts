@@ -2,7 +2,7 @@
 // the core's IOVA tree, domains (IOMMU-backed groups), emulated groups, the valid-IOVA list,
 // dirty-tracking state and dirty scope. Group attach (with replay) and detach live here;
 // MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
-import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { Core } from '../wasm.js';
 import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
@@ -49,6 +49,8 @@ export class Type1 {
   pgsize = 4096n;
   /** pgshift as bigint, for shifts. */
   pgshiftBig = 12n;
+  /** dma_unmap callbacks of this container running now (nested unmaps can nest them). */
+  callbackDepth = 0;
 
   private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
     this.core = core;
@@ -68,6 +70,18 @@ export class Type1 {
   get hasDomain(): boolean {
     return this.iommuGroups.length > 0;
   }
+
+  // ---- calls from inside a dma_unmap callback -------------------------------------------------
+
+  /**
+   * Whether one of this container's dma_unmap callbacks is running. Calls that would change the
+   * container's groups, page sizes or tracking state then answer -EDEADLK and change nothing (the
+   * kernel holds the container's group lock across the unmap).
+   */
+  get inCallback(): boolean {
+    return this.callbackDepth > 0;
+  }
+
 
   // ---- dmas ---------------------------------------------------------------------------------
 
@@ -186,6 +200,7 @@ export class Type1 {
 
   /** vfio_iommu_type1_attach_group: 0 or -errno, with nothing changed on failure. */
   attachGroup(g: Group): number {
+    if (this.inCallback) return -EDEADLK;
     if (this.vaddrInvalidCount) return -EBUSY;
     if (g.kind === 'emulated') {
       this.emulatedGroups.push(g);
@@ -267,8 +282,12 @@ export class Type1 {
     return false;
   }
 
-  /** vfio_iommu_type1_detach_group: never fails. */
+  /**
+   * vfio_iommu_type1_detach_group: never fails. Callers keep it out of dma_unmap callbacks
+   * (-EDEADLK); reaching it from one is a bug of the engine, so it throws.
+   */
   detachGroup(g: Group): void {
+    if (this.inCallback) throw new Error('type1: a group detach inside a dma_unmap callback');
     const updateScope = !g.pinnedScope;
     if (g.kind === 'emulated') {
       this.emulatedGroups.splice(this.emulatedGroups.indexOf(g), 1);

@@ -8,7 +8,7 @@ import { vfioError } from '../errors.js';
 import type { Container } from './container.js';
 import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
 import {
-  mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
+  mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, rethrowCallbackErrors, unmapDma,
   UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
 } from './dma_map.js';
 import type { Group } from './group.js';
@@ -143,6 +143,7 @@ export class VfioContainer {
 
   private unmapWith(op: string, flags: number, iova: bigint, size: bigint): bigint {
     const r = unmapDma(this.iommu, flags, iova, size, 0n, null);
+    rethrowCallbackErrors(r);
     if (r.ret < 0) throw vfioError(r.ret, op, { start: iova, length: size });
     return r.size;
   }
@@ -174,6 +175,7 @@ export class VfioContainer {
     const out = reportBitmap(t, 'unmapWithBitmap', range);
     try {
       const res = unmapDma(t, UNMAP_FLAG_GET_DIRTY_BITMAP, iova, size, t.pgsize, (d) => reportToBitmap(t, d, iova, out));
+      rethrowCallbackErrors(res);
       if (res.ret < 0) throw vfioError(res.ret, 'unmapWithBitmap', range);
       return { size: res.size, bitmap: out.toBytes() };
     } finally {
@@ -220,7 +222,8 @@ export class DirtyTracking {
 
   /** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP. */
   stop(): void {
-    dirtyStop(this.c.iommu);
+    const r = dirtyStop(this.c.iommu);
+    if (r < 0) throw vfioError(r, 'dirty.stop');
   }
 
   /** Whether tracking is on. */
