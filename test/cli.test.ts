@@ -48,7 +48,7 @@ describe('vfio-dirty', () => {
   it('rejects a bad option with a message naming it, before running anything', async () => {
     const a = io();
     expect(await main(['simulate', '--downtime-limit', 'soon'], a.io)).toBe(2);
-    expect(a.err()).toBe('vfio-dirty simulate: --downtime-limit: expected a time like 300ms or 0.5s, got "soon"\n' +
+    expect(a.err()).toBe('vfio-dirty: simulate: --downtime-limit: expected a time like 300ms or 0.5s, got "soon"\n' +
       'Run `vfio-dirty simulate --help` for the options and their defaults.\n');
     expect(a.out()).toBe('');
   });
@@ -152,7 +152,7 @@ describe('vfio-dirty replay', () => {
     expect(await main(['replay', join(dir, 't.jsonl'), '--json', '--export', join(dir, 'x')], a.io)).toBe(0);
     const lines = a.out().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0]).toEqual({
-      read: 1, line: 4, iova: '0x0', size: '0x100000', pgsize: 4096, pages: 256, dirty: 2,
+      format: 'vfio-dirty/runs/v1', read: 1, line: 4, iova: '0x0', size: '0x100000', pgsize: 4096, pages: 256, dirty: 2,
       runs: [{ iova: '0x3000', length: '0x2000' }], bitmap: `18${'0'.repeat(62)}`,
     });
     expect(readdirSync(join(dir, 'x')).sort()).toEqual(['read-001.bitmap', 'read-001.runs.json', 'read-002.bitmap', 'read-002.runs.json']);
@@ -166,7 +166,7 @@ describe('vfio-dirty replay', () => {
     const a = io();
     expect(await main(['replay', join(dir, 't.jsonl')], a.io)).toBe(1);
     expect(a.out()).toBe('read 1 (line 4) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n');
-    expect(a.err()).toBe(`${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
+    expect(a.err()).toBe(`vfio-dirty: ${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
   });
 
   it('replays the sample trace in examples/', async () => {

@@ -9,6 +9,9 @@ import { createEngine } from '../src/index.js';
 import { defaultConfig } from '../src/cli/options.js';
 import type { SimConfig } from '../src/sim/config.js';
 import { simulate } from '../src/sim/simulator.js';
+import { roundFileName } from '../src/cli/simulate.js';
+import type { DirtyReport } from '../src/export/dirty_report.js';
+import { writeReportFiles } from '../src/export/report_files.js';
 import type { RoundRecord } from '../src/sim/summary.js';
 
 const MiB = 2 ** 20;
@@ -21,7 +24,10 @@ function config(o: Partial<SimConfig>): SimConfig {
 
 async function run(c: SimConfig, exportDir?: string) {
   const engine = await createEngine();
-  const r = simulate(engine, c, { exportDir });
+  const onHarvest = exportDir === undefined ? undefined : (round: number, report: DirtyReport) => {
+    writeReportFiles(exportDir, roundFileName(round), report, new Set(['bitmap', 'runs']), { round });
+  };
+  const r = simulate(engine, c, { onHarvest });
   return { ...r, engine };
 }
 

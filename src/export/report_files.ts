@@ -36,20 +36,26 @@ export function writeBitmap(sink: FileSink, report: DirtyReport): void {
 /**
  * Writes `dir/name<suffix>` for each of `formats`; `meta` heads the JSON document.
  * @returns the paths written
- * @throws the system error of a write; the file being written is removed, earlier ones stay
+ * @throws Error "cannot write PATH: CODE (...)" when a file cannot be written; that file is
+ *   removed, earlier ones stay
  */
 export function writeReportFiles(dir: string, name: string, report: DirtyReport, formats: ReadonlySet<ExportFormat>, meta: RunsMeta): string[] {
   const paths: string[] = [];
   for (const [format, suffix] of EXPORT_SUFFIXES) {
     if (!formats.has(format)) continue;
     const path = join(dir, `${name}${suffix}`);
-    writeFileStreamed(path, (sink) => {
-      if (format === 'bitmap') writeBitmap(sink, report);
-      else if (format === 'runs') {
-        writeRunsJson((s) => sink.write(s), report, meta);
-        sink.write('\n');
-      } else writeRunsBin(sink, report);
-    });
+    try {
+      writeFileStreamed(path, (sink) => {
+        if (format === 'bitmap') writeBitmap(sink, report);
+        else if (format === 'runs') {
+          writeRunsJson((s) => sink.write(s), report, meta);
+          sink.write('\n');
+        } else writeRunsBin(sink, report);
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new Error(`cannot write ${path}: ${code ? `${code} ` : ''}(${(e as Error).message})`, { cause: e });
+    }
     paths.push(path);
   }
   return paths;
