@@ -1,11 +1,12 @@
 // The command line, run in-process through main(argv, io): help, usage errors that name the
 // option, the JSON summary's schema (as the README documents it), the report and export files,
 // and replay's output and exit status.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { decodeRunsBin } from '../src/export/runs_bin.js';
 import { SUMMARY_SCHEMA } from '../src/sim/summary.js';
 
 function io(tty = false) {
@@ -104,6 +105,35 @@ describe('vfio-dirty', () => {
     const files = readdirSync(join(dir, 'x'));
     expect(files.filter((f) => f.endsWith('.bitmap')).length).toBe(files.length / 2);
     expect(a.out()).toContain(`report:          ${join(dir, 'r.html')}`);
+  });
+
+  it('exports a 1 TiB guest in every format, files of the exact sizes', async () => {
+    // A sweep at 1 MiB/s: each harvest is one run, whatever the size of the guest.
+    const dir = tmp();
+    const a = io();
+    const argv = ['simulate', '--memory', '1TiB', '--no-vgpu', '--workload', 'sweep', '--dirty-rate', '1MiB/s', '--export', dir, '--export-format', 'all', '--json', '--progress', 'none'];
+    expect(await main(argv, a.io)).toBe(0);
+    const s = JSON.parse(a.out());
+    expect(s.roundsDetail.map((r: { phase: string; dirtyPages: number; runs: number }) => [r.phase, r.dirtyPages, r.runs])).toEqual([
+      ['bulk', 2 ** 28, 2], ['precopy', 225179, 1], ['stop-copy', 189, 1],
+    ]);
+    expect(readdirSync(dir).sort()).toEqual(['round-001.bitmap', 'round-001.runs.bin', 'round-001.runs.json', 'round-002.bitmap', 'round-002.runs.bin', 'round-002.runs.json']);
+    const gpaPages = (2 ** 40 + 2 ** 30) / 4096; // 1 TiB from 4 GiB up, above 3 GiB of low RAM and the hole
+    for (const f of ['round-001.bitmap', 'round-002.bitmap']) expect(statSync(join(dir, f)).size).toBe(gpaPages / 8);
+    const bin1 = readFileSync(join(dir, 'round-001.runs.bin'));
+    expect(bin1.length).toBe(56 + 1 + 3); // one run: gap 0 (1 byte), 225179 pages (3 bytes)
+    expect(decodeRunsBin(bin1)).toEqual({ pgsize: 4096n, iova: 0n, pages: BigInt(gpaPages), dirty: 225179n, runs: [[0, 225179]] });
+    expect(decodeRunsBin(readFileSync(join(dir, 'round-002.runs.bin'))).runs).toEqual([[225179, 189]]);
+    expect(readFileSync(join(dir, 'round-002.runs.json'), 'utf8')).toBe(
+      `{"format":"vfio-dirty/runs/v1","round":2,"iova":"0x0","size":"0x${(gpaPages * 4096).toString(16)}","pgsize":4096,"pages":${gpaPages},"dirty":189,` +
+      `"runs":[{"iova":"0x${(225179 * 4096).toString(16)}","length":"0x${(189 * 4096).toString(16)}"}]}\n`,
+    );
+  });
+
+  it('writes only the export formats asked for', async () => {
+    const dir = tmp();
+    expect(await main(['simulate', ...small, '--export', dir, '--export-format', 'runs-bin', '--progress', 'none'], io().io)).toBe(0);
+    expect(readdirSync(dir).every((f) => f.endsWith('.runs.bin'))).toBe(true);
   });
 
   it('accepts the sample config in examples/', async () => {

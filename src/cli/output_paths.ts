@@ -10,7 +10,8 @@ function stat(path: string): Stats | null {
   try {
     return statSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null; // a file on the way is found walking up
     throw e;
   }
 }
@@ -31,17 +32,7 @@ function writable(path: string): boolean {
  */
 export function checkOutputDir(option: string, path: string): void {
   if (path === '') throw new OptionError(option, 'needs a directory, got an empty path');
-  let at = resolve(path);
-  for (let st = stat(at); ; at = dirname(at), st = stat(at)) {
-    if (st) {
-      if (!st.isDirectory()) {
-        throw new OptionError(option, at === resolve(path) ? `${path} is a file, not a directory` : `cannot create ${path}: ${at} is a file`);
-      }
-      if (!writable(at)) throw new OptionError(option, at === resolve(path) ? `${path} is not writable` : `cannot create ${path}: ${at} is not writable`);
-      return;
-    }
-    if (dirname(at) === at) throw new OptionError(option, `cannot create ${path}`);
-  }
+  checkDirOnTheWay(option, resolve(path), path, true);
 }
 
 /**
@@ -61,5 +52,22 @@ export function checkOutputFile(option: string, path: string): void {
     }
     return;
   }
-  checkOutputDir(option, dirname(resolve(path)));
+  checkDirOnTheWay(option, dirname(resolve(path)), path, false);
+}
+
+/**
+ * Walks up from `dir` to the first path that exists: it must be a writable directory. `given` is
+ * the user's path for messages; `isGiven` says whether `dir` is that path itself.
+ */
+function checkDirOnTheWay(option: string, dir: string, given: string, isGiven: boolean): void {
+  for (let at = dir; ; at = dirname(at)) {
+    const st = stat(at);
+    const self = isGiven && at === dir;
+    if (st) {
+      if (!st.isDirectory()) throw new OptionError(option, self ? `${given} is a file, not a directory` : `cannot create ${given}: ${at} is a file`);
+      if (!writable(at)) throw new OptionError(option, self ? `${given} is not writable` : `cannot create ${given}: ${at} is not writable`);
+      return;
+    }
+    if (dirname(at) === at) throw new OptionError(option, `cannot create ${given}`);
+  }
 }
