@@ -12,6 +12,7 @@ import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { forEachRunBatch } from './run_batches.js';
 
 /** A run of dirty pages: the form Cloud Hypervisor sends (start and length in bytes). */
 export interface PageRun {
@@ -265,27 +266,14 @@ const RUNS_BATCH = 1 << 18;
  */
 function gatherRuns(bm: DirtyBitmap, count: number): Uint32Array {
   if (count === 0) return new Uint32Array(0);
-  const x = bm.core.x;
-  const batch = Math.min(count, RUNS_BATCH);
-  const buf = x.heap_alloc(batch * 8);
-  if (buf < 0) throw vfioError(buf, 'report.runs');
-  try {
-    const out = new Uint32Array(2 * count);
-    let len = 0;
-    for (let pos = 0; pos < bm.nbits; ) {
-      const n = x.bitmap_runs(bm.handle, pos, bm.nbits - pos, buf, batch);
-      if (n < 0) throw vfioError(n, 'report.runs');
-      const got = bm.core.u32().subarray(buf >>> 2, (buf >>> 2) + 2 * n);
-      out.set(got, len);
-      len += 2 * n;
-      if (n < batch) break;
-      pos = got[2 * n - 2] + got[2 * n - 1];
-    }
-    // Keep the exact length; copy only when the bound wasted over half of the array.
-    return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
-  } finally {
-    x.heap_free(buf);
-  }
+  const out = new Uint32Array(2 * count);
+  let len = 0;
+  forEachRunBatch(bm, (pairs) => {
+    out.set(pairs, len);
+    len += pairs.length;
+  }, Math.min(count, RUNS_BATCH));
+  // Keep the exact length; copy only when the bound wasted over half of the array.
+  return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
 }
 
 function log2(p: bigint): number {
