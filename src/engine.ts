@@ -10,6 +10,8 @@ import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
 import { VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
+import { Calls } from './ioasid/calls.js';
+import { Ioasid } from './ioasid/ioasid.js';
 
 export interface EngineOptions {
   /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
@@ -20,6 +22,21 @@ export interface EngineOptions {
   memoryLimit?: number;
   /** Which build of the core: 'release' (default) or 'debug' (assertions kept). */
   flavour?: CoreFlavour;
+  /** IOASID capacity installed at creation (SPEC-PASID C3); default 0x100000, 0 = none. */
+  ioasidCapacity?: number;
+  /** Quota of the system set made at creation when the capacity is > 0; default 32768, 0 = none. */
+  ioasidSystemQuota?: number;
+  /** Quota of each VM's PASID set (the vfio pasid_quota module parameter); default 1000. */
+  vfioPasidQuota?: number;
+}
+
+/** An integer option in [lo, 0xFFFFFFFF], or its default; RangeError otherwise. */
+function u32Option(v: number | undefined, dflt: number, lo: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < lo || v > 0xffff_ffff) {
+    throw new RangeError(`${name} must be an integer in [${lo}, 0xFFFFFFFF]`);
+  }
+  return v;
 }
 
 export class Engine {
@@ -33,13 +50,21 @@ export class Engine {
   readonly containers = new Set<Container>();
   /** The subsystems, in the order `proc.open` asks them about a path. */
   readonly subsystems: Subsystem[] = [vfioFiles];
+  /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
+  readonly calls = new Calls();
+  /** The IOASID allocator (SPEC-PASID §2). */
+  readonly ioasid: Ioasid;
+  /** Quota of each VM's PASID set. */
+  readonly vfioPasidQuota: number;
   private nextGroupId = 1;
   private seq = 0;
 
-  private constructor(core: Core, profile: Profile, dmaEntryLimit: number) {
+  private constructor(core: Core, profile: Profile, dmaEntryLimit: number, vfioPasidQuota: number) {
     this.core = core;
     this.profile = profile;
     this.dmaEntryLimit = dmaEntryLimit;
+    this.vfioPasidQuota = vfioPasidQuota;
+    this.ioasid = new Ioasid(core, this.calls);
   }
 
   /** Compiles the core once per process, then instantiates it for this engine. */
@@ -49,8 +74,20 @@ export class Engine {
     if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
       throw new RangeError('dmaEntryLimit must be an integer in [0, 2^32)');
     }
+    const capacity = u32Option(o.ioasidCapacity, 0x100000, 0, 'ioasidCapacity');
+    const systemQuota = u32Option(o.ioasidSystemQuota, 32768, 0, 'ioasidSystemQuota');
+    const pasidQuota = u32Option(o.vfioPasidQuota, 1000, 1, 'vfioPasidQuota');
     const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
-    return new Engine(core, profile, limit);
+    const e = new Engine(core, profile, limit, pasidQuota);
+    // The IOMMU driver at boot (SPEC-PASID C3).
+    if (capacity > 0) {
+      e.ioasid.installCapacity(capacity);
+      if (systemQuota > 0) {
+        const r = e.ioasid.allocSystemSet(systemQuota);
+        if (r < 0) throw new RangeError(`ioasidSystemQuota ${systemQuota}: the system set cannot be made (errno ${-r})`);
+      }
+    }
+    return e;
   }
 
   /** A new IOMMU group with its devices (CONTRACT.md "The host"). */

@@ -1,7 +1,7 @@
 // A user process: sparse anonymous memory from mmap, file mappings from mmapFd, an fd table,
 // RLIMIT_MEMLOCK / CAP_IPC_LOCK and locked_vm, and its end (exit). Its open/ioctl/close/mmapFd/
 // munmap are the syscall surface; what a file does is its subsystem's (src/file.ts).
-import { EBADF, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { EBADF, EDEADLK, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
 import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
@@ -85,6 +85,17 @@ export class Process {
         || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('mmapFd(fd: integer, offset: bigint in [0, 2^64), length: bigint | integer)');
     }
+    const c = this.engine.calls;
+    if (c.inCallback) return -BigInt(EDEADLK);
+    c.enter();
+    try {
+      return this.mmapFile(fd, offset, length);
+    } finally {
+      c.leave();
+    }
+  }
+
+  private mmapFile(fd: number, offset: bigint, length: bigint | number): bigint {
     if (offset % PAGE_SIZE !== 0n) return -BigInt(EINVAL);
     const f = this.fds.get(fd);
     if (!f) return -BigInt(EBADF);
@@ -112,6 +123,17 @@ export class Process {
     if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('munmap(addr: bigint, length: bigint | integer)');
     }
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
+    c.enter();
+    try {
+      return this.unmapFile(addr, length);
+    } finally {
+      c.leave();
+    }
+  }
+
+  private unmapFile(addr: bigint, length: bigint | number): number {
     const len = BigInt(length);
     if (len <= 0n) return -EINVAL;
     const i = this.regions.findIndex((r) => r.start === addr);
@@ -235,29 +257,50 @@ export class Process {
   open(path: string): number {
     this.live('open');
     if (typeof path !== 'string') throw new TypeError('open(path: string)');
-    for (const s of this.engine.subsystems) {
-      const r = s.open?.(this, path);
-      if (r !== undefined) return r;
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
+    c.enter();
+    try {
+      for (const s of this.engine.subsystems) {
+        const r = s.open?.(this, path);
+        if (r !== undefined) return r;
+      }
+      return -ENOENT;
+    } finally {
+      c.leave();
     }
-    return -ENOENT;
   }
 
   /** The ioctl syscall: a value >= 0 or -errno; -EBADF for an fd that is not open. */
   ioctl(fd: number, request: number, arg?: IoctlArg): number {
     this.live('ioctl');
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
-    return f.ioctl(this, request, arg);
+    c.enter();
+    try {
+      return f.ioctl(this, request, arg);
+    } finally {
+      c.leave();
+    }
   }
 
   /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
   close(fd: number): number {
     this.live('close');
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
-    this.fds.delete(fd);
-    f.close(this);
-    return 0;
+    c.enter();
+    try {
+      this.fds.delete(fd);
+      f.close(this);
+      return 0;
+    } finally {
+      c.leave();
+    }
   }
 
   /**
@@ -267,7 +310,19 @@ export class Process {
    * already exited. From its start every other method throws.
    */
   exit(): number {
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
     if (this.exitedFlag) return 0;
+    c.enter();
+    try {
+      this.exitSteps();
+    } finally {
+      c.leave();
+    }
+    return 0;
+  }
+
+  private exitSteps(): void {
     this.exitedFlag = true;
     for (const s of this.engine.subsystems) s.mmRelease?.(this);
     for (const r of this.regions) r.file?.release();
@@ -281,7 +336,6 @@ export class Process {
       f.close(this);
     }
     this.engine.forgetProcess(this);
-    return 0;
   }
 }
 
