@@ -65,3 +65,4 @@ export {
   ioasid_record,
   ioasid_collect,
 } from './ioasid';
+export { sd_create, sd_clear, sd_free, sd_mark, sd_read, sd_fill } from './soft_dirty';

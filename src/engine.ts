@@ -12,6 +12,9 @@ import { VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 import { Calls } from './ioasid/calls.js';
 import { Ioasid } from './ioasid/ioasid.js';
+import { Accelerators } from './accel/accelerators.js';
+import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
+import { Sva } from './accel/sva.js';
 
 export interface EngineOptions {
   /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
@@ -48,8 +51,12 @@ export class Engine {
   readonly processes: Process[] = [];
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
+  /** Shared accelerators (SPEC-PASID §4). */
+  readonly accelerators = new Accelerators(this);
+  /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
+  readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators];
   /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
   readonly calls = new Calls();
   /** The IOASID allocator (SPEC-PASID §2). */
@@ -95,6 +102,11 @@ export class Engine {
     const g = new Group(this, this.nextGroupId++, o);
     this.groups.set(g.id, g);
     return g;
+  }
+
+  /** A new shared accelerator run by the reference driver (SPEC-PASID §4.1). */
+  createAccelerator(o: AcceleratorOptions = {}): Accelerator {
+    return this.accelerators.create(o);
   }
 
   /** A new user process. */

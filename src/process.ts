@@ -5,7 +5,8 @@ import { EBADF, EDEADLK, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/cons
 import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
-import { PAGE_SIZE, USER_TOP } from './u64.js';
+import { PAGE_SHIFT, PAGE_SIZE, USER_TOP } from './u64.js';
+import { SoftDirty } from './accel/soft_dirty.js';
 
 export interface ProcessOptions {
   /** RLIMIT_MEMLOCK in bytes; default unlimited. */
@@ -20,6 +21,8 @@ interface Region {
   readonly end: bigint;
   /** The file mapping behind it (mmapFd), or undefined for anonymous memory (mmap). */
   readonly file?: FileMapping;
+  /** VM_SOFTDIRTY: made since the last clear of the soft-dirty record, so every page reads dirty. */
+  softDirty?: boolean;
 }
 
 // mmap hands out addresses upward from here, leaving a guard page between mappings.
@@ -41,6 +44,8 @@ export class Process {
   private nextAddr = MMAP_BASE;
   private lastRegion: Region | undefined;
   private exitedFlag = false;
+  /** The soft-dirty record (SPEC-PASID §5 DT5). */
+  private readonly sd: SoftDirty;
 
   constructor(engine: Engine, o: ProcessOptions) {
     this.engine = engine;
@@ -51,6 +56,7 @@ export class Process {
     this.memlockPages = lim === undefined ? null : BigInt(lim) / PAGE_SIZE;
     this.capIpcLock = o.capIpcLock ?? false;
     this.um = new UserMemory(engine.core);
+    this.sd = new SoftDirty(engine.core);
   }
 
   /** True once `exit()` has begun; every other method then throws. */
@@ -71,6 +77,7 @@ export class Process {
     }
     const start = this.place(pagesOf(BigInt(length)));
     if (start < 0n) throw new RangeError('mmap: no room left below the user-space top');
+    this.regions[this.regions.length - 1].softDirty = true;
     return start;
   }
 
@@ -227,16 +234,51 @@ export class Process {
     }
     const r = this.um.write(addr, bytes);
     if (r < 0) throw new RangeError(`write failed: out of host memory (errno ${-r})`);
+    this.markSoftDirty(addr, bytes.length);
   }
 
   /**
    * Records a CPU-side store of `length` bytes at `addr` in the process's soft-dirty record (the
    * PTE soft-dirty bit): `proc.write`, type1 `dmaRw` writes, vCPU stores and SVA device writes
-   * call it after storing. The record itself comes with the soft-dirty work; until then a no-op.
+   * call it after storing, with the range they stored into (anonymous memory only). Never fails.
    */
   markSoftDirty(addr: bigint, length: number): void {
-    void addr;
-    void length;
+    this.sd.mark(addr, length);
+  }
+
+  /** Clears the soft-dirty record of every page (writing "4" to clear_refs). */
+  clearSoftDirty(): void {
+    this.live('clearSoftDirty');
+    this.sd.clear();
+    for (const r of this.regions) if (!r.file) r.softDirty = false;
+  }
+
+  /**
+   * The soft-dirty bitmap of the pages from addr's to the one holding addr + length - 1: bit i
+   * (byte i >> 3, bit i & 7) is page i of that range; holes and file mappings read 0.
+   */
+  softDirty(addr: bigint, length: bigint | number): Uint8Array {
+    this.live('softDirty');
+    if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
+      throw new TypeError('softDirty(addr: bigint, length: bigint | integer)');
+    }
+    const len = BigInt(length);
+    if (len <= 0n) throw new RangeError('softDirty: length must be positive');
+    const first = addr >> BigInt(PAGE_SHIFT);
+    const last = (addr + len - 1n) >> BigInt(PAGE_SHIFT);
+    if (last - first >= 1n << 31n) throw new RangeError('softDirty: at most 2^31 pages per call');
+    const n = Number(last - first + 1n);
+    return this.sd.read(first, n, (fill) => {
+      for (const r of this.regions) {
+        if (r.file || !(r.softDirty || this.sd.all)) continue;
+        const a = r.start >> BigInt(PAGE_SHIFT);
+        const b = (r.end >> BigInt(PAGE_SHIFT)) - 1n;
+        if (b < first || a > last) continue;
+        const lo = a > first ? a : first;
+        const hi = b < last ? b : last;
+        fill(Number(lo - first), Number(hi - lo + 1n));
+      }
+    });
   }
 
   /** The lowest free fd number (from 3, as stdio holds 0 to 2). */
@@ -329,12 +371,14 @@ export class Process {
     this.regions.length = 0;
     this.lastRegion = undefined;
     this.um.dispose();
+    this.sd.dispose();
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd);
       if (!f) continue; // closed by an earlier release
       this.fds.delete(fd);
       f.close(this);
     }
+    for (const s of this.engine.subsystems) s.exitDone?.(this);
     this.engine.forgetProcess(this);
   }
 }

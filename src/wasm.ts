@@ -166,6 +166,20 @@ export interface CoreExports {
   /** Up to max members of m in [from, last], ascending, as u32 at out: how many. */
   ioasid_collect(m: number, from: number, last: number, out: number, max: number): number;
 
+  // ---- soft_dirty (assembly/soft_dirty.ts) -------------------------------------------------
+  /** A new empty soft-dirty record (one bit per user page, sparse); handle or -ENOMEM. */
+  sd_create(): number;
+  /** Drops every mark. */
+  sd_clear(sd: number): void;
+  /** Frees a record. */
+  sd_free(sd: number): void;
+  /** Marks the pages touched by [addr, addr+len): 0, -EFAULT (past 2^47) or -ENOMEM (nothing marked). */
+  sd_mark(sd: number, addr: number, len: number): number;
+  /** ORs the marks of pages [first, first+n) into bits 0..n-1 of the byte bitmap at out. */
+  sd_read(sd: number, first: number, n: number, out: number): void;
+  /** Sets bits [from, from+n) of the byte bitmap at out. */
+  sd_fill(out: number, from: number, n: number): void;
+
   // ---- report (assembly/report.ts) ----------------------------------------------------------
   /**
    * One dma's report into user memory at `addr` (the user bitmap's word w): the kernel footprint

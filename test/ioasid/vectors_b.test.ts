@@ -1,40 +1,11 @@
 // SPEC-PASID §6 B: VFIO_IOMMU_PASID_REQUEST, by name.
 import { describe, expect, it } from 'vitest';
-import { createEngine, errno, uapi, type Engine, type Process } from '../../src/index.js';
+import { createEngine, errno, uapi, type Engine } from '../../src/index.js';
 import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
+import { buf, setupP, vfioSetup } from './setup_p.js';
 
 const { EINVAL, EFAULT, EOPNOTSUPP, ENOSPC } = errno;
 const { VFIO_IOMMU_PASID_REQUEST: REQ_IOCTL, VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU } = uapi;
-
-function buf(argsz: number, flags: number, min: number, max: number, len = 16): Uint8Array {
-  const b = new Uint8Array(len);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, argsz, true);
-  v.setUint32(4, flags, true);
-  v.setUint32(8, min, true);
-  v.setUint32(12, max, true);
-  return b;
-}
-
-/** A container of `proc` holding `group`, driver type 3: { c, g } fds. */
-function vfioSetup(proc: Process, group: { id: number }) {
-  const c = proc.open('/dev/vfio/vfio');
-  const g = proc.open(`/dev/vfio/${group.id}`);
-  expect(proc.ioctl(g, VFIO_GROUP_SET_CONTAINER, c)).toBe(0);
-  expect(proc.ioctl(c, VFIO_SET_IOMMU, 3)).toBe(0);
-  return { c, g };
-}
-
-export async function setupP(o: { vfioPasidQuota?: number } = {}) {
-  const engine = await createEngine(o);
-  const P1 = engine.createProcess();
-  const G1 = engine.createGroup({ kind: 'iommu', syswidePasid: true });
-  const { c: c1, g: g1 } = vfioSetup(P1, G1);
-  const REQ = (argsz: number, flags: number, min: number, max: number, fd = c1, p = P1) =>
-    p.ioctl(fd, REQ_IOCTL, buf(argsz, flags, min, max));
-  const ALLOC = (fd = c1) => REQ(16, 1, 1, 0xfffff, fd);
-  return { engine, P1, G1, c1, g1, REQ, ALLOC };
-}
 
 function globalLog(engine: Engine) {
   const log: [number, IoasidNbArgs][] = [];
