@@ -97,6 +97,7 @@ export class Sva {
       const io = this.engine.ioasid;
       const p = accel.maxPasids < 2 ? INV : io.allocIn(io.systemSid, 1, accel.maxPasids - 1, proc, 'sva');
       if (p === INV) return -ENOSPC;
+      if (p < 0) return p; // -ENOMEM
       mm.pasid = p;
     }
     const old = accel.bondOf(proc);

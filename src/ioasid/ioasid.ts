@@ -176,16 +176,21 @@ export class Ioasid {
     checkId(max, 'max');
     const p = checkPdata(pdata);
     if (this.calls.inCallback) return INV;
-    return this.allocIn(sid, min, max, p, 'api');
+    const id = this.allocIn(sid, min, max, p, 'api');
+    return id < 0 ? INV : id;
   }
 
-  /** A1 after the argument and callback checks (also SVA and VFIO PASIDs). */
+  /**
+   * A1 after the argument and callback checks (also SVA and VFIO PASIDs): the ID, INV, or -ENOMEM
+   * when the core cannot back it (nothing changed either way).
+   */
   allocIn(sid: number, min: number, max: number, pdata: object | null, owner: IdOwner): number {
     const s = this.liveSet(sid);
     if (!s || this.ids.count(s.map) >= s.quota) return INV;
     const id = this.ids.lowestFree(min, Math.min(max, ID_MAX));
     if (id === NO_ID) return INV;
-    if (this.ids.insert(s.map, id, sid, owner, pdata) < 0) return INV;
+    const r = this.ids.insert(s.map, id, sid, owner, pdata);
+    if (r < 0) return r;
     s.chain.walk(this.calls, IOASID_ALLOC, this.payload(s, id));
     return id;
   }

@@ -76,7 +76,7 @@ export function pasidRequest(c: Container, b: Uint8Array | null): number {
   const io = c.engine.ioasid;
   if (flags === ALLOC) {
     const id = io.allocIn(vmm.set.sid, Math.max(min, 1), max, null, 'vfio');
-    return id === INV ? -ENOSPC : id;
+    return id === INV ? -ENOSPC : id; // -ENOMEM passes through
   }
   if (flags === FREE) {
     io.freeRange(vmm.set, min, max);

@@ -52,8 +52,6 @@ async function run(seed: number, steps: number) {
     const mk = modelKey.get(P)!;
     let got: unknown;
     let want: unknown;
-    const before = new Set(e.engine === undefined ? [] : []);
-    void before;
     switch (op) {
       case 0: {
         const q = r(7) - 1;
