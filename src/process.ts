@@ -259,20 +259,21 @@ export class Process {
    */
   softDirty(addr: bigint, length: bigint | number): Uint8Array {
     this.live('softDirty');
-    if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
-      throw new TypeError('softDirty(addr: bigint, length: bigint | integer)');
+    if (typeof addr !== 'bigint' || addr < 0n || addr >= 1n << 64n
+        || (typeof length !== 'bigint' && !Number.isInteger(length))) {
+      throw new TypeError('softDirty(addr: bigint in [0, 2^64), length: bigint | integer)');
     }
     const len = BigInt(length);
     if (len <= 0n) throw new RangeError('softDirty: length must be positive');
-    const first = addr >> BigInt(PAGE_SHIFT);
-    const last = (addr + len - 1n) >> BigInt(PAGE_SHIFT);
+    const first = addr >> PAGE_SHIFT;
+    const last = (addr + len - 1n) >> PAGE_SHIFT;
     if (last - first >= 1n << 31n) throw new RangeError('softDirty: at most 2^31 pages per call');
     const n = Number(last - first + 1n);
     return this.sd.read(first, n, (fill) => {
       for (const r of this.regions) {
         if (r.file || !(r.softDirty || this.sd.all)) continue;
-        const a = r.start >> BigInt(PAGE_SHIFT);
-        const b = (r.end >> BigInt(PAGE_SHIFT)) - 1n;
+        const a = r.start >> PAGE_SHIFT;
+        const b = (r.end >> PAGE_SHIFT) - 1n;
         if (b < first || a > last) continue;
         const lo = a > first ? a : first;
         const hi = b < last ? b : last;

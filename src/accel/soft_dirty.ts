@@ -1,5 +1,6 @@
 // A process's soft-dirty record (SPEC-PASID §5 DT5) in the Wasm core: the pages written since the
 // last clear. Whole mappings that read soft-dirty (VM_SOFTDIRTY) are the process's to add.
+import { ENOMEM } from '../../assembly/constants.js';
 import { check } from '../errors.js';
 import type { Core } from '../wasm.js';
 
@@ -25,7 +26,7 @@ export class SoftDirty {
    */
   mark(addr: bigint, length: number): void {
     if (!this.h || length <= 0) return;
-    if (this.core.x.sd_mark(this.h, Number(addr), length) < 0) this.overflow = true;
+    if (this.core.x.sd_mark(this.h, Number(addr), length) === -ENOMEM) this.overflow = true;
   }
 
   /** Forgets every mark. */
@@ -44,7 +45,7 @@ export class SoftDirty {
     const buf = check(x.heap_alloc(bytes), 'softDirty');
     try {
       this.core.u8().fill(0, buf, buf + bytes);
-      if (this.h) x.sd_read(this.h, Number(first), n, buf);
+      if (this.h && first < 1n << 35n) x.sd_read(this.h, Number(first), n, buf);
       fills((from, count) => x.sd_fill(buf, from, count));
       return this.core.u8().slice(buf, buf + bytes);
     } finally {

@@ -65,6 +65,8 @@ describe('SPEC-PASID §6 D', () => {
     expect(() => P1.softDirty(V1, -1n)).toThrow(RangeError);
     expect(hex(P1.softDirty(V1 - 0x2000n, 0x8000))).toBe('3c');
     expect(hex(P1.softDirty(V1 + 0x1000n, 0x2001))).toBe('07');
+    expect(() => P1.softDirty(-1n, 1)).toThrow(TypeError);
+    expect(hex(P1.softDirty(0xffff_ffff_ffff_0000n, 0x10000))).toBe('0000');
   });
 
   it.todo('V42. CPU copies versus passthrough DMA (needs dmaRw to call markSoftDirty, and dev.dmaWrite)');
