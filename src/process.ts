@@ -56,7 +56,12 @@ export class Process {
     this.memlockPages = lim === undefined ? null : BigInt(lim) / PAGE_SIZE;
     this.capIpcLock = o.capIpcLock ?? false;
     this.um = new UserMemory(engine.core);
-    this.sd = new SoftDirty(engine.core);
+    try {
+      this.sd = new SoftDirty(engine.core);
+    } catch (e) {
+      this.um.dispose();
+      throw e;
+    }
   }
 
   /** True once `exit()` has begun; every other method then throws. */

@@ -116,6 +116,18 @@ describe('fail-the-Nth sweeps', () => {
     expect(hex(P1.softDirty(V1, 0x4000))).toBe('00');
   });
 
+  it('createProcess: a failed allocation throws and leaks nothing', async () => {
+    const e = await createEngine();
+    for (let n = 1; n <= 2; n++) {
+      const heap = e.memoryInUse();
+      e.failNthAllocation(n);
+      expect(() => e.createProcess()).toThrow();
+      e.failNthAllocation(0);
+      expect(e.memoryInUse()).toBe(heap);
+    }
+    expect(e.createProcess().exited).toBe(false);
+  });
+
   it('dmaWrite that cannot back a page fails with nothing written and nothing marked', async () => {
     const { engine, D1, P1, V1 } = await setupA();
     P1.open('/dev/zip-0');

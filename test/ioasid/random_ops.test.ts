@@ -45,8 +45,18 @@ async function run(seed: number, steps: number) {
   const sid = () => r(8) - 1;
   const id = () => r(IDS);
 
+  /** IDs a queue, a bond or a test reference holds now. */
+  const held = () => {
+    const h = new Set<number>(D.queues().map((q) => q.pasid));
+    for (const [i, n] of refs) if (n > 0) h.add(i);
+    for (const [, hd] of handles) if (e.sva.getPasid(hd) >= 0) h.add(e.sva.getPasid(hd));
+    for (const p of procs) if (!p.exited && e.sva.pasidOf(p) !== 0xffff_ffff) h.add(e.sva.pasidOf(p));
+    return h;
+  };
   for (let step = 0; step < steps; step++) {
     const op = r(17);
+    const heldBefore = held();
+    const pasidsBefore = procs.map((p) => e.sva.pasidOf(p));
     const k = r(NPROC);
     const P = procs[k];
     const mk = modelKey.get(P)!;
@@ -167,10 +177,19 @@ async function run(seed: number, steps: number) {
       }
     }
     const ctx = `seed ${seed} step ${step} op ${op}`;
+    // E4: what this step handed out was held by nobody before it.
+    if ((op === 3 || op === 4) && got !== 0xffff_ffff) expect(heldBefore.has(got as number), ctx).toBe(false);
+    procs.forEach((p, i) => {
+      const now = e.sva.pasidOf(p);
+      if (now !== 0xffff_ffff && now !== pasidsBefore[i]) expect(heldBefore.has(now), ctx).toBe(false);
+    });
     expect(got, ctx).toEqual(want);
     expect(log, ctx).toEqual(m.log);
     // The whole observable state.
     expect(io.getAvailable(), ctx).toBe(m.avail);
+    let quotas = 0; // I1: capacity = avail + the quotas of every set
+    for (let s = 0; s < CAP; s++) quotas += io.setInfo(s)?.quota ?? 0;
+    expect(io.getAvailable() + quotas, ctx).toBe(CAP);
     for (let s = -1; s < 8; s++) {
       const info = io.setInfo(s);
       const ms = m.sets.get(s);
