@@ -221,8 +221,7 @@ export class Ioasid {
       const args = this.payload(s, id);
       this.global.walk(this.calls, IOASID_FREE, args);
       s.chain.walk(this.calls, IOASID_FREE, args);
-      rec = ids.record(id); // memory may have grown; the record is still there (I5)
-    }
+    } // the record stays put: the allocation reference keeps the ID through the walks (I5)
     ids.setFlags(rec, ids.flagsAt(rec) & ~ALLOC_REF);
     if (ids.usersAt(rec) === 0) this.reclaim(s, id);
   }
