@@ -11,6 +11,11 @@ import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile } from './vfio/profile.js';
 import { VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
+import { Calls } from './ioasid/calls.js';
+import { Ioasid } from './ioasid/ioasid.js';
+import { Accelerators } from './accel/accelerators.js';
+import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
+import { Sva } from './accel/sva.js';
 
 export type { EngineOptions } from './engine_options.js';
 
@@ -23,16 +28,28 @@ export class Engine {
   readonly processes: Process[] = [];
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
+  /** Shared accelerators (SPEC-PASID §4). */
+  readonly accelerators = new Accelerators(this);
+  /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
+  readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators];
+  /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
+  readonly calls = new Calls();
+  /** The IOASID allocator (SPEC-PASID §2). */
+  readonly ioasid: Ioasid;
+  /** Quota of each VM's PASID set. */
+  readonly vfioPasidQuota: number;
   private nextGroupId = 1;
   private seq = 0;
   private disposedFlag = false;
 
-  private constructor(core: Core, profile: Profile, dmaEntryLimit: number) {
+  private constructor(core: Core, profile: Profile, dmaEntryLimit: number, vfioPasidQuota: number) {
     this.core = core;
     this.profile = profile;
     this.dmaEntryLimit = dmaEntryLimit;
+    this.vfioPasidQuota = vfioPasidQuota;
+    this.ioasid = new Ioasid(core, this.calls);
   }
 
   /**
@@ -44,8 +61,20 @@ export class Engine {
     const o = checkEngineOptions(options);
     const profile = profileOf(o.profile);
     const limit = o.dmaEntryLimit ?? 65535;
+    const capacity = o.ioasidCapacity ?? 0x100000;
+    const systemQuota = o.ioasidSystemQuota ?? 32768;
+    const pasidQuota = o.vfioPasidQuota ?? 1000;
     const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
-    return new Engine(core, profile, limit);
+    const e = new Engine(core, profile, limit, pasidQuota);
+    // The IOMMU driver at boot (SPEC-PASID C3).
+    if (capacity > 0) {
+      e.ioasid.installCapacity(capacity);
+      if (systemQuota > 0) {
+        const r = e.ioasid.allocSystemSet(systemQuota);
+        if (r < 0) throw new RangeError(`ioasidSystemQuota ${systemQuota}: the system set cannot be made (errno ${-r})`);
+      }
+    }
+    return e;
   }
 
   /** True once `dispose()` has run: every call on the engine then throws. */
@@ -68,6 +97,12 @@ export class Engine {
     this.nextGroupId++;
     this.groups.set(g.id, g);
     return g;
+  }
+
+  /** A new shared accelerator run by the reference driver (SPEC-PASID §4.1). */
+  createAccelerator(o: AcceleratorOptions = {}): Accelerator {
+    this.live();
+    return this.accelerators.create(o);
   }
 
   /** A new user process. */

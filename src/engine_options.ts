@@ -14,6 +14,12 @@ export interface EngineOptions {
   memoryLimit?: number;
   /** Which build of the core: 'release' (default) or 'debug' (assertions kept). */
   flavour?: CoreFlavour;
+  /** IOASID capacity installed at creation; default 0x100000, 0 = none. */
+  ioasidCapacity?: number;
+  /** Quota of the system set made at creation when the capacity is > 0; default 32768, 0 = none. */
+  ioasidSystemQuota?: number;
+  /** Quota of each VM's PASID set (the vfio pasid_quota module parameter); default 1000. */
+  vfioPasidQuota?: number;
 }
 
 /** Checks one option's value (never undefined: an undefined value means the default). */
@@ -44,6 +50,9 @@ const ENGINE_OPTIONS: { readonly [K in keyof Required<EngineOptions>]: Validator
   dmaEntryLimit: integerIn(0, 0xffff_ffff),
   memoryLimit: integerIn(65536, Number.MAX_SAFE_INTEGER), // larger than the core can use: capped
   flavour: oneOf('release', 'debug'),
+  ioasidCapacity: integerIn(0, 0xffff_ffff),
+  ioasidSystemQuota: integerIn(0, 0xffff_ffff),
+  vfioPasidQuota: integerIn(1, 0xffff_ffff),
 };
 
 /**

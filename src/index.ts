@@ -33,3 +33,10 @@ export { simulate, type SimResult, type SimHooks } from './sim/simulator.js';
 export type { SimConfig } from './sim/config.js';
 export { replayTrace, type ReadResult } from './sim/replay.js';
 export { TraceError } from './sim/trace.js';
+export {
+  Ioasid, type IdInfo, type IoasidNbArgs, type IoasidNotifier, type SetInfo,
+} from './ioasid/ioasid.js';
+export {
+  Accelerator, type AcceleratorOptions, type AccelOp, type FailOp,
+} from './accel/accelerator.js';
+export { Sva, type SvaHandle } from './accel/sva.js';

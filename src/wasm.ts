@@ -152,6 +152,39 @@ export interface CoreExports {
    */
   um_reserve_ranges(um: number, pairs: number, count: number): number;
 
+  // ---- ioasid (assembly/ioasid.ts, assembly/ioasid_map.ts) ----------------------------------
+  // IDs are u32 passed as numbers; u32 results arrive signed (read them with `>>> 0`).
+  /** A new empty ID map: global (records 1: a 12-byte {sid, users, flags} record per ID) or a set's (0); handle or -ENOMEM. */
+  ioasid_map_create(records: number): number;
+  /** Frees an ID map. */
+  ioasid_map_free(m: number): void;
+  /** IDs in the map (u32). */
+  ioasid_map_count(m: number): number;
+  /** Lowest ID in [from, last] that is free (want 0) or a member (want 1); 0xFFFFFFFF (as -1) if none. */
+  ioasid_search(m: number, from: number, last: number, want: number): number;
+  /** Allocates a free id in global map g and set map s with record {sid, 0, flags}: 0 or -ENOMEM (nothing changed). */
+  ioasid_insert(g: number, s: number, id: number, sid: number, flags: number): number;
+  /** Removes an allocated id from g and its set map s. */
+  ioasid_remove(g: number, s: number, id: number): void;
+  /** Address of id's record in g, or 0 when id is not allocated. */
+  ioasid_record(g: number, id: number): number;
+  /** Up to max members of m in [from, last], ascending, as u32 at out: how many. */
+  ioasid_collect(m: number, from: number, last: number, out: number, max: number): number;
+
+  // ---- soft_dirty (assembly/soft_dirty.ts) -------------------------------------------------
+  /** A new empty soft-dirty record (one bit per user page, sparse); handle or -ENOMEM. */
+  sd_create(): number;
+  /** Drops every mark. */
+  sd_clear(sd: number): void;
+  /** Frees a record. */
+  sd_free(sd: number): void;
+  /** Marks the pages touched by [addr, addr+len): 0, -EFAULT (past 2^47) or -ENOMEM (nothing marked). */
+  sd_mark(sd: number, addr: number, len: number): number;
+  /** ORs the marks of pages [first, first+n) into bits 0..n-1 of the byte bitmap at out. */
+  sd_read(sd: number, first: number, n: number, out: number): void;
+  /** Sets bits [from, from+n) of the byte bitmap at out. */
+  sd_fill(out: number, from: number, n: number): void;
+
   // ---- report (assembly/report.ts) ----------------------------------------------------------
   /**
    * One dma's report into user memory at `addr` (the user bitmap's word w): the kernel footprint

@@ -5,6 +5,8 @@ import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
 import { uapi } from '../uapi.js';
+import type { Process } from '../process.js';
+import { vmmDrop, vmmDropIfUnused, vmmTake } from '../ioasid/vfio_pasid.js';
 
 const { VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_DMA_CC_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR } = uapi;
 
@@ -51,8 +53,11 @@ export class Container {
     }
   }
 
-  /** VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). */
-  setIommu(type: number): number {
+  /**
+   * VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). A
+   * `syswidePasid` group on TYPE1v2 takes `proc`'s vmm first (SPEC-PASID VM1).
+   */
+  setIommu(type: number, proc: Process): number {
     if (this.iommu?.inCallback) return -EDEADLK; // the kernel takes the group lock first
     if (this.groups.length === 0 || this.iommu) return -EINVAL;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_UNMAP_ALL) return -ENODEV;
@@ -62,9 +67,11 @@ export class Container {
     if (typeof t === 'number') return t;
     const done: Group[] = [];
     for (const g of this.groups) {
-      const r = t.attachGroup(g);
+      let r = g.syswidePasid && t.v2 ? vmmTake(this, proc) : 0;
+      if (r >= 0) r = t.attachGroup(g);
       if (r < 0) {
         for (const d of done.reverse()) t.detachGroup(d);
+        vmmDrop(this);
         t.release();
         return r;
       }
@@ -78,12 +85,21 @@ export class Container {
    * VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno; -EDEADLK inside a dma_unmap op of
    * this container (the running UNMAP's groups and page sizes must not change under it).
    */
-  addGroup(g: Group): number {
+  addGroup(g: Group, proc: Process): number {
     if (this.notifying) return -EDEADLK;
     if (!g.viable) return -EPERM;
     if (this.iommu) {
-      const r = this.iommu.attachGroup(g);
-      if (r < 0) return r;
+      const t = this.iommu;
+      const took = g.syswidePasid && t.v2 && !this.groups.some((o) => o.syswidePasid);
+      if (took) {
+        const v = vmmTake(this, proc);
+        if (v < 0) return v;
+      }
+      const r = t.attachGroup(g);
+      if (r < 0) {
+        if (took) vmmDrop(this);
+        return r;
+      }
     }
     g.container = this;
     this.groups.push(g);
@@ -95,6 +111,7 @@ export class Container {
     if (this.iommu && g.attached) this.iommu.detachGroup(g);
     this.groups.splice(this.groups.indexOf(g), 1);
     g.container = null;
+    vmmDropIfUnused(this);
     if (this.groups.length === 0 && this.iommu) {
       this.iommu.release();
       this.iommu = null;

@@ -20,6 +20,8 @@ export interface GroupOptions {
   aperture?: [bigint, bigint];
   /** Inclusive reserved regions ('iommu' only); default the x86 MSI window. */
   reserved?: [bigint, bigint][];
+  /** Behind an IOMMU that needs system-wide PASIDs (SPEC-PASID §3.1); 'iommu' only, default false. */
+  syswidePasid?: boolean;
 }
 
 /** The open group file: alive while its fd is open or any device fd obtained from it is. */
@@ -50,6 +52,8 @@ export class Group {
   /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
   pinnedScope = false;
   private removedFlag = false;
+  /** Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (SPEC-PASID §3.1). */
+  readonly syswidePasid: boolean;
 
   constructor(engine: Engine, id: number, o: GroupOptions) {
     this.engine = engine;
@@ -65,6 +69,10 @@ export class Group {
     if (new Set(names).size !== names.length) throw new RangeError('device names must be unique');
     this.devices = names.map((n) => new VfioDevice(this, n));
     this.viable = o.viable ?? true;
+    this.syswidePasid = o.syswidePasid ?? false;
+    if (typeof this.syswidePasid !== 'boolean' || (this.syswidePasid && this.kind !== 'iommu')) {
+      throw new TypeError("syswidePasid must be a boolean, and true only for kind 'iommu'");
+    }
     this.pgsizeBitmap = o.pgsizeBitmap ?? 0x40201000n;
     this.aperture = o.aperture ?? [0n, 0xffff_ffff_ffffn];
     this.reserved = o.reserved ?? [[0xfee0_0000n, 0xfeef_ffffn]];

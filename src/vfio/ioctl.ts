@@ -17,11 +17,12 @@ import { DeviceFile } from './device_file.js';
 import type { ContainerFile } from './files.js';
 import type { Type1 } from './type1.js';
 import { ctz64, U64_MAX, userRangeOk } from '../u64.js';
+import { pasidRequest } from '../ioasid/vfio_pasid.js';
 
 const {
   VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU, VFIO_GROUP_GET_STATUS,
   VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_PASID_REQUEST,
   VFIO_IOMMU_DIRTY_PAGES_FLAG_START: DIRTY_START, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: DIRTY_STOP,
   VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: DIRTY_GET_BITMAP, DIRTY_BITMAP_SIZE_MAX,
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_VADDR,
@@ -76,7 +77,7 @@ export function containerIoctl(proc: Process, c: Container, request: number, arg
     case VFIO_CHECK_EXTENSION:
       return c.checkExtension(numberArg(arg));
     case VFIO_SET_IOMMU:
-      return c.setIommu(numberArg(arg));
+      return c.setIommu(numberArg(arg), proc);
   }
   const t = c.iommu;
   if (!t) return -EINVAL;
@@ -89,6 +90,8 @@ export function containerIoctl(proc: Process, c: Container, request: number, arg
       return unmapIoctl(proc, t, structArg(arg));
     case VFIO_IOMMU_DIRTY_PAGES:
       return dirtyIoctl(proc, t, structArg(arg));
+    case VFIO_IOMMU_PASID_REQUEST:
+      return pasidRequest(c, structArg(arg));
     default:
       return -ENOTTY;
   }
@@ -203,7 +206,7 @@ export function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): 
       if (!target) return -EBADF;
       if (g.container) return -EINVAL;
       if (target.kind !== 'vfio-container') return -EBADFD;
-      return (target as ContainerFile).container.addGroup(g);
+      return (target as ContainerFile).container.addGroup(g, proc);
     }
     case VFIO_GROUP_UNSET_CONTAINER:
       return Container.unsetContainer(g);

@@ -113,7 +113,7 @@ export class VfioContainer {
   setIommu(type: 'type1v2' | 'type1' = 'type1v2'): void {
     const n = type === 'type1' ? VFIO_TYPE1_IOMMU : type === 'type1v2' ? VFIO_TYPE1v2_IOMMU : -1;
     if (n < 0) throw new TypeError(`setIommu: unknown type '${String(type)}'`);
-    const r = this.container.setIommu(n);
+    const r = this.container.setIommu(n, this.proc);
     if (r < 0) throw vfioError(r, 'setIommu');
   }
 
