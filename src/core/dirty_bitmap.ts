@@ -142,9 +142,8 @@ export class DirtyBitmap {
     if (dstBit + count > dst.nbits) {
       throw vfioError(EINVAL, op, bits(dstBit, count), 'destination range outside the destination bitmap');
     }
-    const x = this.core.x;
-    const at = x.bitmap_words(dst.handle) + Math.floor(dstBit / 64) * 8;
-    return check(x.bitmap_read(this.handle, first, count, at, dstBit & 63, opts.clear ? 1 : 0), op, bits(first, count));
+    const at = dst.wordAddress(dstBit);
+    return check(this.core.x.bitmap_read(this.handle, first, count, at, dstBit & 63, opts.clear ? 1 : 0), op, bits(first, count));
   }
 
   /**
@@ -209,6 +208,14 @@ export class DirtyBitmap {
     } finally {
       x.heap_free(buf);
     }
+  }
+
+  /**
+   * The address in linear memory of the u64 word holding `bit` (bit >> 6 words past word 0), for
+   * core calls that write a report into this bitmap. Valid until the bitmap is disposed.
+   */
+  wordAddress(bit: number): number {
+    return this.core.x.bitmap_words(this.handle) + Math.floor(bit / 64) * 8;
   }
 
   /** A BigUint64Array view on the ceil(nbits / 64) words; valid until linear memory grows. */

@@ -26,12 +26,14 @@ export interface DirtyContainer {
   /** The container's smallest IOMMU page size, bytes. */
   readonly pgsize: bigint;
   readonly dirty: {
+    /** Throws what a read of the range would throw (the container's range gate), reading nothing. */
+    check(iova: bigint, size: bigint, opts: { partial: boolean; op?: string }): void;
     collect(
       iova: bigint,
       size: bigint,
       target: DirtyBitmap,
       targetBit: number,
-      opts: { clear: boolean; partial: boolean },
+      opts: { clear: boolean; partial: boolean; op?: string },
     ): void;
   };
 }
@@ -50,22 +52,22 @@ export interface ReadReportOptions {
   core?: Core;
 }
 
-/** The Wasm core behind a container: given, or the typed API's `container.proc.engine.core`. */
-export function coreOf(container: object, given?: Core): Core {
-  const core = given ?? (container as { core?: Core }).core;
-  if (!core) throw new TypeError('readReport: cannot find the Wasm core of this container; pass options.core');
+/**
+ * The Wasm core behind a container: the typed API's `container.core`, or `given` for another
+ * container type. Throws TypeError when `given` is not the container's own core (a bitmap in
+ * another engine's memory cannot receive this container's report).
+ */
+export function coreOf(container: object, given?: Core, op = 'readReport'): Core {
+  const own = (container as { core?: Core }).core;
+  if (own && given && given !== own) throw new TypeError(`${op}: options.core belongs to another engine`);
+  const core = own ?? given;
+  if (!core) throw new TypeError(`${op}: cannot find the Wasm core of this container; pass options.core`);
   return core;
 }
 
-/** Pages of [iova, iova + size) at `pgsize`, after the checks every report range gets. */
-export function reportPages(op: string, iova: bigint, size: bigint, pgsize: bigint): number {
-  const range = { start: iova, length: size };
-  if (size <= 0n || size % pgsize !== 0n || iova % pgsize !== 0n) {
-    throw vfioError(EINVAL, op, range, `range must be a positive multiple of the page size ${pgsize}, aligned`);
-  }
-  const pages = size / pgsize;
-  if (pages > BigInt(BITMAP_MAX_BITS)) throw vfioError(EINVAL, op, range, `more than 2^31 pages; read it in windows`);
-  return Number(pages);
+/** Pages of `size` bytes at `pgsize`: exact for a size the container's range gate let through. */
+export function pagesIn(size: bigint, pgsize: bigint): number {
+  return Number(size / pgsize);
 }
 
 /**
@@ -75,11 +77,17 @@ export function reportPages(op: string, iova: bigint, size: bigint, pgsize: bigi
  *   nothing is allocated then
  */
 export function readReport(container: DirtyContainer, opts: ReadReportOptions): DirtyReport {
+  const op = 'readReport';
+  const partial = opts.partial ?? false;
+  const core = coreOf(container, opts.core, op);
+  container.dirty.check(opts.iova, opts.size, { partial, op });
+  if (partial && opts.size / container.pgsize > BigInt(BITMAP_MAX_BITS)) {
+    throw vfioError(EINVAL, op, { start: opts.iova, length: opts.size }, 'more than 2^31 pages in one report; use windows');
+  }
   const pgsize = container.pgsize;
-  const nbits = reportPages('readReport', opts.iova, opts.size, pgsize);
-  const bitmap = DirtyBitmap.create(coreOf(container, opts.core), nbits);
+  const bitmap = DirtyBitmap.create(core, pagesIn(opts.size, pgsize));
   try {
-    container.dirty.collect(opts.iova, opts.size, bitmap, 0, { clear: opts.clear ?? true, partial: opts.partial ?? false });
+    container.dirty.collect(opts.iova, opts.size, bitmap, 0, { clear: opts.clear ?? true, partial, op });
   } catch (e) {
     bitmap.dispose();
     throw e;

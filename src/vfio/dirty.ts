@@ -3,9 +3,11 @@
 import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Dma } from './dma.js';
-import { DIRTY_BITMAP_PAGES_MAX } from './dma_map.js';
+import { uapi } from '../uapi.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
+
+const { DIRTY_BITMAP_PAGES_MAX } = uapi;
 
 /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */
 export function dirtyStart(t: Type1): number {
@@ -102,24 +104,12 @@ export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap)
   return 0;
 }
 
-/** v2 rule shared by unmap and GET_BITMAP: no dma may be cut by [iova, last]. */
-export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return true;
-  const b = t.find(last);
-  return b !== undefined && b.last !== last;
-}
-
 /**
- * GET_BITMAP after its argument checks (SPEC §5.4 steps 8-9): every dma in [iova, last] is
- * reported into the user bitmap at `data`, in ascending order.
+ * GET_BITMAP after the range gate (dirtyReadGate, SPEC §5.4 steps 1-8) let it through (step 9):
+ * every dma in [iova, last] is reported into the user bitmap at `data`, in ascending order.
  */
 export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, data: bigint): number {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return -EINVAL;
-  const b = a && a.last >= last ? a : t.find(last);
-  if (b && b.last !== last) return -EINVAL;
-  for (let d = a ?? t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+  for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const r = reportToUser(t, proc, d, iova, data);
     if (r < 0) return r;
   }
@@ -127,18 +117,15 @@ export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, da
 }
 
 /**
- * The engine's own read into a Wasm bitmap's words at `dstWords` (a pointer): every dma page in
- * [iova, last] lands at bit `bit0 + (page - iova) / pgsize`, with the kernel's word footprint.
- * `partial` lets the range cut dmas (windows); `clear` false leaves the dirty state as it was.
+ * The engine's own read, after the range gate (dirtyReadGate) let [iova, last] through, into a
+ * Wasm bitmap's words at `dstWords` (a pointer): every dma page in [iova, last] lands at bit
+ * `bit0 + (page - iova) / pgsize`, with the kernel's word footprint. Pages of dmas the range cuts
+ * (a windowed read) are read too; `clear` false leaves the dirty state as it was.
  */
-export function dirtyCollect(
-  t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean, partial: boolean,
-): number {
-  if (!t.tracking) return -EINVAL;
-  if (!partial && bisects(t, iova, last)) return -EINVAL;
+export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean): number {
   const x = t.core.x;
   const sh = BigInt(t.pgshift);
-  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+  for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const lo = d.iova > iova ? d.iova : iova;
     const hi = d.last < last ? d.last : last;
     const first = Number((lo - d.iova) >> sh);

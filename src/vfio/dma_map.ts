@@ -5,7 +5,6 @@ import {
 } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
-import { bisects } from './dirty.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from '../u64.js';
@@ -99,13 +98,6 @@ function changeOwner(d: Dma, proc: Process): number {
   return 0;
 }
 
-/** The user bitmap of UNMAP with GET_DIRTY_BITMAP or of GET_BITMAP (struct vfio_bitmap). */
-export interface UserBitmap {
-  pgsize: bigint;
-  size: bigint;
-  data: bigint;
-}
-
 /** Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. */
 export type ReportSink = (d: Dma) => number;
 
@@ -145,18 +137,14 @@ export function unmapDma(
   let unmapped = 0n;
   const notified = new Set<Dma>();
   for (;;) {
-    if (t.v2 && !all) {
-      // Pre-6.18, the end lookup of a range reaching 2^64 never matched: only the start is checked.
-      const a = topBroken ? t.find(iova) : undefined;
-      if (topBroken ? a !== undefined && a.iova !== iova : bisects(t, iova, last)) return fail(-EINVAL);
-    }
+    if (t.v2 && !all && t.cutBy(iova, last)) return fail(-EINVAL);
     if (topBroken) return { ret: 0, size: 0n };
     let restart = false;
     const invalidated: Dma[] = [];
     let d = t.first(iova, last);
     while (d) {
       if (!t.v2 && iova > d.iova) break; // v1: the request begins inside this dma
-      const next = d.last >= last ? undefined : t.first(d.last + 1n, last);
+      const next = t.next(d, last);
       if (inval) {
         if (d.vaddrInvalid) {
           for (const e of invalidated) e.vaddrInvalid = false;

@@ -84,11 +84,33 @@ export class Type1 {
     return id < 0 ? undefined : this.dmas.get(id);
   }
 
+  /**
+   * The dma after `d` overlapping [.., last], or undefined: the step of every walk over the dmas
+   * of a range, `for (let d = t.first(a, last); d; d = t.next(d, last))`, ascending.
+   */
+  next(d: Dma, last: bigint): Dma | undefined {
+    return d.last >= last ? undefined : this.first(d.last + 1n, last);
+  }
+
   /** Every dma overlapping [a, b], ascending. */
   inRange(a: bigint, b: bigint): Dma[] {
     const out: Dma[] = [];
-    for (let d = this.first(a, b); d; d = d.last >= b ? undefined : this.first(d.last + 1n, b)) out.push(d);
+    for (let d = this.first(a, b); d; d = this.next(d, b)) out.push(d);
     return out;
+  }
+
+  /**
+   * The v2 bisection rule shared by UNMAP and GET_BITMAP (SPEC §3.2, §5.4 step 8): the dma that
+   * [iova, last] cuts (one containing `iova` but starting before it, or containing `last` but
+   * ending after it), or undefined. Before v6.18 the end lookup of a range reaching 2^64 never
+   * matched (its exclusive end wrapped to 0), so only the start is checked there.
+   */
+  cutBy(iova: bigint, last: bigint): Dma | undefined {
+    const a = this.find(iova);
+    if (a && a.iova !== iova) return a;
+    if (last === U64_MAX && !this.profile.topEndUsable) return undefined;
+    const b = a && a.last >= last ? a : this.find(last);
+    return b && b.last !== last ? b : undefined;
   }
 
   /** Every dma, ascending. */
