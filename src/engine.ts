@@ -8,7 +8,7 @@ import { vfioFiles } from './vfio/files.js';
 import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
-import { VfioContainer } from './vfio/typed.js';
+import { assertOwnedBy, VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 
 export interface EngineOptions {
@@ -73,8 +73,12 @@ export class Engine {
     if (i >= 0) this.processes.splice(i, 1);
   }
 
-  /** Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. */
+  /**
+   * Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. Throws
+   * TypeError for a process of another engine.
+   */
   openContainer(proc: Process): VfioContainer {
+    assertOwnedBy(this, proc, Process, 'process', 'openContainer');
     return new VfioContainer(proc, proc.open('/dev/vfio/vfio'));
   }
 

@@ -12,7 +12,7 @@ import {
   mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
   UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
 } from './dma_map.js';
-import type { Group } from './group.js';
+import { Group, VfioDevice } from './group.js';
 import type { Process } from '../process.js';
 import type { Engine } from '../engine.js';
 import { ContainerFile, GroupFd } from './files.js';
@@ -57,12 +57,16 @@ function u64(name: string, v: unknown): bigint {
 }
 
 /**
- * Throws TypeError unless `obj` (a group, a device or a process) belongs to `engine`. An object of
+ * Throws TypeError unless `obj` is a `kind` (Group, VfioDevice, Process) of `engine`. An object of
  * another engine would otherwise be taken for the local one that has the same number.
  */
-export function assertOwnedBy(engine: Engine, obj: unknown, what: string, op: string): void {
-  const owner = (obj as { engine?: unknown } | null)?.engine ?? (obj as { group?: { engine?: unknown } } | null)?.group?.engine;
-  if (owner !== engine) throw new TypeError(`${op}: the ${what} belongs to another engine (or is not a ${what})`);
+export function assertOwnedBy<T extends object>(
+  engine: Engine, obj: unknown, kind: abstract new (...args: never[]) => T, what: string, op: string,
+): asserts obj is T {
+  const owner = obj instanceof VfioDevice ? obj.group.engine : (obj as { engine?: unknown } | null)?.engine;
+  if (!(obj instanceof kind) || owner !== engine) {
+    throw new TypeError(`${op}: not a ${what} of this engine`);
+  }
 }
 
 /** The typed API of one container fd in one process. */
@@ -105,10 +109,10 @@ export class VfioContainer {
   }
 
   private groupFd(group: Group, op: string): number {
-    assertOwnedBy(this.proc.engine, group, 'group', op);
+    assertOwnedBy(this.proc.engine, group, Group, 'group', op);
     for (const [fd, e] of this.proc.fds) if (e instanceof GroupFd && e.file.group === group) return fd;
     const fd = this.proc.open(`/dev/vfio/${group.id}`);
-    if (fd < 0) throw vfioError(fd, 'attach', undefined, `open /dev/vfio/${group.id}`);
+    if (fd < 0) throw vfioError(fd, op, undefined, `open /dev/vfio/${group.id}`);
     return fd;
   }
 
