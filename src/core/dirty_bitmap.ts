@@ -8,6 +8,14 @@ import type { Core } from '../wasm.js';
 const RUNS_CHUNK = 4096; // runs fetched per bitmap_runs call: 32 KiB of (start, length) pairs
 const ERRNO_MAX = 4095; // results in [-ERRNO_MAX, -1] are -errno; the core never returns more
 
+/**
+ * The byte offset, from word 0, of the u64 word holding bit `bit` (the kernel's layout: bit i is
+ * bit i % 64 of word i / 64). Exact for every bit a bitmap or a report offset can have (< 2^53).
+ */
+export function wordOffset(bit: number): number {
+  return Math.floor(bit / 64) * 8;
+}
+
 /** Throws InvalidArgumentError unless `v` is an integer in [0, 2^32): what the core's u32 takes. */
 function u32(v: number, op: string, what: string): number {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
@@ -215,7 +223,7 @@ export class DirtyBitmap {
    * core calls that write a report into this bitmap. Valid until the bitmap is disposed.
    */
   wordAddress(bit: number): number {
-    return this.core.x.bitmap_words(this.handle) + Math.floor(bit / 64) * 8;
+    return this.core.x.bitmap_words(this.handle) + wordOffset(bit);
   }
 
   /** A BigUint64Array view on the ceil(nbits / 64) words; valid until linear memory grows. */

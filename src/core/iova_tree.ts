@@ -3,8 +3,8 @@
 import { EINVAL, ENOENT } from '../../assembly/constants.js';
 import { check, vfioError, type ErrorRange } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { U64_MAX } from '../u64.js';
 
-const U64_MAX = (1n << 64n) - 1n;
 const MAX_VALUE = 0x7fffffff;
 const RECORD = 24; // bytes of one tree_collect record
 const CHUNK = 1024; // records fetched per tree_collect call

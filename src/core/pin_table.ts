@@ -3,8 +3,8 @@
 import { EINVAL } from '../../assembly/constants.js';
 import { check, vfioError, type ErrorRange } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { U64_MAX } from '../u64.js';
 
-const U64_MAX = (1n << 64n) - 1n;
 const I32_MAX = 0x7fffffff;
 const RECORD = 16; // bytes of one pins_collect record
 

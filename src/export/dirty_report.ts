@@ -12,6 +12,7 @@ import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { PAGE_SIZE } from '../u64.js';
 
 /** A run of dirty pages: the form Cloud Hypervisor sends (start and length in bytes). */
 export interface PageRun {
@@ -213,7 +214,9 @@ export class DirtyReport {
   atPageSize(bytes: bigint | number): DirtyReport {
     const op = 'report.atPageSize';
     const p = BigInt(bytes);
-    if (p < 4096n || (p & (p - 1n)) !== 0n) throw vfioError(EINVAL, op, undefined, `page size must be a power of two >= 4096, got ${p}`);
+    if (p < PAGE_SIZE || (p & (p - 1n)) !== 0n) {
+      throw vfioError(EINVAL, op, undefined, `page size must be a power of two >= ${PAGE_SIZE}, got ${p}`);
+    }
     const k = log2(p) - log2(this.pgsize);
     const bm = this.bitmap;
     if (k <= 0) return new DirtyReport(bm.convert(k), this.iova, p);

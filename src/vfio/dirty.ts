@@ -1,7 +1,7 @@
 // Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
 // used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
 import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
-import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { wordOffset, type DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Dma } from './dma.js';
 import { uapi } from '../uapi.js';
 import type { Process } from '../process.js';
@@ -13,7 +13,6 @@ const { DIRTY_BITMAP_PAGES_MAX } = uapi;
 export function dirtyStart(t: Type1): number {
   if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
   const x = t.core.x;
-  const shift = t.pgshift - 12;
   const made: Dma[] = [];
   const undo = (ret: number): number => {
     for (const d of made) {
@@ -27,7 +26,7 @@ export function dirtyStart(t: Type1): number {
     if (nbits > DIRTY_BITMAP_PAGES_MAX) return undo(-EINVAL);
     const bm = x.bitmap_create(nbits);
     if (bm < 0) return undo(bm);
-    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, shift);
+    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, t.bitShift);
     d.bitmap = bm;
     d.nbits = nbits;
     made.push(d);
@@ -59,7 +58,7 @@ export function regrain(t: Type1, shift: number): boolean {
   const x = t.core.x;
   const made: [Dma, number, number][] = [];
   for (const d of t.all()) {
-    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift));
+    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift)); // d's bits at 2^shift
     const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_convert_new(d.bitmap, shift - t.pgshift) : -EINVAL;
     if (bm < 0) {
       for (const [, b] of made) x.bitmap_free(b);
@@ -85,11 +84,11 @@ export function allDirty(t: Type1, d: Dma): boolean {
  * d's bitmap (§5.6). -EFAULT when the words it would touch are not all mapped (d unchanged).
  */
 export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data: bigint): number {
-  const o = Number((d.iova - base) >> t.pgshiftBig); // < 2^52: exact
+  const o = t.bitOf(base, d.iova);
   const s = o % 64;
-  const addr = data + BigInt((o - s) / 8);
+  const addr = data + BigInt(wordOffset(o));
   if (!proc.isMapped(addr, BigInt(Math.ceil((d.nbits + s) / 64) * 8))) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
+  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.bitShift, allDirty(t, d) ? 1 : 0);
   return r < 0 ? -ENOMEM : 0;
 }
 
@@ -98,9 +97,9 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data
  * reportToUser does for a zeroed user bitmap, for callers that want the bits in the core.
  */
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
-  const o = Number((d.iova - base) >> BigInt(t.pgshift));
-  const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
-  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
+  const o = t.bitOf(base, d.iova);
+  const at = out.wordAddress(o);
+  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.bitShift, allDirty(t, d) ? 1 : 0, 1);
   return 0;
 }
 
@@ -124,15 +123,14 @@ export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, da
  */
 export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean): number {
   const x = t.core.x;
-  const sh = BigInt(t.pgshift);
   for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const lo = d.iova > iova ? d.iova : iova;
     const hi = d.last < last ? d.last : last;
-    const first = Number((lo - d.iova) >> sh);
-    const count = Number((hi - lo) >> sh) + 1;
-    const o = bit0 + Number((lo - iova) >> sh);
-    const at = dstWords + Math.floor(o / 64) * 8;
-    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.pgshift - 12, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
+    const first = t.bitOf(d.iova, lo);
+    const count = t.bitOf(lo, hi) + 1;
+    const o = bit0 + t.bitOf(iova, lo);
+    const at = dstWords + wordOffset(o);
+    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.bitShift, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
   }
   return 0;
 }

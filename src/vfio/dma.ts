@@ -2,6 +2,7 @@
 import type { Process } from '../process.js';
 
 import { uapi } from '../uapi.js';
+import { PAGE_SHIFT } from '../u64.js';
 
 /** IOMMU_READ / IOMMU_WRITE: the device's access rights. */
 export const { IOMMU_READ, IOMMU_WRITE } = uapi;
@@ -15,7 +16,7 @@ export class Dma {
   readonly size: bigint;
   /** Inclusive last IOVA: iova + size - 1, never wrapping. */
   readonly last: bigint;
-  /** PAGE_SIZE pages: size >> 12 (exact below 2^52). */
+  /** PAGE_SIZE pages: size >> PAGE_SHIFT (exact below 2^52). */
   readonly npages: number;
   /** Mapper's user address of the first byte. */
   vaddr: bigint;
@@ -43,7 +44,7 @@ export class Dma {
     this.iova = iova;
     this.size = size;
     this.last = iova + size - 1n;
-    this.npages = Number(size >> 12n);
+    this.npages = Number(size >> PAGE_SHIFT);
     this.vaddr = vaddr;
     this.prot = prot;
     this.owner = owner;

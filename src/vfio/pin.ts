@@ -7,9 +7,7 @@ import type { Dma } from './dma.js';
 import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { VfioDevice } from './group.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX } from '../u64.js';
-
-const PAGE = 4096n;
+import { PAGE_SHIFT, PAGE_SIZE, U64_MAX } from '../u64.js';
 
 function checkArgs(iova: unknown, npage: unknown): void {
   if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
@@ -35,13 +33,12 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   const t = driverOf(dev);
   if (!t) return -EINVAL;
   if (!t.v2) return -EACCES;
-  if (iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return -EINVAL;
-  if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE - 1n > U64_MAX) return -t.profile.overflow;
+  if (iova < 0n || iova > U64_MAX || (iova & (PAGE_SIZE - 1n)) !== 0n) return -EINVAL;
+  if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE_SIZE - 1n > U64_MAX) return -t.profile.overflow;
   if (t.vaddrInvalidCount) return -EBUSY;
 
   const x = t.core.x;
   const doAccounting = !t.hasDomain;
-  const shift = t.pgshift - 12;
   const done: [Dma, bigint, number][] = [];
   let err = 0;
   let a = iova;
@@ -56,8 +53,8 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       err = -EPERM;
       break;
     }
-    const rel = (a - d.iova) >> 12n;
-    let n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    const rel = (a - d.iova) >> PAGE_SHIFT;
+    let n = Math.min(left, Number((d.last - a + 1n) >> PAGE_SHIFT));
     // A page not yet pinned must be backed by the owner's memory; the first that is not faults.
     const u = d.owner.firstUnmappedPage(d.vaddr + (a - d.iova), n);
     const fault = u >= 0;
@@ -71,7 +68,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       d.pins = p;
     }
     if (n > 0) {
-      const fresh = x.pins_pin_range(d.pins, rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : 0, shift);
+      const fresh = x.pins_pin_range(d.pins, rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : 0, t.bitShift);
       if (fresh < 0) {
         err = fresh; // the core undid this segment; its new pages keep their dirty bits
         break;
@@ -83,7 +80,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       err = -EFAULT;
       break;
     }
-    a += BigInt(n) * PAGE; // past 2^64 no dma matches: the next lookup fails with EINVAL
+    a += BigInt(n) * PAGE_SIZE; // past 2^64 no dma matches: the next lookup fails with EINVAL
     left -= n;
   }
   if (err) {
@@ -101,7 +98,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   if (pfns) {
     let i = 0;
     for (const [d, rel, n] of done) {
-      const base = (d.vaddr >> 12n) + rel;
+      const base = (d.vaddr >> PAGE_SHIFT) + rel;
       for (let k = 0; k < n; k++) pfns[i++] = base + BigInt(k);
     }
   }
@@ -113,7 +110,7 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   checkArgs(iova, npage);
   if (!dev.participating || npage <= 0 || npage > PIN_PAGES_MAX_ENTRIES) return;
   const t = driverOf(dev);
-  if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return;
+  if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE_SIZE - 1n)) !== 0n) return;
   const x = t.core.x;
   const doAccounting = !t.hasDomain;
   let a = iova;
@@ -121,12 +118,12 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   while (left > 0) {
     const d = t.find(a);
     if (!d) return;
-    const n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    const n = Math.min(left, Number((d.last - a + 1n) >> PAGE_SHIFT));
     if (d.pins) {
-      const released = x.pins_unpin_range(d.pins, (a - d.iova) >> 12n, n);
+      const released = x.pins_unpin_range(d.pins, (a - d.iova) >> PAGE_SHIFT, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
-    a += BigInt(n) * PAGE; // past 2^64 no dma matches: unpinning stops there
+    a += BigInt(n) * PAGE_SIZE; // past 2^64 no dma matches: unpinning stops there
     left -= n;
   }
 }
@@ -176,10 +173,8 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
         break;
       }
       if (t.tracking) {
-        const sh = BigInt(t.pgshift);
-        const lo = offset >> sh;
-        const hi = (offset + BigInt(n) - 1n) >> sh;
-        x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
+        const lo = t.bitOf(d.iova, a);
+        x.bitmap_set_range(d.bitmap, lo, t.bitOf(d.iova, a + BigInt(n) - 1n) - lo + 1);
       }
     } else {
       x.um_read(owner.um.handle, Number(vaddr), buf + off, n);

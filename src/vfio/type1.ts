@@ -8,7 +8,7 @@ import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
 import type { Profile } from './profile.js';
-import { ctz64, U64_MAX } from '../u64.js';
+import { ctz64, PAGE_SHIFT, PAGE_SIZE, U64_MAX } from '../u64.js';
 import { uapi } from '../uapi.js';
 
 /** pgsize bitmap of a container with no IOMMU domain. */
@@ -44,11 +44,16 @@ export class Type1 {
   /** Supported IOMMU page sizes. */
   pgsizeBitmap: bigint = NO_DOMAIN_PGSIZES;
   /** log2 of the smallest page size: the dirty-tracking granularity. */
-  pgshift = 12;
+  pgshift = Number(PAGE_SHIFT);
   /** 1 << pgshift, as bigint. */
-  pgsize = 4096n;
+  pgsize = PAGE_SIZE;
   /** pgshift as bigint, for shifts. */
-  pgshiftBig = 12n;
+  pgshiftBig = PAGE_SHIFT;
+  /**
+   * log2(pgsize / PAGE_SIZE): PAGE_SIZE page p of a dma (pins count in PAGE_SIZE pages) is dirty
+   * bit p >> bitShift of its bitmap. The core's pin and report calls take it as `shift`.
+   */
+  bitShift = 0;
 
   private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
     this.core = core;
@@ -348,6 +353,7 @@ export class Type1 {
     this.pgsizeBitmap = bm;
     this.pgshift = ctz64(bm);
     this.pgshiftBig = BigInt(this.pgshift);
+    this.bitShift = this.pgshift - Number(PAGE_SHIFT);
     this.pgsize = 1n << this.pgshiftBig;
   }
 
@@ -357,9 +363,17 @@ export class Type1 {
     return this.validRanges.some(([s, e]) => a >= s && b <= e);
   }
 
+  /**
+   * The bit of IOVA `a` (>= base) in a bitmap whose bit 0 is IOVA `base`: (a - base) / pgsize.
+   * Exact: an offset between two u64 IOVAs is below 2^64, so below 2^52 tracking pages.
+   */
+  bitOf(base: bigint, a: bigint): number {
+    return Number((a - base) >> this.pgshiftBig);
+  }
+
   /** Bits of d's dirty bitmap: its size in pgsize units. */
   nbits(d: Dma): number {
-    return Number((d.size + this.pgsize - 1n) >> BigInt(this.pgshift));
+    return Number((d.size + this.pgsize - 1n) >> this.pgshiftBig);
   }
 
   /** Frees everything the driver holds (the container lost its last group). */
@@ -373,7 +387,7 @@ export class Type1 {
 export function pgsizesOf(groups: readonly Group[]): bigint {
   let bm = U64_MAX;
   for (const g of groups) bm &= g.pgsizeBitmap;
-  if (bm & 0xfffn) bm = (bm & ~0xfffn) | 0x1000n;
+  if (bm & (PAGE_SIZE - 1n)) bm = (bm & ~(PAGE_SIZE - 1n)) | PAGE_SIZE; // sizes below PAGE_SIZE become PAGE_SIZE
   return bm;
 }
 

@@ -318,7 +318,7 @@ function pagesOf(t: Type1, size: bigint): number {
 
 /** A zeroed Wasm bitmap with one bit per pgsize page of `range`. */
 function reportBitmap(t: Type1, op: string, range: { start: bigint; length: bigint }): DirtyBitmap {
-  const pages = range.length >> BigInt(t.pgshift);
+  const pages = range.length >> t.pgshiftBig;
   if (pages > 0x8000_0000n) throw vfioError(-EINVAL, op, range, 'more than 2^31 pages');
   return DirtyBitmap.create(t.core, Number(pages));
 }
