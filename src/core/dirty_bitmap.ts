@@ -63,6 +63,15 @@ export class DirtyBitmap {
     return new DirtyBitmap(core, h, nbits);
   }
 
+  /**
+   * create() for code that returns errno: a zeroed bitmap of `nbits` bits, or -EINVAL / -ENOMEM.
+   * No argument checks beyond the core's: the caller computed nbits.
+   */
+  static tryCreate(core: Core, nbits: number): DirtyBitmap | number {
+    const h = core.x.bitmap_create(nbits);
+    return h < 0 ? h : new DirtyBitmap(core, h, nbits);
+  }
+
   /** The core handle; throws once disposed. */
   get handle(): number {
     if (!this.h) throw new Error('DirtyBitmap used after dispose()');
@@ -180,6 +189,14 @@ export class DirtyBitmap {
     const r = this.core.x.bitmap_convert_new(h, k);
     if (r < 0) throw vfioError(r, op, bits(0, this.nbits));
     return new DirtyBitmap(this.core, r, n);
+  }
+
+  /** convert(k) for code that returns errno: the new bitmap, or -EINVAL / -ENOMEM. */
+  tryConvert(k: number): DirtyBitmap | number {
+    const n = k >= 0 ? Math.ceil(this.nbits / 2 ** k) : this.nbits * 2 ** -k;
+    if (!Number.isInteger(k) || k < -31 || k > 31 || n > BITMAP_MAX_BITS) return -EINVAL;
+    const r = this.core.x.bitmap_convert_new(this.handle, k);
+    return r < 0 ? r : new DirtyBitmap(this.core, r, n);
   }
 
   /**

@@ -65,6 +65,14 @@ export class IovaTree {
     check(this.core.x.tree_insert(this.handle, iova, last, value), op, span(iova, last));
   }
 
+  /**
+   * insert() for code that returns errno and checked its arguments (the type1 model's MAP): 0, or
+   * -EINVAL / -EEXIST / -ENOMEM with the tree unchanged.
+   */
+  tryInsert(iova: bigint, last: bigint, value: number): number {
+    return this.core.x.tree_insert(this.handle, iova, last, value);
+  }
+
   /** Removes the range that starts exactly at `iova`; returns its value. Throws NotFoundError. */
   remove(iova: bigint): number {
     return check(this.core.x.tree_remove(this.handle, u64(iova, 'tree.remove')), 'tree.remove', span(iova, iova));

@@ -66,6 +66,19 @@ export class UserMemory {
     }
   }
 
+  /**
+   * Copies `len` bytes from linear memory at `src` (a core heap block) to user address `addr`, in
+   * one call: 0, -ENOMEM or -EFAULT, nothing written on failure (-EFAULT once disposed).
+   */
+  writeFrom(addr: bigint, src: number, len: number): number {
+    return this.h ? this.core.x.um_write(this.h, Number(addr), src, len) : -EFAULT;
+  }
+
+  /** Copies `len` bytes at user address `addr` to linear memory at `dst`: 0 or -EFAULT. */
+  readTo(addr: bigint, dst: number, len: number): number {
+    return this.h ? this.core.x.um_read(this.h, Number(addr), dst, len) : -EFAULT;
+  }
+
   /** Frees every frame. Idempotent. */
   dispose(): void {
     if (this.h) this.core.x.um_free(this.h);

@@ -1,7 +1,8 @@
 // Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
 // used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
 import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
-import { wordOffset, type DirtyBitmap } from '../core/dirty_bitmap.js';
+import { DirtyBitmap, wordOffset } from '../core/dirty_bitmap.js';
+import { reportUser, reportWords } from '../core/report.js';
 import type { Dma } from './dma.js';
 import { uapi } from '../uapi.js';
 import type { Process } from '../process.js';
@@ -12,21 +13,20 @@ const { DIRTY_BITMAP_PAGES_MAX } = uapi;
 /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */
 export function dirtyStart(t: Type1): number {
   if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
-  const x = t.core.x;
   const made: Dma[] = [];
   const undo = (ret: number): number => {
     for (const d of made) {
-      x.bitmap_free(d.bitmap);
-      d.bitmap = 0;
+      d.bitmap!.dispose();
+      d.bitmap = null;
     }
     return ret;
   };
   for (const d of t.all()) {
     const nbits = t.nbits(d);
     if (nbits > DIRTY_BITMAP_PAGES_MAX) return undo(-EINVAL);
-    const bm = x.bitmap_create(nbits);
-    if (bm < 0) return undo(bm);
-    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, t.bitShift);
+    const bm = DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') return undo(bm);
+    if (d.pins) d.pins.mark(bm.handle, 0n, nbits, t.bitShift);
     d.bitmap = bm;
     d.nbits = nbits;
     made.push(d);
@@ -39,8 +39,8 @@ export function dirtyStart(t: Type1): number {
 export function dirtyStop(t: Type1): number {
   if (!t.tracking) return 0;
   for (const d of t.dmas.values()) {
-    t.core.x.bitmap_free(d.bitmap);
-    d.bitmap = 0;
+    d.bitmap?.dispose();
+    d.bitmap = null;
   }
   t.tracking = false;
   return 0;
@@ -55,19 +55,18 @@ export function dirtyStop(t: Type1): number {
  * (START's limit) or memory runs out.
  */
 export function regrain(t: Type1, shift: number): boolean {
-  const x = t.core.x;
-  const made: [Dma, number, number][] = [];
+  const made: [Dma, DirtyBitmap, number][] = [];
   for (const d of t.all()) {
     const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift)); // d's bits at 2^shift
-    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_convert_new(d.bitmap, shift - t.pgshift) : -EINVAL;
-    if (bm < 0) {
-      for (const [, b] of made) x.bitmap_free(b);
+    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? d.bitmap!.tryConvert(shift - t.pgshift) : -EINVAL;
+    if (typeof bm === 'number') {
+      for (const [, b] of made) b.dispose();
       return false;
     }
     made.push([d, bm, nbits]);
   }
   for (const [d, bm, nbits] of made) {
-    x.bitmap_free(d.bitmap);
+    d.bitmap!.dispose();
     d.bitmap = bm;
     d.nbits = nbits;
   }
@@ -88,7 +87,7 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data
   const s = o % 64;
   const addr = data + BigInt(wordOffset(o));
   if (!proc.isMapped(addr, BigInt(Math.ceil((d.nbits + s) / 64) * 8))) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.bitShift, allDirty(t, d) ? 1 : 0);
+  const r = reportUser(d.bitmap!, proc.um, addr, s, d.pins, t.bitShift, allDirty(t, d));
   return r < 0 ? -ENOMEM : 0;
 }
 
@@ -99,7 +98,7 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
   const o = t.bitOf(base, d.iova);
   const at = out.wordAddress(o);
-  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.bitShift, allDirty(t, d) ? 1 : 0, 1);
+  reportWords(at, d.bitmap!, 0, d.nbits, o % 64, d.pins, t.bitShift, allDirty(t, d), true);
   return 0;
 }
 
@@ -122,7 +121,6 @@ export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, da
  * (a windowed read) are read too; `clear` false leaves the dirty state as it was.
  */
 export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean): number {
-  const x = t.core.x;
   for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const lo = d.iova > iova ? d.iova : iova;
     const hi = d.last < last ? d.last : last;
@@ -130,7 +128,7 @@ export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: num
     const count = t.bitOf(lo, hi) + 1;
     const o = bit0 + t.bitOf(iova, lo);
     const at = dstWords + wordOffset(o);
-    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.bitShift, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
+    reportWords(at, d.bitmap!, first, count, o % 64, clear ? d.pins : null, t.bitShift, allDirty(t, d), clear);
   }
   return 0;
 }

@@ -1,5 +1,7 @@
 // One vfio_dma: a user mapping of [iova, iova+size) to the mapper's memory at vaddr.
 import type { Process } from '../process.js';
+import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import type { PinTable } from '../core/pin_table.js';
 
 import { uapi } from '../uapi.js';
 import { PAGE_SHIFT } from '../u64.js';
@@ -32,12 +34,12 @@ export class Dma {
   vaddrInvalid = false;
   /** Pages charged to owner.locked_vm through this dma. */
   lockedVm = 0n;
-  /** Core dirty bitmap handle while tracking (0 otherwise). */
-  bitmap = 0;
+  /** The dirty bitmap while tracking (null otherwise). */
+  bitmap: DirtyBitmap | null = null;
   /** Bits of that bitmap: size in pgsize pages, fixed while tracking. */
   nbits = 0;
-  /** Core pin table handle (0 until the first external pin). */
-  pins = 0;
+  /** Pages pinned through vfio_pin_pages (null until the first pin). */
+  pins: PinTable | null = null;
 
   constructor(id: number, iova: bigint, size: bigint, vaddr: bigint, prot: number, owner: Process) {
     this.id = id;

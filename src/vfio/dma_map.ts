@@ -5,6 +5,7 @@ import {
 } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from '../u64.js';
@@ -73,8 +74,8 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
   }
   if (t.tracking) {
     const nbits = t.nbits(d);
-    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : t.core.x.bitmap_create(nbits);
-    if (bm < 0) {
+    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') {
       t.remove(d);
       return bm;
     }

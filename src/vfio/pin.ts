@@ -4,6 +4,8 @@ import {
   E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, PIN_PAGES_MAX_ENTRIES,
 } from '../../assembly/constants.js';
 import type { Dma } from './dma.js';
+import { PinTable } from '../core/pin_table.js';
+import { OutOfMemoryError } from '../errors.js';
 import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { VfioDevice } from './group.js';
 import type { Type1 } from './type1.js';
@@ -12,6 +14,16 @@ import { PAGE_SHIFT, PAGE_SIZE, U64_MAX } from '../u64.js';
 function checkArgs(iova: unknown, npage: unknown): void {
   if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
   if (!Number.isInteger(npage)) throw new TypeError('npage must be an integer');
+}
+
+/** A new pin table in t's core, or null when the core is out of memory. */
+function newPinTable(t: Type1): PinTable | null {
+  try {
+    return new PinTable(t.core);
+  } catch (e) {
+    if (e instanceof OutOfMemoryError) return null;
+    throw e;
+  }
 }
 
 /** The type1 driver behind an open device's container, if any. */
@@ -37,7 +49,6 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE_SIZE - 1n > U64_MAX) return -t.profile.overflow;
   if (t.vaddrInvalidCount) return -EBUSY;
 
-  const x = t.core.x;
   const doAccounting = !t.hasDomain;
   const done: [Dma, bigint, number][] = [];
   let err = 0;
@@ -60,15 +71,15 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
     const fault = u >= 0;
     if (fault) n = u;
     if (!d.pins) {
-      const p = x.pins_create();
-      if (p < 0) {
+      const p = newPinTable(t);
+      if (!p) {
         err = -ENOMEM;
         break;
       }
       d.pins = p;
     }
     if (n > 0) {
-      const fresh = x.pins_pin_range(d.pins, rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : 0, t.bitShift);
+      const fresh = d.pins.tryPinRange(rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : null, t.bitShift);
       if (fresh < 0) {
         err = fresh; // the core undid this segment; its new pages keep their dirty bits
         break;
@@ -85,7 +96,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   }
   if (err) {
     for (const [d, rel, n] of done.reverse()) {
-      const released = x.pins_unpin_range(d.pins, rel, n);
+      const released = d.pins!.unpinRange(rel, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
     return err;
@@ -111,7 +122,6 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   if (!dev.participating || npage <= 0 || npage > PIN_PAGES_MAX_ENTRIES) return;
   const t = driverOf(dev);
   if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE_SIZE - 1n)) !== 0n) return;
-  const x = t.core.x;
   const doAccounting = !t.hasDomain;
   let a = iova;
   let left = npage;
@@ -120,7 +130,7 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
     if (!d) return;
     const n = Math.min(left, Number((d.last - a + 1n) >> PAGE_SHIFT));
     if (d.pins) {
-      const released = x.pins_unpin_range(d.pins, (a - d.iova) >> PAGE_SHIFT, n);
+      const released = d.pins.unpinRange((a - d.iova) >> PAGE_SHIFT, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
     a += BigInt(n) * PAGE_SIZE; // past 2^64 no dma matches: unpinning stops there
@@ -142,8 +152,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
   if (t.vaddrInvalidCount) return -EBUSY;
   if (iova < 0n || iova > U64_MAX) return -EINVAL;
   const core = t.core;
-  const x = core.x;
-  const buf = x.heap_alloc(data.length);
+  const buf = core.alloc(data.length);
   if (buf < 0) return -ENOMEM;
   if (write) core.u8().set(data, buf);
   let ret = 0;
@@ -168,21 +177,21 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
       break;
     }
     if (write) {
-      if (x.um_write(owner.um.handle, Number(vaddr), buf + off, n) < 0) {
+      if (owner.um.writeFrom(vaddr, buf + off, n) < 0) {
         ret = -EFAULT; // the host could not back the page: the copy fails as a fault would
         break;
       }
       if (t.tracking) {
         const lo = t.bitOf(d.iova, a);
-        x.bitmap_set_range(d.bitmap, lo, t.bitOf(d.iova, a + BigInt(n) - 1n) - lo + 1);
+        d.bitmap!.setRange(lo, t.bitOf(d.iova, a + BigInt(n) - 1n) - lo + 1);
       }
     } else {
-      x.um_read(owner.um.handle, Number(vaddr), buf + off, n);
+      owner.um.readTo(vaddr, buf + off, n);
     }
     off += n;
     a += BigInt(n); // past 2^64 no dma matches: the next chunk fails with EINVAL
   }
   if (!write && off > 0) data.set(core.u8().subarray(buf, buf + off));
-  x.heap_free(buf);
+  core.free(buf);
   return ret;
 }

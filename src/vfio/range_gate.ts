@@ -8,6 +8,8 @@ import { ctz64, U64_MAX, userRangeOk } from '../u64.js';
 import type { Type1 } from './type1.js';
 
 const { DIRTY_BITMAP_SIZE_MAX } = uapi;
+const MAX_BITS = BigInt(BITMAP_MAX_BITS);
+const TWO64 = U64_MAX + 1n;
 
 /** A refused range: the positive errno and the kernel's rule that refused it, in words. */
 export interface Refusal {
@@ -52,20 +54,20 @@ export function sizeText(bytes: bigint): string {
   return `${hex(bytes)} bytes`;
 }
 
-/** Bytes of a user bitmap holding `npages` bits: whole u64 words. */
-function bitmapBytes(npages: bigint): bigint {
-  return ((npages + 63n) >> 6n) << 3n;
-}
-
-/** verify_bitmap_size and the access check of `struct vfio_bitmap`, for a range of `size` bytes. */
-export function userBitmapRefusal(size: bigint, bm: UserBitmap): Refusal | null {
+/**
+ * verify_bitmap_size and the access check of `struct vfio_bitmap`, for a range of `size` bytes on
+ * `t`: null, or the EINVAL rule the bitmap breaks. Number arithmetic where it is exact (npages is
+ * at most 2^31 once it is compared): this runs on every GET_BITMAP.
+ */
+export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refusal | null {
   if (!userRangeOk(bm.data, bm.size)) return refuse(EINVAL, 'bitmap.data + bitmap.size passes the top of user space');
   if (bm.pgsize === 0n) return refuse(EINVAL, 'bitmap.pgsize is 0');
-  const npages = size >> BigInt(ctz64(bm.pgsize));
+  const npages = size >> (bm.pgsize === t.pgsize ? t.pgshiftBig : BigInt(ctz64(bm.pgsize)));
   if (npages === 0n) return refuse(EINVAL, `the range holds no page of bitmap.pgsize ${sizeText(bm.pgsize)}`);
   if (bm.size === 0n || bm.size > DIRTY_BITMAP_SIZE_MAX) return refuse(EINVAL, 'bitmap.size is 0 or over 256 MiB');
-  const need = bitmapBytes(npages);
-  if (bm.size < need) return refuse(EINVAL, `bitmap.size ${hex(bm.size)} is under the ${hex(need)} bytes of ${npages} pages`);
+  // bitmap.size <= 2^28 here, so more than 2^31 pages never fit: their word count is not needed.
+  const need = npages > MAX_BITS ? Infinity : Math.ceil(Number(npages) / 64) * 8;
+  if (bm.size < need) return refuse(EINVAL, `bitmap.size ${hex(bm.size)} is under the bytes of ${npages} pages`);
   return null;
 }
 
@@ -78,24 +80,23 @@ export function dirtyReadGate(t: Type1, r: DirtyRead): Refusal | null {
   const p = t.profile;
   if (p.topEndUsable) {
     if (size === 0n) return refuse(EINVAL, 'size is 0');
-    if (iova + size - 1n > U64_MAX) return refuse(p.overflow, 'iova + size - 1 passes 2^64 - 1');
-  } else if (iova + size > U64_MAX) {
+    if (iova + size > TWO64) return refuse(p.overflow, 'iova + size - 1 passes 2^64 - 1');
+  } else if (iova + size >= TWO64) {
     return refuse(EINVAL, `iova + size reaches 2^64 (allowed from linux-6.18; this is ${p.name})`);
   }
   if (r.bitmap) {
-    const bad = userBitmapRefusal(size, r.bitmap);
+    const bad = userBitmapRefusal(t, size, r.bitmap);
     if (bad) return bad;
-  } else if (!r.partial && size >> t.pgshiftBig > BigInt(BITMAP_MAX_BITS)) {
+  } else if (!r.partial && size >> t.pgshiftBig > MAX_BITS) {
     return refuse(EINVAL, 'more than 2^31 pages in one bitmap; read it in windows');
   }
-  const pg = sizeText(t.pgsize);
   if (r.bitmap && r.bitmap.pgsize !== t.pgsize) {
-    return refuse(EINVAL, `bitmap.pgsize ${sizeText(r.bitmap.pgsize)} is not the tracking page size ${pg}`);
+    return refuse(EINVAL, `bitmap.pgsize ${sizeText(r.bitmap.pgsize)} is not the tracking page size ${sizeText(t.pgsize)}`);
   }
   const mask = t.pgsize - 1n;
-  if ((iova & mask) !== 0n) return refuse(EINVAL, `iova not aligned to the ${pg} tracking page size`);
+  if ((iova & mask) !== 0n) return refuse(EINVAL, `iova not aligned to the ${sizeText(t.pgsize)} tracking page size`);
   if (size === 0n) return refuse(EINVAL, 'size is 0');
-  if ((size & mask) !== 0n) return refuse(EINVAL, `size not a multiple of the ${pg} tracking page size`);
+  if ((size & mask) !== 0n) return refuse(EINVAL, `size not a multiple of the ${sizeText(t.pgsize)} tracking page size`);
   if (!t.tracking) return refuse(EINVAL, 'dirty tracking is not started');
   if (!r.partial) {
     const d = t.cutBy(iova, iova + size - 1n);

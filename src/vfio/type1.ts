@@ -4,6 +4,8 @@
 // MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
 import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { Core } from '../wasm.js';
+import { IovaTree } from '../core/iova_tree.js';
+import { VfioError } from '../errors.js';
 import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
@@ -21,8 +23,8 @@ export class Type1 {
   readonly profile: Profile;
   /** VFIO_TYPE1v2_IOMMU semantics (unmap rules, pinning, dirty tracking). */
   readonly v2: boolean;
-  /** Core IOVA tree: dma ranges to dma ids. */
-  readonly tree: number;
+  /** The core's IOVA tree: dma ranges to dma ids. */
+  readonly tree: IovaTree;
   /** dma id to record. */
   readonly dmas = new Map<number, Dma>();
   private freeIds: number[] = [];
@@ -55,7 +57,7 @@ export class Type1 {
    */
   bitShift = 0;
 
-  private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
+  private constructor(core: Core, profile: Profile, v2: boolean, tree: IovaTree, dmaEntryLimit: number) {
     this.core = core;
     this.profile = profile;
     this.v2 = v2;
@@ -65,8 +67,13 @@ export class Type1 {
 
   /** Opens the driver: a new tree. Returns the driver, or -ENOMEM. */
   static open(core: Core, profile: Profile, v2: boolean, dmaEntryLimit: number): Type1 | number {
-    const tree = core.x.tree_create();
-    if (tree < 0) return tree;
+    let tree: IovaTree;
+    try {
+      tree = new IovaTree(core);
+    } catch (e) {
+      if (e instanceof VfioError) return -e.errno;
+      throw e;
+    }
     return new Type1(core, profile, v2, tree, dmaEntryLimit);
   }
 
@@ -79,14 +86,14 @@ export class Type1 {
   /** The dma containing IOVA `a`, or undefined. */
   find(a: bigint): Dma | undefined {
     if (a > U64_MAX) return undefined; // i64 arguments would wrap it silently
-    const id = this.core.x.tree_find(this.tree, a);
-    return id < 0 ? undefined : this.dmas.get(id);
+    const id = this.tree.find(a);
+    return id === undefined ? undefined : this.dmas.get(id);
   }
 
   /** The lowest dma overlapping [a, b] (inclusive), or undefined. */
   first(a: bigint, b: bigint): Dma | undefined {
-    const id = this.core.x.tree_first(this.tree, a, b);
-    return id < 0 ? undefined : this.dmas.get(id);
+    const id = this.tree.first(a, b);
+    return id === undefined ? undefined : this.dmas.get(id);
   }
 
   /**
@@ -135,7 +142,7 @@ export class Type1 {
 
   /** Inserts `d` into the tree: 0 or -ENOMEM (nothing changed). Overlap was checked before. */
   insert(d: Dma): number {
-    const r = this.core.x.tree_insert(this.tree, d.iova, d.last, d.id);
+    const r = this.tree.tryInsert(d.iova, d.last, d.id);
     if (r < 0) return r;
     this.dmas.set(d.id, d);
     this.dmaAvail--;
@@ -148,14 +155,13 @@ export class Type1 {
    * released stay with the process, as in the kernel.
    */
   remove(d: Dma): void {
-    const x = this.core.x;
     if (d.iommuMapped) this.uncharge(d, d.lockedVm);
-    if (d.bitmap) x.bitmap_free(d.bitmap);
-    if (d.pins) x.pins_free(d.pins);
-    d.bitmap = 0;
-    d.pins = 0;
+    d.bitmap?.dispose();
+    d.pins?.dispose();
+    d.bitmap = null;
+    d.pins = null;
     if (d.vaddrInvalid) this.vaddrInvalidCount--;
-    x.tree_remove(this.tree, d.iova);
+    this.tree.remove(d.iova);
     this.dmas.delete(d.id);
     this.freeIds.push(d.id);
     this.dmaAvail++;
@@ -168,7 +174,7 @@ export class Type1 {
 
   /** Distinct pages of `d` pinned through vfio_pin_pages. */
   pinned(d: Dma): number {
-    return d.pins ? this.core.x.pins_size(d.pins) : 0;
+    return d.pins ? d.pins.size : 0;
   }
 
   // ---- locked_vm accounting -----------------------------------------------------------------
@@ -275,7 +281,7 @@ export class Type1 {
       // an external pin (ENOMEM past the limit): whichever comes first wins.
       const u = d.owner.firstUnmappedPage(d.vaddr, d.npages);
       if (u >= 0) {
-        const chargeable = u - (d.pins ? this.core.x.pins_count_range(d.pins, 0n, BigInt(u)) : 0);
+        const chargeable = u - (d.pins ? d.pins.countRange(0n, BigInt(u)) : 0);
         const budget = this.budget(d);
         return undo(budget >= 0 && chargeable > budget ? -ENOMEM : -EFAULT);
       }
@@ -319,7 +325,7 @@ export class Type1 {
     if (updateScope) {
       this.nonPinnedGroups--;
       // The departing device's DMA since the last report is unknown: everything is dirty.
-      if (this.tracking) for (const d of this.dmas.values()) this.core.x.bitmap_set_range(d.bitmap, 0, d.nbits);
+      if (this.tracking) for (const d of this.dmas.values()) d.bitmap!.setRange(0, d.nbits);
     }
   }
 
@@ -379,7 +385,7 @@ export class Type1 {
   /** Frees everything the driver holds (the container lost its last group). */
   release(): void {
     this.removeAll();
-    this.core.x.tree_free(this.tree);
+    this.tree.dispose();
   }
 }
 
