@@ -8,7 +8,7 @@ import {
   createEngine, readReport, uapi, VfioError, InvalidArgumentError, windows, errno, type Engine, type ProfileName, type VfioContainer,
 } from '../src/index.js';
 import * as api from '../src/index.js';
-import { dirtyBitmapGet } from './helpers/uapi_structs.js';
+import { dirtyBitmapGet, dmaUnmap } from './helpers/uapi_structs.js';
 
 const TWO64 = 1n << 64n;
 const U64_MAX = TWO64 - 1n;
@@ -202,6 +202,19 @@ describe('a refused read says which rule refused it and which operation was call
   it.each(cases)('%s', async (_name, call, message) => {
     const b = await build('linux-6.18', 12n, true);
     expect(() => call(b.c)).toThrow(message);
+  });
+
+  it('unmapWithBitmap refuses by the ioctl\'s user-bitmap rule, with the same errno', async () => {
+    const [a, b] = await Promise.all([build('linux-6.18', 12n, true), build('linux-6.18', 12n, true)]);
+    const size = 1n << 44n; // 2^32 pages: a bitmap over 256 MiB
+    expect(() => b.c.unmapWithBitmap({ iova: 0n, size })).toThrow(
+      'unmapWithBitmap [0x0, +0x100000000000): EINVAL (bitmap.size is 0 or over 256 MiB (2^31 pages))',
+    );
+    const arg = dmaUnmap({ flags: uapi.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova: 0n, size,
+      bitmap: { pgsize: 0x1000n, size: 0x1000_0000n, data: a.buf } });
+    expect(a.c.proc.ioctl(a.c.fd, uapi.VFIO_IOMMU_UNMAP_DMA, arg)).toBe(-EINVAL);
+    expect(b.c.mappings()).toEqual(a.c.mappings()); // nothing unmapped on either
+    expect(b.c.mappings().length).toBe(MAPS.length);
   });
 
   it('tracking off', async () => {

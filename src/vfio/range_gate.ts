@@ -64,7 +64,7 @@ export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refus
   if (bm.pgsize === 0n) return refuse(EINVAL, 'bitmap.pgsize is 0');
   const npages = size >> (bm.pgsize === t.pgsize ? t.pgshiftBig : BigInt(ctz64(bm.pgsize)));
   if (npages === 0n) return refuse(EINVAL, `the range holds no page of bitmap.pgsize ${sizeText(bm.pgsize)}`);
-  if (bm.size === 0n || bm.size > DIRTY_BITMAP_SIZE_MAX) return refuse(EINVAL, 'bitmap.size is 0 or over 256 MiB');
+  if (bm.size === 0n || bm.size > DIRTY_BITMAP_SIZE_MAX) return refuse(EINVAL, 'bitmap.size is 0 or over 256 MiB (2^31 pages)');
   // bitmap.size <= 2^28 here, so more than 2^31 pages never fit: their word count is not needed.
   const need = npages > MAX_BITS ? Infinity : Math.ceil(Number(npages) / 64) * 8;
   if (bm.size < need) return refuse(EINVAL, `bitmap.size ${hex(bm.size)} is under the bytes of ${npages} pages`);

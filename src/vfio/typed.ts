@@ -7,7 +7,7 @@ import type { Core } from '../wasm.js';
 import { vfioError, type ErrorRange } from '../errors.js';
 import type { Container } from './container.js';
 import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
-import { dirtyReadGate } from './range_gate.js';
+import { dirtyReadGate, userBitmapRefusal } from './range_gate.js';
 import {
   mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
   UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
@@ -192,7 +192,12 @@ export class VfioContainer {
     const size = u64('size', r.size);
     const t = this.iommu;
     const range = { start: iova, length: size };
-    const out = reportBitmap(t, 'unmapWithBitmap', range);
+    // The ioctl's user-bitmap rule, for the bitmap the engine allocates: one bit per tracking page.
+    const pages = size >> t.pgshiftBig;
+    const implied = { pgsize: t.pgsize, size: ((pages + 63n) >> 6n) << 3n, data: 0n };
+    const bad = userBitmapRefusal(t, size, implied);
+    if (bad) throw vfioError(bad.errno, 'unmapWithBitmap', range, bad.rule);
+    const out = DirtyBitmap.create(t.core, pagesOf(t, size));
     try {
       const res = unmapDma(t, UNMAP_FLAG_GET_DIRTY_BITMAP, iova, size, t.pgsize, (d) => reportToBitmap(t, d, iova, out));
       if (res.ret < 0) throw vfioError(res.ret, 'unmapWithBitmap', range);
@@ -314,11 +319,4 @@ export class DirtyTracking {
 /** Pages of `size` bytes at t's tracking page size: exact, for a size the range gate let through. */
 function pagesOf(t: Type1, size: bigint): number {
   return Number(size >> t.pgshiftBig);
-}
-
-/** A zeroed Wasm bitmap with one bit per pgsize page of `range`. */
-function reportBitmap(t: Type1, op: string, range: { start: bigint; length: bigint }): DirtyBitmap {
-  const pages = range.length >> t.pgshiftBig;
-  if (pages > 0x8000_0000n) throw vfioError(-EINVAL, op, range, 'more than 2^31 pages');
-  return DirtyBitmap.create(t.core, Number(pages));
 }
