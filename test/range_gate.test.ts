@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  createEngine, readReport, uapi, VfioError, InvalidArgumentError, windows, errno, type Engine, type ProfileName, type VfioContainer,
+  createEngine, readReport, uapi, VfioError, InvalidArgumentError, AccessError, windows, errno, type Engine, type ProfileName, type VfioContainer,
 } from '../src/index.js';
 import * as api from '../src/index.js';
 import { dirtyBitmapGet, dmaUnmap } from './helpers/uapi_structs.js';
@@ -183,6 +183,28 @@ describe('the dirty-read range gate is one gate on every surface', () => {
     expect(outcome(() => b.c.dirty.read({ iova, size })).errno).toBe(want);
     expect(outcome(() => readReport(c.c, { iova, size }).bytes()).errno).toBe(want);
     expect(viaWindows(c, iova, size, 0x1000n).errno).toBe(want);
+  });
+});
+
+describe('a type1 (v1) container does no dirty tracking on any surface (SPEC §5.1)', () => {
+  it('EACCES from the ioctl and every typed call', async () => {
+    const engine = await createEngine();
+    const g = engine.createGroup({ kind: 'emulated' });
+    const proc = engine.createProcess();
+    const c = engine.openContainer(proc);
+    c.attach(g);
+    c.setIommu('type1');
+    c.map({ iova: 0n, size: 0x1000n, vaddr: proc.mmap(0x1000) });
+    const data = proc.mmap(0x1000);
+    const get = dirtyBitmapGet({ iova: 0n, size: 0x1000n, bitmap: { pgsize: 0x1000n, size: 8n, data } });
+    expect(proc.ioctl(c.fd, uapi.VFIO_IOMMU_DIRTY_PAGES, get)).toBe(-errno.EACCES);
+    const range = { iova: 0n, size: 0x1000n };
+    expect(outcome(() => c.dirty.read(range)).errno).toBe(errno.EACCES);
+    expect(outcome(() => readReport(c, range).bytes()).errno).toBe(errno.EACCES);
+    expect(outcome(() => [...windows(c, range)][0].bytes()).errno).toBe(errno.EACCES);
+    expect(() => c.dirty.start()).toThrow('dirty.start: EACCES (dirty tracking needs a type1v2 container)');
+    expect(() => c.dirty.stop()).toThrow(AccessError);
+    expect(c.dirty.tracking).toBe(false);
   });
 });
 

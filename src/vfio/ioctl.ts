@@ -3,13 +3,13 @@
 // exactly the bytes the kernel copies back (SPEC §1). A buffer shorter than what the kernel would
 // read or write is EFAULT.
 import {
-  EACCES, EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
+  EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
 } from '../../assembly/constants.js';
 import { Container } from './container.js';
 import { dirtyGet, dirtyStart, dirtyStop, reportToUser } from './dirty.js';
 import { uapi } from '../uapi.js';
 import { mapDma, unmapDma } from './dma_map.js';
-import { dirtyReadGate, userBitmapRefusal, type UserBitmap } from './range_gate.js';
+import { dirtyPagesRefusal, dirtyReadGate, userBitmapRefusal, type UserBitmap } from './range_gate.js';
 import type { Group } from './group.js';
 import { buildInfo } from './info.js';
 import type { Process } from '../process.js';
@@ -170,7 +170,8 @@ function unmapIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
 }
 
 function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
-  if (!t.v2) return -EACCES;
+  const v1 = dirtyPagesRefusal(t); // before the struct is read, as the kernel does
+  if (v1) return -v1.errno;
   if (!b || b.length < DIRTY_BITMAP_SIZE) return -EFAULT;
   const v = view(b);
   const argsz = v.getUint32(0, true);

@@ -2,7 +2,7 @@
 // dirty.read and dirty.collect, readReport and windows all ask it, so a range gets one answer on
 // every surface in every profile. It returns the errno with the rule that refused the range; the
 // ioctl returns -errno, the typed API throws the errno's error with the rule as its reason.
-import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
+import { BITMAP_MAX_BITS, EACCES, EINVAL } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { ctz64, U64_MAX, userRangeOk } from '../u64.js';
 import type { Type1 } from './type1.js';
@@ -71,6 +71,11 @@ export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refus
   return null;
 }
 
+/** VFIO_IOMMU_DIRTY_PAGES needs a type1v2 container (SPEC §5.1): null, or EACCES on type1. */
+export function dirtyPagesRefusal(t: Type1): Refusal | null {
+  return t.v2 ? null : refuse(EACCES, 'dirty tracking needs a type1v2 container');
+}
+
 /**
  * The gate of a dirty read of [iova, iova + size) on `t`, in the kernel's order (SPEC §5.4):
  * null when the range may be read, or the errno and rule that refuse it. Nothing is changed.
@@ -78,6 +83,7 @@ export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refus
 export function dirtyReadGate(t: Type1, r: DirtyRead): Refusal | null {
   const { iova, size } = r;
   const p = t.profile;
+  if (!t.v2) return dirtyPagesRefusal(t);
   if (p.topEndUsable) {
     if (size === 0n) return refuse(EINVAL, 'size is 0');
     if (iova + size > TWO64) return refuse(p.overflow, 'iova + size - 1 passes 2^64 - 1');

@@ -7,7 +7,7 @@ import type { Core } from '../wasm.js';
 import { vfioError, type ErrorRange } from '../errors.js';
 import type { Container } from './container.js';
 import { dirtyCollect, dirtyStart, dirtyStop, reportToBitmap } from './dirty.js';
-import { dirtyReadGate, userBitmapRefusal } from './range_gate.js';
+import { dirtyPagesRefusal, dirtyReadGate, userBitmapRefusal } from './range_gate.js';
 import {
   mapDma, MAP_FLAG_READ, MAP_FLAG_VADDR, MAP_FLAG_WRITE, unmapDma,
   UNMAP_FLAG_ALL, UNMAP_FLAG_GET_DIRTY_BITMAP, UNMAP_FLAG_VADDR,
@@ -238,15 +238,23 @@ export class DirtyTracking {
     this.c = c;
   }
 
+  /** The driver, when it does dirty tracking (type1v2); throws AccessError on type1, as the ioctl answers. */
+  private driver(op: string): Type1 {
+    const t = this.c.iommu;
+    const bad = dirtyPagesRefusal(t);
+    if (bad) throw vfioError(bad.errno, op, undefined, bad.rule);
+    return t;
+  }
+
   /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START. */
   start(): void {
-    const r = dirtyStart(this.c.iommu);
+    const r = dirtyStart(this.driver('dirty.start'));
     if (r < 0) throw vfioError(r, 'dirty.start');
   }
 
   /** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP. */
   stop(): void {
-    dirtyStop(this.c.iommu);
+    dirtyStop(this.driver('dirty.stop'));
   }
 
   /** Whether tracking is on. */
