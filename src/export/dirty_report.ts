@@ -74,8 +74,10 @@ export function pagesIn(size: bigint, pgsize: bigint): number {
 /**
  * Reads the dirty state of `[iova, iova + size)` into a new report (GET_BITMAP semantics: whole
  * mappings, unless `partial`). The caller disposes the report.
- * @throws VfioError from the checks or the container (EINVAL for a bad or bisecting range, ...);
- *   nothing is allocated then
+ * @throws VfioError with the errno GET_BITMAP gives the same range (the container's range gate:
+ *   EINVAL for a bad or bisecting range, EOVERFLOW for one passing 2^64 in linux-6.18, ...), its
+ *   message naming readReport and the rule; nothing is allocated then. TypeError for options.core
+ *   of another engine
  */
 export function readReport(container: DirtyContainer, opts: ReadReportOptions): DirtyReport {
   const op = 'readReport';

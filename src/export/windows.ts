@@ -30,7 +30,9 @@ export const DEFAULT_WINDOW = 64n << 30n;
  * Yields one report per window of `[iova, iova + size)`, in ascending order; the last may be
  * shorter. The report yielded is disposed when the consumer asks for the next one (or stops
  * iterating), so a consumer keeps what it needs (count, runs, bytes) before moving on.
- * @throws InvalidArgumentError for a bad range or window size, before any read
+ * @throws VfioError before any read: the errno GET_BITMAP would give the whole range (the
+ *   container's range gate, except that windows may cut mappings and pass 2^31 pages), or
+ *   InvalidArgumentError for a bad window size; TypeError for options.core of another engine
  */
 export function* windows(container: DirtyContainer, opts: WindowOptions): Generator<DirtyReport, void, undefined> {
   const op = 'windows';
