@@ -79,6 +79,14 @@ export class UserMemory {
     return this.h ? this.core.x.um_read(this.h, Number(addr), dst, len) : -EFAULT;
   }
 
+  /**
+   * Backs every page of [addr, addr + len) with a frame, so later writes there cannot fail for
+   * memory: the blocks added, or -ENOMEM with nothing added (-EFAULT once disposed).
+   */
+  reserve(addr: bigint, len: number): number {
+    return this.h ? this.core.x.um_reserve(this.h, Number(addr), len) : -EFAULT;
+  }
+
   /** Frees every frame. Idempotent. */
   dispose(): void {
     if (this.h) this.core.x.um_free(this.h);
