@@ -56,8 +56,7 @@ export function sizeText(bytes: bigint): string {
 
 /**
  * verify_bitmap_size and the access check of `struct vfio_bitmap`, for a range of `size` bytes on
- * `t`: null, or the EINVAL rule the bitmap breaks. Number arithmetic where it is exact (npages is
- * at most 2^31 once it is compared): this runs on every GET_BITMAP.
+ * `t`: null, or the EINVAL rule the bitmap breaks.
  */
 export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refusal | null {
   if (!userRangeOk(bm.data, bm.size)) return refuse(EINVAL, 'bitmap.data + bitmap.size passes the top of user space');
@@ -65,9 +64,8 @@ export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refus
   const npages = size >> (bm.pgsize === t.pgsize ? t.pgshiftBig : BigInt(ctz64(bm.pgsize)));
   if (npages === 0n) return refuse(EINVAL, `the range holds no page of bitmap.pgsize ${sizeText(bm.pgsize)}`);
   if (bm.size === 0n || bm.size > DIRTY_BITMAP_SIZE_MAX) return refuse(EINVAL, 'bitmap.size is 0 or over 256 MiB (2^31 pages)');
-  // bitmap.size <= 2^28 here, so more than 2^31 pages never fit: their word count is not needed.
-  const need = npages > MAX_BITS ? Infinity : Math.ceil(Number(npages) / 64) * 8;
-  if (bm.size < need) return refuse(EINVAL, `bitmap.size ${hex(bm.size)} is under the bytes of ${npages} pages`);
+  const need = ((npages + 63n) >> 6n) << 3n; // whole u64 words
+  if (bm.size < need) return refuse(EINVAL, `bitmap.size ${hex(bm.size)} is under the ${hex(need)} bytes of ${npages} pages`);
   return null;
 }
 
