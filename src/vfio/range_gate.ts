@@ -82,10 +82,11 @@ export function dirtyReadGate(t: Type1, r: DirtyRead): Refusal | null {
   const { iova, size } = r;
   const p = t.profile;
   if (!t.v2) return dirtyPagesRefusal(t);
+  const end = iova + size; // exclusive; the kernel's u64 wraps where it passes 2^64 - 1
   if (p.topEndUsable) {
     if (size === 0n) return refuse(EINVAL, 'size is 0');
-    if (iova + size > TWO64) return refuse(p.overflow, 'iova + size - 1 passes 2^64 - 1');
-  } else if (iova + size >= TWO64) {
+    if (end > TWO64) return refuse(p.overflow, 'iova + size - 1 passes 2^64 - 1');
+  } else if (end >= TWO64) {
     return refuse(EINVAL, `iova + size reaches 2^64 (allowed from linux-6.18; this is ${p.name})`);
   }
   if (r.bitmap) {
@@ -97,13 +98,13 @@ export function dirtyReadGate(t: Type1, r: DirtyRead): Refusal | null {
   if (r.bitmap && r.bitmap.pgsize !== t.pgsize) {
     return refuse(EINVAL, `bitmap.pgsize ${sizeText(r.bitmap.pgsize)} is not the tracking page size ${sizeText(t.pgsize)}`);
   }
-  const mask = t.pgsize - 1n;
+  const mask = t.pgmask;
   if ((iova & mask) !== 0n) return refuse(EINVAL, `iova not aligned to the ${sizeText(t.pgsize)} tracking page size`);
   if (size === 0n) return refuse(EINVAL, 'size is 0');
   if ((size & mask) !== 0n) return refuse(EINVAL, `size not a multiple of the ${sizeText(t.pgsize)} tracking page size`);
   if (!t.tracking) return refuse(EINVAL, 'dirty tracking is not started');
   if (!r.partial) {
-    const d = t.cutBy(iova, iova + size - 1n);
+    const d = t.cutBy(iova, end - 1n);
     if (d) return refuse(EINVAL, `the range cuts the mapping [${hex(d.iova)}, ${hex(d.iova + d.size)})`);
   }
   return null;

@@ -51,6 +51,8 @@ export class Type1 {
   pgsize = PAGE_SIZE;
   /** pgshift as bigint, for shifts. */
   pgshiftBig = PAGE_SHIFT;
+  /** pgsize - 1: the bits an aligned address has clear. */
+  pgmask = PAGE_SIZE - 1n;
   /**
    * log2(pgsize / PAGE_SIZE): PAGE_SIZE page p of a dma (pins count in PAGE_SIZE pages) is dirty
    * bit p >> bitShift of its bitmap. The core's pin and report calls take it as `shift`.
@@ -361,6 +363,7 @@ export class Type1 {
     this.pgshiftBig = BigInt(this.pgshift);
     this.bitShift = this.pgshift - Number(PAGE_SHIFT);
     this.pgsize = 1n << this.pgshiftBig;
+    this.pgmask = this.pgsize - 1n;
   }
 
   /** Whether [a, b] lies inside one valid range (an empty list accepts anything). */
