@@ -9,7 +9,7 @@ import { vfioFiles } from './vfio/files.js';
 import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile } from './vfio/profile.js';
-import { VfioContainer } from './vfio/typed.js';
+import { assertOwnedBy, VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 import { Calls } from './ioasid/calls.js';
 import { Ioasid } from './ioasid/ioasid.js';
@@ -143,9 +143,13 @@ export class Engine {
     this.core.dispose('engine disposed');
   }
 
-  /** Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. */
+  /**
+   * Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. Throws
+   * TypeError for a process of another engine.
+   */
   openContainer(proc: Process): VfioContainer {
     this.live();
+    assertOwnedBy(this, proc, Process, 'process', 'openContainer');
     return new VfioContainer(proc, proc.open('/dev/vfio/vfio'));
   }
 

@@ -3,6 +3,8 @@
 // Plain numbers, except quantities the kernel types as u64, which are bigint.
 
 /** `_IO(';', 100 + n)`: VFIO ioctls encode neither direction nor size (the size is `argsz`). */
+import { PIN_PAGES_MAX_ENTRIES } from '../assembly/constants.js';
+
 const VFIO_TYPE = 0x3b;
 const VFIO_BASE = 100;
 const io = (n: number): number => (VFIO_TYPE << 8) | (VFIO_BASE + n);
@@ -200,7 +202,7 @@ export const uapi = Object.freeze({
   /** Largest user bitmap in bytes (`DIRTY_BITMAP_SIZE_MAX`, u64): 256 MiB. */
   DIRTY_BITMAP_SIZE_MAX: 0x1000_0000n,
   /** Most pages one vfio_pin_pages call takes: PAGE_SIZE / sizeof(unsigned long). */
-  VFIO_PIN_PAGES_MAX_ENTRIES: 512,
+  VFIO_PIN_PAGES_MAX_ENTRIES: PIN_PAGES_MAX_ENTRIES,
   /** Default of the type1 module parameter `dma_entry_limit`. */
   DMA_ENTRY_LIMIT_DEFAULT: 65535,
   /** The container's `pgsize_bitmap` with no IOMMU domain (emulated-only). */

@@ -319,6 +319,30 @@ export class Core {
     return this.v64;
   }
 
+  /** A block of `bytes` from the core heap (16-byte aligned): its address, or -ENOMEM. */
+  alloc(bytes: number): number {
+    return this.x.heap_alloc(bytes);
+  }
+
+  /** Returns a block from alloc() (0 is ignored). */
+  free(ptr: number): void {
+    this.x.heap_free(ptr);
+  }
+
+  /**
+   * Runs `fn` with the fail-the-Nth switch disarmed, then re-arms it as it was: the engine's own
+   * scratch allocations (inspect) do not consume a test's countdown.
+   */
+  unarmed<T>(fn: () => T): T {
+    const armed = this.x.heap_fail_pending();
+    this.x.heap_fail_nth(0);
+    try {
+      return fn();
+    } finally {
+      this.x.heap_fail_nth(armed);
+    }
+  }
+
   /** Bytes of linear memory in use by the core's heap. */
   heapUsed(): number {
     return this.x.heap_used();

@@ -1,5 +1,6 @@
 // A process's sparse user memory in the Wasm core: 4 KiB frames allocated on first write.
-import { EFAULT } from '../../assembly/constants.js';
+import { EFAULT, PAGE_SIZE as PAGE_BYTES } from '../../assembly/constants.js';
+import { PAGE_SHIFT } from '../u64.js';
 import { check } from '../errors.js';
 import type { Core } from '../wasm.js';
 
@@ -75,7 +76,7 @@ export class UserMemory {
     if (!this.h) return -EFAULT;
     const pages = ranges
       .filter(([, len]) => len > 0n)
-      .map(([a, len]) => [Number(a >> 12n), Number((a + len - 1n) >> 12n)])
+      .map(([a, len]) => [Number(a >> PAGE_SHIFT), Number((a + len - 1n) >> PAGE_SHIFT)])
       .sort((p, q) => p[0] - q[0]);
     const pairs: number[] = []; // first page, last page; ascending, merged when they touch
     for (const [first, last] of pages) {
@@ -84,12 +85,12 @@ export class UserMemory {
       else pairs.push(first, last);
     }
     if (!pairs.length) return 0;
-    const x = this.core.x;
     if (pairs.length === 2) {
       // One run (the usual harvest): no list to stage.
-      const r = x.um_reserve(this.handle, pairs[0] * 4096, (pairs[1] - pairs[0] + 1) * 4096);
+      const r = this.reserve(BigInt(pairs[0]) << PAGE_SHIFT, (pairs[1] - pairs[0] + 1) * PAGE_BYTES);
       return r < 0 ? r : 0;
     }
+    const x = this.core.x;
     const buf = x.heap_alloc(pairs.length * 8);
     if (buf < 0) return buf;
     try {
@@ -99,6 +100,27 @@ export class UserMemory {
     } finally {
       x.heap_free(buf);
     }
+  }
+
+  /**
+   * Copies `len` bytes from linear memory at `src` (a core heap block) to user address `addr`, in
+   * one call: 0, -ENOMEM or -EFAULT, nothing written on failure (-EFAULT once disposed).
+   */
+  writeFrom(addr: bigint, src: number, len: number): number {
+    return this.h ? this.core.x.um_write(this.h, Number(addr), src, len) : -EFAULT;
+  }
+
+  /** Copies `len` bytes at user address `addr` to linear memory at `dst`: 0 or -EFAULT. */
+  readTo(addr: bigint, dst: number, len: number): number {
+    return this.h ? this.core.x.um_read(this.h, Number(addr), dst, len) : -EFAULT;
+  }
+
+  /**
+   * Backs every page of [addr, addr + len) with a frame, so later writes there cannot fail for
+   * memory: the blocks added, or -ENOMEM with nothing added (-EFAULT once disposed).
+   */
+  reserve(addr: bigint, len: number): number {
+    return this.h ? this.core.x.um_reserve(this.h, Number(addr), len) : -EFAULT;
   }
 
   /** Frees every frame. Idempotent. */

@@ -1,11 +1,16 @@
 // Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
 // used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
 import { EDEADLK, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '../../assembly/constants.js';
-import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { DirtyBitmap, wordOffset } from '../core/dirty_bitmap.js';
+import { reportUser, reportWords } from '../core/report.js';
 import type { Dma } from './dma.js';
-import { DIRTY_BITMAP_PAGES_MAX, type ReportSink, type UserBitmap } from './dma_map.js';
+import type { ReportSink } from './dma_map.js';
+import type { UserBitmap } from './range_gate.js';
+import { uapi } from '../uapi.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
+
+const { DIRTY_BITMAP_PAGES_MAX } = uapi;
 
 /**
  * VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages), -ENOMEM, or
@@ -15,22 +20,20 @@ import type { Type1 } from './type1.js';
 export function dirtyStart(t: Type1): number {
   if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
   if (t.inCallback) return -EDEADLK;
-  const x = t.core.x;
-  const shift = t.pgshift - 12;
   const made: Dma[] = [];
   const undo = (ret: number): number => {
     for (const d of made) {
-      x.bitmap_free(d.bitmap);
-      d.bitmap = 0;
+      d.bitmap!.dispose();
+      d.bitmap = null;
     }
     return ret;
   };
   for (const d of t.all()) {
     const nbits = t.nbits(d);
     if (nbits > DIRTY_BITMAP_PAGES_MAX) return undo(-EINVAL);
-    const bm = x.bitmap_create(nbits);
-    if (bm < 0) return undo(bm);
-    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, shift);
+    const bm = DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') return undo(bm);
+    if (d.pins) d.pins.mark(bm.handle, 0n, nbits, t.bitShift);
     d.bitmap = bm;
     d.nbits = nbits;
     made.push(d);
@@ -48,8 +51,8 @@ export function dirtyStop(t: Type1): number {
   if (!t.tracking) return 0;
   if (t.inCallback) return -EDEADLK;
   for (const d of t.dmas.values()) {
-    t.core.x.bitmap_free(d.bitmap);
-    d.bitmap = 0;
+    d.bitmap?.dispose();
+    d.bitmap = null;
   }
   t.tracking = false;
   return 0;
@@ -64,19 +67,18 @@ export function dirtyStop(t: Type1): number {
  * (START's limit) or memory runs out.
  */
 export function regrain(t: Type1, shift: number): boolean {
-  const x = t.core.x;
-  const made: [Dma, number, number][] = [];
+  const made: [Dma, DirtyBitmap, number][] = [];
   for (const d of t.all()) {
-    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift));
-    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_convert_new(d.bitmap, shift - t.pgshift) : -EINVAL;
-    if (bm < 0) {
-      for (const [, b] of made) x.bitmap_free(b);
+    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift)); // d's bits at 2^shift
+    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? d.bitmap!.tryConvert(shift - t.pgshift) : -EINVAL;
+    if (typeof bm === 'number') {
+      for (const [, b] of made) b.dispose();
       return false;
     }
     made.push([d, bm, nbits]);
   }
   for (const [d, bm, nbits] of made) {
-    x.bitmap_free(d.bitmap);
+    d.bitmap!.dispose();
     d.bitmap = bm;
     d.nbits = nbits;
   }
@@ -105,9 +107,9 @@ interface Footprint {
  */
 function footprint(t: Type1, d: Dma, base: bigint, bm: UserBitmap): Footprint | null {
   if (d.iova < base) return null;
-  const o = Number((d.iova - base) >> t.pgshiftBig); // < 2^52: exact
+  const o = t.bitOf(base, d.iova);
   const s = o % 64;
-  const addr = bm.data + BigInt((o - s) / 8);
+  const addr = bm.data + BigInt(wordOffset(o));
   const len = BigInt(Math.ceil((d.nbits + s) / 64) * 8);
   return addr + len <= bm.data + bm.size ? { addr, len, s } : null;
 }
@@ -122,7 +124,7 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: 
   const f = footprint(t, d, base, bm);
   if (!f) return -EINVAL;
   if (!proc.isMapped(f.addr, f.len)) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, Number(f.addr), d.bitmap, f.s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, scratch);
+  const r = reportUser(d.bitmap!, proc.um, f.addr, f.s, d.pins, t.bitShift, allDirty(t, d), scratch);
   return r < 0 ? -ENOMEM : 0;
 }
 
@@ -137,10 +139,9 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: 
 export function reserveHarvest(
   t: Type1, proc: Process, ds: readonly Dma[], base: bigint, bm: UserBitmap, scratch = 0,
 ): number {
-  const x = t.core.x;
   const own = scratch === 0 && (bm.data & 7n) !== 0n;
   if (own) {
-    scratch = x.heap_alloc(PAGE_SIZE);
+    scratch = t.core.alloc(PAGE_SIZE);
     if (scratch < 0) return -ENOMEM;
   }
   const ranges: [bigint, bigint][] = [];
@@ -151,7 +152,7 @@ export function reserveHarvest(
   }
   const r = proc.um.reserveRanges(ranges);
   if (r < 0) {
-    if (own) x.heap_free(scratch);
+    if (own) t.core.free(scratch);
     return r;
   }
   return scratch;
@@ -176,7 +177,7 @@ export function userSink(t: Type1, proc: Process, base: bigint, bm: UserBitmap):
       return 0;
     },
     release(): void {
-      if (scratch) t.core.x.heap_free(scratch);
+      if (scratch) t.core.free(scratch);
       scratch = 0;
     },
   });
@@ -189,33 +190,21 @@ export function userSink(t: Type1, proc: Process, base: bigint, bm: UserBitmap):
  */
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
   if (d.iova < base) return -EINVAL;
-  const o = Number((d.iova - base) >> BigInt(t.pgshift));
+  const o = t.bitOf(base, d.iova);
   if (Math.ceil((o + d.nbits) / 64) > Math.ceil(out.nbits / 64)) return -EINVAL;
-  const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
-  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
+  reportWords(out.wordAddress(o), d.bitmap!, 0, d.nbits, o % 64, d.pins, t.bitShift, allDirty(t, d), true);
   return 0;
 }
 
-/** v2 rule shared by unmap and GET_BITMAP: no dma may be cut by [iova, last]. */
-export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return true;
-  const b = t.find(last);
-  return b !== undefined && b.last !== last;
-}
-
 /**
- * GET_BITMAP after its argument checks (SPEC §5.4 steps 8-9): every dma in [iova, last] is
- * reported into the user bitmap `bm`, in ascending order. Everything the reports allocate is
- * taken first (reserveHarvest), so -ENOMEM comes before any dma is read: no dirty bit is lost
- * to a failure the caller cannot tell from a report. Only a fault (EFAULT, SPEC §8.1 item 7)
- * stops part-way.
+/**
+ * GET_BITMAP after the range gate (dirtyReadGate, SPEC §5.4 steps 1-8) let it through (step 9):
+ * every dma in [iova, last] is reported into the user bitmap `bm`, in ascending order.
+ * Everything the reports allocate is taken first (reserveHarvest), so -ENOMEM comes before any
+ * dma is read: no dirty bit is lost to a failure the caller cannot tell from a report. Only a
+ * fault (EFAULT, SPEC §8.1 item 7) stops part-way.
  */
 export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm: UserBitmap): number {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return -EINVAL;
-  const b = a && a.last >= last ? a : t.find(last);
-  if (b && b.last !== last) return -EINVAL;
   const ds = t.inRange(iova, last);
   if (!ds.length) return 0;
   const scratch = reserveHarvest(t, proc, ds, iova, bm);
@@ -227,30 +216,25 @@ export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm
     }
     return 0;
   } finally {
-    if (scratch) t.core.x.heap_free(scratch);
+    if (scratch) t.core.free(scratch);
   }
 }
 
 /**
- * The engine's own read into a Wasm bitmap's words at `dstWords` (a pointer): every dma page in
- * [iova, last] lands at bit `bit0 + (page - iova) / pgsize`, with the kernel's word footprint.
- * `partial` lets the range cut dmas (windows); `clear` false leaves the dirty state as it was.
+ * The engine's own read, after the range gate (dirtyReadGate) let [iova, last] through, into a
+ * Wasm bitmap's words at `dstWords` (a pointer): every dma page in [iova, last] lands at bit
+ * `bit0 + (page - iova) / pgsize`, with the kernel's word footprint. Pages of dmas the range cuts
+ * (a windowed read) are read too; `clear` false leaves the dirty state as it was.
  */
-export function dirtyCollect(
-  t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean, partial: boolean,
-): number {
-  if (!t.tracking) return -EINVAL;
-  if (!partial && bisects(t, iova, last)) return -EINVAL;
-  const x = t.core.x;
-  const sh = BigInt(t.pgshift);
-  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean): number {
+  for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const lo = d.iova > iova ? d.iova : iova;
     const hi = d.last < last ? d.last : last;
-    const first = Number((lo - d.iova) >> sh);
-    const count = Number((hi - lo) >> sh) + 1;
-    const o = bit0 + Number((lo - iova) >> sh);
-    const at = dstWords + Math.floor(o / 64) * 8;
-    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.pgshift - 12, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
+    const first = t.bitOf(d.iova, lo);
+    const count = t.bitOf(lo, hi) + 1;
+    const o = bit0 + t.bitOf(iova, lo);
+    const at = dstWords + wordOffset(o);
+    reportWords(at, d.bitmap!, first, count, o % 64, clear ? d.pins : null, t.bitShift, allDirty(t, d), clear);
   }
   return 0;
 }

@@ -5,7 +5,7 @@ import {
 } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
-import { bisects } from './dirty.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from '../u64.js';
@@ -74,8 +74,8 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
   }
   if (t.tracking) {
     const nbits = t.nbits(d);
-    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : t.core.x.bitmap_create(nbits);
-    if (bm < 0) {
+    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') {
       t.remove(d);
       return bm;
     }
@@ -97,13 +97,6 @@ function changeOwner(d: Dma, proc: Process): number {
   d.owner = proc;
   d.lockCap = proc.capIpcLock;
   return 0;
-}
-
-/** The user bitmap of UNMAP with GET_DIRTY_BITMAP or of GET_BITMAP (struct vfio_bitmap). */
-export interface UserBitmap {
-  pgsize: bigint;
-  size: bigint;
-  data: bigint;
 }
 
 /**
@@ -209,11 +202,7 @@ function unmapLoop(
   let unmapped = 0n;
   const notified = new Set<Dma>();
   for (;;) {
-    if (t.v2 && !all) {
-      // Pre-6.18, the end lookup of a range reaching 2^64 never matched: only the start is checked.
-      const a = topBroken ? t.find(iova) : undefined;
-      if (topBroken ? a !== undefined && a.iova !== iova : bisects(t, iova, last)) return fail(-EINVAL);
-    }
+    if (t.v2 && !all && t.cutBy(iova, last)) return fail(-EINVAL);
     if (topBroken) return { ret: 0, size: 0n };
     if (report?.prepare) {
       // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
@@ -225,7 +214,7 @@ function unmapLoop(
     let d = t.first(iova, last);
     while (d) {
       if (!t.v2 && iova > d.iova) break; // v1: the request begins inside this dma
-      const next = d.last >= last ? undefined : t.first(d.last + 1n, last);
+      const next = t.next(d, last);
       if (inval) {
         if (d.vaddrInvalid) {
           for (const e of invalidated) e.vaddrInvalid = false;
