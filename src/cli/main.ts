@@ -12,6 +12,7 @@ import { parseSimulateOptions, simulateHelp } from './options.js';
 import { progressFor } from './progress.js';
 import { formatSummary } from './summary_text.js';
 import { parseReplayOptions, replayHelp, runReplay } from './replay.js';
+import { runServe } from '../server/cli.js';
 
 /** Where the command writes: stdout, stderr (progress and errors). */
 export interface Io {
@@ -27,6 +28,7 @@ export function mainHelp(): string {
     '  simulate            run a pre-copy live migration of a VM on the engine (`npm start` runs it on',
     '                      its defaults: a 16 GiB guest, a vGPU, a mixed workload)',
     '  replay TRACE.jsonl  replay a recorded trace of map/unmap/pin/unpin/write/start/stop/read events',
+    '  serve --listen PATH run the engine as a daemon on a Unix socket (docs/PROTOCOL.md)',
     '  help [command]      show this help, or a command\'s options with their defaults',
     '',
     'Run `vfio-dirty <command> --help` for the options of a command.',
@@ -47,6 +49,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       return 0;
     }
     if (cmd === 'simulate') return await runSimulate(rest, io);
+    if (cmd === 'serve') return await runServe(rest, io.out);
     if (cmd === 'replay') {
       const o = parseReplayOptions(rest);
       if (o.help) {
