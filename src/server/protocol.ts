@@ -182,7 +182,8 @@ export class Writer {
   }
 
   bytes(b: Uint8Array): this {
-    this.buf.set(b, this.room(b.length));
+    const o = this.room(b.length);
+    this.buf.set(b, o);
     return this;
   }
 

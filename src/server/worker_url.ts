@@ -1,7 +1,7 @@
 // Where the worker's module is: next to this file once compiled (dist/src/server/worker.js). When
 // running from the TypeScript sources (the test runner), the worker is bundled on first use with
 // esbuild, a development dependency, into dist/server-dev/ (so the Wasm core resolves as from dist).
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 let bundled: Promise<URL> | undefined;
@@ -20,6 +20,7 @@ export function workerUrl(): Promise<URL> {
       entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: out,
       logLevel: 'silent', target: 'node20',
     });
+    process.once('exit', () => rmSync(out, { force: true }));
     return pathToFileURL(out);
   })();
   return bundled;
