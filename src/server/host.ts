@@ -201,7 +201,7 @@ export class Host {
         if (ev.done || target.dead) break;
         const left = deadline - Date.now();
         if (left <= 0) {
-          this.log('warn', 'callback-timeout', { conn: target.id, event: ev.id, op });
+          this.log('warn', 'callback-timeout', { conn: target.id, eventId: ev.id, op });
           break;
         }
         Atomics.wait(this.flag, 0, 0, left);
