@@ -33,6 +33,7 @@ class Link {
   readonly handlers = new Map<string, DmaUnmapHandler>();
   buf: Uint8Array = new Uint8Array(0);
   closed = false;
+  corked = false;
   constructor(readonly socket: Socket) {}
 }
 
@@ -128,6 +129,15 @@ export class Client {
     const id = L.nextId;
     L.nextId = (L.nextId + 1) >>> 0 || 1;
     const p = new Promise<ClientReply>((res) => L.waiting.set(id, res));
+    if (!L.corked) {
+      // requests issued in one tick go out in one write
+      L.corked = true;
+      L.socket.cork();
+      process.nextTick(() => {
+        L.corked = false;
+        L.socket.uncork();
+      });
+    }
     L.socket.write(frame(op, id, ctx, payload));
     return p;
   }

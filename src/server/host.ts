@@ -58,7 +58,7 @@ export class Host {
   constructor(
     engine: Engine,
     readonly config: HostConfig,
-    private readonly post: (m: ToMain) => void,
+    private readonly post: (m: ToMain, transfer?: ArrayBuffer[]) => void,
     private readonly nested: MessagePort,
     private readonly flag: Int32Array,
   ) {
@@ -111,7 +111,7 @@ export class Host {
         data.set(f, o);
         o += f.length;
       }
-      this.post({ t: 'out', conn, data });
+      this.post({ t: 'out', conn, data }, [data.buffer]);
     }
     this.out.clear();
   }

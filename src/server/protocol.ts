@@ -85,9 +85,20 @@ export function frame(op: number, id: number, ctx: number, ...parts: Uint8Array[
 
 /** A reply frame to request `op`/`id`: the i64 result, then the bytes the call wrote back. */
 export function replyFrame(op: number, id: number, ret: number | bigint, data?: Uint8Array): Uint8Array {
-  const r = new Uint8Array(8);
-  new DataView(r.buffer).setBigInt64(0, BigInt(ret), true);
-  return data && data.length ? frame(op | REPLY_BIT, id, 0, r, data) : frame(op | REPLY_BIT, id, 0, r);
+  const n = HEADER_SIZE + 8 + (data ? data.length : 0);
+  const out = new Uint8Array(n);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, n, true);
+  v.setUint16(4, op | REPLY_BIT, true);
+  v.setUint32(8, id >>> 0, true);
+  if (typeof ret === 'number' && ret >= -0x8000_0000 && ret <= 0x7fff_ffff) {
+    v.setInt32(16, ret, true);
+    v.setInt32(20, ret < 0 ? -1 : 0, true);
+  } else {
+    v.setBigInt64(16, BigInt(ret), true);
+  }
+  if (data) out.set(data, HEADER_SIZE + 8);
+  return out;
 }
 
 /** Little-endian field reader over a payload; `ok` turns false on a read past its end. */

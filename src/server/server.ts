@@ -50,6 +50,8 @@ interface Conn {
   buf: Uint8Array;
   /** Bytes of an over-long frame still to be discarded. */
   skip: number;
+  /** When data last arrived (ms). */
+  lastData: number;
 }
 
 /** Starts `vfio-dirty serve`; resolves once the engine is up and the socket listens. */
@@ -147,27 +149,35 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       }
       if (buf.length - o < size) break;
       const f = buf.subarray(o, o + size);
-      const h = readHeader(f);
-      if (h.ctx !== 0) nested.push(f);
-      else if (stopping) direct.push(replyFrame(h.op, h.id, -PErr.ESHUTDOWN));
-      else top.push(f);
+      if (v.getUint32(o + 12, true) !== 0) nested.push(f);
+      else if (stopping) {
+        const h = readHeader(f);
+        direct.push(replyFrame(h.op, h.id, -PErr.ESHUTDOWN));
+      } else top.push(f);
       o += size;
     }
     c.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
     if (direct.length) c.socket.write(Buffer.concat(direct));
-    if (top.length) worker.postMessage({ t: 'frames', conn: c.id, data: Buffer.concat(top) });
+    if (top.length) {
+      const data = concat(top);
+      worker.postMessage({ t: 'frames', conn: c.id, data }, [data.buffer]);
+    }
     if (nested.length) {
-      channel.port1.postMessage({ t: 'frames', conn: c.id, data: Buffer.concat(nested) });
+      const data = concat(nested);
+      channel.port1.postMessage({ t: 'frames', conn: c.id, data }, [data.buffer]);
       wake();
     }
   };
 
   const net: NetServer = createServer((socket) => {
-    const c: Conn = { id: nextConn++, socket, buf: new Uint8Array(0), skip: 0 };
+    const c: Conn = { id: nextConn++, socket, buf: new Uint8Array(0), skip: 0, lastData: 0 };
     conns.set(c.id, c);
     log('info', 'connect', { conn: c.id });
     worker.postMessage({ t: 'open', conn: c.id });
-    socket.on('data', (d: Buffer) => onData(c, d));
+    socket.on('data', (d: Buffer) => {
+      c.lastData = Date.now();
+      onData(c, d);
+    });
     socket.on('error', (e) => log('warn', 'socket-error', { conn: c.id, error: e.message }));
     socket.on('close', () => {
       conns.delete(c.id);
@@ -196,6 +206,13 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       log('info', 'shutdown', { connections: conns.size });
       const stopped = new Promise<void>((res) => net.close(() => res()));
       await drain(); // every request received so far is answered
+      // a grace period: requests already on their way (sent before the client saw the shutdown)
+      // are still read and answered -ESHUTDOWN, until every connection is quiet for 50 ms (2 s at most)
+      const t0 = Date.now();
+      while (Date.now() - t0 < 2000 && [...conns.values()].some((c) => Date.now() - c.lastData < 50)) {
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      await drain();
       const ends = [...conns.values()].map((c) => new Promise<void>((res) => {
         c.socket.once('close', () => res());
         c.socket.end();
@@ -213,6 +230,19 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     return closing;
   };
   return { path: o.listen, groups, close };
+}
+
+/** The frames copied into one fresh buffer (its own ArrayBuffer, so it can be transferred). */
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** Removes a socket file left by a server that is gone; refuses one that still answers. */

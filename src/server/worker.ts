@@ -23,7 +23,7 @@ type FromMain =
 async function run(): Promise<void> {
   const port = parentPort!;
   const init = workerData as WorkerInit;
-  const post = (m: ToMain): void => port.postMessage(m);
+  const post = (m: ToMain, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
   let host: Host;
   try {
     const engine = await createEngine(init.engine);

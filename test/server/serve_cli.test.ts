@@ -51,6 +51,7 @@ describe('vfio-dirty serve', () => {
     // a burst of pipelined requests, then SIGTERM: every one is answered (0, or ESHUTDOWN if it
     // arrived after the signal), none is dropped
     const burst = Array.from({ length: 500 }, () => c.ioctl(3, uapi.VFIO_GET_API_VERSION));
+    await new Promise((res) => setImmediate(res)); // the burst is written
     s.child.kill('SIGTERM');
     const answers = await Promise.all(burst);
     expect(answers.every((a) => a === 0 || a === -108)).toBe(true);
