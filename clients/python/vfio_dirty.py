@@ -125,8 +125,9 @@ class Client:
             handler = self._handlers.get(name)
             if handler:
                 handler(self, iova, size)
-            self.request(OP_EVENT_DONE, struct.pack('<q', 0))
         finally:
+            # the callback returns even if the handler raised; the error then propagates
+            self.request(OP_EVENT_DONE, struct.pack('<q', 0))
             self._ctx = outer
 
     # ---- the process -----------------------------------------------------------------------
