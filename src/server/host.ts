@@ -7,7 +7,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
 import type { VfioDevice } from '../vfio/group.js';
-import { frame, readHeader, Reader, replyFrame, splitFrames, HEADER_SIZE, Op, PErr } from './protocol.js';
+import { concat, frame, readHeader, Reader, replyFrame, splitFrames, HEADER_SIZE, Op, PErr } from './protocol.js';
 import { opTable, type Reply } from './ops.js';
 
 /** A connection's share of the engine. */
@@ -103,14 +103,7 @@ export class Host {
   flush(): void {
     for (const [conn, q] of this.out) {
       if (q.length === 0) continue;
-      let n = 0;
-      for (const f of q) n += f.length;
-      const data = new Uint8Array(n);
-      let o = 0;
-      for (const f of q) {
-        data.set(f, o);
-        o += f.length;
-      }
+      const data = concat(q);
       this.post({ t: 'out', conn, data }, [data.buffer]);
     }
     this.out.clear();

@@ -72,6 +72,24 @@ function shmRange(s: Session, off: bigint, len: bigint): number {
   return 0;
 }
 
+/** SHM_FROM_MEM (toShm) and SHM_TO_MEM: copies in chunks of MAX_DATA. */
+function shmCopy(host: Host, s: Session, r: Reader, toShm: boolean): Reply {
+  const addr = r.u64();
+  const off = r.u64();
+  const len = r.u64();
+  if (!r.ok) return [-PErr.EBADMSG];
+  const e = shmRange(s, off, len);
+  if (e) return [e];
+  return faulting(() => {
+    for (let done = 0n; done < len; done += BigInt(MAX_DATA)) {
+      const n = Number(len - done < BigInt(MAX_DATA) ? len - done : BigInt(MAX_DATA));
+      if (toShm) host.shmWrite(s, Number(off + done), s.proc!.read(addr + done, n));
+      else s.proc!.write(addr + done, host.shmRead(s, Number(off + done), n));
+    }
+    return [0];
+  });
+}
+
 const hello: Handler = (host, s, r) => {
   const magic = r.u32();
   const minV = r.u32();
@@ -221,36 +239,8 @@ export const opTable: Record<number, Handler | undefined> = {
     const data = r.rest();
     return r.ok ? faulting(() => (s.proc!.write(addr, data), [0])) : [-PErr.EBADMSG];
   },
-  [Op.SHM_FROM_MEM]: (host, s, r) => {
-    const addr = r.u64();
-    const off = r.u64();
-    const len = r.u64();
-    if (!r.ok) return [-PErr.EBADMSG];
-    const e = shmRange(s, off, len);
-    if (e) return [e];
-    return faulting(() => {
-      for (let done = 0n; done < len; done += BigInt(MAX_DATA)) {
-        const n = Number(len - done < BigInt(MAX_DATA) ? len - done : BigInt(MAX_DATA));
-        host.shmWrite(s, Number(off + done), s.proc!.read(addr + done, n));
-      }
-      return [0];
-    });
-  },
-  [Op.SHM_TO_MEM]: (host, s, r) => {
-    const addr = r.u64();
-    const off = r.u64();
-    const len = r.u64();
-    if (!r.ok) return [-PErr.EBADMSG];
-    const e = shmRange(s, off, len);
-    if (e) return [e];
-    return faulting(() => {
-      for (let done = 0n; done < len; done += BigInt(MAX_DATA)) {
-        const n = Number(len - done < BigInt(MAX_DATA) ? len - done : BigInt(MAX_DATA));
-        s.proc!.write(addr + done, host.shmRead(s, Number(off + done), n));
-      }
-      return [0];
-    });
-  },
+  [Op.SHM_FROM_MEM]: (host, s, r) => shmCopy(host, s, r, true),
+  [Op.SHM_TO_MEM]: (host, s, r) => shmCopy(host, s, r, false),
   [Op.CREATE_GROUP]: createGroup,
   [Op.DEV_REGISTER_DMA_UNMAP]: registerDmaUnmap,
   [Op.DEV_PIN_PAGES]: pinPages,

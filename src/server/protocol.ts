@@ -220,3 +220,16 @@ export function splitFrames(data: Uint8Array): Uint8Array[] {
   }
   return out;
 }
+
+/** Byte arrays copied into one fresh buffer (its own ArrayBuffer, so it can be transferred). */
+export function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { EngineOptions } from '../engine.js';
 import type { ToMain } from './host.js';
 import { MAX_DATA } from './ops.js';
-import { DEFAULT_MAX_FRAME, HEADER_SIZE, PErr, readHeader, replyFrame } from './protocol.js';
+import { concat, DEFAULT_MAX_FRAME, HEADER_SIZE, PErr, readHeader, replyFrame } from './protocol.js';
 import type { WorkerInit } from './worker.js';
 import { workerUrl } from './worker_url.js';
 
@@ -230,19 +230,6 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     return closing;
   };
   return { path: o.listen, groups, close };
-}
-
-/** The frames copied into one fresh buffer (its own ArrayBuffer, so it can be transferred). */
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Removes a socket file left by a server that is gone; refuses one that still answers. */

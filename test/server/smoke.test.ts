@@ -23,3 +23,28 @@ describe('serve smoke', () => {
     await c2.end();
   });
 });
+
+describe('the shared file', () => {
+  it('is created 0600 for the connection, copies both ways, checks its bounds, and goes with it', async () => {
+    const { statSync, readFileSync, writeFileSync, existsSync } = await import('node:fs');
+    const c = await Client.connect(srv.path, { shmBytes: 8192 });
+    expect(c.shmSize).toBe(8192n);
+    expect(statSync(c.shmPath).mode & 0o777).toBe(0o600);
+    const a = await c.mmap(8192);
+    writeFileSync(c.shmPath, Uint8Array.from({ length: 8192 }, (_, i) => i & 0xff));
+    expect(await c.shmToMem(a + 10n, 100n, 50n)).toBe(0);
+    expect(await c.read(a + 10n, 3)).toEqual(Uint8Array.of(100, 101, 102));
+    expect(await c.write(a, Uint8Array.of(7, 8, 9))).toBe(0);
+    expect(await c.shmFromMem(a, 4096n, 3n)).toBe(0);
+    expect([...readFileSync(c.shmPath).subarray(4096, 4099)]).toEqual([7, 8, 9]);
+    expect(await c.shmFromMem(a, 8190n, 3n)).toBe(-22); // past the file
+    expect(await c.shmFromMem(0x10n, 0n, 3n)).toBe(-14); // unmapped process memory
+    const plain = await Client.connect(srv.path);
+    expect(await plain.shmFromMem(0x10n, 0n, 1n)).toBe(-6); // no file asked for
+    const path = c.shmPath;
+    await c.end();
+    await plain.end();
+    for (let i = 0; i < 100 && existsSync(path); i++) await new Promise((res) => setTimeout(res, 10));
+    expect(existsSync(path)).toBe(false);
+  });
+});
