@@ -78,7 +78,11 @@ export class Host {
     const s = this.sessions.get(conn);
     if (!s) return;
     s.dead = true;
-    if (s.proc && !s.proc.exited) s.proc.exit();
+    try {
+      if (s.proc && !s.proc.exited) s.proc.exit();
+    } catch (e) {
+      this.log('error', 'exit-threw', { conn, error: String((e as Error)?.stack ?? e) });
+    }
     for (const d of s.registered) d.dmaUnmap = null;
     if (s.shm) {
       closeSync(s.shm.fd);

@@ -157,8 +157,12 @@ const registerDmaUnmap: Handler = (host, s, r) => {
   if (typeof d === 'number' || !r.ok) return [typeof d === 'number' ? d : -PErr.EBADMSG];
   const name = new Writer().str(d.name).done();
   d.registerDmaUnmap((iova, size) => {
-    host.deliver(s, EVENT_DMA_UNMAP, new Writer().u64(iova).u64(size).bytes(name).done());
+    // a registration serves only while its connection holds the group
+    if (s.proc && !s.proc.exited && holdsGroup(s.proc, d.group)) {
+      host.deliver(s, EVENT_DMA_UNMAP, new Writer().u64(iova).u64(size).bytes(name).done());
+    }
   });
+  for (const o of host.sessions.values()) if (o !== s) o.registered.delete(d);
   s.registered.add(d);
   return [0];
 };
@@ -203,7 +207,20 @@ const dmaRw: Handler = (host, s, r) => {
 /** The request table: op code to handler. */
 export const opTable: Record<number, Handler | undefined> = {
   [Op.HELLO]: hello,
-  [Op.OPEN]: (_h, s, r) => [s.proc!.open(new TextDecoder().decode(r.rest()))],
+  [Op.OPEN]: (host, s, r) => {
+    const fd = s.proc!.open(new TextDecoder().decode(r.rest()));
+    const f = s.proc!.fds.get(fd);
+    // a group changing hands drops the previous holder's driver registrations on its devices
+    if (fd >= 0 && f instanceof GroupFd) {
+      for (const d of f.file.group.devices) {
+        if (s.registered.has(d)) continue;
+        for (const o of host.sessions.values()) {
+          if (o.registered.delete(d)) d.dmaUnmap = null;
+        }
+      }
+    }
+    return [fd];
+  },
   [Op.CLOSE]: (_h, s, r) => [s.proc!.close(r.u32() | 0)],
   [Op.IOCTL]: ioctl,
   [Op.MMAP]: (_h, s, r) => {
