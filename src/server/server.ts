@@ -199,6 +199,18 @@ export async function startServer(o: ServerOptions): Promise<Server> {
   chmodSync(o.listen, mode);
   log('info', 'listen', { path: o.listen, mode: `0${mode.toString(8)}`, groups, maxFrame, maxData: MAX_DATA });
 
+  // The engine's thread ending on its own (a defect) ends the service: clients see their
+  // connections drop rather than wait forever, and the socket goes away.
+  worker.on('exit', (code) => {
+    if (closing) return;
+    log('error', 'worker-exit', { code });
+    closing = Promise.resolve();
+    net.close();
+    for (const c of conns.values()) c.socket.destroy();
+    if (existsSync(o.listen)) unlinkSync(o.listen);
+    rmSync(shmDir, { recursive: true, force: true });
+  });
+
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
