@@ -87,8 +87,15 @@ static int64_t wait_reply(struct vfd *c, uint32_t id, void *data, size_t cap, si
 			free(body);
 			return ret;
 		}
-		if (h.op == EVENT_DMA_UNMAP)
+		if (h.op == EVENT_DMA_UNMAP) {
 			on_event(c, h.id, body, n);
+		} else if (h.op & 0x4000) { /* an event this client does not know: returns 0 */
+			uint32_t outer = c->ctx;
+			int64_t zero = 0;
+			c->ctx = h.id;
+			vfd_request(c, OP_EVENT_DONE, &zero, 8, NULL, 0, NULL);
+			c->ctx = outer;
+		}
 		free(body);
 	}
 }

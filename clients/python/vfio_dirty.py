@@ -115,6 +115,16 @@ class Client:
                 continue
             if op == EVENT_DMA_UNMAP:
                 self._event(rid, body)
+            elif op & 0x4000:
+                self._unknown_event(rid)
+
+    def _unknown_event(self, ev):
+        outer = self._ctx
+        self._ctx = ev
+        try:
+            self.request(OP_EVENT_DONE, struct.pack('<q', 0))
+        finally:
+            self._ctx = outer
 
     def _event(self, ev, body):
         iova, size, n = struct.unpack_from('<QQI', body)

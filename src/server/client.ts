@@ -89,6 +89,8 @@ export class Client {
         res?.({ ret: v.getBigInt64(0, true), data: Uint8Array.from(body.subarray(8)) });
       } else if (h.op === EVENT_DMA_UNMAP) {
         void this.onDmaUnmap(h.id, Uint8Array.from(body));
+      } else if (h.op & 0x4000) {
+        void this.within(h.id).request(Op.EVENT_DONE, new Writer().i64(0n).done()); // unknown: returns 0
       }
     }
     L.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
