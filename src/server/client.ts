@@ -5,7 +5,7 @@
 import { createConnection, type Socket } from 'node:net';
 import {
   ArgKind, EVENT_DMA_UNMAP, HEADER_SIZE, MAGIC, Op, PROTOCOL_VERSION, REPLY_BIT, Reader, Writer,
-  frame, readHeader,
+  frame,
 } from './protocol.js';
 
 /** A reply: the i64 result and the bytes after it. */
@@ -25,6 +25,8 @@ export interface ConnectOptions {
   /** Bytes of shared file to ask for (SHM_* requests); default 0 (none). */
   shmBytes?: bigint | number;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** State shared by a client and its callback views. */
 class Link {
@@ -76,22 +78,24 @@ export class Client {
   private onData(d: Buffer): void {
     const L = this.link;
     const buf = L.buf.length ? Buffer.concat([L.buf, d]) : d;
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     let o = 0;
     while (buf.length - o >= HEADER_SIZE) {
-      const h = readHeader(buf, o);
-      if (buf.length - o < h.size) break;
-      const body = buf.subarray(o + HEADER_SIZE, o + h.size);
-      o += h.size;
-      if (h.op & REPLY_BIT) {
-        const res = L.waiting.get(h.id);
-        L.waiting.delete(h.id);
-        const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
-        res?.({ ret: v.getBigInt64(0, true), data: Uint8Array.from(body.subarray(8)) });
-      } else if (h.op === EVENT_DMA_UNMAP) {
-        void this.onDmaUnmap(h.id, Uint8Array.from(body));
-      } else if (h.op & 0x4000) {
-        void this.within(h.id).request(Op.EVENT_DONE, new Writer().i64(0n).done()); // unknown: returns 0
+      const size = v.getUint32(o, true);
+      if (buf.length - o < size) break;
+      const op = v.getUint16(o + 4, true);
+      const id = v.getUint32(o + 8, true);
+      if (op & REPLY_BIT) {
+        const res = L.waiting.get(id);
+        L.waiting.delete(id);
+        const data = size > HEADER_SIZE + 8 ? Uint8Array.from(buf.subarray(o + HEADER_SIZE + 8, o + size)) : EMPTY;
+        res?.({ ret: v.getBigInt64(o + HEADER_SIZE, true), data });
+      } else if (op === EVENT_DMA_UNMAP) {
+        void this.onDmaUnmap(id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
+      } else if (op & 0x4000) {
+        void this.within(id).request(Op.EVENT_DONE, new Writer().i64(0n).done()); // unknown: returns 0
       }
+      o += Math.max(size, HEADER_SIZE);
     }
     L.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
   }
@@ -163,12 +167,15 @@ export class Client {
    * (updated in place with what the kernel writes back). Resolves with the result or -errno.
    */
   async ioctl(fd: number, request: number, arg?: number | bigint | string | Uint8Array): Promise<number> {
-    const w = new Writer().u32(fd).u32(request);
-    if (arg === undefined) w.u32(ArgKind.NONE).u32(0);
-    else if (typeof arg === 'number' || typeof arg === 'bigint') w.u32(ArgKind.VALUE).u32(0).u64(BigInt(arg));
-    else if (typeof arg === 'string') w.u32(ArgKind.STRING).u32(0).bytes(new TextEncoder().encode(arg));
-    else w.u32(ArgKind.BYTES).u32(0).bytes(arg);
-    const r = await this.request(Op.IOCTL, w.done());
+    const bytes = typeof arg === 'string' ? new TextEncoder().encode(arg) : arg instanceof Uint8Array ? arg : null;
+    const p = new Uint8Array(16 + (bytes ? bytes.length : arg === undefined ? 0 : 8));
+    const v = new DataView(p.buffer);
+    v.setUint32(0, fd >>> 0, true);
+    v.setUint32(4, request >>> 0, true);
+    v.setUint32(8, arg === undefined ? ArgKind.NONE : bytes ? (arg instanceof Uint8Array ? ArgKind.BYTES : ArgKind.STRING) : ArgKind.VALUE, true);
+    if (bytes) p.set(bytes, 16);
+    else if (arg !== undefined) v.setBigUint64(16, BigInt.asUintN(64, BigInt(arg as number | bigint)), true);
+    const r = await this.request(Op.IOCTL, p);
     if (arg instanceof Uint8Array && r.data.length === arg.length) arg.set(r.data);
     return Number(r.ret);
   }
