@@ -12,7 +12,7 @@ import { parseSimulateOptions, simulateHelp } from './options.js';
 import { progressFor } from './progress.js';
 import { formatSummary } from './summary_text.js';
 import { parseReplayOptions, replayHelp, runReplay } from './replay.js';
-import { runServe } from '../server/cli.js';
+import { runServe, serveHelp } from '../server/cli.js';
 
 /** Where the command writes: stdout, stderr (progress and errors). */
 export interface Io {
@@ -45,7 +45,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     }
     if (cmd === 'help') {
       const topic = rest[0];
-      io.out.write(`${topic === 'simulate' ? simulateHelp() : topic === 'replay' ? replayHelp() : mainHelp()}\n`);
+      io.out.write(`${topic === 'simulate' ? simulateHelp() : topic === 'replay' ? replayHelp() : topic === 'serve' ? serveHelp() : mainHelp()}\n`);
       return 0;
     }
     if (cmd === 'simulate') return await runSimulate(rest, io);

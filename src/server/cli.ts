@@ -1,7 +1,7 @@
 // `vfio-dirty serve`: options, start-up and shutdown on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 import type { ProfileName } from '../vfio/profile.js';
-import { OptionError, parseInteger, parseSize, parseTime } from '../cli/units.js';
+import { OptionError, parseChoice, parseInteger, parseSize, parseTime } from '../cli/units.js';
 import { GROUP_SPEC_HELP } from './group_spec.js';
 import { startServer } from './server.js';
 
@@ -48,7 +48,7 @@ export async function runServe(argv: string[], out: { write(s: string): unknown 
     mode: values.mode ? parseInt(values.mode, 8) : 0o600,
     groups: values.group ?? [],
     engine: {
-      profile: values.profile as ProfileName | undefined,
+      profile: values.profile ? parseChoice<ProfileName>('profile', values.profile, ['linux-6.18', 'linux-6.6']) : undefined,
       dmaEntryLimit: values['dma-entry-limit'] ? parseInteger('dma-entry-limit', values['dma-entry-limit'], 0, 0xffff_ffff) : undefined,
       memoryLimit: values['memory-limit'] ? parseSize('memory-limit', values['memory-limit']) : undefined,
     },

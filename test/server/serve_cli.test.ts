@@ -72,3 +72,20 @@ describe('vfio-dirty serve', () => {
     expect(await s.exited).toBe(0);
   });
 });
+
+describe('vfio-dirty serve options', () => {
+  it('help lists the options; a bad value is exit status 2 with the option named', async () => {
+    const { main } = await import('../../src/cli/main.js');
+    let out = '';
+    let err = '';
+    const io = { out: { write: (s: string) => (out += s) }, err: { write: (s: string) => (err += s) } };
+    expect(await main(['help', 'serve'], io)).toBe(0);
+    expect(out).toContain('--listen PATH');
+    expect(await main(['serve'], io)).toBe(2);
+    expect(err).toContain('--listen: a socket path is required');
+    expect(await main(['serve', '--listen', join(dir, 'x'), '--profile', 'linux-5.8'], io)).toBe(2);
+    expect(err).toContain('--profile: must be one of linux-6.18, linux-6.6');
+    expect(await main(['serve', '--listen', join(dir, 'x'), '--mode', '999'], io)).toBe(2);
+    expect(err).toContain('--mode: expected octal like 0600');
+  });
+});
