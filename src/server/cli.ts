@@ -1,9 +1,16 @@
-// `vfio-dirty serve`: options, start-up and shutdown on SIGTERM/SIGINT.
-import { parseArgs } from 'node:util';
-import type { ProfileName } from '../vfio/profile.js';
+// `vfio-dirty serve`: one row of the command table (src/cli/main.ts): options, start-up, and a
+// graceful stop on SIGTERM/SIGINT.
+import { parseCommandLine } from '../cli/args.js';
+import type { Command, Io } from '../cli/command.js';
 import { OptionError, parseChoice, parseInteger, parseSize, parseTime } from '../cli/units.js';
-import { GROUP_SPEC_HELP } from './group_spec.js';
-import { startServer } from './server.js';
+import type { ProfileName } from '../vfio/profile.js';
+import { GROUP_SPEC_HELP, parseGroupSpec } from './group_spec.js';
+import { startServer, type ServerOptions } from './server.js';
+
+export interface ServeOptions extends ServerOptions {
+  help: boolean;
+  version: boolean;
+}
 
 export function serveHelp(): string {
   return [
@@ -23,40 +30,63 @@ export function serveHelp(): string {
     '  --callback-timeout TIME  how long a callback waits for its client (default 5000ms)',
     '  --shm-max SIZE           largest shared file a client may ask for (default 1GiB)',
     '  --shm-dir DIR            where the private shared-file directory is made (default /dev/shm)',
+    '  -h, --help               show this help',
   ].join('\n');
 }
 
-/** Runs `serve` until a signal stops it; returns the exit status. */
-export async function runServe(argv: string[], out: { write(s: string): unknown }): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      listen: { type: 'string' }, mode: { type: 'string' }, group: { type: 'string', multiple: true },
-      profile: { type: 'string' }, 'dma-entry-limit': { type: 'string' }, 'memory-limit': { type: 'string' },
-      'max-frame': { type: 'string' }, 'callback-timeout': { type: 'string' }, 'shm-max': { type: 'string' },
-      'shm-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    out.write(`${serveHelp()}\n`);
-    return 0;
+/** Parses the arguments of `serve`. @throws UsageError naming the option */
+export function parseServeOptions(argv: string[]): ServeOptions {
+  // --group repeats: taken out before the one parser sees the rest
+  const groups: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--group') {
+      if (i + 1 >= argv.length) throw new OptionError('group', 'needs a value (see --help)');
+      groups.push(argv[++i]);
+    } else if (argv[i].startsWith('--group=')) groups.push(argv[i].slice(8));
+    else rest.push(argv[i]);
   }
-  if (!values.listen) throw new OptionError('listen', 'a socket path is required');
-  if (values.mode !== undefined && !/^0?[0-7]{3}$/.test(values.mode)) throw new OptionError('mode', 'expected octal like 0600');
-  const server = await startServer({
-    listen: values.listen,
-    mode: values.mode ? parseInt(values.mode, 8) : 0o600,
-    groups: values.group ?? [],
-    engine: {
-      profile: values.profile ? parseChoice<ProfileName>('profile', values.profile, ['linux-6.18', 'linux-6.6']) : undefined,
-      dmaEntryLimit: values['dma-entry-limit'] ? parseInteger('dma-entry-limit', values['dma-entry-limit'], 0, 0xffff_ffff) : undefined,
-      memoryLimit: values['memory-limit'] ? parseSize('memory-limit', values['memory-limit']) : undefined,
-    },
-    maxFrame: values['max-frame'] ? parseSize('max-frame', values['max-frame']) : undefined,
-    callbackTimeoutMs: values['callback-timeout'] ? parseTime('callback-timeout', values['callback-timeout']) * 1000 : undefined,
-    shmMax: values['shm-max'] ? parseSize('shm-max', values['shm-max']) : undefined,
-    shmBase: values['shm-dir'],
-  });
+  const s = { type: 'string' } as const;
+  const { values: v, wants } = parseCommandLine(rest, {
+    listen: s, mode: s, profile: s, 'dma-entry-limit': s, 'memory-limit': s, 'max-frame': s,
+    'callback-timeout': s, 'shm-max': s, 'shm-dir': s,
+  }, 0);
+  const str = (k: string) => v[k] as string | undefined;
+  const o: ServeOptions = { listen: str('listen') ?? '', groups, help: wants === 'help', version: wants === 'version' };
+  if (wants) return o;
+  if (!o.listen) throw new OptionError('listen', 'a socket path is required');
+  for (const g of groups) {
+    try {
+      parseGroupSpec(g);
+    } catch (e) {
+      throw new OptionError('group', (e as Error).message);
+    }
+  }
+  const mode = str('mode');
+  if (mode !== undefined && !/^0?[0-7]{3}$/.test(mode)) throw new OptionError('mode', 'expected octal like 0600');
+  o.mode = mode === undefined ? 0o600 : parseInt(mode, 8);
+  const profile = str('profile');
+  const limit = str('dma-entry-limit');
+  const mem = str('memory-limit');
+  o.engine = {
+    profile: profile === undefined ? undefined : parseChoice<ProfileName>('profile', profile, ['linux-6.18', 'linux-6.6']),
+    dmaEntryLimit: limit === undefined ? undefined : parseInteger('dma-entry-limit', limit, 0, 0xffff_ffff),
+    memoryLimit: mem === undefined ? undefined : parseSize('memory-limit', mem),
+  };
+  const frame = str('max-frame');
+  const timeout = str('callback-timeout');
+  const shmMax = str('shm-max');
+  if (frame !== undefined) o.maxFrame = parseSize('max-frame', frame);
+  if (timeout !== undefined) o.callbackTimeoutMs = parseTime('callback-timeout', timeout) * 1000;
+  if (shmMax !== undefined) o.shmMax = parseSize('shm-max', shmMax);
+  o.shmBase = str('shm-dir');
+  return o;
+}
+
+/** Runs the server until SIGTERM or SIGINT; 0 once it has stopped. */
+export async function runServe(o: ServeOptions, io: Io): Promise<number> {
+  void io; // logs go to stderr as JSON lines (ServerOptions.log)
+  const server = await startServer(o);
   await new Promise<void>((res) => {
     const stop = (): void => {
       process.off('SIGTERM', stop);
@@ -68,3 +98,12 @@ export async function runServe(argv: string[], out: { write(s: string): unknown 
   });
   return 0;
 }
+
+export const serveCommand: Command<ServeOptions> = {
+  name: 'serve',
+  usage: 'serve --listen PATH',
+  summary: 'run the engine as a daemon on a Unix socket: every connection a process (docs/PROTOCOL.md)',
+  help: serveHelp,
+  parse: parseServeOptions,
+  run: runServe,
+};

@@ -1,7 +1,7 @@
 // A device fd (VFIO_GROUP_GET_DEVICE_FD): keeps its group file open and the device taking part.
 import { ENOTTY } from '../../assembly/constants.js';
 import type { OpenFile } from '../file.js';
-import { releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
 
 export class DeviceFile implements OpenFile {
   readonly kind = 'vfio-device';
@@ -22,5 +22,10 @@ export class DeviceFile implements OpenFile {
     this.device.openCount--;
     this.group.deviceFds--;
     releaseIfUnused(this.group);
+  }
+
+  /** Closing the group file's last reference detaches the group: refused while its container notifies. */
+  releaseBlocked(all: boolean): boolean {
+    return groupReleaseBlocked(this.group, all || (!this.group.fdOpen && this.group.deviceFds === 1));
   }
 }
