@@ -101,7 +101,7 @@ export async function runServe(o: ServeOptions, io: Io): Promise<number> {
 
 export const serveCommand: Command<ServeOptions> = {
   name: 'serve',
-  usage: 'serve --listen PATH',
+  usage: 'serve',
   summary: 'run the engine as a daemon on a Unix socket: every connection a process (docs/PROTOCOL.md)',
   help: serveHelp,
   parse: parseServeOptions,
