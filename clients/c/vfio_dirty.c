@@ -14,7 +14,7 @@
 enum {
 	OP_HELLO = 1, OP_OPEN, OP_CLOSE, OP_IOCTL, OP_MMAP, OP_MMAP_FD, OP_MUNMAP, OP_READ_MEM,
 	OP_WRITE_MEM, OP_SHM_FROM_MEM, OP_SHM_TO_MEM, OP_CREATE_GROUP, OP_DEV_REGISTER_DMA_UNMAP,
-	OP_DEV_PIN_PAGES, OP_DEV_UNPIN_PAGES, OP_DEV_DMA_RW, OP_EVENT_DONE, OP_STATS,
+	OP_DEV_PIN_PAGES, OP_DEV_UNPIN_PAGES, OP_DEV_DMA_RW, OP_EVENT_DONE, OP_STATS, OP_REMOVE_GROUP,
 };
 #define REPLY_BIT 0x8000
 #define EVENT_DMA_UNMAP 0x4001
@@ -313,6 +313,11 @@ long vfd_shm_to_mem(struct vfd *c, uint64_t addr, uint64_t off, uint64_t len)
 long vfd_create_group(struct vfd *c, const char *spec)
 {
 	return (long)vfd_request(c, OP_CREATE_GROUP, spec, strlen(spec), NULL, 0, NULL);
+}
+
+long vfd_remove_group(struct vfd *c, uint32_t id)
+{
+	return (long)vfd_request(c, OP_REMOVE_GROUP, &id, 4, NULL, 0, NULL);
 }
 
 long vfd_register_dma_unmap(struct vfd *c, const char *device, vfd_dma_unmap_fn fn, void *opaque)

@@ -56,6 +56,8 @@ long vfd_shm_to_mem(struct vfd *c, uint64_t addr, uint64_t shm_offset, uint64_t 
 
 /* The host: a new IOMMU group from a spec ("kind=emulated,devices=vgpu0"); its number. */
 long vfd_create_group(struct vfd *c, const char *spec);
+/* Removes a host group: 0, -EBUSY while it is open, -ENOENT. */
+long vfd_remove_group(struct vfd *c, uint32_t id);
 
 /* The vendor driver of a device whose group this connection holds. */
 long vfd_register_dma_unmap(struct vfd *c, const char *device, vfd_dma_unmap_fn fn, void *opaque);

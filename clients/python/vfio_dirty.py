@@ -26,7 +26,7 @@ U64_MAX = (1 << 64) - 1
 OP_HELLO, OP_OPEN, OP_CLOSE, OP_IOCTL, OP_MMAP, OP_MMAP_FD, OP_MUNMAP = 1, 2, 3, 4, 5, 6, 7
 OP_READ_MEM, OP_WRITE_MEM, OP_SHM_FROM_MEM, OP_SHM_TO_MEM, OP_CREATE_GROUP = 8, 9, 10, 11, 12
 OP_DEV_REGISTER_DMA_UNMAP, OP_DEV_PIN_PAGES, OP_DEV_UNPIN_PAGES, OP_DEV_DMA_RW = 13, 14, 15, 16
-OP_EVENT_DONE, OP_STATS = 17, 18
+OP_EVENT_DONE, OP_STATS, OP_REMOVE_GROUP = 17, 18, 19
 ARG_NONE, ARG_VALUE, ARG_BYTES, ARG_STRING = 0, 1, 2, 3
 
 # The VFIO uAPI numbers most tools need (linux/vfio.h).
@@ -192,6 +192,10 @@ class Client:
     def create_group(self, spec):
         """A new IOMMU group, e.g. 'kind=emulated,devices=vgpu0': its number, or -errno."""
         return self.request(OP_CREATE_GROUP, spec.encode())[0]
+
+    def remove_group(self, gid):
+        """Removes a host group: 0, -EBUSY while it is open, -ENOENT."""
+        return self.request(OP_REMOVE_GROUP, struct.pack('<I', gid))[0]
 
     def register_dma_unmap(self, device, handler):
         """handler(client, iova, size) runs inside the callback; its calls happen inside it."""

@@ -221,6 +221,11 @@ export class Client {
     return this.num(Op.CREATE_GROUP, new TextEncoder().encode(spec));
   }
 
+  /** Removes a host group (as unbinding its devices): 0, -EBUSY while it is open, -ENOENT. */
+  removeGroup(id: number): Promise<number> {
+    return this.num(Op.REMOVE_GROUP, new Writer().u32(id).done());
+  }
+
   /** Registers `handler` as the device's dma_unmap op: 0 or -errno. */
   registerDmaUnmap(device: string, handler: DmaUnmapHandler): Promise<number> {
     this.link.handlers.set(device, handler);

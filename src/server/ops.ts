@@ -259,6 +259,13 @@ export const opTable: Record<number, Handler | undefined> = {
   [Op.SHM_FROM_MEM]: (host, s, r) => shmCopy(host, s, r, true),
   [Op.SHM_TO_MEM]: (host, s, r) => shmCopy(host, s, r, false),
   [Op.CREATE_GROUP]: createGroup,
+  [Op.REMOVE_GROUP]: (host, _s, r) => {
+    const g = host.engine.groups.get(r.u32());
+    if (!r.ok) return [-PErr.EBADMSG];
+    const ret = g ? g.remove() : -PErr.ENOENT;
+    if (g && ret === 0) host.log('info', 'group-removed', { id: g.id });
+    return [ret];
+  },
   [Op.DEV_REGISTER_DMA_UNMAP]: registerDmaUnmap,
   [Op.DEV_PIN_PAGES]: pinPages,
   [Op.DEV_UNPIN_PAGES]: unpinPages,

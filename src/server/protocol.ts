@@ -34,6 +34,7 @@ export const Op = {
   DEV_DMA_RW: 16,
   EVENT_DONE: 17,
   STATS: 18,
+  REMOVE_GROUP: 19,
 } as const;
 
 /** How IOCTL passes its argument: none, a value (u64), struct bytes, or a string (device name). */

@@ -48,3 +48,21 @@ describe('the shared file', () => {
     expect(existsSync(path)).toBe(false);
   });
 });
+
+describe('host groups', () => {
+  it('CREATE_GROUP makes one, REMOVE_GROUP removes it unless it is open; bad specs are EINVAL', async () => {
+    const c = await Client.connect(srv.path);
+    const id = await c.createGroup('kind=iommu,devices=hg0+hg1,reserved=none');
+    expect(id).toBeGreaterThan(1);
+    expect(await c.createGroup('kind=iommu,devices=hg1')).toBe(-17); // the name is in use
+    expect(await c.createGroup('kind=vfio')).toBe(-22);
+    expect(await c.createGroup('devices=x,colour=red')).toBe(-22);
+    const fd = await c.open(`/dev/vfio/${id}`);
+    expect(await c.removeGroup(id)).toBe(-16);
+    expect(await c.close(fd)).toBe(0);
+    expect(await c.removeGroup(id)).toBe(0);
+    expect(await c.open(`/dev/vfio/${id}`)).toBe(-2);
+    expect(await c.removeGroup(id)).toBe(-2);
+    await c.end();
+  });
+});
