@@ -26,6 +26,9 @@ export function serveHelp(): string {
     '  --profile NAME           linux-6.18 (default) or linux-6.6',
     '  --dma-entry-limit N      type1 dma_entry_limit (default 65535)',
     '  --memory-limit SIZE      Wasm memory of the engine (default just under 2 GiB)',
+    '  --ioasid-capacity N      IOASIDs installed at creation (default 0x100000; 0: none)',
+    '  --ioasid-system-quota N  quota of the system IOASID set (default 32768)',
+    '  --vfio-pasid-quota N     quota of each VM\'s PASID set (default 1000)',
     '  --max-frame SIZE         largest request frame (default 16MiB plus the 16-byte header)',
     '  --callback-timeout TIME  how long a callback waits for its client (default 5000ms)',
     '  --shm-max SIZE           largest shared file a client may ask for (default 1GiB)',
@@ -49,7 +52,8 @@ export function parseServeOptions(argv: string[]): ServeOptions {
   const s = { type: 'string' } as const;
   const { values: v, wants } = parseCommandLine(rest, {
     listen: s, mode: s, profile: s, 'dma-entry-limit': s, 'memory-limit': s, 'max-frame': s,
-    'callback-timeout': s, 'shm-max': s, 'shm-dir': s,
+    'callback-timeout': s, 'shm-max': s, 'shm-dir': s, 'ioasid-capacity': s, 'ioasid-system-quota': s,
+    'vfio-pasid-quota': s,
   }, 0);
   const str = (k: string) => v[k] as string | undefined;
   const o: ServeOptions = { listen: str('listen') ?? '', groups, help: wants === 'help', version: wants === 'version' };
@@ -73,6 +77,11 @@ export function parseServeOptions(argv: string[]): ServeOptions {
     dmaEntryLimit: limit === undefined ? undefined : parseInteger('dma-entry-limit', limit, 0, 0xffff_ffff),
     memoryLimit: mem === undefined ? undefined : parseSize('memory-limit', mem),
   };
+  for (const [flag, key] of [['ioasid-capacity', 'ioasidCapacity'], ['ioasid-system-quota', 'ioasidSystemQuota'],
+    ['vfio-pasid-quota', 'vfioPasidQuota']] as const) {
+    const t = str(flag);
+    if (t !== undefined) o.engine[key] = parseInteger(flag, t, 0, 0xffff_ffff);
+  }
   const frame = str('max-frame');
   const timeout = str('callback-timeout');
   const shmMax = str('shm-max');

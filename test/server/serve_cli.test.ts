@@ -87,5 +87,14 @@ describe('vfio-dirty serve options', () => {
     expect(err).toContain('--profile: must be one of linux-6.18, linux-6.6');
     expect(await main(['serve', '--listen', join(dir, 'x'), '--mode', '999'], io)).toBe(2);
     expect(err).toContain('--mode: expected octal like 0600');
+    expect(await main(['serve', '--listen', join(dir, 'x'), '--group', 'kind=vfio'], io)).toBe(2);
+    expect(err).toContain('--group: kind: iommu or emulated, not "vfio"');
+    const { parseServeOptions } = await import('../../src/server/cli.js');
+    const o = parseServeOptions(['--listen', 'S', '--group', 'devices=a', '--group=kind=emulated', '--mode', '0640',
+      '--profile', 'linux-6.6', '--dma-entry-limit', '7', '--ioasid-capacity', '16', '--callback-timeout', '250ms']);
+    expect(o).toMatchObject({
+      listen: 'S', groups: ['devices=a', 'kind=emulated'], mode: 0o640, callbackTimeoutMs: 250,
+      engine: { profile: 'linux-6.6', dmaEntryLimit: 7, ioasidCapacity: 16 },
+    });
   });
 });
