@@ -149,9 +149,8 @@ export function rethrowCallbackErrors(r: UnmapResult): void {
  * callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
  * bitmap. What would change the container's groups, page sizes or tracking state (SET_CONTAINER
  * onto it, UNSET_CONTAINER of one of its groups, SET_IOMMU, START or STOP) fails with -EDEADLK
- * and changes nothing, as the kernel's group lock would block it. A group file's final close
- * inside a callback succeeds, and its detach waits until the outermost unmap of the container
- * returns (the group cannot be opened again until then).
+ * and changes nothing, as the kernel's group lock would block it; a close that would detach one
+ * of its groups is such a call too: it answers -EDEADLK and the fd stays open.
  *
  * A callback that throws does not stop the unmap: the exception is caught, the unmap goes on as
  * the kernel's would once the driver returned (restart; a dma whose pins remain fails with
