@@ -5,6 +5,7 @@ import { Core, type CoreFlavour } from './wasm.js';
 import type { Subsystem } from './file.js';
 import { Container } from './vfio/container.js';
 import { vfioFiles } from './vfio/files.js';
+import { iommufdFiles } from './iommufd/subsystem.js';
 import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
@@ -32,7 +33,9 @@ export class Engine {
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, iommufdFiles];
+  /** Devices created so far: the next device's index N (SPEC-DEVICE-DIRTY §2.2). */
+  devicesCreated = 0;
   private nextGroupId = 1;
   private seq = 0;
 
