@@ -163,7 +163,7 @@ export class Iommufd {
   }
   /** GET_DIRTY_BITMAP into a fresh buffer of 8·⌈nbits/64⌉ bytes filled with `fill` (or `data`). */
   get(hwpt: number, iova: bigint, length: bigint, p: bigint, o: { noClear?: boolean; fill?: number; n?: number; data?: bigint } = {}): Bitmap {
-    const nbits = length === 0n ? 0n : (length + p - 1n) / p;
+    const nbits = length === 0n || p === 0n ? 0n : (length + p - 1n) / p;
     const n = o.n ?? Number(((nbits + 63n) / 64n) * 8n);
     const data = o.data ?? userBuffer(this.proc, n, o.fill ?? 0);
     const b = struct(48, [[0, 48], [4, hwpt], [8, o.noClear ? 1 : 0], [16, iova, 8], [24, length, 8], [32, p, 8], [40, data, 8]]);
@@ -201,7 +201,7 @@ export interface SetupF {
   V: bigint;
   /** `D(a)`: a 1-byte device write. */
   D(a: bigint): number;
-  GET(iova: bigint, length: bigint, p: bigint, o?: { noClear?: boolean; fill?: number; n?: number }): Bitmap;
+  GET(iova: bigint, length: bigint, p: bigint, o?: { noClear?: boolean; fill?: number; n?: number; data?: bigint }): Bitmap;
   ENABLE(): number;
 }
 
