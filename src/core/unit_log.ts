@@ -94,6 +94,11 @@ export class UnitLog {
     }
   }
 
+  /** The segments' core bitmap handles, ascending (benchmarks and tests). */
+  get handles(): readonly number[] {
+    return this.segs.map((s) => s.bm);
+  }
+
   /** Unmarks every unit. */
   clear(): void {
     for (const s of this.segs) this.core.x.bitmap_clear(s.bm);
