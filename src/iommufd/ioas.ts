@@ -145,7 +145,7 @@ export function ioasIovaRanges(
     v.setBigUint64(16 * i, ranges[i][0], true);
     v.setBigUint64(16 * i + 8, ranges[i][1], true);
   }
-  if (n > 0) proc.write(ptr, buf);
+  if (n > 0 && proc.um.write(ptr, buf) < 0) return -ENOMEM;
   out(ranges.length, ioas.iopt.alignment);
   return ranges.length > capacity ? -EMSGSIZE : 0;
 }

@@ -2,7 +2,7 @@
 // first, min_size, zero trailing bytes, copy-in and write-back of min(size, struct size) bytes),
 // then the decode of each struct and the call into its object's file.
 import {
-  E2BIG, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW,
+  E2BIG, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOTTY, EOPNOTSUPP, EOVERFLOW,
 } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
 import type { Process } from '../process.js';
@@ -133,7 +133,7 @@ function hwInfo(proc: Process, ctx: IommufdCtx, v: DataView): number {
   const ptr = v.getBigUint64(16, true);
   if (len > 0) {
     if (!proc.isMapped(ptr, BigInt(len))) return -EFAULT;
-    proc.write(ptr, new Uint8Array(len));
+    if (proc.um.write(ptr, new Uint8Array(len)) < 0) return -ENOMEM;
   }
   v.setUint32(12, 0, true);
   v.setUint32(24, 0, true);

@@ -83,14 +83,24 @@ export function dmaWrite(dev: VfioDevice, iova: bigint, data: Uint8Array): numbe
   const tr = translatorOf(dev);
   const pieces = translate(tr, iova, data.length, true);
   if (!pieces) return -EFAULT;
-  const x = dev.group.engine.core.x;
-  // Frame every destination first, so the copy below cannot fail half-way.
-  for (const p of pieces) if (x.um_reserve(p.owner.um.handle, Number(p.vaddr), p.n) < 0) return -ENOMEM;
+  const core = dev.group.engine.core;
+  const x = core.x;
+  // Stage the bytes and frame every destination first, so the copy below cannot fail half-way.
+  const buf = x.heap_alloc(data.length);
+  if (buf < 0) return -ENOMEM;
+  for (const p of pieces) {
+    if (x.um_reserve(p.owner.um.handle, Number(p.vaddr), p.n) < 0) {
+      x.heap_free(buf);
+      return -ENOMEM;
+    }
+  }
+  core.u8().set(data, buf);
   let off = 0;
   for (const p of pieces) {
-    p.owner.um.write(p.vaddr, data.subarray(off, off + p.n));
+    x.um_write(p.owner.um.handle, Number(p.vaddr), buf + off, p.n);
     off += p.n;
   }
+  x.heap_free(buf);
   const last = iova + BigInt(data.length) - 1n;
   markTracker(dev, iova, last);
   if (tr && 'hwpt' in tr) tr.hwpt.markWrite(iova, last);

@@ -1,7 +1,7 @@
 // The ioctls of a device file with access (SPEC-DEVICE-DIRTY §2.3, §3): VFIO_DEVICE_FEATURE's
 // framing (F1-F6, check C1-C4), MIGRATION, DMA_LOGGING_START / STOP / REPORT, and
 // VFIO_DEVICE_RESET. The access gate (F1) is the caller's: a cdev fd answers EINVAL until bound.
-import { E2BIG, EFAULT, EINVAL, ENOTTY, EOVERFLOW } from '../../assembly/constants.js';
+import { E2BIG, EFAULT, EINVAL, ENOMEM, ENOTTY, EOVERFLOW } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
 import type { Process } from '../process.js';
 import { U64_MAX } from '../u64.js';
@@ -96,7 +96,9 @@ function start(proc: Process, dev: VfioDevice, b: Uint8Array, v: DataView): numb
   for (let i = 0; i < n; i++) {
     const at = ptr + BigInt(16 * i);
     if (!proc.isMapped(at, 16n)) return -EFAULT;
-    const e = dv(proc.read(at, 16));
+    const raw = proc.um.read(at, 16);
+    if (typeof raw === 'number') return -ENOMEM; // the host's staging copy (no kernel analogue)
+    const e = dv(raw);
     const iova = e.getBigUint64(0, true);
     const length = e.getBigUint64(8, true);
     if ((iova | length) & mask) return -EINVAL;
