@@ -273,3 +273,14 @@ describe('§5 E type1 and device logging', () => {
     expect(s.REP(0n, P(0x40), 0x1000n, 8).hex).toBe(rep(0, 8));
   });
 });
+
+describe('§5 I QEMU', () => {
+  it('V68 the logging ranges QEMU builds from its sections start on a setup-L device', async () => {
+    const s = await setupL();
+    const { ret, buf } = s.START(0x1000n, [[0n, 0xfe000000n], [0x100000000n, 0x180000000n], [0x380000000000n, 0x40000000n]]);
+    expect(hex(buf.subarray(0, 8))).toBe('20 00 00 00 06 00 02 00');
+    expect(ret).toBe(0);
+    expect(s.W(P(0x10))).toBe(0);
+    expect(s.REP(0n, P(0x40), 0x1000n, 8).hex).toBe('00 00 01 00 00 00 00 00');
+  });
+});
