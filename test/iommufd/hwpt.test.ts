@@ -339,4 +339,15 @@ describe('§5 H HWPT dirty tracking', () => {
     expect(s.GET(0x100000n, 0x80000n, 0x1000n, { data: 0n }).ret).toBe(-EFAULT);
     expect(s.GET(0x100000n, 0x80000n, 0x1000n).hex).toBe(`01 ${rep(0, 15)}`);
   });
+
+describe('GET over the whole address space', () => {
+  it('iova 0 with length 0 means all of [0, U64_MAX]', async () => {
+    const s = await setupF();
+    expect(s.ENABLE()).toBe(0);
+    expect(s.D(0x100000n)).toBe(0);
+    expect(s.GET(0n, 0n, 1n << 63n, { n: 8 }).hex).toBe(`01 ${rep(0, 7)}`);
+    expect(s.GET(0n, 0n, 1n << 63n, { n: 8 }).hex).toBe(rep(0, 8));
+    expect(s.GET(0n, 0n, 0x1000n, { n: 8 }).ret).toBe(-EFAULT); // a 2^49-byte extent
+  });
+});
 });
