@@ -23,7 +23,7 @@ export const IOMMU_HWPT_ALLOC_PASID = 8;
 export const IOMMU_HWPT_DATA_NONE = 0;
 export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1;
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
-export const IOMMU_HW_CAP_DIRTY_TRACKING = 1n;
+export const IOMMU_HW_CAP_DIRTY_TRACKING = 1; // enum iommu_hw_capabilities: a plain number like every flag
 export const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1;
 export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 
