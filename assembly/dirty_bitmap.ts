@@ -41,13 +41,15 @@ import { listRuns } from './dirty_bitmap_runs';
 
 const HEADER: usize = 16; // bytes before word 0
 
-@inline function nbitsOf(bm: usize): u32 {
+/** Bits of bitmap `bm` (its header's first u32). */
+@inline export function nbitsOf(bm: usize): u32 {
   return load<u32>(bm);
 }
 @inline function nwordsOf(bm: usize): u32 {
   return load<u32>(bm, 4);
 }
-@inline function wordsOf(bm: usize): usize {
+/** The address of word 0 of bitmap `bm`, right after its header. */
+@inline export function wordsOf(bm: usize): usize {
   return bm + HEADER;
 }
 

@@ -108,9 +108,8 @@ export function dmaWrite(dev: VfioDevice, iova: bigint, data: Uint8Array): numbe
     const t = tr.t;
     for (const p of pieces) {
       const d = p.dma!;
-      const lo = (p.iova - d.iova) >> t.pgshiftBig;
-      const hi = (p.iova + BigInt(p.n) - 1n - d.iova) >> t.pgshiftBig;
-      x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
+      const lo = t.bitOf(d.iova, p.iova);
+      d.bitmap!.setRange(lo, t.bitOf(d.iova, p.iova + BigInt(p.n) - 1n) - lo + 1);
     }
   }
   return 0;

@@ -4,7 +4,7 @@ import type { IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
 import { deviceIoctl } from './device_feature.js';
 import { VFIO_DEVICE_BIND_IOMMUFD } from './device_uapi.js';
-import { releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
 import { deviceClosedIfUnused } from './dma_logging.js';
 
 export class DeviceFile implements OpenFile {
@@ -29,5 +29,10 @@ export class DeviceFile implements OpenFile {
     this.group.deviceFds--;
     deviceClosedIfUnused(this.device);
     releaseIfUnused(this.group);
+  }
+
+  /** Closing the group file's last reference detaches the group: refused while its container notifies. */
+  releaseBlocked(all: boolean): boolean {
+    return groupReleaseBlocked(this.group, all || (!this.group.fdOpen && this.group.deviceFds === 1));
   }
 }
