@@ -84,23 +84,20 @@ export function dmaWrite(dev: VfioDevice, iova: bigint, data: Uint8Array): numbe
   const pieces = translate(tr, iova, data.length, true);
   if (!pieces) return -EFAULT;
   const core = dev.group.engine.core;
-  const x = core.x;
   // Stage the bytes and frame every destination first, so the copy below cannot fail half-way.
-  const buf = x.heap_alloc(data.length);
+  const buf = core.alloc(data.length);
   if (buf < 0) return -ENOMEM;
-  for (const p of pieces) {
-    if (x.um_reserve(p.owner.um.handle, Number(p.vaddr), p.n) < 0) {
-      x.heap_free(buf);
-      return -ENOMEM;
+  try {
+    for (const p of pieces) if (p.owner.um.reserve(p.vaddr, p.n) < 0) return -ENOMEM;
+    core.u8().set(data, buf);
+    let off = 0;
+    for (const p of pieces) {
+      p.owner.um.writeFrom(p.vaddr, buf + off, p.n); // frames reserved: cannot fail
+      off += p.n;
     }
+  } finally {
+    core.free(buf);
   }
-  core.u8().set(data, buf);
-  let off = 0;
-  for (const p of pieces) {
-    x.um_write(p.owner.um.handle, Number(p.vaddr), buf + off, p.n);
-    off += p.n;
-  }
-  x.heap_free(buf);
   const last = iova + BigInt(data.length) - 1n;
   markTracker(dev, iova, last);
   if (tr && 'hwpt' in tr) tr.hwpt.markWrite(iova, last);

@@ -1,6 +1,7 @@
 // A device's options and state beyond type1 (SPEC-DEVICE-DIRTY §2.1): its DMA-logging tracker
 // (mlx5's page tracker), its migration flags, its active log, and its iommufd binding.
 import type { UnitLog } from '../core/unit_log.js';
+import { PAGE_SIZE } from '../u64.js';
 import type { DeviceBinding } from '../iommufd/device.js';
 
 /** The tracker's capabilities (mlx5: pg_track_max_num_range, supported page sizes, log2 limits). */
@@ -68,7 +69,7 @@ function resolveTracker(t: true | TrackerOptions): Tracker {
     throw new RangeError('dmaLogging.maxRanges must be an integer in 1..256');
   }
   const pageSizes = o.pageSizes ?? 0x3ff000n;
-  if (typeof pageSizes !== 'bigint' || pageSizes <= 0n || pageSizes >= 1n << 64n || (pageSizes & 0xfffn) !== 0n) {
+  if (typeof pageSizes !== 'bigint' || pageSizes <= 0n || pageSizes >= 1n << 64n || (pageSizes & (PAGE_SIZE - 1n)) !== 0n) {
     throw new RangeError('dmaLogging.pageSizes must be a non-zero u64 bigint with no bit below 12');
   }
   const asb = o.addressSpaceBits ?? [12, 42];

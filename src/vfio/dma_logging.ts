@@ -4,7 +4,7 @@
 import { EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW } from '../../assembly/constants.js';
 import { prepareUserBitmap, UnitLog, type UnitPiece } from '../core/unit_log.js';
 import type { Process } from '../process.js';
-import { U64_MAX } from '../u64.js';
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
 import type { VfioDevice } from './group.js';
 import type { Tracker } from './device_state.js';
 
@@ -21,7 +21,7 @@ export function trackedPageSize(tr: Tracker, pageSize: bigint): bigint {
   const f = 1n << BigInt(floorLog2(pageSize));
   let best = 0n;
   let smallest = 0n;
-  for (let s = 1n << 12n; s < 1n << 64n; s <<= 1n) {
+  for (let s = PAGE_SIZE; s < 1n << 64n; s <<= 1n) {
     if (!(tr.pageSizes & s)) continue;
     if (!smallest) smallest = s;
     if (s <= f) best = s;
@@ -106,7 +106,7 @@ export function loggingStop(dev: VfioDevice): void {
 export function loggingReport(
   dev: VfioDevice, proc: Process, iova: bigint, length: bigint, pageSize: bigint, data: bigint,
 ): number {
-  if (pageSize < 4096n || (pageSize & (pageSize - 1n)) !== 0n) return -EINVAL;
+  if (pageSize < PAGE_SIZE || (pageSize & (pageSize - 1n)) !== 0n) return -EINVAL;
   if (iova + length > U64_MAX) return -EOVERFLOW;
   if (length === 0n) return -EINVAL;
   const pshift = floorLog2(pageSize);
