@@ -4,7 +4,8 @@
 import { EADDRINUSE, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP } from '../../assembly/constants.js';
 import { prepareUserBitmap, UnitLog, type UnitPiece } from '../core/unit_log.js';
 import type { Process } from '../process.js';
-import { U64_MAX } from '../u64.js';
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
+import { pgsizesOf } from '../vfio/type1.js';
 import type { Group } from '../vfio/group.js';
 import type { IommufdCtx } from './context.js';
 import type { DeviceBinding } from './device.js';
@@ -37,7 +38,7 @@ export class Hwpt {
     this.ioas = ioas;
     this.auto = auto;
     this.dirtyCap = dirty;
-    this.pgsizes = normalizedPgsizes(g.pgsizeBitmap);
+    this.pgsizes = normalizedPgsizes(g);
     this.aperture = g.aperture;
     this.huge = g.hugeIoptes;
   }
@@ -58,15 +59,14 @@ export class Hwpt {
   }
 }
 
-/** SPEC §1.5 item 1: sizes below 4096 dropped, 4096 added if any were. */
-export function normalizedPgsizes(bitmap: bigint): bigint {
-  const low = bitmap & 0xfffn;
-  return low ? (bitmap & ~0xfffn) | 0x1000n : bitmap;
+/** SPEC §1.5 item 1 for one group's IOMMU: the type1 rule (sizes below a page become a page). */
+export function normalizedPgsizes(g: Group): bigint {
+  return pgsizesOf([g]);
 }
 
 /** Whether group g's IOMMU can use H (§4.2 rule 3). */
 export function compatible(h: Hwpt, g: Group): boolean {
-  return normalizedPgsizes(g.pgsizeBitmap) === h.pgsizes && h.aperture[0] >= g.aperture[0]
+  return normalizedPgsizes(g) === h.pgsizes && h.aperture[0] >= g.aperture[0]
     && h.aperture[1] <= g.aperture[1] && (!h.dirtyCap || g.iommuDirtyTracking);
 }
 
@@ -74,13 +74,13 @@ export function compatible(h: Hwpt, g: Group): boolean {
 export function ioptePieces(area: Area, pgsizes: bigint, huge: boolean): UnitPiece[] {
   if (!huge) return [{ base: area.iova, last: area.last, shift: 12 }];
   const sizes: bigint[] = [];
-  for (let s = 0x1000n; s <= 1n << 63n; s <<= 1n) if (pgsizes & s) sizes.push(s);
+  for (let s = PAGE_SIZE; s <= 1n << 63n; s <<= 1n) if (pgsizes & s) sizes.push(s);
   const out: UnitPiece[] = [];
   let iova = area.iova;
   let uva = area.userVa;
   let left = area.last - area.iova + 1n;
   while (left > 0n) {
-    let s = 0x1000n;
+    let s = PAGE_SIZE;
     for (const z of sizes) if (z <= left && iova % z === 0n && uva % z === 0n) s = z;
     let n = left / s;
     for (const z of sizes) {
@@ -119,10 +119,10 @@ export function hwptUnmapArea(h: Hwpt, area: Area): void {
  * lowest free id, or -errno with nothing made.
  */
 export function hwptCreate(ctx: IommufdCtx, ioas: Ioas, g: Group, dirty: boolean, auto: boolean, faultId: boolean): Hwpt | number {
-  const pg = normalizedPgsizes(g.pgsizeBitmap);
-  if ((pg & -pg) > 0x1000n) return -EINVAL;
+  const pg = normalizedPgsizes(g);
+  if ((pg & -pg) > PAGE_SIZE) return -EINVAL;
   const iopt = ioas.iopt;
-  if (ioas.hwpts.length === 0 && iopt.areas.some((a) => ((a.iova | (a.last + 1n - a.iova) | (a.userVa & 0xfffn)) & 0xfffn) !== 0n)) {
+  if (ioas.hwpts.length === 0 && iopt.areas.some((a) => ((a.iova | (a.last + 1n - a.iova) | a.userVa) & (PAGE_SIZE - 1n)) !== 0n)) {
     return -EADDRINUSE;
   }
   const h = new Hwpt(ctx, ctx.allocId(), ioas, g, dirty, auto);
@@ -138,7 +138,7 @@ export function hwptCreate(ctx: IommufdCtx, ioas: Ioas, g: Group, dirty: boolean
   }
   iopt.reserve(h, aps);
   ioas.hwpts.push(h);
-  iopt.alignment = 0x1000n;
+  iopt.alignment = PAGE_SIZE;
   ctx.objects.set(h.id, h);
   return h;
 }

@@ -2,7 +2,7 @@
 // its reserved set (HWPT apertures, attached devices' reserved regions) and its IOVA alignment;
 // the lookups, the hole walk and the IOVA allocator of SPEC-DEVICE-DIRTY §4.4-§4.6.
 import type { Process } from '../process.js';
-import { U64_MAX } from '../u64.js';
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
 
 /** One IOAS_MAP: [iova, last] backed by `proc`'s memory at userVa, with READABLE/WRITEABLE. */
 export interface Area {
@@ -24,8 +24,8 @@ export interface Reservation {
 }
 
 /** The lowest and highest IOVA the allocator hands out (IOVA 0 and the top page never are). */
-const ALLOC_LO = 0x1000n;
-const ALLOC_HI = U64_MAX - 0x1000n;
+const ALLOC_LO = PAGE_SIZE;
+const ALLOC_HI = U64_MAX - PAGE_SIZE;
 
 export class IoPagetable {
   /** Areas, ascending by iova, disjoint. */
@@ -120,7 +120,7 @@ export class IoPagetable {
       ...this.reserved.map((r) => [r.start, r.last] as const),
       ...this.areas.map((ar) => [ar.iova, ar.last] as const),
     ];
-    const pageOff = userVa & 0xfffn;
+    const pageOff = userVa & (PAGE_SIZE - 1n);
     for (const [h, l] of IoPagetable.holes(used, ALLOC_LO, ALLOC_HI)) {
       const s = (((h + a - 1n) / a) * a) | pageOff;
       if (s < l && l - s >= length - 1n) return s;

@@ -4,7 +4,7 @@ import {
   EEXIST, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW,
 } from '../../assembly/constants.js';
 import type { Process } from '../process.js';
-import { U64_MAX } from '../u64.js';
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
 import type { IommufdCtx } from './context.js';
 import { hwptMapArea, hwptUnmapArea, type Hwpt } from './hwpt.js';
 import { IoPagetable, type Area } from './io_pagetable.js';
@@ -55,7 +55,7 @@ export function ioasMap(proc: Process, ctx: IommufdCtx, m: MapArgs): bigint | nu
   const ioas = ctx.get(m.ioasId, 'ioas');
   if (!ioas) return -ENOENT;
   if (m.userVa + m.length > U64_MAX) return -EOVERFLOW;
-  if (m.length === 0n || m.length > U64_MAX - 4096n) return -EINVAL;
+  if (m.length === 0n || m.length > U64_MAX - PAGE_SIZE) return -EINVAL;
   const iopt = ioas.iopt;
   if (m.length % iopt.alignment !== 0n) return -EINVAL;
   let iova = m.iova;
@@ -77,7 +77,7 @@ export function ioasMap(proc: Process, ctx: IommufdCtx, m: MapArgs): bigint | nu
     iova = iopt.allocIova(m.length, m.userVa, a);
     if (iova < 0n) return -ENOSPC;
   }
-  if ((m.userVa & 0xfffn) % iopt.alignment !== 0n) return -EINVAL;
+  if ((m.userVa & (PAGE_SIZE - 1n)) % iopt.alignment !== 0n) return -EINVAL;
   if (ioas.hwpts.length && !proc.isMapped(m.userVa, m.length)) return -EFAULT;
   const area: Area = { iova, last: iova + m.length - 1n, userVa: m.userVa, proc, prot: m.flags & 6 };
   for (const h of ioas.hwpts) {
