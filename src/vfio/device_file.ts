@@ -1,7 +1,11 @@
 // A device fd (VFIO_GROUP_GET_DEVICE_FD): keeps its group file open and the device taking part.
-import { ENOTTY } from '../../assembly/constants.js';
-import type { OpenFile } from '../file.js';
+import { EINVAL } from '../../assembly/constants.js';
+import type { IoctlArg, OpenFile } from '../file.js';
+import type { Process } from '../process.js';
+import { deviceIoctl } from './device_feature.js';
+import { VFIO_DEVICE_BIND_IOMMUFD } from './device_uapi.js';
 import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { deviceClosedIfUnused } from './dma_logging.js';
 
 export class DeviceFile implements OpenFile {
   readonly kind = 'vfio-device';
@@ -14,13 +18,16 @@ export class DeviceFile implements OpenFile {
     this.group = group;
   }
 
-  ioctl(): number {
-    return -ENOTTY; // no device ioctl is modelled
+  /** Device ioctls (SPEC-DEVICE-DIRTY §2.3): a group-path fd has access; BIND is for cdevs only. */
+  ioctl(proc: Process, request: number, arg: IoctlArg): number {
+    if (request === VFIO_DEVICE_BIND_IOMMUFD) return -EINVAL;
+    return deviceIoctl(proc, this.device, request, arg);
   }
 
   close(): void {
     this.device.openCount--;
     this.group.deviceFds--;
+    deviceClosedIfUnused(this.device);
     releaseIfUnused(this.group);
   }
 
