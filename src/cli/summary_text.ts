@@ -15,6 +15,7 @@ export function formatSummary(s: SimSummary): string {
     `  total time:      ${fmtS(s.totalTimeS)} (virtual)`,
     `  downtime:        ${fmtS(s.downtimeS)}${s.converged ? '' : ' if forced now'} (limit ${fmtS(c.downtimeLimit)})`,
     `  bytes sent:      ${formatBytes(s.bytesSent)} (${(s.bytesSent / c.memory).toFixed(2)}x guest RAM)`,
+    ...infoMigrate(s),
     `  engine time:     ${s.engine.totalMs.toFixed(1)} ms real over ${s.engine.harvests} harvests` +
       ` (mean ${s.engine.meanMs.toFixed(2)} ms, max ${s.engine.maxMs.toFixed(2)} ms);` +
       ` guest and device activity ${s.engine.activityMs.toFixed(0)} ms; peak Wasm heap ${formatBytes(s.engine.peakHeapBytes)}`,
@@ -27,6 +28,33 @@ export function formatSummary(s: SimSummary): string {
   }
   lines.push(`  wall time:       ${(s.wallMs / 1000).toFixed(2)} s`);
   return lines.join('\n');
+}
+
+/** The figures of QEMU's `info migrate`, under its labels. */
+function infoMigrate(s: SimSummary): string[] {
+  const m = s.migrate;
+  const kb = (b: number) => `${Math.round(b / 1024)} kbytes`;
+  const ms = (t: number) => `${Math.round(t * 1000)} ms`;
+  const t = s.config.throttle;
+  const aid = t.autoConverge ? `auto-converge, throttle ${m.cpuThrottlePercentage} %` :
+    t.dirtyLimit ? `dirty-limit, ${m.dirtyLimit > 0 ? `${mib(m.dirtyLimit)} MiB/s in service` : 'not triggered'}` : 'none';
+  const dev = s.config.deviceState;
+  const lines = [
+    `  info migrate:    status ${m.status}; setup ${ms(m.setupTimeS)}; total time ${ms(m.totalTimeS)}; ` +
+      `${m.downtimeS === null ? `expected downtime ${ms(m.expectedDowntimeS)}` : `downtime ${ms(m.downtimeS)}`}`,
+    `                   transferred ram ${kb(m.transferredBytes)}; throughput ${m.mbps.toFixed(2)} mbps; ` +
+      `remaining ram ${kb(m.remainingBytes)}; total ram ${kb(m.totalBytes)}`,
+    `                   duplicate ${m.duplicatePages} pages; normal ${m.normalPages} pages; normal bytes ${kb(m.normalBytes)}; ` +
+      `pages-per-second ${Math.round(m.pagesPerSecond)}`,
+    `                   dirty sync count ${m.dirtySyncCount}; dirty pages rate ${Math.round(m.dirtyPagesRate)} pages; ` +
+      `precopy ram ${kb(m.precopyBytes)}; downtime ram ${kb(m.downtimeBytes)}`,
+    `  convergence aid: ${aid}`,
+  ];
+  if (dev.precopyInitial > 0 || dev.precopyDirtyRate > 0 || dev.stopCopy > 0) {
+    const sent = s.roundsDetail.reduce((a, r) => a + r.deviceBytes, 0);
+    lines.push(`  device state:    ${formatBytes(sent)} sent (initial ${formatBytes(dev.precopyInitial)}, stop-copy ${formatBytes(dev.stopCopy)})`);
+  }
+  return lines;
 }
 
 function mib(bytesPerS: number): string {

@@ -29,6 +29,16 @@ export class MigrationVm {
   readonly layout: GuestLayout;
   /** Real milliseconds the guest and device activity took. */
   activityMs = 0;
+  /**
+   * Share of its nominal write rate the guest runs at (1: unthrottled): what a CPU throttle or a
+   * dirty limit leaves. Devices are not slowed: DMA is not a vCPU.
+   */
+  guestScale = 1;
+  /**
+   * How far the guest's own clock (the unthrottled running its writes count) is behind virtual
+   * time, seconds: 0 until a throttle, so an unthrottled run writes what it always did.
+   */
+  private guestLagS = 0;
   private readonly config: SimConfig;
   private readonly c: SimContainer;
   private readonly core: Core;
@@ -102,7 +112,9 @@ export class MigrationVm {
     for (let i = 0; i < steps; i++) {
       const a = t0 + ((t1 - t0) * i) / steps;
       const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
-      this.workload.run(a, b, this.sink);
+      const lag = this.guestLagS + (b - a) * (1 - this.guestScale);
+      this.workload.run(a - this.guestLagS, b - lag, this.sink);
+      this.guestLagS = lag;
       this.vgpu?.run(a, b);
       onStep?.((i + 1) / steps);
     }

@@ -1,0 +1,67 @@
+// The run's summary and the figures of QEMU's `info migrate` at its end, computed from the round
+// records alone (each figure's definition is in summary.ts and docs/simulate.md).
+import type { SimConfig } from './config.js';
+import { throughputMbps } from './convergence.js';
+import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
+import { SUMMARY_SCHEMA, type EngineCost, type MigrateInfo, type RoundRecord, type SimSummary } from './summary.js';
+import type { Throttle } from './throttle.js';
+
+/** The summary of a run whose rounds are `rounds` (the last is stop-copy or unconverged). */
+export function summarize(
+  config: SimConfig, slots: readonly RamSlot[], rounds: readonly RoundRecord[], converged: boolean,
+  throttle: Throttle, engine: EngineCost, wallMs: number,
+): SimSummary {
+  const last = rounds[rounds.length - 1];
+  const totalTimeS = last.startS + last.durationS;
+  const bytesSent = rounds.reduce((a, r) => a + r.bytesSent, 0);
+  return {
+    schema: SUMMARY_SCHEMA,
+    config: structuredClone(config),
+    slots: slots.map((s) => ({ gpa: s.gpa, size: s.size })),
+    converged,
+    rounds: rounds.length - 1,
+    totalTimeS,
+    downtimeS: converged ? last.durationS : last.expectedDowntimeS,
+    bytesSent,
+    migrate: migrateInfo(config, rounds, converged, throttle),
+    allDirtyRounds: rounds.filter((r) => r.allDirty).length,
+    engine,
+    wallMs,
+    roundsDetail: [...rounds],
+  };
+}
+
+/** `info migrate` at the end of the run. */
+export function migrateInfo(config: SimConfig, rounds: readonly RoundRecord[], converged: boolean, throttle: Throttle): MigrateInfo {
+  const last = rounds[rounds.length - 1];
+  const setupTimeS = 0;
+  const totalTimeS = last.startS + last.durationS;
+  const sum = (f: (r: RoundRecord) => number) => rounds.reduce((a, r) => a + f(r), 0);
+  const transferredBytes = sum((r) => r.bytesSent);
+  const downtimeBytes = converged ? last.bytesSent : 0;
+  const normalPages = sum((r) => r.normalPages);
+  const duplicatePages = sum((r) => r.zeroPages);
+  const transferS = totalTimeS - setupTimeS;
+  return {
+    status: converged ? 'completed' : 'active',
+    setupTimeS,
+    totalTimeS,
+    downtimeS: converged ? last.durationS : null,
+    expectedDowntimeS: last.expectedDowntimeS,
+    transferredBytes,
+    remainingBytes: converged ? 0 : last.dirtyPages * GUEST_PAGE,
+    totalBytes: config.memory,
+    duplicatePages,
+    normalPages,
+    normalBytes: normalPages * GUEST_PAGE,
+    mbps: throughputMbps(transferredBytes, transferS),
+    pagesPerSecond: transferS > 0 ? (normalPages + duplicatePages) / transferS : 0,
+    dirtyPagesRate: last.dirtyPagesRate,
+    dirtySyncCount: last.dirtySyncCount,
+    precopyBytes: transferredBytes - downtimeBytes,
+    downtimeBytes,
+    cpuThrottlePercentage: throttle.pct,
+    dirtyLimit: throttle.guestLimit,
+    thresholdBytes: config.bandwidth * config.downtimeLimit,
+  };
+}
