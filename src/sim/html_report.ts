@@ -181,19 +181,33 @@ const CLIENT_TEXT = String.raw`
   var it = document.getElementById('info');
   info.forEach(function (f) { var tr = el('tr'); tr.appendChild(el('td', f[0] + ':')); tr.appendChild(el('td', f[1])); it.appendChild(tr); });
   var rt = document.getElementById('rounds'), head = el('tr');
-  ['round', 'phase', 'start', 'dirty', 'device', 'runs', 'rate MiB/s', 'expected downtime', 'pending', 'throttle', 'zero pages', 'device data', 'sent', 'duration', 'transferred', 'sync', 'engine ms']
-    .forEach(function (h) { head.appendChild(el('th', h)); });
+  // The throttle and device columns only when the run has a convergence aid or device state.
+  var dev = cfg.deviceState, hasAid = cfg.throttle.autoConverge || cfg.throttle.dirtyLimit;
+  var hasDev = dev.precopyInitial > 0 || dev.precopyDirtyRate > 0 || dev.stopCopy > 0;
+  var cols = [
+    ['round', function (r) { return String(r.round); }],
+    ['phase', function (r, bulk) { return bulk ? 'bulk copy (all RAM)' : r.phase + (r.allDirty ? ' (all-dirty)' : ''); }],
+    ['start', function (r) { return R.secs(r.startS); }],
+    ['dirty', function (r, bulk) { return bulk ? '' : R.bytes(r.dirtyPages * 4096); }],
+    ['device', function (r, bulk) { return bulk ? '' : R.bytes(r.devicePages * 4096); }],
+    ['runs', function (r) { return String(r.runs); }],
+    ['rate MiB/s', function (r, bulk) { return bulk ? '' : (r.dirtyRate / MiB).toFixed(1); }],
+    ['expected downtime', function (r) { return R.secs(r.expectedDowntimeS); }],
+    ['pending', function (r) { return R.bytes(r.pendingBytes); }],
+    hasAid && ['throttle', function (r) { return r.throttlePct > 0 ? r.throttlePct + ' %' : r.dirtyLimit > 0 ? 'limit ' + (r.dirtyLimit / MiB).toFixed(0) + ' MiB/s' : ''; }],
+    hasDev && ['device data', function (r) { return r.deviceBytes > 0 ? R.bytes(r.deviceBytes) : ''; }],
+    ['sent', function (r) { return R.bytes(r.bytesSent); }],
+    ['duration', function (r) { return R.secs(r.durationS); }],
+    ['transferred', function (r) { return R.bytes(r.transferredBytes); }],
+    ['sync', function (r) { return String(r.dirtySyncCount); }],
+    ['engine ms', function (r, bulk) { return bulk ? '' : r.harvestMs.toFixed(2); }],
+  ].filter(Boolean);
+  cols.forEach(function (c) { head.appendChild(el('th', c[0])); });
   rt.appendChild(head);
   rounds.forEach(function (r) {
     var tr = el('tr'), bulk = r.phase === 'bulk';
     if (bulk) tr.className = 'bulk';
-    [String(r.round), bulk ? 'bulk copy (all RAM)' : r.phase + (r.allDirty ? ' (all-dirty)' : ''), R.secs(r.startS),
-     bulk ? '' : R.bytes(r.dirtyPages * 4096), bulk ? '' : R.bytes(r.devicePages * 4096), String(r.runs),
-     bulk ? '' : (r.dirtyRate / MiB).toFixed(1), R.secs(r.expectedDowntimeS), R.bytes(r.pendingBytes),
-     r.throttlePct > 0 ? r.throttlePct + ' %' : r.dirtyLimit > 0 ? 'limit ' + (r.dirtyLimit / MiB).toFixed(0) + ' MiB/s' : '',
-     String(r.zeroPages), r.deviceBytes > 0 ? R.bytes(r.deviceBytes) : '', R.bytes(r.bytesSent), R.secs(r.durationS),
-     R.bytes(r.transferredBytes), String(r.dirtySyncCount), bulk ? '' : r.harvestMs.toFixed(2)]
-      .forEach(function (c) { tr.appendChild(el('td', c)); });
+    cols.forEach(function (c) { tr.appendChild(el('td', c[1](r, bulk))); });
     rt.appendChild(tr);
   });
 })();
