@@ -38,6 +38,8 @@ export interface OutputOptions {
   exportFormats: Set<ExportFormat>;
   /** How progress is shown. */
   progress: ProgressMode;
+  /** Write the run as a replayable trace to this file. */
+  trace?: string;
 }
 
 export interface SimulateOptions {
@@ -233,6 +235,7 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['json', (v, o) => { o.json = v as boolean; }],
   ['report', (v, o) => { o.report = v as string; }],
   ['export', (v, o) => { o.export = v as string; }],
+  ['trace', (v, o) => { o.trace = v as string; }],
   ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
@@ -280,6 +283,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
   }
   checkConfig(config, set);
   if (output.report !== undefined) checkOutputFile('report', output.report);
+  if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
   else if (set.has('export-format')) throw new OptionError('export-format', 'needs --export DIR');
   return { config, output, help: false, version: false };
@@ -298,6 +302,7 @@ export function simulateHelp(): string {
     ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],
     ['--export DIR', 'write each round\'s files to DIR (created if needed): round-NNN.bitmap (kernel layout), round-NNN.runs.json, round-NNN.runs.bin, as --export-format says (default none)'],
     ['--export-format LIST', `the files --export writes: all, or a comma-separated list of ${EXPORT_FORMATS.join(', ')} (formats in docs/formats.md) (default ${DEFAULT_EXPORT_FORMATS})`],
+    ['--trace FILE', 'write the run as a replayable trace (JSON Lines, docs/simulate.md): vfio-dirty replay FILE reproduces every harvest, byte for byte (default none)'],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],

@@ -10,12 +10,15 @@ import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
 import type { SimContainer, SimEngine } from './sim_engine.js';
+import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
 const PT_RING_GPA = 1 << 20;
 const PT_RING_PAGES = 16;
+/** The passthrough device's name (a PCI address). */
+const PT_NAME = '0000:65:00.0';
 
 /** A harvest: the merged report (the caller disposes it) and what the device report alone found. */
 export interface Harvest {
@@ -47,27 +50,38 @@ export class MigrationVm {
   private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
   private readonly sink: DirtySink;
   private readonly workload: Workload;
+  private readonly trace: TraceRecorder | undefined;
+  private harvests = 0;
 
-  /** The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine). */
-  constructor(engine: SimEngine, config: SimConfig) {
+  /**
+   * The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine).
+   * With `trace`, the set-up and every later engine event are recorded as a replayable trace.
+   */
+  constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
+    this.trace = trace;
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
     const base = proc.mmap(BigInt(config.memory));
     const c = (this.c = engine.openContainer(proc));
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
-    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [config.vgpu ? 'vgpu0' : 'mdev-idle'] });
+    const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
+    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
     c.attach(mdevGroup);
-    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: ['0000:65:00.0'] }) : null;
+    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
     if (ptGroup) c.attach(ptGroup);
     c.setIommu('type1v2');
+    trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
+    if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
     for (const s of layout.slots) {
       c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
+      trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
+    const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
     if (config.vgpu) {
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
-      this.vgpu = new VgpuDriver(mdevGroup.devices[0], {
+      this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
         regionGpa: top.gpa + top.size - config.vgpuRegion,
         regionSize: config.vgpuRegion,
         pinned: config.vgpuPinned,
@@ -77,8 +91,8 @@ export class MigrationVm {
       });
     }
     if (ptGroup && config.passthrough === 'pinning') {
-      c.openDevice(ptGroup, '0000:65:00.0');
-      const pt = (this.ptDevice = ptGroup.devices[0]);
+      c.openDevice(ptGroup, PT_NAME);
+      const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
     this.core = coreOf(c);
@@ -95,6 +109,7 @@ export class MigrationVm {
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
   start(): void {
     this.c.dirty.start();
+    this.trace?.event({ op: 'start' });
     this.vgpu?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
@@ -123,7 +138,12 @@ export class MigrationVm {
 
   /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
   harvest(): Harvest {
-    const report = readReport(this.c, { iova: 0n, size: BigInt(this.layout.gpaEnd), core: this.core });
+    const size = BigInt(this.layout.gpaEnd);
+    if (this.trace) {
+      this.trace.cpuDirty(this.cpuLog);
+      this.trace.event({ op: 'read', iova: 0n, size, clear: true, cpu: true, label: `round ${++this.harvests}` });
+    }
+    const report = readReport(this.c, { iova: 0n, size, core: this.core });
     try {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
@@ -140,6 +160,7 @@ export class MigrationVm {
     this.vgpu?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
+    this.trace?.event({ op: 'stop' });
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();

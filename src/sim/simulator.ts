@@ -18,6 +18,7 @@ import { runTooLong } from './run_bounds.js';
 import type { SimEngine } from './sim_engine.js';
 import type { RoundRecord, SimSummary } from './summary.js';
 import { Throttle } from './throttle.js';
+import { TraceRecorder, type TraceSink } from './trace_recorder.js';
 import { DeviceState, ramWireBytes, zeroPagesOf } from './transfer.js';
 
 export type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
@@ -35,6 +36,8 @@ export interface SimHooks {
    * is lent: it is disposed when the hook returns.
    */
   onHarvest?(round: number, report: DirtyReport): void;
+  /** Records the run as a replayable trace (trace.ts), one line a call. */
+  trace?: TraceSink;
 }
 
 /** What a run returns: the summary and the heat map for the HTML report. */
@@ -61,7 +64,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   const tooLong = runTooLong(config);
   if (tooLong) throw new RangeError(tooLong);
   const wall0 = performance.now();
-  const vm = new MigrationVm(engine, config);
+  const vm = new MigrationVm(engine, config, hooks.trace ? new TraceRecorder(hooks.trace) : undefined);
   const rule: ConvergenceRule = { bandwidth: config.bandwidth, downtimeLimit: config.downtimeLimit, maxRounds: config.maxRounds };
   const throttle = new Throttle(config.throttle, config.vcpus, config.dirtyRate);
   const device = new DeviceState(config.deviceState);
