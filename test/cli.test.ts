@@ -77,12 +77,12 @@ describe('vfio-dirty', () => {
     const s = JSON.parse(a.out());
     expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
     expect(Object.keys(s).sort()).toEqual(
-      ['allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
     );
     expect(s.schema).toBe(SUMMARY_SCHEMA);
     expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
     expect(Object.keys(s.roundsDetail[0]).sort()).toEqual([
-      'allDirty', 'bytesSent', 'deviceBytes', 'devicePages', 'devicePendingBytes', 'dirtyLimit', 'dirtyPages', 'dirtyPagesRate', 'dirtyRate',
+      'accelPages', 'accelUnseen', 'allDirty', 'bytesSent', 'deviceBytes', 'devicePages', 'devicePendingBytes', 'dirtyLimit', 'dirtyPages', 'dirtyPagesRate', 'dirtyRate',
       'dirtySyncCount', 'durationS', 'expectedDowntimeS', 'harvestMs', 'mbps', 'normalPages', 'pagesPerSecond', 'pagesSent', 'pendingBytes',
       'phase', 'round', 'runs', 'startS', 'throttlePct', 'transferredBytes', 'zeroPages',
     ]);
@@ -92,7 +92,7 @@ describe('vfio-dirty', () => {
       'status', 'thresholdBytes', 'totalBytes', 'totalTimeS', 'transferredBytes',
     ]);
     expect(Object.keys(s.config).sort()).toEqual([
-      'bandwidth', 'deviceState', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
+      'accelerator', 'bandwidth', 'deviceState', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
       'memory', 'passthrough', 'seed', 'step', 'throttle', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
       'zeroFraction',
     ]);

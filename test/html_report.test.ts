@@ -32,6 +32,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
     passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
+    accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' },
   };
 }
 
@@ -42,7 +43,7 @@ function record(i: number, phase: RoundRecord['phase'], bytes: number, bw: numbe
     round: i, phase, startS: i, devicePages: phase === 'bulk' ? 0 : pages >> 2, dirtyPages: pages, runs: 3, pagesSent: sent,
     bytesSent: sent * PAGE, durationS: (sent * PAGE) / bw, dirtyRate: 10 * MiB, expectedDowntimeS: (pages * PAGE) / bw,
     normalPages: sent, zeroPages: 0, deviceBytes: 0, devicePendingBytes: 0, pendingBytes: pages * PAGE, dirtySyncCount: i + 1,
-    dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: 0, mbps: 0, pagesPerSecond: 0,
+    dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: 0, mbps: 0, pagesPerSecond: 0, accelPages: 0, accelUnseen: 0,
     allDirty: false, harvestMs: 0.5,
   };
 }
@@ -58,7 +59,7 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     totalTimeS: 10, downtimeS: roundsDetail[roundsDetail.length - 1].expectedDowntimeS,
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
-    wallMs: 12, roundsDetail,
+    wallMs: 12, roundsDetail, accelerator: null,
     migrate: {
       status: converged ? 'completed' : 'active', setupTimeS: 0, totalTimeS: 10, downtimeS: converged ? 0.1 : null, expectedDowntimeS: 0.1,
       transferredBytes: 0, remainingBytes: 0, totalBytes: memory, duplicatePages: 0, normalPages: 0, normalBytes: 0, mbps: 0,

@@ -3,6 +3,7 @@
 // Every message names the option it is about.
 import { readFileSync } from 'node:fs';
 import { EXPORT_SUFFIXES, type ExportFormat } from '../export/report_files.js';
+import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_workload.js';
 import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
@@ -124,6 +125,12 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.deviceState.precopyDirtyRate = parseRate('device-dirty-rate', t); } },
   { name: 'device-stop-copy', value: 'SIZE', default: '0', help: 'the device\'s stop_copy_length: sent with the guest stopped, and counted by the switch-over rule',
     apply: (t, c) => { c.deviceState.stopCopy = parseSize('device-stop-copy', t); } },
+  { name: 'accel-rate', value: 'RATE', default: '64MiB/s', help: 'with --accelerator: result bytes its jobs write by PASID (64 KiB a job)',
+    apply: (t, c) => { c.accelerator.rate = parseRate('accel-rate', t); } },
+  { name: 'accel-buffers', value: 'SIZE', default: '16MiB', help: 'with --accelerator: the result buffers, in guest RAM from 32 MiB, written in turn',
+    apply: (t, c) => { c.accelerator.buffers = parseSize('accel-buffers', t); } },
+  { name: 'accelerator-fallback', value: 'MODE', default: 'none', help: `with --accelerator: ${ACCEL_FALLBACKS.join(' | ')}; mark-buffers has the VMM mark the queue's buffers dirty before each harvest`,
+    apply: (t, c) => { c.accelerator.fallback = parseChoice('accelerator-fallback', t, ACCEL_FALLBACKS); } },
 ];
 
 /** The default configuration: every option at its documented default. */
@@ -132,6 +139,7 @@ export function defaultConfig(): SimConfig {
     vgpu: true,
     throttle: { autoConverge: false, dirtyLimit: false, tailslow: false },
     deviceState: {},
+    accelerator: { enabled: false },
   } as unknown as SimConfig;
   for (const o of SIM_OPTIONS) o.apply(o.default, c);
   return c;
@@ -178,9 +186,20 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (c.vgpu) checkVgpu(c, given);
   if (c.throttle.autoConverge && c.throttle.dirtyLimit) throw new OptionError('dirty-limit', 'cannot be used with --auto-converge (QEMU refuses both)');
   if (c.throttle.dirtyLimit && !(c.throttle.vcpuDirtyLimit > 0)) throw new OptionError('vcpu-dirty-limit', 'must be more than 0');
+  if (c.accelerator.enabled) checkAccel(c);
   if (c.deviceState.precopyDirtyRate > 64 * GiB) throw new OptionError('device-dirty-rate', 'must be at most 64GiB/s');
   const tooLong = runTooLong(c);
   if (tooLong) throw new UsageError(tooLong);
+}
+
+function checkAccel(c: SimConfig): void {
+  const a = c.accelerator;
+  if (!(a.buffers > 0) || a.buffers % ACCEL_JOB) throw new OptionError('accel-buffers', 'must be a positive multiple of 64KiB');
+  const low = Math.min(c.memory, c.lowMemory);
+  if (ACCEL_BUFFERS_GPA + a.buffers > low) {
+    throw new OptionError('accel-buffers', `must end in low RAM: 32 MiB + ${a.buffers / MiB} MiB is past its ${low / MiB} MiB (raise --memory or --low-memory)`);
+  }
+  if (a.rate > 4 * GiB) throw new OptionError('accel-rate', 'must be at most 4GiB/s');
 }
 
 function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
@@ -232,6 +251,7 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['auto-converge', (v, _o, c) => { c.throttle.autoConverge = v as boolean; }],
   ['cpu-throttle-tailslow', (v, _o, c) => { c.throttle.tailslow = v as boolean; }],
   ['dirty-limit', (v, _o, c) => { c.throttle.dirtyLimit = v as boolean; }],
+  ['accelerator', (v, _o, c) => { c.accelerator.enabled = v as boolean; }],
   ['json', (v, o) => { o.json = v as boolean; }],
   ['report', (v, o) => { o.report = v as string; }],
   ['export', (v, o) => { o.export = v as string; }],
@@ -239,7 +259,7 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
-const BOOLEAN_OPTIONS = new Set(['vgpu', 'json', 'auto-converge', 'cpu-throttle-tailslow', 'dirty-limit']);
+const BOOLEAN_OPTIONS = new Set(['vgpu', 'json', 'auto-converge', 'cpu-throttle-tailslow', 'dirty-limit', 'accelerator']);
 const SIM_OPTION = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
 
 /**
@@ -297,6 +317,7 @@ export function simulateHelp(): string {
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
     ['--auto-converge', 'QEMU\'s auto-converge: throttle the vCPUs when the guest dirties memory faster than it is sent (default off)'],
     ['--cpu-throttle-tailslow', 'auto-converge: raise the throttle by less than the increment near the rate that would converge (default off)'],
+    ['--accelerator', 'a guest process shares an SVA accelerator whose jobs write results into guest RAM by PASID, which no dirty record sees (default off)'],
     ['--dirty-limit', 'QEMU\'s dirty-limit: cap each vCPU\'s dirty page rate at --vcpu-dirty-limit on the same trigger (default off)'],
     ['--json', 'print the summary as JSON (schema in docs/simulate.md) instead of text (default off)'],
     ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],

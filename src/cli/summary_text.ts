@@ -20,6 +20,15 @@ export function formatSummary(s: SimSummary): string {
       ` (mean ${s.engine.meanMs.toFixed(2)} ms, max ${s.engine.maxMs.toFixed(2)} ms);` +
       ` guest and device activity ${s.engine.activityMs.toFixed(0)} ms; peak Wasm heap ${formatBytes(s.engine.peakHeapBytes)}`,
   ];
+  const a = s.accelerator;
+  if (a) {
+    const pages = (n: number) => `${n} page${n === 1 ? '' : 's'} (${formatBytes(n * 4096)})`;
+    lines.push(
+      `  accelerator:     PASID ${a.pasid}, ${a.jobs} jobs, ${pages(a.pagesWritten)} written by PASID; fallback ${a.fallback}`,
+      `                   ${s.converged ? `lost: ${pages(a.lost)} written by the accelerator and never seen by a dirty record, stale at the destination`
+        : `unseen: ${pages(a.unseenAtEnd)} written by the accelerator and not seen by any harvest`}`,
+    );
+  }
   if (s.allDirtyRounds > 0) {
     lines.push(
       `  note:            ${s.allDirtyRounds} harvest(s) were all-dirty: an IOMMU-backed group that never pins`,

@@ -1,6 +1,7 @@
 // The simulator's configuration, in plain units (bytes, bytes per second, seconds). The command
 // line builds it from flags and a JSON file (src/cli/options.ts, the one table of options, their
 // defaults and their help); tests and library users may build it directly.
+import type { AccelConfig } from './accel_workload.js';
 import type { WorkloadKind } from './workload.js';
 
 /** How a passthrough (IOMMU-backed) device takes part: absent, never pinning, or pinning. */
@@ -53,6 +54,8 @@ export interface SimConfig {
   throttle: ThrottleConfig;
   /** The migration state of a VFIO device (migration v2); all 0 when it has none. */
   deviceState: DeviceStateConfig;
+  /** A guest process sharing an SVA accelerator that writes results by PASID. */
+  accelerator: AccelConfig;
 }
 
 /** QEMU's throttling of a guest that dirties memory faster than it is sent. */

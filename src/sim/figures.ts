@@ -9,7 +9,7 @@ import type { Throttle } from './throttle.js';
 /** The summary of a run whose rounds are `rounds` (the last is stop-copy or unconverged). */
 export function summarize(
   config: SimConfig, slots: readonly RamSlot[], rounds: readonly RoundRecord[], converged: boolean,
-  throttle: Throttle, engine: EngineCost, wallMs: number,
+  throttle: Throttle, accel: { pasid: number; jobs: number } | null, engine: EngineCost, wallMs: number,
 ): SimSummary {
   const last = rounds[rounds.length - 1];
   const totalTimeS = last.startS + last.durationS;
@@ -25,6 +25,14 @@ export function summarize(
     bytesSent,
     migrate: migrateInfo(config, rounds, converged, throttle),
     allDirtyRounds: rounds.filter((r) => r.allDirty).length,
+    accelerator: accel && {
+      pasid: accel.pasid,
+      jobs: accel.jobs,
+      fallback: config.accelerator.fallback,
+      pagesWritten: rounds.reduce((a, r) => a + r.accelPages, 0),
+      unseenAtEnd: last.accelUnseen,
+      lost: converged ? last.accelUnseen : 0,
+    },
     engine,
     wallMs,
     roundsDetail: [...rounds],

@@ -10,6 +10,7 @@ import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
 import type { SimContainer, SimEngine } from './sim_engine.js';
+import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
 import { Workload, type DirtySink } from './workload.js';
@@ -25,6 +26,8 @@ export interface Harvest {
   report: DirtyReport;
   /** Pages the GET_BITMAP read found dirty, before the CPU log was merged. */
   devicePages: number;
+  /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
+  accel: { written: number; unseen: number } | null;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -52,6 +55,8 @@ export class MigrationVm {
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
+  /** The shared accelerator's workload, when there is one. */
+  readonly accel: AccelWorkload | null = null;
 
   /**
    * The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine).
@@ -101,6 +106,10 @@ export class MigrationVm {
       pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
       range: (first, count) => cpuLog.setRange(first, count),
     };
+    if (config.accelerator.enabled) {
+      // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
+      this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
+    }
     this.workload = new Workload(layout, {
       kind: config.workload, rate: config.dirtyRate, hotFraction: config.hotFraction, hotWeight: config.hotWeight, seed: config.seed,
     });
@@ -131,6 +140,7 @@ export class MigrationVm {
       this.workload.run(a - this.guestLagS, b - lag, this.sink);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
+      this.accel?.run(a, b);
       onStep?.((i + 1) / steps);
     }
     this.activityMs += performance.now() - a0;
@@ -139,6 +149,7 @@ export class MigrationVm {
   /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
       this.trace.event({ op: 'read', iova: 0n, size, clear: true, cpu: true, label: `round ${++this.harvests}` });
@@ -148,7 +159,7 @@ export class MigrationVm {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages };
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null };
     } catch (e) {
       report.dispose();
       throw e;
@@ -157,6 +168,7 @@ export class MigrationVm {
 
   /** Tear-down: the devices let go, tracking stops, the mappings and the container go. */
   dispose(): void {
+    this.accel?.dispose();
     this.vgpu?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();

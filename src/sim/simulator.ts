@@ -53,6 +53,7 @@ interface HarvestFacts {
   runs: number;
   ms: number;
   cells: Uint8Array;
+  accel: { written: number; unseen: number } | null;
 }
 
 /**
@@ -107,7 +108,8 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   } finally {
     vm.dispose();
   }
-  const summary = summarize(config, vm.layout.slots, rounds, converged, throttle, {
+  const accel = vm.accel ? { pasid: vm.accel.pasid, jobs: vm.accel.jobs } : null;
+  const summary = summarize(config, vm.layout.slots, rounds, converged, throttle, accel, {
     harvests: harvestMs.length,
     totalMs: harvestMs.reduce((a, b) => a + b, 0),
     meanMs: harvestMs.reduce((a, b) => a + b, 0) / harvestMs.length,
@@ -132,21 +134,21 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
     devicePendingBytes: deviceBytes + config.deviceState.stopCopy, pendingBytes: config.memory + deviceBytes + config.deviceState.stopCopy,
     dirtySyncCount: 1, dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: bytes,
     mbps: throughputMbps(bytes, durationS), pagesPerSecond: durationS > 0 ? layout.ramPages / durationS : 0,
-    allDirty: false, harvestMs: 0,
+    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0,
   };
 }
 
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
 function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages } = vm.harvest();
+  const { report, devicePages, accel } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
     const ms = performance.now() - h0;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells };
+    return { devicePages, dirtyPages, runs, ms, cells, accel };
   } finally {
     report.dispose();
   }
@@ -199,6 +201,8 @@ function roundRecord(round: number, startS: number, lastHarvestS: number, decisi
     transferredBytes: x.prev.transferredBytes + bytesSent,
     mbps: throughputMbps(bytesSent, durationS),
     pagesPerSecond: durationS > 0 ? normalPages / durationS : 0,
+    accelPages: h.accel?.written ?? 0,
+    accelUnseen: h.accel?.unseen ?? 0,
     allDirty: h.devicePages >= x.layout.ramPages,
     harvestMs: h.ms,
   };

@@ -62,6 +62,10 @@ export interface RoundRecord {
   mbps: number;
   /** RAM pages sent per second in this round. */
   pagesPerSecond: number;
+  /** The accelerator's buffer pages written by PASID since the previous harvest (distinct). */
+  accelPages: number;
+  /** Buffer pages the accelerator wrote that no harvest has reported since (after this one). */
+  accelUnseen: number;
   /** Whether the device report had every mapped page dirty (the non-pinned-group rule). */
   allDirty: boolean;
   /** Real milliseconds the engine spent on this round's harvest (GET_BITMAP, merge, count, runs). */
@@ -131,6 +135,21 @@ export interface MigrateInfo {
   thresholdBytes: number;
 }
 
+/** What the shared accelerator did, and what the migration missed of it. */
+export interface AccelSummary {
+  /** The PASID the accelerator wrote through. */
+  pasid: number;
+  /** Jobs run: 64 KiB results written by PASID. */
+  jobs: number;
+  fallback: 'none' | 'mark-buffers';
+  /** Buffer pages written, counted once per round in which they were written. */
+  pagesWritten: number;
+  /** After the last harvest: buffer pages written and not reported since. */
+  unseenAtEnd: number;
+  /** Converged: those pages, stale at the destination (what the migration lost); else 0. */
+  lost: number;
+}
+
 /** The summary of one simulated migration. */
 export interface SimSummary {
   schema: typeof SUMMARY_SCHEMA;
@@ -150,6 +169,8 @@ export interface SimSummary {
   bytesSent: number;
   /** The figures of `info migrate` at the end. */
   migrate: MigrateInfo;
+  /** The shared accelerator (--accelerator), or null. */
+  accelerator: AccelSummary | null;
   /** Whether any harvest was all-dirty because a non-pinning IOMMU-backed group was attached. */
   allDirtyRounds: number;
   /** Real cost of the engine. */
