@@ -77,7 +77,7 @@ describe('vfio-dirty', () => {
     const s = JSON.parse(a.out());
     expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
     expect(Object.keys(s).sort()).toEqual(
-      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
     );
     expect(s.schema).toBe(SUMMARY_SCHEMA);
     expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
@@ -88,12 +88,12 @@ describe('vfio-dirty', () => {
     ]);
     expect(Object.keys(s.migrate).sort()).toEqual([
       'cpuThrottlePercentage', 'dirtyLimit', 'dirtyPagesRate', 'dirtySyncCount', 'downtimeBytes', 'downtimeS', 'duplicatePages',
-      'expectedDowntimeS', 'mbps', 'normalBytes', 'normalPages', 'pagesPerSecond', 'precopyBytes', 'remainingBytes', 'setupTimeS',
+      'expectedDowntimeS', 'mbps', 'normalBytes', 'normalPages', 'pagesPerSecond', 'postcopyBytes', 'precopyBytes', 'remainingBytes', 'setupTimeS',
       'status', 'thresholdBytes', 'totalBytes', 'totalTimeS', 'transferredBytes',
     ]);
     expect(Object.keys(s.config).sort()).toEqual([
       'accelerator', 'bandwidth', 'deviceState', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
-      'memory', 'passthrough', 'seed', 'step', 'throttle', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+      'memory', 'passthrough', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
       'zeroFraction',
     ]);
     expect(s.config.memory).toBe(512 * 2 ** 20);

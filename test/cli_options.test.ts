@@ -51,7 +51,7 @@ describe('simulate options', () => {
       passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0.25, vcpus: 4,
       throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
       deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
-      accelerator: { enabled: false, rate: 64 * MiB, buffers: 16 * MiB, fallback: 'none' },
+      accelerator: { enabled: false, rate: 64 * MiB, buffers: 16 * MiB, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
     });
     expect(parseSimulateOptions([]).config).toEqual(c);
   });

@@ -32,7 +32,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
     passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
-    accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' },
+    accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
   };
 }
 
@@ -59,11 +59,11 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     totalTimeS: 10, downtimeS: roundsDetail[roundsDetail.length - 1].expectedDowntimeS,
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
-    wallMs: 12, roundsDetail, accelerator: null,
+    wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
     migrate: {
       status: converged ? 'completed' : 'active', setupTimeS: 0, totalTimeS: 10, downtimeS: converged ? 0.1 : null, expectedDowntimeS: 0.1,
       transferredBytes: 0, remainingBytes: 0, totalBytes: memory, duplicatePages: 0, normalPages: 0, normalBytes: 0, mbps: 0,
-      pagesPerSecond: 0, dirtyPagesRate: 0, dirtySyncCount: dirty.length + 1, precopyBytes: 0, downtimeBytes: 0,
+      pagesPerSecond: 0, dirtyPagesRate: 0, dirtySyncCount: dirty.length + 1, precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0,
       cpuThrottlePercentage: 0, dirtyLimit: 0, thresholdBytes: 0.3 * c.bandwidth,
     },
   };

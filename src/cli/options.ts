@@ -131,6 +131,10 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.accelerator.buffers = parseSize('accel-buffers', t); } },
   { name: 'accelerator-fallback', value: 'MODE', default: 'none', help: `with --accelerator: ${ACCEL_FALLBACKS.join(' | ')}; mark-buffers has the VMM mark the queue's buffers dirty before each harvest`,
     apply: (t, c) => { c.accelerator.fallback = parseChoice('accelerator-fallback', t, ACCEL_FALLBACKS); } },
+  { name: 'postcopy-after', value: 'N', default: '0', help: 'compare with postcopy: after N pre-copy rounds (the bulk round included) switch to postcopy instead of sending another round; 0 never',
+    apply: (t, c) => { c.postcopyAfter = parseInteger('postcopy-after', t, 0, 10_000); } },
+  { name: 'postcopy-rtt', value: 'TIME', default: '0.1ms', help: 'postcopy: round trip of a page request from the destination (a fault waits this and the page\'s transfer)',
+    apply: (t, c) => { c.postcopyRtt = parseTime('postcopy-rtt', t); } },
 ];
 
 /** The default configuration: every option at its documented default. */

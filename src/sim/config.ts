@@ -56,6 +56,10 @@ export interface SimConfig {
   deviceState: DeviceStateConfig;
   /** A guest process sharing an SVA accelerator that writes results by PASID. */
   accelerator: AccelConfig;
+  /** Switch to postcopy after this many pre-copy rounds, the bulk round included; 0: never. */
+  postcopyAfter: number;
+  /** Postcopy: round-trip time of a page request from the destination, seconds. */
+  postcopyRtt: number;
 }
 
 /** QEMU's throttling of a guest that dirties memory faster than it is sent. */

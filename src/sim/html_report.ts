@@ -150,7 +150,8 @@ const CLIENT_TEXT = String.raw`
   var s = R.data.summary, cfg = s.config, rounds = s.roundsDetail, m = s.migrate, MiB = 1048576;
   function el(tag, text) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; }
   var v = document.getElementById('verdict');
-  v.textContent = s.converged ? 'Converged after ' + s.rounds + ' pre-copy rounds'
+  v.textContent = s.postcopy ? 'Completed in postcopy after ' + s.rounds + ' pre-copy rounds'
+    : s.converged ? 'Converged after ' + s.rounds + ' pre-copy rounds'
     : 'Did not converge within ' + cfg.maxRounds + ' rounds';
   v.className += s.converged ? ' ok' : ' bad';
   var facts = [
@@ -164,6 +165,15 @@ const CLIENT_TEXT = String.raw`
     ['convergence aid', cfg.throttle.autoConverge ? 'auto-converge (initial ' + cfg.throttle.initial + ' %, increment ' + cfg.throttle.increment + ' %, max ' + cfg.throttle.max + ' %' + (cfg.throttle.tailslow ? ', tailslow' : '') + '): throttle ' + m.cpuThrottlePercentage + ' % at the end'
       : cfg.throttle.dirtyLimit ? 'dirty-limit ' + (cfg.throttle.vcpuDirtyLimit / MiB).toFixed(1) + ' MiB/s per vCPU x ' + cfg.vcpus + (m.dirtyLimit > 0 ? ' (in service)' : ' (not triggered)') : 'none'],
   ];
+  if (s.postcopy) {
+    facts.push(['postcopy', 'after round ' + s.postcopy.round + ': ' + s.postcopy.pages + ' pages streamed in ' + R.secs(s.postcopy.streamS) +
+      '; ' + s.postcopy.faults + ' fetched on demand, ' + R.secs(s.postcopy.waitS) + ' of vCPU wait']);
+  }
+  if (s.accelerator) {
+    var a = s.accelerator;
+    facts.push(['accelerator', 'PASID ' + a.pasid + ', ' + a.jobs + ' jobs, ' + a.pagesWritten + ' pages written by PASID; fallback ' + a.fallback +
+      '; ' + (s.converged ? 'lost ' + a.lost : 'unseen ' + a.unseenAtEnd) + ' pages no dirty record saw']);
+  }
   var ft = document.getElementById('facts');
   facts.forEach(function (f) { var tr = el('tr'); tr.appendChild(el('td', f[0])); tr.appendChild(el('td', f[1])); ft.appendChild(tr); });
   // info migrate, under QEMU's labels.
@@ -175,7 +185,7 @@ const CLIENT_TEXT = String.raw`
     ['remaining ram', kb(m.remainingBytes)], ['total ram', kb(m.totalBytes)],
     ['duplicate', m.duplicatePages + ' pages'], ['normal', m.normalPages + ' pages'], ['normal bytes', kb(m.normalBytes)],
     ['pages-per-second', String(Math.round(m.pagesPerSecond))], ['dirty sync count', String(m.dirtySyncCount)],
-    ['dirty pages rate', Math.round(m.dirtyPagesRate) + ' pages'], ['precopy ram', kb(m.precopyBytes)], ['downtime ram', kb(m.downtimeBytes)],
+    ['dirty pages rate', Math.round(m.dirtyPagesRate) + ' pages'], ['precopy ram', kb(m.precopyBytes)], ['downtime ram', kb(m.downtimeBytes)], ['postcopy ram', kb(m.postcopyBytes)],
     ['cpu-throttle-percentage', String(m.cpuThrottlePercentage)],
   ];
   var it = document.getElementById('info');
@@ -195,6 +205,7 @@ const CLIENT_TEXT = String.raw`
     ['expected downtime', function (r) { return R.secs(r.expectedDowntimeS); }],
     ['pending', function (r) { return R.bytes(r.pendingBytes); }],
     hasAid && ['throttle', function (r) { return r.throttlePct > 0 ? r.throttlePct + ' %' : r.dirtyLimit > 0 ? 'limit ' + (r.dirtyLimit / MiB).toFixed(0) + ' MiB/s' : ''; }],
+    cfg.accelerator.enabled && ['accel wrote / unseen', function (r, bulk) { return bulk ? '' : r.accelPages + ' / ' + r.accelUnseen; }],
     hasDev && ['device data', function (r) { return r.deviceBytes > 0 ? R.bytes(r.deviceBytes) : ''; }],
     ['sent', function (r) { return R.bytes(r.bytesSent); }],
     ['duration', function (r) { return R.secs(r.durationS); }],

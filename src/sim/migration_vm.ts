@@ -11,6 +11,7 @@ import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
 import type { SimContainer, SimEngine } from './sim_engine.js';
 import { AccelWorkload, type AccelEngine } from './accel_workload.js';
+import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
 import { Workload, type DirtySink } from './workload.js';
@@ -164,6 +165,16 @@ export class MigrationVm {
       report.dispose();
       throw e;
     }
+  }
+
+  /**
+   * Postcopy from virtual time `t0`: the guest runs unthrottled at the destination while `dirty`
+   * (runs of guest pages) is streamed; what it touched first is fetched on demand.
+   */
+  postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
+    this.guestScale = 1;
+    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog: this.cpuLog, run: (a: number, b: number) => this.run(a, b) };
+    return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
   }
 
   /** Tear-down: the devices let go, tracking stops, the mappings and the container go. */

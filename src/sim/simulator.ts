@@ -16,7 +16,7 @@ import type { Heatmap } from './html_report.js';
 import { MigrationVm } from './migration_vm.js';
 import { runTooLong } from './run_bounds.js';
 import type { SimEngine } from './sim_engine.js';
-import type { RoundRecord, SimSummary } from './summary.js';
+import type { PostcopySummary, RoundRecord, SimSummary } from './summary.js';
 import { Throttle } from './throttle.js';
 import { TraceRecorder, type TraceSink } from './trace_recorder.js';
 import { DeviceState, ramWireBytes, zeroPagesOf } from './transfer.js';
@@ -54,6 +54,8 @@ interface HarvestFacts {
   ms: number;
   cells: Uint8Array;
   accel: { written: number; unseen: number } | null;
+  /** The dirty runs, kept when this harvest may switch to postcopy. */
+  dirtyRuns: Uint32Array | null;
 }
 
 /**
@@ -77,6 +79,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   const harvestMs: number[] = [];
   let peakHeap = engine.memoryInUse();
   let converged = false;
+  let postcopy: PostcopySummary | null = null;
   try {
     vm.start();
     const send = (rec: RoundRecord) => {
@@ -87,7 +90,8 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
     };
     send(rounds[0]);
     for (let round = 1; ; round++) {
-      const h = harvest(vm, round, columns, pagesPerCell, hooks);
+      const mayPostcopy = config.postcopyAfter > 0 && round >= config.postcopyAfter;
+      const h = harvest(vm, round, columns, pagesPerCell, hooks, mayPostcopy);
       harvestMs.push(h.ms);
       peakHeap = Math.max(peakHeap, engine.memoryInUse());
       heatRows.push({ round, cells: h.cells });
@@ -97,11 +101,17 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
       const devicePrecopy = device.sync(nowS);
       throttle.sync(nowS, h.dirtyPages, prev.transferredBytes);
       const pendingBytes = h.dirtyPages * GUEST_PAGE + devicePrecopy + config.deviceState.stopCopy;
-      const decision = decide(rule, round, pendingBytes);
+      const rule0 = decide(rule, round, pendingBytes);
+      const decision = rule0 === 'continue' && mayPostcopy ? 'postcopy' : rule0;
       const rec = roundRecord(round, nowS, round === 1 ? 0 : prev.startS, decision, h, { devicePrecopy, pendingBytes, prev, throttle, config, layout: vm.layout });
       rounds.push(rec);
-      send(rec);
-      if (decision === 'switch-over') converged = true;
+      if (decision === 'postcopy') {
+        progress?.roundStart(rec);
+        const p = vm.postcopy(h.dirtyRuns!, nowS + config.deviceState.stopCopy / config.bandwidth);
+        postcopy = { round, pages: p.pages, faults: p.faults, waitS: p.waitS, streamS: p.streamS };
+        progress?.roundEnd(rec);
+      } else send(rec);
+      if (decision === 'switch-over' || decision === 'postcopy') converged = true;
       if (decision !== 'continue') break;
     }
     progress?.finish();
@@ -109,7 +119,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
     vm.dispose();
   }
   const accel = vm.accel ? { pasid: vm.accel.pasid, jobs: vm.accel.jobs } : null;
-  const summary = summarize(config, vm.layout.slots, rounds, converged, throttle, accel, {
+  const summary = summarize(config, vm.layout.slots, rounds, converged, throttle, accel, postcopy, {
     harvests: harvestMs.length,
     totalMs: harvestMs.reduce((a, b) => a + b, 0),
     meanMs: harvestMs.reduce((a, b) => a + b, 0) / harvestMs.length,
@@ -139,7 +149,7 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
 }
 
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
-function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks): HarvestFacts {
+function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
   const { report, devicePages, accel } = vm.harvest();
   try {
@@ -148,7 +158,7 @@ function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: 
     const ms = performance.now() - h0;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells, accel };
+    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null };
   } finally {
     report.dispose();
   }
@@ -169,17 +179,17 @@ interface RoundContext {
  * round sends the dirty pages and the device's pre-copy data; the stop-copy sends the dirty pages
  * and the device's stop-copy data; an unconverged end sends nothing.
  */
-function roundRecord(round: number, startS: number, lastHarvestS: number, decision: Decision, h: HarvestFacts, x: RoundContext): RoundRecord {
+function roundRecord(round: number, startS: number, lastHarvestS: number, decision: Decision | 'postcopy', h: HarvestFacts, x: RoundContext): RoundRecord {
   const { config, throttle } = x;
   const dirtyBytes = h.dirtyPages * GUEST_PAGE;
   const sends = decision !== 'give-up';
   const normalPages = sends ? h.dirtyPages : 0;
-  const deviceBytes = !sends ? 0 : decision === 'switch-over' ? config.deviceState.stopCopy : x.devicePrecopy;
+  const deviceBytes = !sends ? 0 : decision === 'continue' ? x.devicePrecopy : config.deviceState.stopCopy;
   const bytesSent = ramWireBytes(normalPages, 0) + deviceBytes;
   const durationS = roundDuration(bytesSent, config.bandwidth);
   return {
     round,
-    phase: decision === 'switch-over' ? 'stop-copy' : decision === 'give-up' ? 'unconverged' : 'precopy',
+    phase: decision === 'switch-over' ? 'stop-copy' : decision === 'give-up' ? 'unconverged' : decision === 'postcopy' ? 'postcopy' : 'precopy',
     startS,
     devicePages: h.devicePages,
     dirtyPages: h.dirtyPages,

@@ -11,9 +11,11 @@ export const SUMMARY_SCHEMA = 'vfio-dirty/simulate-summary/v2';
  * - `bulk`: round 0, every RAM page sent while tracking runs;
  * - `precopy`: an iteration sending the pages its harvest found dirty;
  * - `stop-copy`: the guest is stopped and the last dirty pages are sent (the downtime);
- * - `unconverged`: the harvest after the last allowed round; nothing is sent.
+ * - `unconverged`: the harvest after the last allowed round; nothing is sent;
+ * - `postcopy`: the guest stops to send the device's stop-copy data, then runs at the destination
+ *   while the dirty pages are streamed (--postcopy-after).
  */
-export type RoundPhase = 'bulk' | 'precopy' | 'stop-copy' | 'unconverged';
+export type RoundPhase = 'bulk' | 'precopy' | 'stop-copy' | 'unconverged' | 'postcopy';
 
 /** One round: the harvest that decided it (none for the bulk round) and what it sent. */
 export interface RoundRecord {
@@ -127,12 +129,28 @@ export interface MigrateInfo {
   precopyBytes: number;
   /** Bytes sent with the guest stopped. */
   downtimeBytes: number;
+  /** Bytes sent after the switch to postcopy (the stream). */
+  postcopyBytes: number;
   /** The vCPU throttle at the end, percent (`cpu-throttle-percentage`). */
   cpuThrottlePercentage: number;
   /** The guest's dirty limit in service at the end, bytes/s (0: none). */
   dirtyLimit: number;
   /** The switch-over threshold: bandwidth x downtime limit, bytes. */
   thresholdBytes: number;
+}
+
+/** The trade of postcopy: a short stop, then faults. */
+export interface PostcopySummary {
+  /** The round whose harvest switched to postcopy. */
+  round: number;
+  /** Pages still dirty at the switch: streamed, or fetched on demand. */
+  pages: number;
+  /** Pages the guest touched before the stream sent them: fetched on demand. */
+  faults: number;
+  /** Virtual seconds the guest's vCPUs waited for them: faults x (rtt + one page's transfer). */
+  waitS: number;
+  /** Virtual seconds of the background stream. */
+  streamS: number;
 }
 
 /** What the shared accelerator did, and what the migration missed of it. */
@@ -169,6 +187,8 @@ export interface SimSummary {
   bytesSent: number;
   /** The figures of `info migrate` at the end. */
   migrate: MigrateInfo;
+  /** The postcopy phase (--postcopy-after), or null. */
+  postcopy: PostcopySummary | null;
   /** The shared accelerator (--accelerator), or null. */
   accelerator: AccelSummary | null;
   /** Whether any harvest was all-dirty because a non-pinning IOMMU-backed group was attached. */
