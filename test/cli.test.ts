@@ -153,6 +153,8 @@ describe('vfio-dirty', () => {
     const a = io();
     expect(await main(['simulate', '--config', 'examples/simulate.json', '--help'], a.io)).toBe(0);
     const { parseSimulateOptions } = await import('../src/cli/options.js');
+    const ac = parseSimulateOptions(['--config', 'examples/auto-converge.json']).config;
+    expect([ac.throttle.autoConverge, ac.dirtyRate, ac.deviceState.precopyInitial, ac.deviceState.stopCopy]).toEqual([true, 1536 * 2 ** 20, 64 * 2 ** 20, 16 * 2 ** 20]);
     const o = parseSimulateOptions(['--config', 'examples/simulate.json']);
     expect(o.config).toMatchObject({ memory: 32 * 2 ** 30, workload: 'hotcold', passthrough: 'pinning', seed: 7, downtimeLimit: 0.2 });
   });
