@@ -111,6 +111,9 @@ describe('simulate options', () => {
     [['--accelerator', '--accel-buffers', '100KiB'], '--accel-buffers: must be a positive multiple of 64KiB'],
     [['--accelerator', '--memory', '40MiB', '--no-vgpu'], '--accel-buffers: must end in low RAM: 32 MiB + 16 MiB is past its 40 MiB (raise --memory or --low-memory)'],
     [['--accelerator', '--accel-rate', '5GiB/s'], '--accel-rate: must be at most 4GiB/s'],
+    [['--accelerator', '--accel-rate', '4GiB/s', '--bandwidth', '100Mbit/s', '--dirty-rate', '1MiB/s', '--no-vgpu'],
+      'run too long: the longest round sends all 16 GiB of RAM at 12500000 B/s, 1375 s of virtual time, in which the accelerator would run 90071993 jobs, ' +
+      'more than the 4194304 a round may take; raise --bandwidth, or lower --accel-rate or --memory'],
     [['--accelerator-fallback', 'ignore'], '--accelerator-fallback: must be one of none, mark-buffers, got "ignore"'],
     [['--postcopy-after', '-1'], '--postcopy-after: must be between 0 and 10000, got -1'],
     [['--hot-weight', '-0.5'], '--hot-weight: must be positive, got "-0.5"'],
