@@ -57,7 +57,8 @@ export class Throttle {
     this.periodDirtyPages += dirtyPages;
     if (!(nowS > this.periodStartS + SYNC_PERIOD_S)) return 'none';
     const dirtyBytes = this.periodDirtyPages * GUEST_PAGE;
-    const thresholdBytes = ((transferred - this.periodXferStart) * this.c.triggerThreshold) / 100;
+    // QEMU's u64 arithmetic: bytes_xfer_period * threshold / 100, truncated.
+    const thresholdBytes = Math.floor(((transferred - this.periodXferStart) * this.c.triggerThreshold) / 100);
     let step: ThrottleStep = 'none';
     if (dirtyBytes > thresholdBytes && ++this.highCount >= 2) {
       this.highCount = 0;
