@@ -1,7 +1,7 @@
 // The command line, run in-process through main(argv, io): help, usage errors that name the
 // option, the JSON summary's schema (as the README documents it), the report and export files,
-// and replay's output and exit status.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+// and replay's output and exit status; `simulate --trace` then `replay` giving the same bitmaps.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,7 +58,7 @@ describe('vfio-dirty', () => {
     const a = io(false);
     expect(await main(['simulate', ...small], a.io)).toBe(0);
     const text = a.out();
-    expect(text).toMatch(/^round {2}0 bulk {8}sent {3}512 MiB in {3}429 ms\n/);
+    expect(text).toMatch(/^round {2}0 bulk {8}sent {3}385 MiB in {3}323 ms\n/);
     expect(text).toContain('result:          converged');
     expect(text).toContain('engine time:');
     expect(text).not.toContain('\r');
@@ -77,17 +77,24 @@ describe('vfio-dirty', () => {
     const s = JSON.parse(a.out());
     expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
     expect(Object.keys(s).sort()).toEqual(
-      ['allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
     );
     expect(s.schema).toBe(SUMMARY_SCHEMA);
     expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
     expect(Object.keys(s.roundsDetail[0]).sort()).toEqual([
-      'allDirty', 'bytesSent', 'devicePages', 'dirtyPages', 'dirtyRate', 'durationS', 'expectedDowntimeS', 'harvestMs',
-      'pagesSent', 'phase', 'round', 'runs', 'startS',
+      'accelPages', 'accelUnseen', 'allDirty', 'bytesSent', 'deviceBytes', 'devicePages', 'devicePendingBytes', 'dirtyLimit', 'dirtyPages', 'dirtyPagesRate', 'dirtyRate',
+      'dirtySyncCount', 'durationS', 'expectedDowntimeS', 'harvestMs', 'mbps', 'normalPages', 'pagesPerSecond', 'pagesSent', 'pendingBytes',
+      'phase', 'round', 'runs', 'startS', 'throttlePct', 'transferredBytes', 'zeroPages',
+    ]);
+    expect(Object.keys(s.migrate).sort()).toEqual([
+      'cpuThrottlePercentage', 'dirtyLimit', 'dirtyPagesRate', 'dirtySyncCount', 'downtimeBytes', 'downtimeS', 'duplicatePages',
+      'expectedDowntimeS', 'mbps', 'normalBytes', 'normalPages', 'pagesPerSecond', 'postcopyBytes', 'precopyBytes', 'remainingBytes', 'setupTimeS',
+      'status', 'thresholdBytes', 'totalBytes', 'totalTimeS', 'transferredBytes',
     ]);
     expect(Object.keys(s.config).sort()).toEqual([
-      'bandwidth', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
-      'memory', 'passthrough', 'seed', 'step', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+      'accelerator', 'bandwidth', 'deviceState', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
+      'memory', 'passthrough', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+      'zeroFraction',
     ]);
     expect(s.config.memory).toBe(512 * 2 ** 20);
     expect(s.roundsDetail[0].phase).toBe('bulk');
@@ -111,22 +118,28 @@ describe('vfio-dirty', () => {
     // A sweep at 1 MiB/s: each harvest is one run, whatever the size of the guest.
     const dir = tmp();
     const a = io();
-    const argv = ['simulate', '--memory', '1TiB', '--no-vgpu', '--workload', 'sweep', '--dirty-rate', '1MiB/s', '--export', dir, '--export-format', 'all', '--json', '--progress', 'none'];
+    const argv = ['simulate', '--memory', '1TiB', '--no-vgpu', '--workload', 'sweep', '--dirty-rate', '1MiB/s', '--zero-fraction', '0',
+      '--export', dir, '--export-format', 'all', '--json', '--progress', 'none'];
     expect(await main(argv, a.io)).toBe(0);
     const s = JSON.parse(a.out());
+    // The bulk round: 2^28 pages of 4104 bytes on the wire at 1.25e9 B/s; the sweep writes 256 pages a second.
+    const t1 = (2 ** 28 * 4104) / 1.25e9;
+    const p1 = Math.floor(256 * t1);
+    const p2 = Math.floor(256 * (t1 + (p1 * 4104) / 1.25e9)) - p1;
+    expect([p1, p2]).toEqual([225619, 190]);
     expect(s.roundsDetail.map((r: { phase: string; dirtyPages: number; runs: number }) => [r.phase, r.dirtyPages, r.runs])).toEqual([
-      ['bulk', 2 ** 28, 2], ['precopy', 225179, 1], ['stop-copy', 189, 1],
+      ['bulk', 2 ** 28, 2], ['precopy', p1, 1], ['stop-copy', p2, 1],
     ]);
     expect(readdirSync(dir).sort()).toEqual(['round-001.bitmap', 'round-001.runs.bin', 'round-001.runs.json', 'round-002.bitmap', 'round-002.runs.bin', 'round-002.runs.json']);
     const gpaPages = (2 ** 40 + 2 ** 30) / 4096; // 1 TiB from 4 GiB up, above 3 GiB of low RAM and the hole
     for (const f of ['round-001.bitmap', 'round-002.bitmap']) expect(statSync(join(dir, f)).size).toBe(gpaPages / 8);
     const bin1 = readFileSync(join(dir, 'round-001.runs.bin'));
-    expect(bin1.length).toBe(56 + 1 + 3); // one run: gap 0 (1 byte), 225179 pages (3 bytes)
-    expect(decodeRunsBin(bin1)).toEqual({ pgsize: 4096n, iova: 0n, pages: BigInt(gpaPages), dirty: 225179n, runs: [[0, 225179]] });
-    expect(decodeRunsBin(readFileSync(join(dir, 'round-002.runs.bin'))).runs).toEqual([[225179, 189]]);
+    expect(bin1.length).toBe(56 + 1 + 3); // one run: gap 0 (1 byte), 225619 pages (3 bytes)
+    expect(decodeRunsBin(bin1)).toEqual({ pgsize: 4096n, iova: 0n, pages: BigInt(gpaPages), dirty: BigInt(p1), runs: [[0, p1]] });
+    expect(decodeRunsBin(readFileSync(join(dir, 'round-002.runs.bin'))).runs).toEqual([[p1, p2]]);
     expect(readFileSync(join(dir, 'round-002.runs.json'), 'utf8')).toBe(
-      `{"format":"vfio-dirty/runs/v1","round":2,"iova":"0x0","size":"0x${(gpaPages * 4096).toString(16)}","pgsize":4096,"pages":${gpaPages},"dirty":189,` +
-      `"runs":[{"iova":"0x${(225179 * 4096).toString(16)}","length":"0x${(189 * 4096).toString(16)}"}]}\n`,
+      `{"format":"vfio-dirty/runs/v1","round":2,"iova":"0x0","size":"0x${(gpaPages * 4096).toString(16)}","pgsize":4096,"pages":${gpaPages},"dirty":${p2},` +
+      `"runs":[{"iova":"0x${(p1 * 4096).toString(16)}","length":"0x${(p2 * 4096).toString(16)}"}]}\n`,
     );
   });
 
@@ -140,6 +153,8 @@ describe('vfio-dirty', () => {
     const a = io();
     expect(await main(['simulate', '--config', 'examples/simulate.json', '--help'], a.io)).toBe(0);
     const { parseSimulateOptions } = await import('../src/cli/options.js');
+    const ac = parseSimulateOptions(['--config', 'examples/auto-converge.json']).config;
+    expect([ac.throttle.autoConverge, ac.dirtyRate, ac.deviceState.precopyInitial, ac.deviceState.stopCopy]).toEqual([true, 1536 * 2 ** 20, 64 * 2 ** 20, 16 * 2 ** 20]);
     const o = parseSimulateOptions(['--config', 'examples/simulate.json']);
     expect(o.config).toMatchObject({ memory: 32 * 2 ** 30, workload: 'hotcold', passthrough: 'pinning', seed: 7, downtimeLimit: 0.2 });
   });
@@ -215,5 +230,36 @@ describe('vfio-dirty replay', () => {
     expect(await main(['replay', join(tmp(), 'none.jsonl')], b.io)).toBe(2);
     expect(b.err()).toMatch(/--trace: cannot read .*none\.jsonl/);
     expect(existsSync('none.jsonl')).toBe(false);
+  });
+});
+
+describe('simulate --trace', () => {
+  it('writes a trace that replay turns into the same bitmaps, round by round', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-dirty-trace-'));
+    const trace = join(dir, 'run.jsonl');
+    const a = io();
+    const argv = ['simulate', '--memory', '64MiB', '--low-memory', '40MiB', '--vgpu-region', '16MiB', '--vgpu-pinned', '4MiB',
+      '--bandwidth', '32MiB/s', '--dirty-rate', '24MiB/s', '--max-rounds', '6', '--trace', trace, '--export', join(dir, 'sim'), '--progress', 'none'];
+    expect(await main(argv, a.io)).toBe(0);
+    expect(a.out()).toContain(`trace:           ${trace}`);
+    const b = io();
+    expect(await main(['replay', trace, '--export', join(dir, 'rep'), '--export-format', 'bitmap'], b.io)).toBe(0);
+    const rounds = readdirSync(join(dir, 'sim')).filter((f) => f.endsWith('.bitmap')).sort();
+    expect(rounds.length).toBeGreaterThan(1);
+    expect(readdirSync(join(dir, 'rep')).sort()).toEqual(rounds.map((f) => f.replace('round-', 'read-')));
+    for (const f of rounds) {
+      expect(Buffer.compare(readFileSync(join(dir, 'sim', f)), readFileSync(join(dir, 'rep', f.replace('round-', 'read-')))), f).toBe(0);
+    }
+    expect(b.out()).toMatch(new RegExp(`replayed \\d+ events, ${rounds.length} reads\\n$`));
+  });
+
+  it('refuses a trace path that is a directory before running, and leaves no file when refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-dirty-trace-'));
+    mkdirSync(join(dir, 'd'));
+    const a = io();
+    expect(await main(['simulate', '--trace', join(dir, 'd'), '--progress', 'none'], a.io)).toBe(2);
+    expect(a.err()).toBe(`vfio-dirty: simulate: --trace: ${join(dir, 'd')} is a directory\n` +
+      'Run `vfio-dirty simulate --help` for the options and their defaults.\n');
+    expect(existsSync(join(dir, 'd', 'run.jsonl'))).toBe(false);
   });
 });

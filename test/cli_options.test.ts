@@ -48,7 +48,10 @@ describe('simulate options', () => {
       memory: 16 * GiB, lowMemory: 3 * GiB, bandwidth: 1.25e9, downtimeLimit: 0.3, maxRounds: 30,
       workload: 'mixed', dirtyRate: 512 * MiB, hotFraction: 0.1, hotWeight: 0.9, vgpu: true,
       vgpuPinned: 64 * MiB, vgpuChurn: 32 * MiB, vgpuDmaRate: 16 * MiB, vgpuRegion: GiB,
-      passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512,
+      passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0.25, vcpus: 4,
+      throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
+      deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
+      accelerator: { enabled: false, rate: 64 * MiB, buffers: 16 * MiB, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
     });
     expect(parseSimulateOptions([]).config).toEqual(c);
   });
@@ -95,6 +98,21 @@ describe('simulate options', () => {
     [['--memory', '-4GiB'], '--memory: must be positive, got "-4GiB"'],
     [['--memory=-4GiB'], '--memory: must be positive, got "-4GiB"'],
     [['--dirty-rate', '-1'], '--dirty-rate: must be positive, got "-1"'],
+    [['--zero-fraction', '1.5'], '--zero-fraction: must be in [0, 1], got 1.5'],
+    [['--vcpus', '0'], '--vcpus: must be between 1 and 1024, got 0'],
+    [['--cpu-throttle-initial', '0'], '--cpu-throttle-initial: must be between 1 and 99, got 0'],
+    [['--cpu-throttle-increment', '100'], '--cpu-throttle-increment: must be between 1 and 99, got 100'],
+    [['--max-cpu-throttle', '100'], '--max-cpu-throttle: must be between 1 and 99, got 100'],
+    [['--throttle-trigger-threshold', '0'], '--throttle-trigger-threshold: must be between 1 and 100, got 0'],
+    [['--auto-converge', '--dirty-limit'], '--dirty-limit: cannot be used with --auto-converge (QEMU refuses both)'],
+    [['--dirty-limit', '--vcpu-dirty-limit', '0'], '--vcpu-dirty-limit: must be more than 0'],
+    [['--device-stop-copy', 'lots'], '--device-stop-copy: expected a size like 16GiB or 512MiB, got "lots"'],
+    [['--device-dirty-rate', '65GiB/s'], '--device-dirty-rate: must be at most 64GiB/s'],
+    [['--accelerator', '--accel-buffers', '100KiB'], '--accel-buffers: must be a positive multiple of 64KiB'],
+    [['--accelerator', '--memory', '40MiB', '--no-vgpu'], '--accel-buffers: must end in low RAM: 32 MiB + 16 MiB is past its 40 MiB (raise --memory or --low-memory)'],
+    [['--accelerator', '--accel-rate', '5GiB/s'], '--accel-rate: must be at most 4GiB/s'],
+    [['--accelerator-fallback', 'ignore'], '--accelerator-fallback: must be one of none, mark-buffers, got "ignore"'],
+    [['--postcopy-after', '-1'], '--postcopy-after: must be between 0 and 10000, got -1'],
     [['--hot-weight', '-0.5'], '--hot-weight: must be positive, got "-0.5"'],
     [['--seed', '-3'], '--seed: must be between 0 and 9007199254740991, got -3'],
     [['--export-format', 'runs'], '--export-format: needs --export DIR'],
@@ -122,6 +140,9 @@ describe('simulate options', () => {
   });
 
   it('refuses runs too long to simulate, with the reason, before anything runs', () => {
+    expect(() => parseSimulateOptions(['--accelerator', '--accel-rate', '4GiB/s', '--bandwidth', '100Mbit/s', '--dirty-rate', '1MiB/s', '--no-vgpu'])).toThrow(new UsageError(
+      'run too long: the longest round sends all 16 GiB of RAM at 12500000 B/s, 1375 s of virtual time, in which the accelerator would run 90071993 jobs, ' +
+      'more than the 4194304 a round may take; raise --bandwidth, or lower --accel-rate or --memory'));
     expect(() => parseSimulateOptions(['--bandwidth', '1kbit/s'])).toThrow(new UsageError(
       'run too long: the longest round sends all 16 GiB of RAM at 125 B/s, 137438954 s of virtual time, in which the guest would write ' +
       '1.44e+13 pages, more than the 268435456 a round may take; raise --bandwidth, or lower --dirty-rate or --memory'));

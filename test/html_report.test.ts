@@ -29,7 +29,10 @@ function config(memory: number, maxRounds = 30): SimConfig {
   return {
     memory, lowMemory: 3 * GiB, bandwidth: 1000 * MiB, downtimeLimit: 0.3, maxRounds, workload: 'mixed', dirtyRate: 512 * MiB,
     hotFraction: 0.1, hotWeight: 0.9, vgpu: false, vgpuPinned: 0, vgpuChurn: 0, vgpuDmaRate: 0, vgpuRegion: 0,
-    passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512,
+    passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
+    throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
+    deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
+    accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
   };
 }
 
@@ -39,6 +42,8 @@ function record(i: number, phase: RoundRecord['phase'], bytes: number, bw: numbe
   return {
     round: i, phase, startS: i, devicePages: phase === 'bulk' ? 0 : pages >> 2, dirtyPages: pages, runs: 3, pagesSent: sent,
     bytesSent: sent * PAGE, durationS: (sent * PAGE) / bw, dirtyRate: 10 * MiB, expectedDowntimeS: (pages * PAGE) / bw,
+    normalPages: sent, zeroPages: 0, deviceBytes: 0, devicePendingBytes: 0, pendingBytes: pages * PAGE, dirtySyncCount: i + 1,
+    dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: 0, mbps: 0, pagesPerSecond: 0, accelPages: 0, accelUnseen: 0,
     allDirty: false, harvestMs: 0.5,
   };
 }
@@ -54,7 +59,13 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     totalTimeS: 10, downtimeS: roundsDetail[roundsDetail.length - 1].expectedDowntimeS,
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
-    wallMs: 12, roundsDetail,
+    wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
+    migrate: {
+      status: converged ? 'completed' : 'active', setupTimeS: 0, totalTimeS: 10, downtimeS: converged ? 0.1 : null, expectedDowntimeS: 0.1,
+      transferredBytes: 0, remainingBytes: 0, totalBytes: memory, duplicatePages: 0, normalPages: 0, normalBytes: 0, mbps: 0,
+      pagesPerSecond: 0, dirtyPagesRate: 0, dirtySyncCount: dirty.length + 1, precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0,
+      cpuThrottlePercentage: 0, dirtyLimit: 0, thresholdBytes: 0.3 * c.bandwidth,
+    },
   };
   const ramPages = memory / PAGE;
   const columns = opts.columns ?? 512;
@@ -198,7 +209,7 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     expect(await pixel(page, 'convergence', 1, 256 * MiB)).toEqual(hex(COLOURS.precopy));
     expect(await pixel(page, 'convergence', 4, 80 * MiB)).toEqual(hex(COLOURS.stopCopy));
     expect(await page.locator('#rounds tr:nth-child(2) td').allTextContents()).toEqual(
-      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '3', '', '16.38 s', '16.0 GiB', '16.38 s', '']);
+      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
   });
 
   it('draws the limit line at 300 ms on the time axis, which is 300 MiB at 1000 MiB/s on the byte axis', async () => {

@@ -17,10 +17,13 @@ import type { RoundRecord } from '../src/sim/summary.js';
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
-/** A small guest with no vGPU: only the CPU dirty log dirties pages. */
+/** A small guest with no vGPU and no zero RAM: only the CPU dirty log dirties pages. */
 function config(o: Partial<SimConfig>): SimConfig {
-  return { ...defaultConfig(), memory: GiB, vgpu: false, workload: 'sweep', ...o };
+  return { ...defaultConfig(), memory: GiB, vgpu: false, workload: 'sweep', zeroFraction: 0, ...o };
 }
+
+/** A normal page on the wire: QEMU's 8-byte page header and 4 KiB. */
+const WIRE = 4104;
 
 async function run(c: SimConfig, exportDir?: string) {
   const engine = await createEngine();
@@ -35,46 +38,59 @@ const brief = (r: RoundRecord) => [r.round, r.phase, r.dirtyPages, r.pagesSent, 
 
 describe('switch-over rule', () => {
   it('converges as worked out by hand: 1 GiB, 1 GiB/s link, sweep at 512 MiB/s, 300 ms', async () => {
-    // Round 0 sends 1 GiB in 1 s while the sweep dirties 512 MiB. Harvest 1: 512 MiB -> 500 ms
-    // > 300 ms, so round 1 sends it in 0.5 s while 256 MiB more is dirtied. Harvest 2: 256 MiB
-    // -> 250 ms <= 300 ms: stop-copy, 250 ms of downtime. 1.75 s in all, 1792 MiB sent.
+    // Round 0 sends 262,144 pages of 4104 bytes (header and page): 1 + 1/512 s, while the sweep
+    // (131,072 pages/s) dirties floor(131072 x 1.001953125) = 131,328 pages. Harvest 1: 513 MiB
+    // > 300 ms x 1 GiB/s, so round 1 sends them: 131328 x 4104 / 2^30 s, by whose end the sweep
+    // has written floor(131072 x t2) = 197,120 pages, 65,792 new. Harvest 2: 257 MiB <= 307.2
+    // MiB: stop-copy, its pages on the wire are the downtime.
     const { summary } = await run(config({ bandwidth: 1024 * MiB, dirtyRate: 512 * MiB, downtimeLimit: 0.3 }));
+    const t1 = (262144 * WIRE) / GiB;
+    const d1 = (131328 * WIRE) / GiB;
+    const d2 = (65792 * WIRE) / GiB;
+    expect(t1).toBe(1.001953125);
+    expect(Math.floor(131072 * t1)).toBe(131328);
+    expect(Math.floor(131072 * (t1 + d1)) - 131328).toBe(65792);
     expect(summary.roundsDetail.map(brief)).toEqual([
-      [0, 'bulk', 262144, 262144, 0, 1, 1],
-      [1, 'precopy', 131072, 131072, 1, 0.5, 0.5],
-      [2, 'stop-copy', 65536, 65536, 1.5, 0.25, 0.25],
+      [0, 'bulk', 262144, 262144, 0, t1, 1],
+      [1, 'precopy', 131328, 131328, t1, d1, (131328 * 4096) / GiB],
+      [2, 'stop-copy', 65792, 65792, t1 + d1, d2, (65792 * 4096) / GiB],
     ]);
     expect(summary.converged).toBe(true);
     expect(summary.rounds).toBe(2);
-    expect(summary.totalTimeS).toBe(1.75);
-    expect(summary.downtimeS).toBe(0.25);
-    expect(summary.bytesSent).toBe(1792 * MiB);
+    expect(summary.totalTimeS).toBe(t1 + d1 + d2);
+    expect(summary.downtimeS).toBe(d2);
+    expect(summary.bytesSent).toBe((262144 + 131328 + 65792) * WIRE);
     expect(summary.roundsDetail.map((r) => r.devicePages)).toEqual([0, 0, 0]); // no device DMA
-    expect(summary.roundsDetail[1].dirtyRate).toBe(512 * MiB);
+    expect(summary.roundsDetail[1].dirtyRate).toBe((131328 * 4096) / t1);
     expect(summary.roundsDetail[1].runs).toBe(1); // the sweep is one run
   });
 
   it('switches over at exactly the limit', async () => {
-    // 1 GiB/s link, sweep at 300 MiB/s, limit 300 ms: harvest 1 finds exactly 300 MiB.
-    const { summary } = await run(config({ bandwidth: 1024 * MiB, dirtyRate: 300 * MiB, downtimeLimit: 300 / 1024 }));
+    // 1 GiB/s link, sweep at 300 MiB/s: harvest 1 finds floor(76800 x 1.001953125) = 76,950
+    // pages; a limit of exactly their time at the link switches over, one page less does not.
+    const at = (pages: number) => (pages * 4096) / GiB;
+    const { summary } = await run(config({ bandwidth: 1024 * MiB, dirtyRate: 300 * MiB, downtimeLimit: at(76950) }));
     expect(summary.roundsDetail.map((r) => r.phase)).toEqual(['bulk', 'stop-copy']);
-    expect(summary.roundsDetail[1].dirtyPages).toBe(76800);
+    expect(summary.roundsDetail[1].dirtyPages).toBe(76950);
+    const under = await run(config({ bandwidth: 1024 * MiB, dirtyRate: 300 * MiB, downtimeLimit: at(76949) }));
+    expect(under.summary.roundsDetail[1].phase).toBe('precopy');
   });
 
   it('gives up at the round limit when the guest dirties as fast as the link', async () => {
-    // Each 1 s round the sweep dirties all of RAM again: 1 s expected downtime every harvest.
+    // Each round of 1 + 1/512 s the sweep dirties all of RAM again: 1 s expected downtime every harvest.
     const { summary } = await run(config({ bandwidth: 1024 * MiB, dirtyRate: 1024 * MiB, maxRounds: 4 }));
+    const t = 1.001953125;
     expect(summary.roundsDetail.map(brief)).toEqual([
-      [0, 'bulk', 262144, 262144, 0, 1, 1],
-      [1, 'precopy', 262144, 262144, 1, 1, 1],
-      [2, 'precopy', 262144, 262144, 2, 1, 1],
-      [3, 'precopy', 262144, 262144, 3, 1, 1],
-      [4, 'unconverged', 262144, 0, 4, 0, 1],
+      [0, 'bulk', 262144, 262144, 0, t, 1],
+      [1, 'precopy', 262144, 262144, t, t, 1],
+      [2, 'precopy', 262144, 262144, 2 * t, t, 1],
+      [3, 'precopy', 262144, 262144, 3 * t, t, 1],
+      [4, 'unconverged', 262144, 0, 4 * t, 0, 1],
     ]);
     expect(summary.converged).toBe(false);
     expect(summary.rounds).toBe(4);
     expect(summary.downtimeS).toBe(1);
-    expect(summary.totalTimeS).toBe(4);
+    expect(summary.totalTimeS).toBe(4 * t);
   });
 });
 
@@ -180,7 +196,7 @@ describe('bounds', () => {
     let n = 0;
     const progress = { roundStart: () => { n = 0; }, advance: () => { n++; }, roundEnd: () => { steps.push(n); }, finish: () => {} };
     const { summary } = simulate(engine, config({ memory: 16 * MiB, bandwidth: 125, dirtyRate: 0, maxRounds: 2 }), { progress });
-    expect(summary.roundsDetail.map((r) => [r.phase, r.durationS])).toEqual([['bulk', 16 * MiB / 125], ['stop-copy', 0]]);
+    expect(summary.roundsDetail.map((r) => [r.phase, r.durationS])).toEqual([['bulk', 4096 * WIRE / 125], ['stop-copy', 0]]);
     expect(steps).toEqual([1000, 0]);
   });
 

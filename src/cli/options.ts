@@ -3,6 +3,7 @@
 // Every message names the option it is about.
 import { readFileSync } from 'node:fs';
 import { EXPORT_SUFFIXES, type ExportFormat } from '../export/report_files.js';
+import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_workload.js';
 import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
@@ -38,6 +39,8 @@ export interface OutputOptions {
   exportFormats: Set<ExportFormat>;
   /** How progress is shown. */
   progress: ProgressMode;
+  /** Write the run as a replayable trace to this file. */
+  trace?: string;
 }
 
 export interface SimulateOptions {
@@ -102,11 +105,46 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.step = parseTime('step', t); } },
   { name: 'heatmap-columns', value: 'N', default: '512', help: 'memory cells per round in the report\'s heat map',
     apply: (t, c) => { c.heatmapColumns = parseInteger('heatmap-columns', t, 8, 4096); } },
+  { name: 'zero-fraction', value: 'F', default: '0.25', help: 'share of guest RAM that is zero when migration starts: the bulk round sends each such page as a 9-byte header (QEMU\'s duplicate pages)',
+    apply: (t, c) => { c.zeroFraction = parseFraction('zero-fraction', t); } },
+  { name: 'vcpus', value: 'N', default: '4', help: 'the guest\'s vCPUs (--dirty-limit caps each one)',
+    apply: (t, c) => { c.vcpus = parseInteger('vcpus', t, 1, 1024); } },
+  { name: 'cpu-throttle-initial', value: 'PCT', default: '20', help: 'auto-converge: the first vCPU throttle, percent',
+    apply: (t, c) => { c.throttle.initial = parseInteger('cpu-throttle-initial', t, 1, 99); } },
+  { name: 'cpu-throttle-increment', value: 'PCT', default: '10', help: 'auto-converge: how much each later step raises the throttle, percent',
+    apply: (t, c) => { c.throttle.increment = parseInteger('cpu-throttle-increment', t, 1, 99); } },
+  { name: 'max-cpu-throttle', value: 'PCT', default: '99', help: 'auto-converge: the highest throttle, percent',
+    apply: (t, c) => { c.throttle.max = parseInteger('max-cpu-throttle', t, 1, 99); } },
+  { name: 'throttle-trigger-threshold', value: 'PCT', default: '50', help: 'auto-converge and dirty-limit act when the bytes dirtied in a sync period pass this percentage of the bytes sent in it, twice',
+    apply: (t, c) => { c.throttle.triggerThreshold = parseInteger('throttle-trigger-threshold', t, 1, 100); } },
+  { name: 'vcpu-dirty-limit', value: 'RATE', default: '1MiB/s', help: 'dirty-limit: the dirty page rate each vCPU is held to',
+    apply: (t, c) => { c.throttle.vcpuDirtyLimit = parseRate('vcpu-dirty-limit', t); } },
+  { name: 'device-precopy', value: 'SIZE', default: '0', help: 'a VFIO migration v2 device\'s initial pre-copy data (initial_bytes), sent in the bulk round',
+    apply: (t, c) => { c.deviceState.precopyInitial = parseSize('device-precopy', t); } },
+  { name: 'device-dirty-rate', value: 'RATE', default: '0', help: 'how fast the device\'s pre-copy dirty_bytes grows; each round sends what grew since the last',
+    apply: (t, c) => { c.deviceState.precopyDirtyRate = parseRate('device-dirty-rate', t); } },
+  { name: 'device-stop-copy', value: 'SIZE', default: '0', help: 'the device\'s stop_copy_length: sent with the guest stopped, and counted by the switch-over rule',
+    apply: (t, c) => { c.deviceState.stopCopy = parseSize('device-stop-copy', t); } },
+  { name: 'accel-rate', value: 'RATE', default: '64MiB/s', help: 'with --accelerator: result bytes its jobs write by PASID (64 KiB a job)',
+    apply: (t, c) => { c.accelerator.rate = parseRate('accel-rate', t); } },
+  { name: 'accel-buffers', value: 'SIZE', default: '16MiB', help: 'with --accelerator: the result buffers, in guest RAM from 32 MiB, written in turn',
+    apply: (t, c) => { c.accelerator.buffers = parseSize('accel-buffers', t); } },
+  { name: 'accelerator-fallback', value: 'MODE', default: 'none', help: `with --accelerator: ${ACCEL_FALLBACKS.join(' | ')}; mark-buffers has the VMM mark the queue's buffers dirty before each harvest`,
+    apply: (t, c) => { c.accelerator.fallback = parseChoice('accelerator-fallback', t, ACCEL_FALLBACKS); } },
+  { name: 'postcopy-after', value: 'N', default: '0', help: 'compare with postcopy: after N pre-copy rounds (the bulk round included) switch to postcopy instead of sending another round; 0 never',
+    apply: (t, c) => { c.postcopyAfter = parseInteger('postcopy-after', t, 0, 10_000); } },
+  { name: 'postcopy-rtt', value: 'TIME', default: '0.1ms', help: 'postcopy: round trip of a page request from the destination (a fault waits this and the page\'s transfer)',
+    apply: (t, c) => { c.postcopyRtt = parseTime('postcopy-rtt', t); } },
 ];
 
 /** The default configuration: every option at its documented default. */
 export function defaultConfig(): SimConfig {
-  const c = { vgpu: true } as SimConfig;
+  const c = {
+    vgpu: true,
+    throttle: { autoConverge: false, dirtyLimit: false, tailslow: false },
+    deviceState: {},
+    accelerator: { enabled: false },
+  } as unknown as SimConfig;
   for (const o of SIM_OPTIONS) o.apply(o.default, c);
   return c;
 }
@@ -150,8 +188,22 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
   if (c.vgpu) checkVgpu(c, given);
+  if (c.throttle.autoConverge && c.throttle.dirtyLimit) throw new OptionError('dirty-limit', 'cannot be used with --auto-converge (QEMU refuses both)');
+  if (c.throttle.dirtyLimit && !(c.throttle.vcpuDirtyLimit > 0)) throw new OptionError('vcpu-dirty-limit', 'must be more than 0');
+  if (c.accelerator.enabled) checkAccel(c);
+  if (c.deviceState.precopyDirtyRate > 64 * GiB) throw new OptionError('device-dirty-rate', 'must be at most 64GiB/s');
   const tooLong = runTooLong(c);
   if (tooLong) throw new UsageError(tooLong);
+}
+
+function checkAccel(c: SimConfig): void {
+  const a = c.accelerator;
+  if (!(a.buffers > 0) || a.buffers % ACCEL_JOB) throw new OptionError('accel-buffers', 'must be a positive multiple of 64KiB');
+  const low = Math.min(c.memory, c.lowMemory);
+  if (ACCEL_BUFFERS_GPA + a.buffers > low) {
+    throw new OptionError('accel-buffers', `must end in low RAM: 32 MiB + ${a.buffers / MiB} MiB is past its ${low / MiB} MiB (raise --memory or --low-memory)`);
+  }
+  if (a.rate > 4 * GiB) throw new OptionError('accel-rate', 'must be at most 4GiB/s');
 }
 
 function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
@@ -200,13 +252,18 @@ function readConfigFile(path: string): Record<string, unknown> {
 /** The options besides the simulation's: booleans and output paths, each with how it is set. */
 const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions, c: SimConfig) => void> = new Map([
   ['vgpu', (v, _o, c) => { c.vgpu = v as boolean; }],
+  ['auto-converge', (v, _o, c) => { c.throttle.autoConverge = v as boolean; }],
+  ['cpu-throttle-tailslow', (v, _o, c) => { c.throttle.tailslow = v as boolean; }],
+  ['dirty-limit', (v, _o, c) => { c.throttle.dirtyLimit = v as boolean; }],
+  ['accelerator', (v, _o, c) => { c.accelerator.enabled = v as boolean; }],
   ['json', (v, o) => { o.json = v as boolean; }],
   ['report', (v, o) => { o.report = v as string; }],
   ['export', (v, o) => { o.export = v as string; }],
+  ['trace', (v, o) => { o.trace = v as string; }],
   ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
-const BOOLEAN_OPTIONS = new Set(['vgpu', 'json']);
+const BOOLEAN_OPTIONS = new Set(['vgpu', 'json', 'auto-converge', 'cpu-throttle-tailslow', 'dirty-limit', 'accelerator']);
 const SIM_OPTION = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
 
 /**
@@ -250,6 +307,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
   }
   checkConfig(config, set);
   if (output.report !== undefined) checkOutputFile('report', output.report);
+  if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
   else if (set.has('export-format')) throw new OptionError('export-format', 'needs --export DIR');
   return { config, output, help: false, version: false };
@@ -261,10 +319,15 @@ export function simulateHelp(): string {
     ['--config FILE', 'read options from a JSON object whose keys are the long option names (e.g. {"memory": "8GiB", "vgpu": false}); flags on the command line win'],
     ...SIM_OPTIONS.map((o): [string, string] => [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`]),
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
+    ['--auto-converge', 'QEMU\'s auto-converge: throttle the vCPUs when the guest dirties memory faster than it is sent (default off)'],
+    ['--cpu-throttle-tailslow', 'auto-converge: raise the throttle by less than the increment near the rate that would converge (default off)'],
+    ['--accelerator', 'a guest process shares an SVA accelerator whose jobs write results into guest RAM by PASID, which no dirty record sees (default off)'],
+    ['--dirty-limit', 'QEMU\'s dirty-limit: cap each vCPU\'s dirty page rate at --vcpu-dirty-limit on the same trigger (default off)'],
     ['--json', 'print the summary as JSON (schema in docs/simulate.md) instead of text (default off)'],
     ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],
     ['--export DIR', 'write each round\'s files to DIR (created if needed): round-NNN.bitmap (kernel layout), round-NNN.runs.json, round-NNN.runs.bin, as --export-format says (default none)'],
     ['--export-format LIST', `the files --export writes: all, or a comma-separated list of ${EXPORT_FORMATS.join(', ')} (formats in docs/formats.md) (default ${DEFAULT_EXPORT_FORMATS})`],
+    ['--trace FILE', 'write the run as a replayable trace (JSON Lines, docs/simulate.md): vfio-dirty replay FILE reproduces every harvest, byte for byte (default none)'],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],

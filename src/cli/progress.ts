@@ -38,7 +38,10 @@ export function roundLine(r: RoundRecord, limitS: number): string {
   const dirty = `dirty ${formatBytes(r.dirtyPages * 4096).padStart(9)}${r.allDirty ? ' (all-dirty)' : ''}`;
   const rate = `rate ${(r.dirtyRate / 2 ** 20).toFixed(1).padStart(7)} MiB/s`;
   const dt = `expected downtime ${fmtS(r.expectedDowntimeS)} ${r.expectedDowntimeS <= limitS ? '<=' : '>'} ${fmtS(limitS)}`;
-  return `${head} ${dirty}  ${rate}  ${dt}  ${sent}  engine ${r.harvestMs.toFixed(2)} ms`;
+  const aid = r.throttlePct > 0 ? `  throttle ${r.throttlePct}%` : r.dirtyLimit > 0 ? `  dirty-limit ${(r.dirtyLimit / 2 ** 20).toFixed(0)} MiB/s` : '';
+  const dev = r.devicePendingBytes > 0 ? `  device pending ${formatBytes(r.devicePendingBytes)}` : '';
+  const acc = r.accelPages > 0 || r.accelUnseen > 0 ? `  accel wrote ${r.accelPages} pages, unseen ${r.accelUnseen}` : '';
+  return `${head} ${dirty}  ${rate}  ${dt}${dev}${acc}  ${sent}${aid}  engine ${r.harvestMs.toFixed(2)} ms`;
 }
 
 /** Seconds, as ms below 10 s. */

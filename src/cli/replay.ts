@@ -134,7 +134,7 @@ export async function runReplay(o: ReplayOptions, io: Io): Promise<number> {
 export const replayCommand: Command<ReplayOptions> = {
   name: 'replay',
   usage: 'replay TRACE.jsonl',
-  summary: 'replay a recorded trace of map/unmap/pin/unpin/write/start/stop/read events',
+  summary: 'replay a recorded trace (map/unmap/pin/unpin/write/start/stop/read/cpu-dirty events; `simulate --trace` writes one)',
   help: replayHelp,
   parse: parseReplayOptions,
   run: runReplay,

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createEngine } from '../index.js';
 import type { DirtyReport } from '../export/dirty_report.js';
 import { writeReportFiles } from '../export/report_files.js';
+import { writeFileStreamed } from '../export/file_sink.js';
 import { renderHtmlReport } from '../sim/html_report.js';
 import { simulate } from '../sim/simulator.js';
 import type { Command, Io } from './command.js';
@@ -27,12 +28,18 @@ export async function runSimulate(o: SimulateOptions, io: Io): Promise<number> {
   const onHarvest = dir === undefined ? undefined : (round: number, report: DirtyReport) => {
     writeReportFiles(dir, roundFileName(round), report, o.output.exportFormats, { round });
   };
-  const { summary, heatmap } = simulate(engine, o.config, { progress, onHarvest });
+  const run = (trace?: (line: string) => void) => simulate(engine, o.config, { progress, onHarvest, trace });
+  let result: ReturnType<typeof simulate> | undefined;
+  // --trace: the run's events streamed to the file, which appears whole when the run is over.
+  if (o.output.trace !== undefined) writeFileStreamed(o.output.trace, (sink) => { result = run((line) => sink.write(`${line}\n`)); });
+  else result = run();
+  const { summary, heatmap } = result!;
   if (o.output.report) writeFileSync(o.output.report, renderHtmlReport(summary, heatmap));
   if (o.output.json) io.out.write(`${JSON.stringify(summary, null, 2)}\n`);
   else {
     io.out.write(`\n${formatSummary(summary)}\n`);
     if (o.output.report) io.out.write(`  report:          ${o.output.report}\n`);
+    if (o.output.trace !== undefined) io.out.write(`  trace:           ${o.output.trace} (vfio-dirty replay reproduces every harvest)\n`);
     if (dir !== undefined) io.out.write(`  exported:        ${summary.roundsDetail.length - 1} rounds to ${dir} (${[...o.output.exportFormats].join(', ')})\n`);
   }
   return 0;

@@ -1,6 +1,7 @@
 // The simulator's configuration, in plain units (bytes, bytes per second, seconds). The command
 // line builds it from flags and a JSON file (src/cli/options.ts, the one table of options, their
 // defaults and their help); tests and library users may build it directly.
+import type { AccelConfig } from './accel_workload.js';
 import type { WorkloadKind } from './workload.js';
 
 /** How a passthrough (IOMMU-backed) device takes part: absent, never pinning, or pinning. */
@@ -45,4 +46,51 @@ export interface SimConfig {
   step: number;
   /** Memory cells per round in the report's heat map. */
   heatmapColumns: number;
+  /** Share of guest RAM that is zero when migration starts (sent as a page header alone), [0, 1]. */
+  zeroFraction: number;
+  /** The guest's vCPUs (dirty-limit caps each one). */
+  vcpus: number;
+  /** Convergence aids (QEMU's auto-converge and dirty-limit capabilities and parameters). */
+  throttle: ThrottleConfig;
+  /** The migration state of a VFIO device (migration v2); all 0 when it has none. */
+  deviceState: DeviceStateConfig;
+  /** A guest process sharing an SVA accelerator that writes results by PASID. */
+  accelerator: AccelConfig;
+  /** Switch to postcopy after this many pre-copy rounds, the bulk round included; 0: never. */
+  postcopyAfter: number;
+  /** Postcopy: round-trip time of a page request from the destination, seconds. */
+  postcopyRtt: number;
+}
+
+/** QEMU's throttling of a guest that dirties memory faster than it is sent. */
+export interface ThrottleConfig {
+  /** The auto-converge capability: throttle the vCPUs. */
+  autoConverge: boolean;
+  /** cpu-throttle-initial, percent (1..99). */
+  initial: number;
+  /** cpu-throttle-increment, percent (1..99). */
+  increment: number;
+  /** max-cpu-throttle, percent (1..99). */
+  max: number;
+  /** cpu-throttle-tailslow: smaller increments near the rate that would match the transfer. */
+  tailslow: boolean;
+  /** throttle-trigger-threshold, percent (1..100): dirty bytes against bytes sent in a period. */
+  triggerThreshold: number;
+  /** The dirty-limit capability: cap each vCPU's dirty page rate. */
+  dirtyLimit: boolean;
+  /** vcpu-dirty-limit: the cap per vCPU, bytes/s. */
+  vcpuDirtyLimit: number;
+}
+
+/**
+ * A VFIO migration v2 device's state as it reports it: VFIO_MIG_GET_PRECOPY_INFO's initial_bytes
+ * and dirty_bytes, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE's stop_copy_length.
+ */
+export interface DeviceStateConfig {
+  /** initial_bytes: device data to send in pre-copy before anything else. */
+  precopyInitial: number;
+  /** How fast dirty_bytes grows while the device runs, bytes/s. */
+  precopyDirtyRate: number;
+  /** stop_copy_length: device data sent with the guest stopped, bytes. */
+  stopCopy: number;
 }

@@ -36,13 +36,19 @@ export function dirtyRate(dirtyBytes: number, seconds: number): number {
 export type Decision = 'switch-over' | 'continue' | 'give-up';
 
 /**
- * The switch-over rule after a harvest that found `dirtyBytes` dirty, when `roundsDone` pre-copy
- * rounds have been sent: switch over when the expected downtime is at most the limit; otherwise
- * give up once the round limit is reached; otherwise send another round.
+ * The switch-over rule after a harvest, when `roundsDone` pre-copy rounds have been sent and
+ * `pendingBytes` are left (RAM dirty bytes, and a device's pending migration data): switch over
+ * when they fit in the downtime; otherwise give up once the round limit is reached; otherwise
+ * send another round.
  */
-export function decide(rule: ConvergenceRule, roundsDone: number, dirtyBytes: number): Decision {
-  // QEMU's form of the test: the bytes left against threshold = bandwidth x limit.
-  if (dirtyBytes <= rule.bandwidth * rule.downtimeLimit) return 'switch-over';
+export function decide(rule: ConvergenceRule, roundsDone: number, pendingBytes: number): Decision {
+  // QEMU's form of the test (migration_iteration_run): pending <= threshold = bandwidth x limit.
+  if (pendingBytes <= rule.bandwidth * rule.downtimeLimit) return 'switch-over';
   if (roundsDone >= rule.maxRounds) return 'give-up';
   return 'continue';
+}
+
+/** Throughput of `bytes` sent in `seconds`, in Mbit/s (10^6 bits, as QEMU's mbps); 0 for no time. */
+export function throughputMbps(bytes: number, seconds: number): number {
+  return seconds > 0 ? (bytes * 8) / seconds / 1e6 : 0;
 }

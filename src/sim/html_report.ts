@@ -60,6 +60,9 @@ ${PAGE_CSS}
 <h1>${esc(title)}</h1>
 <div id="verdict" class="verdict"></div>
 <table id="facts"></table>
+<h2>info migrate</h2>
+<p class="note">QEMU's figures at the end of the run, under its labels: transferred counts every byte on the wire (8-byte page headers, zero pages as 9 bytes, device data); remaining is the RAM left dirty.</p>
+<table id="info"></table>
 <h2>Dirty pages over guest memory, per round</h2>
 <p class="note">Each row is one harvest (GET_BITMAP of the device merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; its colour the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts. Hover a cell for its values.</p>
 <div class="scale" id="heat-scale" aria-label="colour scale: share of a cell's pages dirty">
@@ -115,14 +118,14 @@ const PAGE_CSS = `
   h2 { font-size: 16px; margin: 28px 0 4px; }
   .verdict { font-weight: 600; margin-bottom: 6px; }
   .ok { color: ${COLOURS.stopCopy}; } .bad { color: ${COLOURS.limit}; }
-  #facts, #rounds { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+  #facts, #info, #rounds { border-collapse: collapse; font-variant-numeric: tabular-nums; }
   #facts td, #rounds td, #rounds th { padding: 2px 10px 2px 0; text-align: right; }
   #rounds td, #rounds th { white-space: nowrap; }
   .table-wrap { overflow-x: auto; }
   #rounds th { border-bottom: 1px solid #ccd; font-weight: 600; }
   #rounds td:nth-child(-n+2), #rounds th:nth-child(-n+2) { text-align: left; }
   #facts td:first-child { color: #556; }
-  #facts td { text-align: left; }
+  #facts td, #info td { text-align: left; padding: 1px 10px 1px 0; }
   #rounds tr.bulk td { color: #556; font-style: italic; }
   .note { font-size: 12px; color: #556; margin: 0 0 8px; max-width: 980px; }
   .figure { position: relative; }
@@ -144,10 +147,11 @@ const PAGE_CSS = `
 const CLIENT_TEXT = String.raw`
 (function () {
   'use strict';
-  var s = R.data.summary, cfg = s.config, rounds = s.roundsDetail, MiB = 1048576;
+  var s = R.data.summary, cfg = s.config, rounds = s.roundsDetail, m = s.migrate, MiB = 1048576;
   function el(tag, text) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; }
   var v = document.getElementById('verdict');
-  v.textContent = s.converged ? 'Converged after ' + s.rounds + ' pre-copy rounds'
+  v.textContent = s.postcopy ? 'Completed in postcopy after ' + s.rounds + ' pre-copy rounds'
+    : s.converged ? 'Converged after ' + s.rounds + ' pre-copy rounds'
     : 'Did not converge within ' + cfg.maxRounds + ' rounds';
   v.className += s.converged ? ' ok' : ' bad';
   var facts = [
@@ -158,21 +162,63 @@ const CLIENT_TEXT = String.raw`
     ['workload', cfg.workload + ' at ' + (cfg.dirtyRate / MiB).toFixed(1) + ' MiB/s, seed ' + cfg.seed],
     ['devices', (cfg.vgpu ? 'vGPU pinning ' + R.bytes(cfg.vgpuPinned) : 'no vGPU') + ', passthrough ' + cfg.passthrough],
     ['engine time (real)', s.engine.totalMs.toFixed(1) + ' ms over ' + s.engine.harvests + ' harvests'],
+    ['convergence aid', cfg.throttle.autoConverge ? 'auto-converge (initial ' + cfg.throttle.initial + ' %, increment ' + cfg.throttle.increment + ' %, max ' + cfg.throttle.max + ' %' + (cfg.throttle.tailslow ? ', tailslow' : '') + '): throttle ' + m.cpuThrottlePercentage + ' % at the end'
+      : cfg.throttle.dirtyLimit ? 'dirty-limit ' + (cfg.throttle.vcpuDirtyLimit / MiB).toFixed(1) + ' MiB/s per vCPU x ' + cfg.vcpus + (m.dirtyLimit > 0 ? ' (in service)' : ' (not triggered)') : 'none'],
   ];
+  if (s.postcopy) {
+    facts.push(['postcopy', 'after round ' + s.postcopy.round + ': ' + s.postcopy.pages + ' pages streamed in ' + R.secs(s.postcopy.streamS) +
+      '; ' + s.postcopy.faults + ' fetched on demand, ' + R.secs(s.postcopy.waitS) + ' of vCPU wait']);
+  }
+  if (s.accelerator) {
+    var a = s.accelerator;
+    facts.push(['accelerator', 'PASID ' + a.pasid + ', ' + a.jobs + ' jobs, ' + a.pagesWritten + ' pages written by PASID; fallback ' + a.fallback +
+      '; ' + (s.converged ? 'lost ' + a.lost : 'unseen ' + a.unseenAtEnd) + ' pages no dirty record saw']);
+  }
   var ft = document.getElementById('facts');
   facts.forEach(function (f) { var tr = el('tr'); tr.appendChild(el('td', f[0])); tr.appendChild(el('td', f[1])); ft.appendChild(tr); });
+  // info migrate, under QEMU's labels.
+  var kb = function (b) { return Math.round(b / 1024) + ' kbytes'; }, ms = function (t) { return Math.round(t * 1000) + ' ms'; };
+  var info = [
+    ['status', m.status], ['setup', ms(m.setupTimeS)], ['total time', ms(m.totalTimeS)],
+    m.downtimeS === null ? ['expected downtime', ms(m.expectedDowntimeS)] : ['downtime', ms(m.downtimeS)],
+    ['transferred ram', kb(m.transferredBytes)], ['throughput', m.mbps.toFixed(2) + ' mbps'],
+    ['remaining ram', kb(m.remainingBytes)], ['total ram', kb(m.totalBytes)],
+    ['duplicate', m.duplicatePages + ' pages'], ['normal', m.normalPages + ' pages'], ['normal bytes', kb(m.normalBytes)],
+    ['pages-per-second', String(Math.round(m.pagesPerSecond))], ['dirty sync count', String(m.dirtySyncCount)],
+    ['dirty pages rate', Math.round(m.dirtyPagesRate) + ' pages'], ['precopy ram', kb(m.precopyBytes)], ['downtime ram', kb(m.downtimeBytes)], ['postcopy ram', kb(m.postcopyBytes)],
+    ['cpu-throttle-percentage', String(m.cpuThrottlePercentage)],
+  ];
+  var it = document.getElementById('info');
+  info.forEach(function (f) { var tr = el('tr'); tr.appendChild(el('td', f[0] + ':')); tr.appendChild(el('td', f[1])); it.appendChild(tr); });
   var rt = document.getElementById('rounds'), head = el('tr');
-  ['round', 'phase', 'start', 'dirty', 'device', 'runs', 'rate MiB/s', 'expected downtime', 'sent', 'duration', 'engine ms']
-    .forEach(function (h) { head.appendChild(el('th', h)); });
+  // The throttle and device columns only when the run has a convergence aid or device state.
+  var dev = cfg.deviceState, hasAid = cfg.throttle.autoConverge || cfg.throttle.dirtyLimit;
+  var hasDev = dev.precopyInitial > 0 || dev.precopyDirtyRate > 0 || dev.stopCopy > 0;
+  var cols = [
+    ['round', function (r) { return String(r.round); }],
+    ['phase', function (r, bulk) { return bulk ? 'bulk copy (all RAM)' : r.phase + (r.allDirty ? ' (all-dirty)' : ''); }],
+    ['start', function (r) { return R.secs(r.startS); }],
+    ['dirty', function (r, bulk) { return bulk ? '' : R.bytes(r.dirtyPages * 4096); }],
+    ['device', function (r, bulk) { return bulk ? '' : R.bytes(r.devicePages * 4096); }],
+    ['runs', function (r) { return String(r.runs); }],
+    ['rate MiB/s', function (r, bulk) { return bulk ? '' : (r.dirtyRate / MiB).toFixed(1); }],
+    ['expected downtime', function (r) { return R.secs(r.expectedDowntimeS); }],
+    ['pending', function (r) { return R.bytes(r.pendingBytes); }],
+    hasAid && ['throttle', function (r) { return r.throttlePct > 0 ? r.throttlePct + ' %' : r.dirtyLimit > 0 ? 'limit ' + (r.dirtyLimit / MiB).toFixed(0) + ' MiB/s' : ''; }],
+    cfg.accelerator.enabled && ['accel wrote / unseen', function (r, bulk) { return bulk ? '' : r.accelPages + ' / ' + r.accelUnseen; }],
+    hasDev && ['device data', function (r) { return r.deviceBytes > 0 ? R.bytes(r.deviceBytes) : ''; }],
+    ['sent', function (r) { return R.bytes(r.bytesSent); }],
+    ['duration', function (r) { return R.secs(r.durationS); }],
+    ['transferred', function (r) { return R.bytes(r.transferredBytes); }],
+    ['sync', function (r) { return String(r.dirtySyncCount); }],
+    ['engine ms', function (r, bulk) { return bulk ? '' : r.harvestMs.toFixed(2); }],
+  ].filter(Boolean);
+  cols.forEach(function (c) { head.appendChild(el('th', c[0])); });
   rt.appendChild(head);
   rounds.forEach(function (r) {
     var tr = el('tr'), bulk = r.phase === 'bulk';
     if (bulk) tr.className = 'bulk';
-    [String(r.round), bulk ? 'bulk copy (all RAM)' : r.phase + (r.allDirty ? ' (all-dirty)' : ''), R.secs(r.startS),
-     bulk ? '' : R.bytes(r.dirtyPages * 4096), bulk ? '' : R.bytes(r.devicePages * 4096), String(r.runs),
-     bulk ? '' : (r.dirtyRate / MiB).toFixed(1), R.secs(r.expectedDowntimeS), R.bytes(r.bytesSent), R.secs(r.durationS),
-     bulk ? '' : r.harvestMs.toFixed(2)]
-      .forEach(function (c) { tr.appendChild(el('td', c)); });
+    cols.forEach(function (c) { tr.appendChild(el('td', c[1](r, bulk))); });
     rt.appendChild(tr);
   });
 })();

@@ -10,18 +10,25 @@ import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
 import type { SimContainer, SimEngine } from './sim_engine.js';
+import { AccelWorkload, type AccelEngine } from './accel_workload.js';
+import { runPostcopy, type PostcopyResult } from './postcopy.js';
+import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
 const PT_RING_GPA = 1 << 20;
 const PT_RING_PAGES = 16;
+/** The passthrough device's name (a PCI address). */
+const PT_NAME = '0000:65:00.0';
 
 /** A harvest: the merged report (the caller disposes it) and what the device report alone found. */
 export interface Harvest {
   report: DirtyReport;
   /** Pages the GET_BITMAP read found dirty, before the CPU log was merged. */
   devicePages: number;
+  /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
+  accel: { written: number; unseen: number } | null;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -29,6 +36,16 @@ export class MigrationVm {
   readonly layout: GuestLayout;
   /** Real milliseconds the guest and device activity took. */
   activityMs = 0;
+  /**
+   * Share of its nominal write rate the guest runs at (1: unthrottled): what a CPU throttle or a
+   * dirty limit leaves. Devices are not slowed: DMA is not a vCPU.
+   */
+  guestScale = 1;
+  /**
+   * How far the guest's own clock (the unthrottled running its writes count) is behind virtual
+   * time, seconds: 0 until a throttle, so an unthrottled run writes what it always did.
+   */
+  private guestLagS = 0;
   private readonly config: SimConfig;
   private readonly c: SimContainer;
   private readonly core: Core;
@@ -37,27 +54,40 @@ export class MigrationVm {
   private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
   private readonly sink: DirtySink;
   private readonly workload: Workload;
+  private readonly trace: TraceRecorder | undefined;
+  private harvests = 0;
+  /** The shared accelerator's workload, when there is one. */
+  readonly accel: AccelWorkload | null = null;
 
-  /** The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine). */
-  constructor(engine: SimEngine, config: SimConfig) {
+  /**
+   * The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine).
+   * With `trace`, the set-up and every later engine event are recorded as a replayable trace.
+   */
+  constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
+    this.trace = trace;
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
     const base = proc.mmap(BigInt(config.memory));
     const c = (this.c = engine.openContainer(proc));
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
-    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [config.vgpu ? 'vgpu0' : 'mdev-idle'] });
+    const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
+    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
     c.attach(mdevGroup);
-    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: ['0000:65:00.0'] }) : null;
+    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
     if (ptGroup) c.attach(ptGroup);
     c.setIommu('type1v2');
+    trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
+    if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
     for (const s of layout.slots) {
       c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
+      trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
+    const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
     if (config.vgpu) {
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
-      this.vgpu = new VgpuDriver(mdevGroup.devices[0], {
+      this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
         regionGpa: top.gpa + top.size - config.vgpuRegion,
         regionSize: config.vgpuRegion,
         pinned: config.vgpuPinned,
@@ -67,8 +97,8 @@ export class MigrationVm {
       });
     }
     if (ptGroup && config.passthrough === 'pinning') {
-      c.openDevice(ptGroup, '0000:65:00.0');
-      const pt = (this.ptDevice = ptGroup.devices[0]);
+      c.openDevice(ptGroup, PT_NAME);
+      const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
     this.core = coreOf(c);
@@ -77,6 +107,10 @@ export class MigrationVm {
       pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
       range: (first, count) => cpuLog.setRange(first, count),
     };
+    if (config.accelerator.enabled) {
+      // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
+      this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
+    }
     this.workload = new Workload(layout, {
       kind: config.workload, rate: config.dirtyRate, hotFraction: config.hotFraction, hotWeight: config.hotWeight, seed: config.seed,
     });
@@ -85,6 +119,7 @@ export class MigrationVm {
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
   start(): void {
     this.c.dirty.start();
+    this.trace?.event({ op: 'start' });
     this.vgpu?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
@@ -102,8 +137,11 @@ export class MigrationVm {
     for (let i = 0; i < steps; i++) {
       const a = t0 + ((t1 - t0) * i) / steps;
       const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
-      this.workload.run(a, b, this.sink);
+      const lag = this.guestLagS + (b - a) * (1 - this.guestScale);
+      this.workload.run(a - this.guestLagS, b - lag, this.sink);
+      this.guestLagS = lag;
       this.vgpu?.run(a, b);
+      this.accel?.run(a, b);
       onStep?.((i + 1) / steps);
     }
     this.activityMs += performance.now() - a0;
@@ -111,23 +149,41 @@ export class MigrationVm {
 
   /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
   harvest(): Harvest {
-    const report = readReport(this.c, { iova: 0n, size: BigInt(this.layout.gpaEnd), core: this.core });
+    const size = BigInt(this.layout.gpaEnd);
+    this.accel?.markBuffers(this.cpuLog);
+    if (this.trace) {
+      this.trace.cpuDirty(this.cpuLog);
+      this.trace.event({ op: 'read', iova: 0n, size, clear: true, cpu: true, label: `round ${++this.harvests}` });
+    }
+    const report = readReport(this.c, { iova: 0n, size, core: this.core });
     try {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages };
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null };
     } catch (e) {
       report.dispose();
       throw e;
     }
   }
 
+  /**
+   * Postcopy from virtual time `t0`: the guest runs unthrottled at the destination while `dirty`
+   * (runs of guest pages) is streamed; what it touched first is fetched on demand.
+   */
+  postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
+    this.guestScale = 1;
+    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog: this.cpuLog, run: (a: number, b: number) => this.run(a, b) };
+    return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
+  }
+
   /** Tear-down: the devices let go, tracking stops, the mappings and the container go. */
   dispose(): void {
+    this.accel?.dispose();
     this.vgpu?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
+    this.trace?.event({ op: 'stop' });
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();

@@ -3,7 +3,8 @@
 // an event the engine refuses, stops the replay with a TraceError naming the line and the
 // reason; nothing after it runs. Each `read` lends its report to a callback (printing, export).
 import { VfioError, errnoName } from '../errors.js';
-import { readReport, type DirtyReport } from '../export/dirty_report.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
 import { uapi } from '../uapi.js';
 import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import { parseTraceLine, TraceError, traceLines, type TraceEvent } from './trace.js';
@@ -52,6 +53,8 @@ export class Replayer {
   private readonly devices = new Map<string, TraceDevice>();
   private iommuSet = false;
   private reads = 0;
+  /** The guest CPU dirty log (a KVM-style log by guest page), made on the first cpu-dirty. */
+  private cpuLog: DirtyBitmap | null = null;
 
   constructor(engine: SimEngine) {
     this.engine = engine;
@@ -106,6 +109,10 @@ export class Replayer {
         this.ready();
         this.c.dirty.stop();
         return false;
+      case 'cpu-dirty':
+        this.ready();
+        this.cpuDirty(ev.runs);
+        return false;
       case 'read':
         this.ready();
         this.read(ev, line, onRead);
@@ -113,11 +120,41 @@ export class Replayer {
     }
   }
 
+  /** Frees the CPU dirty log. */
+  dispose(): void {
+    this.cpuLog?.dispose();
+    this.cpuLog = null;
+  }
+
+  /** Sets the runs' pages in the CPU log, growing it to the last page named (one core call a run). */
+  private cpuDirty(runs: [number, number][]): void {
+    if (runs.length === 0) return;
+    const [first, n] = runs[runs.length - 1];
+    const need = first + n;
+    if (need > 2 ** 31) throw new RangeError(`the CPU dirty log covers at most 2^31 pages, run [${first}, ${n}] ends past it`);
+    if (!this.cpuLog || this.cpuLog.nbits < need) {
+      const grown = DirtyBitmap.create(coreOf(this.c), need);
+      if (this.cpuLog) {
+        this.cpuLog.orInto(grown, 0);
+        this.cpuLog.dispose();
+      }
+      this.cpuLog = grown;
+    }
+    for (const [f, c] of runs) this.cpuLog.setRange(f, c);
+  }
+
   /** Reads, then hands the result to `onRead`, lending it the report. */
   private read(ev: Extract<TraceEvent, { op: 'read' }>, line: number, onRead: (r: ReadResult) => void): void {
     const report = readReport(this.c, { iova: ev.iova, size: ev.size, clear: ev.clear });
     let view: DirtyReport = report;
     try {
+      if (ev.cpu && report.pgsize !== 4096n) throw new RangeError(`"cpu" merges a log of 4 KiB pages, the report's pages are ${report.pgsize} bytes`);
+      if (ev.cpu && this.cpuLog) {
+        // The CPU log by guest page: report page i is guest page iova / 4 KiB + i.
+        const first = Number(ev.iova / 4096n);
+        if (first < this.cpuLog.nbits) report.mergeFrom(this.cpuLog, first);
+        this.cpuLog.clear();
+      }
       if (ev.pageSize && ev.pageSize !== report.pgsize) view = report.atPageSize(ev.pageSize);
       const { iova, size, pgsize, pages, count } = view;
       const result: ReadResult = { index: ++this.reads, line, ...(ev.label ? { label: ev.label } : {}), iova, size, pgsize, pages, count, report: view };
@@ -179,6 +216,14 @@ export class Replayer {
  */
 export function replayTrace(engine: SimEngine, text: string, onRead: (r: ReadResult) => void): { events: number; reads: number } {
   const r = new Replayer(engine);
+  try {
+    return replayLines(r, text, onRead);
+  } finally {
+    r.dispose();
+  }
+}
+
+function replayLines(r: Replayer, text: string, onRead: (r: ReadResult) => void): { events: number; reads: number } {
   let events = 0;
   let reads = 0;
   for (const [line, src] of traceLines(text)) {

@@ -6,6 +6,7 @@
 // numbers, instead of running for hours.
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE } from './guest_layout.js';
+import { ACCEL_JOB } from './accel_workload.js';
 import { VGPU_BUFFER, VGPU_WRITE } from './vgpu.js';
 import { RANDOM_SHARE } from './workload.js';
 
@@ -31,6 +32,8 @@ export interface RoundWork {
   pins: number;
   /** vGPU dmaRw writes in it. */
   dmaWrites: number;
+  /** Accelerator jobs (dmaWrite calls by PASID) in it. */
+  accelJobs: number;
 }
 
 export function longestRoundWork(c: SimConfig): RoundWork {
@@ -40,6 +43,7 @@ export function longestRoundWork(c: SimConfig): RoundWork {
     writes: (RANDOM_SHARE[c.workload] * c.dirtyRate * seconds) / GUEST_PAGE,
     pins: c.vgpu ? (c.vgpuChurn / VGPU_BUFFER) * seconds : 0,
     dmaWrites: c.vgpu ? (c.vgpuDmaRate / VGPU_WRITE) * seconds : 0,
+    accelJobs: c.accelerator?.enabled ? (c.accelerator.rate / ACCEL_JOB) * seconds : 0,
   };
 }
 
@@ -61,6 +65,10 @@ export function runTooLong(c: SimConfig): string | null {
   if (w.dmaWrites > MAX_ROUND_DEVICE_CALLS) {
     return `run too long: ${round}, in which the vGPU would make ${count(w.dmaWrites)} dmaRw writes, more than the ${MAX_ROUND_DEVICE_CALLS} a round may take; ` +
       'raise --bandwidth, or lower --vgpu-dma-rate or --memory';
+  }
+  if (w.accelJobs > MAX_ROUND_DEVICE_CALLS) {
+    return `run too long: ${round}, in which the accelerator would run ${count(w.accelJobs)} jobs, more than the ${MAX_ROUND_DEVICE_CALLS} a round may take; ` +
+      'raise --bandwidth, or lower --accel-rate or --memory';
   }
   return null;
 }

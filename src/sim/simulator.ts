@@ -9,13 +9,17 @@ import { performance } from 'node:perf_hooks';
 import type { DirtyReport } from '../export/dirty_report.js';
 import { countRuns } from '../export/run_batches.js';
 import type { SimConfig } from './config.js';
-import { decide, dirtyRate, expectedDowntime, roundDuration, type ConvergenceRule, type Decision } from './convergence.js';
+import { decide, dirtyRate, expectedDowntime, roundDuration, throughputMbps, type ConvergenceRule, type Decision } from './convergence.js';
+import { summarize } from './figures.js';
 import { GUEST_PAGE, type GuestLayout } from './guest_layout.js';
 import type { Heatmap } from './html_report.js';
 import { MigrationVm } from './migration_vm.js';
 import { runTooLong } from './run_bounds.js';
 import type { SimEngine } from './sim_engine.js';
-import { SUMMARY_SCHEMA, type RoundRecord, type SimSummary } from './summary.js';
+import type { PostcopySummary, RoundRecord, SimSummary } from './summary.js';
+import { Throttle } from './throttle.js';
+import { TraceRecorder, type TraceSink } from './trace_recorder.js';
+import { DeviceState, ramWireBytes, zeroPagesOf } from './transfer.js';
 
 export type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 
@@ -32,6 +36,8 @@ export interface SimHooks {
    * is lent: it is disposed when the hook returns.
    */
   onHarvest?(round: number, report: DirtyReport): void;
+  /** Records the run as a replayable trace (trace.ts), one line a call. */
+  trace?: TraceSink;
 }
 
 /** What a run returns: the summary and the heat map for the HTML report. */
@@ -47,6 +53,9 @@ interface HarvestFacts {
   runs: number;
   ms: number;
   cells: Uint8Array;
+  accel: { written: number; unseen: number } | null;
+  /** The dirty runs, kept when this harvest may switch to postcopy. */
+  dirtyRuns: Uint32Array | null;
 }
 
 /**
@@ -58,8 +67,10 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   const tooLong = runTooLong(config);
   if (tooLong) throw new RangeError(tooLong);
   const wall0 = performance.now();
-  const vm = new MigrationVm(engine, config);
+  const vm = new MigrationVm(engine, config, hooks.trace ? new TraceRecorder(hooks.trace) : undefined);
   const rule: ConvergenceRule = { bandwidth: config.bandwidth, downtimeLimit: config.downtimeLimit, maxRounds: config.maxRounds };
+  const throttle = new Throttle(config.throttle, config.vcpus, config.dirtyRate);
+  const device = new DeviceState(config.deviceState);
   const progress = hooks.progress;
   const columns = config.heatmapColumns;
   const pagesPerCell = Math.ceil(vm.layout.ramPages / columns);
@@ -68,106 +79,142 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   const harvestMs: number[] = [];
   let peakHeap = engine.memoryInUse();
   let converged = false;
+  let postcopy: PostcopySummary | null = null;
   try {
     vm.start();
     const send = (rec: RoundRecord) => {
       progress?.roundStart(rec);
+      vm.guestScale = throttle.scale;
       if (rec.phase === 'precopy' || rec.phase === 'bulk') vm.run(rec.startS, rec.startS + rec.durationS, progress?.advance.bind(progress));
       progress?.roundEnd(rec);
     };
     send(rounds[0]);
     for (let round = 1; ; round++) {
-      const h = harvest(vm, round, columns, pagesPerCell, hooks);
+      const mayPostcopy = config.postcopyAfter > 0 && round >= config.postcopyAfter;
+      const h = harvest(vm, round, columns, pagesPerCell, hooks, mayPostcopy);
       harvestMs.push(h.ms);
       peakHeap = Math.max(peakHeap, engine.memoryInUse());
       heatRows.push({ round, cells: h.cells });
       const prev = rounds[rounds.length - 1];
-      const lastHarvestS = round === 1 ? 0 : prev.startS;
-      const decision = decide(rule, round, h.dirtyPages * GUEST_PAGE);
-      const rec = roundRecord(round, prev.startS + prev.durationS, lastHarvestS, decision, h, vm.layout, config.bandwidth);
+      const nowS = prev.startS + prev.durationS;
+      // The sync: the device's pre-copy data, then the throttle rule, then the switch-over rule.
+      const devicePrecopy = device.sync(nowS);
+      throttle.sync(nowS, h.dirtyPages, prev.transferredBytes);
+      const pendingBytes = h.dirtyPages * GUEST_PAGE + devicePrecopy + config.deviceState.stopCopy;
+      const rule0 = decide(rule, round, pendingBytes);
+      const decision = rule0 === 'continue' && mayPostcopy ? 'postcopy' : rule0;
+      const rec = roundRecord(round, nowS, round === 1 ? 0 : prev.startS, decision, h, { devicePrecopy, pendingBytes, prev, throttle, config, layout: vm.layout });
       rounds.push(rec);
-      send(rec);
-      if (decision === 'switch-over') converged = true;
+      if (decision === 'postcopy') {
+        progress?.roundStart(rec);
+        const p = vm.postcopy(h.dirtyRuns!, nowS + config.deviceState.stopCopy / config.bandwidth);
+        postcopy = { round, pages: p.pages, faults: p.faults, waitS: p.waitS, streamS: p.streamS };
+        progress?.roundEnd(rec);
+      } else send(rec);
+      if (decision === 'switch-over' || decision === 'postcopy') converged = true;
       if (decision !== 'continue') break;
     }
     progress?.finish();
   } finally {
     vm.dispose();
   }
-  const summary = summarize(config, vm, rounds, converged, harvestMs, peakHeap, performance.now() - wall0);
+  const accel = vm.accel ? { pasid: vm.accel.pasid, jobs: vm.accel.jobs } : null;
+  const summary = summarize(config, vm.layout.slots, rounds, converged, throttle, accel, postcopy, {
+    harvests: harvestMs.length,
+    totalMs: harvestMs.reduce((a, b) => a + b, 0),
+    meanMs: harvestMs.reduce((a, b) => a + b, 0) / harvestMs.length,
+    maxMs: Math.max(...harvestMs),
+    activityMs: vm.activityMs,
+    peakHeapBytes: peakHeap,
+  }, performance.now() - wall0);
   return { summary, heatmap: { columns, pagesPerCell, lowPages: vm.layout.lowPages, ramPages: vm.layout.ramPages, rows: heatRows } };
 }
 
-/** Round 0: every RAM page sent while tracking runs. */
+/** Round 0: every RAM page sent while tracking runs (zero RAM as headers), and the device's initial data. */
 function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
-  const bytes = config.memory;
+  const zeroPages = zeroPagesOf(layout.ramPages, config.zeroFraction);
+  const normalPages = layout.ramPages - zeroPages;
+  const deviceBytes = config.deviceState.precopyInitial;
+  const bytes = ramWireBytes(normalPages, zeroPages) + deviceBytes;
+  const durationS = roundDuration(bytes, config.bandwidth);
   return {
     round: 0, phase: 'bulk', startS: 0, devicePages: 0, dirtyPages: layout.ramPages, runs: layout.slots.length,
-    pagesSent: layout.ramPages, bytesSent: bytes, durationS: roundDuration(bytes, config.bandwidth),
-    dirtyRate: 0, expectedDowntimeS: expectedDowntime(bytes, config.bandwidth), allDirty: false, harvestMs: 0,
+    pagesSent: layout.ramPages, normalPages, zeroPages, deviceBytes, bytesSent: bytes, durationS,
+    dirtyRate: 0, expectedDowntimeS: expectedDowntime(config.memory, config.bandwidth),
+    devicePendingBytes: deviceBytes + config.deviceState.stopCopy, pendingBytes: config.memory + deviceBytes + config.deviceState.stopCopy,
+    dirtySyncCount: 1, dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: bytes,
+    mbps: throughputMbps(bytes, durationS), pagesPerSecond: durationS > 0 ? layout.ramPages / durationS : 0,
+    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0,
   };
 }
 
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
-function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks): HarvestFacts {
+function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages } = vm.harvest();
+  const { report, devicePages, accel } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
     const ms = performance.now() - h0;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells };
+    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null };
   } finally {
     report.dispose();
   }
 }
 
-/** The record of round `round`, which starts at `startS`, decided by its harvest. */
-function roundRecord(round: number, startS: number, lastHarvestS: number, decision: Decision, h: HarvestFacts, layout: GuestLayout, bandwidth: number): RoundRecord {
+/** What a round record needs besides its harvest. */
+interface RoundContext {
+  devicePrecopy: number;
+  pendingBytes: number;
+  prev: RoundRecord;
+  throttle: Throttle;
+  config: SimConfig;
+  layout: GuestLayout;
+}
+
+/**
+ * The record of round `round`, which starts at `startS`, decided by its harvest: a pre-copy
+ * round sends the dirty pages and the device's pre-copy data; the stop-copy sends the dirty pages
+ * and the device's stop-copy data; an unconverged end sends nothing.
+ */
+function roundRecord(round: number, startS: number, lastHarvestS: number, decision: Decision | 'postcopy', h: HarvestFacts, x: RoundContext): RoundRecord {
+  const { config, throttle } = x;
   const dirtyBytes = h.dirtyPages * GUEST_PAGE;
   const sends = decision !== 'give-up';
+  const normalPages = sends ? h.dirtyPages : 0;
+  const deviceBytes = !sends ? 0 : decision === 'continue' ? x.devicePrecopy : config.deviceState.stopCopy;
+  const bytesSent = ramWireBytes(normalPages, 0) + deviceBytes;
+  const durationS = roundDuration(bytesSent, config.bandwidth);
   return {
     round,
-    phase: decision === 'switch-over' ? 'stop-copy' : decision === 'give-up' ? 'unconverged' : 'precopy',
+    phase: decision === 'switch-over' ? 'stop-copy' : decision === 'give-up' ? 'unconverged' : decision === 'postcopy' ? 'postcopy' : 'precopy',
     startS,
     devicePages: h.devicePages,
     dirtyPages: h.dirtyPages,
     runs: h.runs,
-    pagesSent: sends ? h.dirtyPages : 0,
-    bytesSent: sends ? dirtyBytes : 0,
-    durationS: sends ? roundDuration(dirtyBytes, bandwidth) : 0,
+    pagesSent: normalPages,
+    normalPages,
+    zeroPages: 0,
+    deviceBytes,
+    bytesSent,
+    durationS,
     dirtyRate: dirtyRate(dirtyBytes, startS - lastHarvestS),
-    expectedDowntimeS: expectedDowntime(dirtyBytes, bandwidth),
-    allDirty: h.devicePages >= layout.ramPages,
+    expectedDowntimeS: expectedDowntime(dirtyBytes, config.bandwidth),
+    devicePendingBytes: x.devicePrecopy + config.deviceState.stopCopy,
+    pendingBytes: x.pendingBytes,
+    dirtySyncCount: round + 1,
+    dirtyPagesRate: throttle.dirtyPagesRate,
+    throttlePct: throttle.pct,
+    dirtyLimit: throttle.guestLimit,
+    transferredBytes: x.prev.transferredBytes + bytesSent,
+    mbps: throughputMbps(bytesSent, durationS),
+    pagesPerSecond: durationS > 0 ? normalPages / durationS : 0,
+    accelPages: h.accel?.written ?? 0,
+    accelUnseen: h.accel?.unseen ?? 0,
+    allDirty: h.devicePages >= x.layout.ramPages,
     harvestMs: h.ms,
-  };
-}
-
-function summarize(config: SimConfig, vm: MigrationVm, rounds: RoundRecord[], converged: boolean, harvestMs: number[], peakHeap: number, wallMs: number): SimSummary {
-  const last = rounds[rounds.length - 1];
-  const totalMs = harvestMs.reduce((a, b) => a + b, 0);
-  return {
-    schema: SUMMARY_SCHEMA,
-    config: { ...config },
-    slots: vm.layout.slots.map((s) => ({ gpa: s.gpa, size: s.size })),
-    converged,
-    rounds: rounds.length - 1,
-    totalTimeS: last.startS + last.durationS,
-    downtimeS: last.expectedDowntimeS,
-    bytesSent: rounds.reduce((a, r) => a + r.bytesSent, 0),
-    allDirtyRounds: rounds.filter((r) => r.allDirty).length,
-    engine: {
-      harvests: harvestMs.length,
-      totalMs,
-      meanMs: totalMs / harvestMs.length,
-      maxMs: Math.max(...harvestMs),
-      activityMs: vm.activityMs,
-      peakHeapBytes: peakHeap,
-    },
-    wallMs,
-    roundsDetail: rounds,
   };
 }
 

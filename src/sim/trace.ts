@@ -11,6 +11,11 @@
 //   {"op":"write","iova":"0x180000","length":8192}       vfio_dma_rw write by a device
 //   {"op":"start"} / {"op":"stop"}                       dirty tracking START / STOP
 //   {"op":"read","iova":"0x0","size":"0x400000"}         GET_BITMAP: printed or exported
+//   {"op":"cpu-dirty","runs":[[256,16],[1024,1]]}        guest CPU writes: pages into the CPU dirty log
+//   {"op":"read",...,"cpu":true}                         GET_BITMAP merged with the CPU log, then cleared
+//
+// `simulate --trace FILE` writes its run in this format (formatTraceEvent), so that `replay`
+// reproduces every harvest.
 
 /** A trace event, parsed and checked. */
 export type TraceEvent =
@@ -22,7 +27,8 @@ export type TraceEvent =
   | { op: 'write'; iova: bigint; length: number; value: number; device?: string }
   | { op: 'start' }
   | { op: 'stop' }
-  | { op: 'read'; iova: bigint; size: bigint; clear: boolean; pageSize?: bigint; label?: string };
+  | { op: 'cpu-dirty'; runs: [number, number][] }
+  | { op: 'read'; iova: bigint; size: bigint; clear: boolean; pageSize?: bigint; label?: string; cpu?: boolean };
 
 export type TraceOp = TraceEvent['op'];
 
@@ -48,7 +54,8 @@ const FIELDS: ReadonlyMap<string, ReadonlyMap<string, boolean>> = new Map(
     write: { iova: true, length: true, value: false, device: false },
     start: {},
     stop: {},
-    read: { iova: true, size: true, clear: false, pagesize: false, label: false },
+    read: { iova: true, size: true, clear: false, pagesize: false, label: false, cpu: false },
+    'cpu-dirty': { runs: true },
   } satisfies Record<TraceOp, Record<string, boolean>>).map(([op, f]) => [op, new Map(Object.entries(f))]),
 );
 
@@ -158,9 +165,70 @@ function build(op: TraceOp, r: Record<string, unknown>): TraceEvent {
         ev.pageSize = p;
       }
       if (r.label !== undefined) ev.label = str(r.label, 'label');
+      if (r.cpu !== undefined) ev.cpu = bool(r.cpu, 'cpu', false);
       return ev;
     }
+    case 'cpu-dirty':
+      return { op, runs: pageRuns(r.runs) };
   }
+}
+
+/** Most pages a CPU run may name: page numbers below 2^52 (IOVA below 2^64). */
+const MAX_PAGE = 2 ** 52;
+
+/** `[[first page, pages], ...]`: safe integers, each run at least one page, ascending, apart. */
+function pageRuns(v: unknown): [number, number][] {
+  if (!Array.isArray(v)) throw new Error(`"runs" must be an array of [first page, pages] pairs, got ${JSON.stringify(v)}`);
+  const out: [number, number][] = [];
+  let end = -1;
+  for (const p of v) {
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new Error(`"runs" must hold [first page, pages] pairs of non-negative integers, got ${JSON.stringify(p)}`);
+    }
+    const [first, n] = p as [number, number];
+    if (n < 1 || first + n > MAX_PAGE) throw new Error(`"runs": run ${JSON.stringify(p)} must have at least one page and end below page 2^52`);
+    if (first <= end) throw new Error(`"runs" must be ascending and apart: ${JSON.stringify(p)} after a run ending at page ${end}`);
+    end = first + n;
+    out.push([first, n]);
+  }
+  return out;
+}
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+/**
+ * One event as a trace line (without the newline), the form parseTraceLine reads back: addresses
+ * as "0x..." strings, defaults left out.
+ */
+export function formatTraceEvent(ev: TraceEvent): string {
+  switch (ev.op) {
+    case 'device':
+      return JSON.stringify({ op: ev.op, name: ev.name, kind: ev.kind, pins: ev.pins });
+    case 'map':
+      return JSON.stringify({ op: ev.op, iova: hex(ev.iova), size: hex(ev.size), ...(ev.read ? {} : { read: false }), ...(ev.write ? {} : { write: false }) });
+    case 'unmap':
+      return JSON.stringify({ op: ev.op, iova: hex(ev.iova), size: hex(ev.size) });
+    case 'pin':
+      return JSON.stringify({ op: ev.op, iova: hex(ev.iova), npage: ev.npage, ...(ev.write ? {} : { write: false }), ...dev(ev.device) });
+    case 'unpin':
+      return JSON.stringify({ op: ev.op, iova: hex(ev.iova), npage: ev.npage, ...dev(ev.device) });
+    case 'write':
+      return JSON.stringify({ op: ev.op, iova: hex(ev.iova), length: ev.length, ...(ev.value === 0xa5 ? {} : { value: ev.value }), ...dev(ev.device) });
+    case 'start':
+    case 'stop':
+      return JSON.stringify({ op: ev.op });
+    case 'cpu-dirty':
+      return JSON.stringify({ op: ev.op, runs: ev.runs });
+    case 'read':
+      return JSON.stringify({
+        op: ev.op, iova: hex(ev.iova), size: hex(ev.size), ...(ev.clear ? {} : { clear: false }),
+        ...(ev.pageSize ? { pagesize: hex(ev.pageSize) } : {}), ...(ev.label ? { label: ev.label } : {}), ...(ev.cpu ? { cpu: true } : {}),
+      });
+  }
+}
+
+function dev(name: string | undefined): { device?: string } {
+  return name === undefined ? {} : { device: name };
 }
 
 /** Splits a trace into numbered lines (1-based), for parsing one at a time. */

@@ -12,6 +12,7 @@ export const COLOURS = {
   precopy: '#4c7bd9',
   stopCopy: '#2f9e44',
   unconverged: '#e8590c',
+  postcopy: '#8e44ad',
   limit: '#c62828',
 } as const;
 

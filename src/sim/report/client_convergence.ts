@@ -14,6 +14,7 @@ export const CLIENT_CONVERGENCE = String.raw`
     { phase: 'precopy', label: 'pre-copy round: dirty at its harvest', colour: R.data.colours.precopy },
     { phase: 'stop-copy', label: 'stop-copy: dirty at the last harvest, sent with the guest stopped', colour: R.data.colours.stopCopy },
     { phase: 'unconverged', label: 'last harvest, not sent (did not converge)', colour: R.data.colours.unconverged },
+    { phase: 'postcopy', label: 'postcopy: dirty at the switch, streamed while the guest runs at the destination', colour: R.data.colours.postcopy },
   ];
   function dirtyBytes(r) { return r.phase === 'bulk' ? r.bytesSent : r.dirtyPages * PAGE; }
   var kinds = KINDS.filter(function (k) { return rounds.some(function (r) { return r.phase === k.phase; }); });
