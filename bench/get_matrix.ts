@@ -179,11 +179,12 @@ export interface Timing {
 
 /**
  * The plain caller's loop: `warm` untimed calls, then `reps` rounds of (prepare, op) and
- * (Buffer.copy of `bytes`), each timed on its own; medians of each, wall and CPU.
+ * (Buffer.copy of `bytes`), each timed on its own; medians of each, wall and CPU. With
+ * `freshCopy` each copy goes to a new, never written destination, as the op's writes do.
  */
-export function plainLoop(op: () => void, prepare: () => void, bytes: number, reps = 7, warm = 2): Timing {
+export function plainLoop(op: () => void, prepare: () => void, bytes: number, reps = 7, warm = 2, freshCopy = false): Timing {
   const src = Buffer.alloc(bytes, 0x5a);
-  const dst = Buffer.alloc(bytes, 1);
+  let dst = Buffer.alloc(bytes, 1);
   for (let i = 0; i < warm; i++) {
     prepare();
     op();
@@ -198,6 +199,7 @@ export function plainLoop(op: () => void, prepare: () => void, bytes: number, re
     w.push(Number(process.hrtime.bigint() - t0) / 1e6);
     let d = process.cpuUsage(c0);
     c.push((d.user + d.system) / 1e3);
+    if (freshCopy) dst = Buffer.alloc(bytes); // pages never written: the copy pays their first touch
     c0 = process.cpuUsage();
     t0 = process.hrtime.bigint();
     src.copy(dst);
@@ -256,19 +258,23 @@ export async function getMatrixGroups(quick: boolean): Promise<BenchGroup[]> {
             lines.push(cellLine(cell, t));
             worst.push(t.wall);
           }
-          for (const d of DENSITIES) {
-            const fresh = new GetRig(quick, pins);
-            try {
-              await fresh.open(lead);
-              fresh.pin(layout);
-              fresh.prepareDensities([d]);
+          // Never written: a fresh mmap per call, whose frames are never given back, so on an
+          // engine of its own (reps + warm user bitmaps a density).
+          const fresh = new GetRig(quick, pins);
+          try {
+            await fresh.open(lead);
+            fresh.pin(layout);
+            fresh.prepareDensities(DENSITIES);
+            for (const d of DENSITIES) {
               const cell: Cell = { lead, pins: layout, dirty: d, written: false };
-              const t = plainLoop(() => fresh.get(), () => (fresh.remap(), fresh.restoreTo(d)), fresh.userBytes, reps, warm);
-              lines.push(cellLine(cell, t));
+              const prep = () => (fresh.remap(), fresh.restoreTo(d));
+              const t = plainLoop(() => fresh.get(), prep, fresh.userBytes, reps, warm, true);
+              const warmCopy = plainLoop(() => fresh.get(), prep, fresh.userBytes, 1, 0);
+              lines.push(`${cellLine(cell, t)} [copy into never-written pages too; against a copy into written pages: ${warmCopy.wall.toFixed(2)}x]`);
               worst.push(t.wall);
-            } finally {
-              fresh.dispose();
             }
+          } finally {
+            fresh.dispose();
           }
         },
         teardown() {
