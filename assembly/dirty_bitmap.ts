@@ -23,7 +23,7 @@
 //   with g = first - s, bits outside the range masked to 0. When written out, word 0 with s != 0
 //   is ORed into the word already there (the kernel ORs all 64 bits of U[w]); every other word is
 //   stored whole, so bits above the range in the last word become 0.
-import { alloc, free } from './heap';
+import { alloc, free, realloc } from './heap';
 import { BITMAP_MAX_BITS, EINVAL, ENOENT, ENOMEM } from './constants';
 import {
   clearWords,
@@ -442,4 +442,43 @@ export function bitmap_runs(bm: usize, first: u32, count: u32, out: usize, max: 
   if (!inRange(bm, first, count) || !bufferOk(out, <u64>max << 3, 4)) return -EINVAL;
   if (!count || !max) return 0;
   return <i32>listRuns(wordsOf(bm), first, count, out, max);
+}
+
+// The first block of bitmap_runs_all: 65,536 runs (512 KiB); it doubles as it fills.
+const RUNS_ALL_FIRST: u64 = 1 << 16;
+
+/**
+ * Every maximal run of set bits of bm, ascending, as (start, length) u32 pairs in one heap block
+ * it allocates and grows by doubling as it fills: no counting pass first, and the runs are
+ * written once where they stay. Stores the block's address at the u32 `slot` (4-aligned) and
+ * returns the number of runs (the block holds 2 u32 per run; the caller frees it), or -EINVAL
+ * (slot) or -ENOMEM with nothing allocated.
+ */
+export function bitmap_runs_all(bm: usize, slot: usize): i32 {
+  if (!bufferOk(slot, 4, 4)) return -EINVAL;
+  const nb = nbitsOf(bm);
+  const most = (<u64>nb + 1) >> 1; // runs a bitmap of nb bits can hold
+  let cap = min<u64>(RUNS_ALL_FIRST, most);
+  let buf = alloc(<usize>(cap << 3));
+  if (!buf) return -ENOMEM;
+  let n: u32 = 0;
+  let pos: u32 = 0;
+  for (;;) {
+    n += listRuns(wordsOf(bm), pos, nb - pos, buf + (<usize>n << 3), <u32>cap - n);
+    if (<u64>n < cap) break; // room left over: the rest of the bitmap had no more runs
+    const last = buf + (<usize>(n - 1) << 3);
+    pos = load<u32>(last) + load<u32>(last, 4); // resume past the last run (a clear bit)
+    if (pos >= nb) break;
+    const grown = min<u64>(cap << 1, most);
+    const bytes = grown << 3;
+    const p = bytes < <u64>1 << 32 ? realloc(buf, <usize>bytes) : 0;
+    if (!p) {
+      free(buf);
+      return -ENOMEM;
+    }
+    buf = p;
+    cap = grown;
+  }
+  store<u32>(slot, <u32>buf);
+  return <i32>n;
 }

@@ -205,12 +205,19 @@ function shiftWords(dp: usize, sp: usize, m: u32, r: i32, merge: bool): void {
       v128.store(dp, v128.or(v128.load(dp), a));
       v128.store(dp, v128.or(v128.load(dp, 16), b), 16);
     }
-  } else {
-    for (; m >= 4; m -= 4, sp += 32, dp += 32) {
-      const a = v128.or(i64x2.shr_u(v128.load(sp), r), i64x2.shl(v128.load(sp, 8), rl));
-      const b = v128.or(i64x2.shr_u(v128.load(sp, 16), r), i64x2.shl(v128.load(sp, 24), rl));
-      storeOver(dp, a);
-      storeOver(dp + 16, b);
+  } else if (m >= 6) {
+    // A funnel shift over v128 lanes: each source vector is loaded once and the vector one word
+    // on is built from it and the next (a byte shuffle, palignr on x86) instead of loaded again
+    // from an address 8 bytes on, a load that straddles a cache line once in four.
+    let a = v128.load(sp);
+    for (; m >= 6; m -= 4, sp += 32, dp += 32) {
+      const b = v128.load(sp, 16);
+      const c = v128.load(sp, 32); // sp[4], sp[5]: inside the m + 1 words while m >= 6
+      const ab = i8x16.shuffle(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+      const bc = i8x16.shuffle(b, c, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+      storeOver(dp, v128.or(i64x2.shr_u(a, r), i64x2.shl(ab, rl)));
+      storeOver(dp + 16, v128.or(i64x2.shr_u(b, r), i64x2.shl(bc, rl)));
+      a = c;
     }
   }
   for (; m; m--, sp += 8, dp += 8) {

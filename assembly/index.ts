@@ -29,6 +29,7 @@ export {
   bitmap_convert,
   bitmap_convert_new,
   bitmap_runs,
+  bitmap_runs_all,
 } from './dirty_bitmap';
 export {
   tree_create,

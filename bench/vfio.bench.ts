@@ -6,6 +6,7 @@ import type { Engine, Process, VfioDevice } from '../src/index.js';
 import { createReferenceEngine } from '../test/reference/engine.js';
 import { dirtyBitmap, dirtyBitmapGet, dmaMap, dmaUnmap } from '../test/helpers/uapi_structs.js';
 import type { BenchGroup } from './harness.js';
+import { getMatrixGroups } from './get_matrix.js';
 
 const PAGE = 4096n;
 const RW = uapi.VFIO_DMA_MAP_FLAG_READ | uapi.VFIO_DMA_MAP_FLAG_WRITE;
@@ -204,5 +205,5 @@ async function mapUnmap(quick: boolean): Promise<BenchGroup> {
 }
 
 export async function groups(quick: boolean): Promise<BenchGroup[]> {
-  return [await getBitmapHuge(quick), await getBitmapSmall(), await pinning(), await mapUnmap(quick)];
+  return [await getBitmapHuge(quick), ...(await getMatrixGroups(quick)), await getBitmapSmall(), await pinning(), await mapUnmap(quick)];
 }

@@ -85,6 +85,12 @@ export interface CoreExports {
    * pairs at `out`, ascending, start from bit 0: how many, or -EINVAL. Resume at the last end.
    */
   bitmap_runs(bm: number, first: number, count: number, out: number, max: number): number;
+  /**
+   * Every maximal run of bm as u32 (start, length) pairs in a heap block it allocates (grown by
+   * doubling, no count pass), its address stored at the u32 `slot`: the number of runs, -EINVAL
+   * or -ENOMEM (nothing allocated). The caller frees the block with heap_free.
+   */
+  bitmap_runs_all(bm: number, slot: number): number;
 
   // ---- iova_tree (assembly/iova_tree.ts) ----------------------------------------------------
   /** Creates an empty IOVA range tree; its handle, or -ENOMEM. */

@@ -12,7 +12,6 @@ import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
-import { forEachRunBatch } from './run_batches.js';
 import { PAGE_SIZE } from '../u64.js';
 
 /** A run of dirty pages: the form Cloud Hypervisor sends (start and length in bytes). */
@@ -111,6 +110,8 @@ export class DirtyReport {
   private cachedBytes?: Uint8Array;
   private cachedRuns?: Uint32Array;
   private cachedCount?: number;
+  private runsAt = 0; // heap block of the runs in the core (compactRunsView), 0 until gathered
+  private runsLen = 0; // u32 entries in it: 2 per run
 
   /** Takes ownership of `bitmap`, whose bit i is the page at iova + i * pgsize. */
   constructor(bitmap: DirtyBitmap, iova: bigint, pgsize: bigint) {
@@ -151,10 +152,57 @@ export class DirtyReport {
 
   /**
    * The compact form of the runs: pairs (first page, pages), page indices relative to iova,
-   * ascending and maximal, from the core's run kernel. Computed once and kept.
+   * ascending and maximal, from the core's run kernel. A copy made once and kept (one array of
+   * 8 bytes a run); {@link compactRunsView} gives the same values without the copy.
    */
   compactRuns(): Uint32Array {
-    return (this.cachedRuns ??= gatherRuns(this.bitmap, this.count));
+    return (this.cachedRuns ??= this.compactRunsView().slice());
+  }
+
+  /**
+   * The compact form of the runs as a view of the core's memory, without a copy: the same values
+   * as compactRuns(), gathered by the core once and kept in its memory until dispose().
+   *
+   * Lifetime rules (as a view of any WebAssembly memory): the view is valid until the report is
+   * disposed or mergeFrom() changes it, and until the engine's linear memory grows (any later
+   * call into the engine that allocates may grow it; the old view then reads as empty, length 0).
+   * Read it right away, or call compactRunsView() again, which is cheap once gathered (no new
+   * walk). Do not write to it. Copy what outlives those rules (compactRuns() does).
+   * @throws OutOfMemoryError when the core cannot hold the runs (8 bytes a run)
+   */
+  compactRunsView(): Uint32Array {
+    const core = this.bitmap.core;
+    if (!this.runsAt) this.gatherRuns();
+    const at = this.runsAt >>> 2;
+    return core.u32().subarray(at, at + this.runsLen);
+  }
+
+  /** Fills runsAt/runsLen from the core's run kernel: one call, the runs written where they stay. */
+  private gatherRuns(): void {
+    const op = 'report.runs';
+    const x = this.bitmap.core.x;
+    const slot = x.heap_alloc(4);
+    if (slot < 0) throw vfioError(slot, op);
+    try {
+      const n = x.bitmap_runs_all(this.bitmap.handle, slot);
+      if (n < 0) throw vfioError(n, op);
+      this.runsAt = this.bitmap.core.u32()[slot >>> 2];
+      this.runsLen = 2 * n;
+    } finally {
+      x.heap_free(slot);
+    }
+  }
+
+  /**
+   * Frees the runs compactRunsView() gathered in the core (8 bytes a run) while the report is
+   * kept: views taken before are invalid after; the next compactRunsView() gathers them again.
+   * compactRuns()'s copy is dropped too. Idempotent.
+   */
+  releaseRuns(): void {
+    if (this.runsAt && this.bm) this.bm.core.x.heap_free(this.runsAt);
+    this.runsAt = 0;
+    this.runsLen = 0;
+    this.cachedRuns = undefined;
   }
 
   /**
@@ -163,7 +211,7 @@ export class DirtyReport {
    * compactRuns() or chunks().
    */
   runs(): PageRun[] {
-    const r = this.compactRuns();
+    const r = this.cachedRuns ?? this.compactRunsView(); // no engine call below: the view stays valid
     const out: PageRun[] = new Array(r.length >>> 1);
     const base = this.iova;
     const pg = this.pgsize;
@@ -182,7 +230,7 @@ export class DirtyReport {
     if (!Number.isSafeInteger(maxPages) || maxPages <= 0) {
       throw vfioError(EINVAL, 'report.chunks', undefined, `maxPages must be a positive integer, got ${maxPages}`);
     }
-    const r = this.compactRuns();
+    const r = this.cachedRuns ?? this.compactRunsView(); // no engine call below: the view stays valid
     const pg = this.pgsize;
     const chunks: PageRun[][] = [];
     let cur: PageRun[] = [];
@@ -255,38 +303,17 @@ export class DirtyReport {
     if (count <= 0) return;
     other.orInto(this.bitmap, 0, otherFirst, count);
     this.cachedBytes = undefined;
-    this.cachedRuns = undefined;
+    this.releaseRuns();
     this.cachedCount = undefined;
   }
 
   /** Frees the bitmap. Idempotent; later use throws. */
   dispose(): void {
+    this.releaseRuns();
     this.bm?.dispose();
     this.bm = null;
     this.cachedBytes = undefined;
-    this.cachedRuns = undefined;
   }
-}
-
-/** Most runs one bitmap_runs call writes: a 2 MiB scratch buffer in the core. */
-const RUNS_BATCH = 1 << 18;
-
-/**
- * Every run of `bm` from the core's run kernel, in as few calls as the scratch allows. There are
- * at most `count` runs (one set bit each at least), so the result is sized once from the
- * popcount: on a 1 TiB bitmap at 1 % this halves the time of growing the array while gathering
- * 4096 runs per call (137 ms -> 80 ms here, the kernel itself taking 75 ms).
- */
-function gatherRuns(bm: DirtyBitmap, count: number): Uint32Array {
-  if (count === 0) return new Uint32Array(0);
-  const out = new Uint32Array(2 * count);
-  let len = 0;
-  forEachRunBatch(bm, (pairs) => {
-    out.set(pairs, len);
-    len += pairs.length;
-  }, Math.min(count, RUNS_BATCH));
-  // Keep the exact length; copy only when the bound wasted over half of the array.
-  return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
 }
 
 function log2(p: bigint): number {

@@ -129,6 +129,38 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: 
 }
 
 /**
+ * The footprints of the longest prefix of `ds` whose words all lie inside bm and are mapped: the
+ * dmas a harvest can report (the next one fails there, EINVAL or EFAULT, as it would anyway).
+ */
+function reportable(t: Type1, proc: Process, ds: readonly Dma[], base: bigint, bm: UserBitmap): Footprint[] {
+  const fps: Footprint[] = [];
+  for (const d of ds) {
+    const f = footprint(t, d, base, bm);
+    if (!f || !proc.isMapped(f.addr, f.len)) break;
+    fps.push(f);
+  }
+  return fps;
+}
+
+/** reserveHarvest over footprints already computed (reportable). */
+function reserveFootprints(t: Type1, proc: Process, fps: readonly Footprint[], bm: UserBitmap, scratch: number): number {
+  const own = scratch === 0 && (bm.data & 7n) !== 0n;
+  if (own) {
+    scratch = t.core.alloc(PAGE_SIZE);
+    if (scratch < 0) return -ENOMEM;
+  }
+  // One dma (the usual GET): one core call, without staging a list of ranges.
+  const r = fps.length === 1
+    ? proc.um.reserve(fps[0].addr, Number(fps[0].len))
+    : proc.um.reserveRanges(fps.map((f) => [f.addr, f.len] as const));
+  if (r < 0) {
+    if (own) t.core.free(scratch);
+    return r;
+  }
+  return scratch;
+}
+
+/**
  * Everything a harvest of `ds` (ascending) into the user bitmap `bm` allocates, taken before the
  * first dma is read, all or nothing: a scratch page when bm.data is unaligned, and user memory
  * frames under every word the reports will write. The reservation stops at the first dma whose
@@ -139,23 +171,7 @@ export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: 
 export function reserveHarvest(
   t: Type1, proc: Process, ds: readonly Dma[], base: bigint, bm: UserBitmap, scratch = 0,
 ): number {
-  const own = scratch === 0 && (bm.data & 7n) !== 0n;
-  if (own) {
-    scratch = t.core.alloc(PAGE_SIZE);
-    if (scratch < 0) return -ENOMEM;
-  }
-  const ranges: [bigint, bigint][] = [];
-  for (const d of ds) {
-    const f = footprint(t, d, base, bm);
-    if (!f || !proc.isMapped(f.addr, f.len)) break;
-    ranges.push([f.addr, f.len]);
-  }
-  const r = proc.um.reserveRanges(ranges);
-  if (r < 0) {
-    if (own) t.core.free(scratch);
-    return r;
-  }
-  return scratch;
+  return reserveFootprints(t, proc, reportable(t, proc, ds, base, bm), bm, scratch);
 }
 
 /**
@@ -207,14 +223,17 @@ export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap)
 export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm: UserBitmap): number {
   const ds = t.inRange(iova, last);
   if (!ds.length) return 0;
-  const scratch = reserveHarvest(t, proc, ds, iova, bm);
+  const fps = reportable(t, proc, ds, iova, bm); // each footprint computed and checked once
+  const scratch = reserveFootprints(t, proc, fps, bm, 0);
   if (scratch < 0) return scratch;
   try {
-    for (const d of ds) {
-      const r = reportToUser(t, proc, d, iova, bm, scratch);
-      if (r < 0) return r;
+    for (let i = 0; i < fps.length; i++) {
+      const d = ds[i];
+      const f = fps[i];
+      if (reportUser(d.bitmap!, proc.um, f.addr, f.s, d.pins, t.bitShift, allDirty(t, d), scratch) < 0) return -ENOMEM;
     }
-    return 0;
+    // The first dma whose words are outside bm or unmapped: its EINVAL or EFAULT.
+    return fps.length < ds.length ? reportToUser(t, proc, ds[fps.length], iova, bm, scratch) : 0;
   } finally {
     if (scratch) t.core.free(scratch);
   }

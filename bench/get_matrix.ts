@@ -1,0 +1,302 @@
+// The GET_BITMAP matrix (issue 14): one 1 TiB mapping read through the ioctl surface as a plain
+// caller reads it, over every layout a migration meets:
+//   - bit shift 0 (the mapping at the start of the range) and 13 (205 pages into it);
+//   - 65,536 pinned pages uniform at random, clustered (64 runs of 1024), or evenly spread;
+//   - 0 %, 1 % and 50 % of the pages dirty before each read (restored, untimed, between reads);
+//   - the user bitmap's pages already written, or never written (a fresh mmap per read).
+// Each cell is timed with a plain loop (the median of 7 warm calls against the median of
+// Buffer.copy of the same bytes, interleaved call by call, wall clock and CPU time) and, with the
+// user bitmap written, with benchmark.js (restore + GET minus restore, over Buffer.copy).
+import { createEngine, uapi } from '../src/index.js';
+import type { Engine, Process, VfioDevice } from '../src/index.js';
+import type { ContainerFile } from '../src/vfio/files.js';
+import type { Dma } from '../src/vfio/dma.js';
+import { Prng } from '../src/sim/prng.js';
+import { dirtyBitmap, dirtyBitmapGet, dmaMap } from '../test/helpers/uapi_structs.js';
+import type { BenchCase, BenchGroup } from './harness.js';
+
+const PAGE = 4096n;
+const RW = uapi.VFIO_DMA_MAP_FLAG_READ | uapi.VFIO_DMA_MAP_FLAG_WRITE;
+
+export type PinLayout = 'uniform' | 'clustered' | 'even';
+
+/** One cell of the matrix. */
+export interface Cell {
+  /** Pages between the start of the range and the mapping: 0 (no shift) or 205 (shift 13). */
+  lead: number;
+  pins: PinLayout;
+  /** Fraction of pages dirty before each read: 0, 0.01 or 0.5. */
+  dirty: number;
+  /** Whether the user bitmap's pages were written before (a reused buffer). */
+  written: boolean;
+}
+
+export const LEADS = [0, 205];
+export const LAYOUTS: PinLayout[] = ['uniform', 'clustered', 'even'];
+export const DENSITIES = [0, 0.01, 0.5];
+
+function must(r: number, what: string): number {
+  if (r < 0) throw new Error(`${what} failed: ${r}`);
+  return r;
+}
+
+/** The pinned pages of a layout: `n` distinct pages below `pages`. */
+export function pinPagesOf(layout: PinLayout, n: number, pages: number, seed = 7): number[] {
+  if (layout === 'even') {
+    const stride = Math.floor(pages / n);
+    return Array.from({ length: n }, (_, i) => i * stride);
+  }
+  const rnd = new Prng(seed);
+  if (layout === 'clustered') {
+    const runs = Math.max(1, n >>> 10);
+    const len = Math.ceil(n / runs);
+    const out: number[] = [];
+    const span = Math.floor(pages / runs);
+    for (let r = 0; r < runs; r++) {
+      const at = r * span + (rnd.below(Math.max(1, span - len)));
+      for (let k = 0; k < len && out.length < n; k++) out.push(at + k);
+    }
+    return out;
+  }
+  const seen = new Set<number>();
+  while (seen.size < n) seen.add(rnd.below(pages));
+  return [...seen].sort((a, b) => a - b);
+}
+
+/** A container with one mapping of `size` bytes `lead` pages into the GET range, tracking on. */
+export class GetRig {
+  readonly size: bigint;
+  private proc!: Process;
+  private fd = 0;
+  private dev!: VfioDevice;
+  private dma!: Dma;
+  private arg!: Uint8Array;
+  private pinned: number[] = [];
+  private lead = 0;
+  private engine?: Engine;
+
+  constructor(readonly quick: boolean, private readonly pinCount: number) {
+    this.size = quick ? 1n << 30n : 1n << 40n;
+  }
+
+  /** Bytes of the user bitmap the GET writes. */
+  get userBytes(): number {
+    return Number((BigInt(this.lead) + this.size / PAGE + 63n) / 64n) * 8;
+  }
+
+  async open(lead: number): Promise<void> {
+    this.lead = lead;
+    const engine = await createEngine();
+    this.engine = engine;
+    const proc = engine.createProcess();
+    const g = engine.createGroup({ kind: 'emulated' });
+    const fd = proc.open('/dev/vfio/vfio');
+    const gfd = proc.open(`/dev/vfio/${g.id}`);
+    must(proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, fd), 'SET_CONTAINER');
+    must(proc.ioctl(fd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU), 'SET_IOMMU');
+    must(proc.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, g.devices[0].name), 'GET_DEVICE_FD');
+    const dev = g.devices[0] as VfioDevice;
+    dev.registerDmaUnmap(() => {});
+    const iova = BigInt(lead) * PAGE;
+    const map = dmaMap({ flags: RW, vaddr: proc.mmap(this.size), iova, size: this.size });
+    must(proc.ioctl(fd, uapi.VFIO_IOMMU_MAP_DMA, map), 'MAP_DMA');
+    must(proc.ioctl(fd, uapi.VFIO_IOMMU_DIRTY_PAGES, dirtyBitmap({ flags: uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START })), 'START');
+    this.proc = proc;
+    this.fd = fd;
+    this.dev = dev;
+    const t = (proc.fds.get(fd) as ContainerFile).container.iommu!;
+    this.dma = t.all()[0];
+    this.remap();
+  }
+
+  /** Frees the engine. */
+  dispose(): void {
+    this.engine?.dispose();
+  }
+
+  /** A fresh user bitmap (never written) at a new address. */
+  remap(): void {
+    const bytes = this.userBytes;
+    const data = this.proc.mmap(bytes);
+    const size = BigInt(this.lead) * PAGE + this.size;
+    this.arg = dirtyBitmapGet({ iova: 0n, size, bitmap: { pgsize: PAGE, size: BigInt(bytes), data } });
+  }
+
+  /** Pins `pinCount` pages of `layout` (unpinning the previous layout first). */
+  pin(layout: PinLayout): void {
+    for (const p of this.pinned) this.dev.unpinPages(BigInt(this.lead + p) * PAGE, 1);
+    this.pinned = pinPagesOf(layout, this.pinCount, Number(this.size / PAGE));
+    for (const p of this.pinned) must(this.dev.pinPages(BigInt(this.lead + p) * PAGE, 1, uapi.IOMMU_READ), 'pin');
+  }
+
+  private patterns = new Map<number, Uint8Array>();
+
+  /** Keeps, for each density, the dirty pattern restored before each read: the pins plus that share of pages at random. */
+  prepareDensities(densities: readonly number[]): void {
+    const bm = this.dma.bitmap!;
+    for (const dirty of densities) {
+      bm.clear();
+      const n = Math.round(bm.nbits * dirty);
+      if (n) {
+        const pages = new Uint32Array(n);
+        new Prng(11).fillBelow(pages, 0, n, bm.nbits);
+        bm.setBatch(pages);
+      }
+      for (const p of this.pinned) bm.set(p);
+      const w = bm.core.x.bitmap_words(bm.handle);
+      this.patterns.set(dirty, bm.core.u8().slice(w, w + Math.ceil(bm.nbits / 64) * 8));
+    }
+  }
+
+  /** Puts a density's dirty pattern back into the mapping's bitmap (a copy of its bytes). */
+  restoreTo(dirty: number): void {
+    const bm = this.dma.bitmap!;
+    bm.core.u8().set(this.patterns.get(dirty)!, bm.core.x.bitmap_words(bm.handle));
+  }
+
+  /** One GET_BITMAP of the whole range. */
+  get(): void {
+    if (this.proc.ioctl(this.fd, uapi.VFIO_IOMMU_DIRTY_PAGES, this.arg) !== 0) throw new Error('GET_BITMAP failed');
+  }
+}
+
+/** Median of a list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export interface Timing {
+  /** Median wall time of the operation / median wall time of the copy, interleaved. */
+  wall: number;
+  /** The same with process CPU time (user + system). */
+  cpu: number;
+  /** Median wall ms of the operation. */
+  ms: number;
+  /** Median wall ms of the copy. */
+  copyMs: number;
+}
+
+/**
+ * The plain caller's loop: `warm` untimed calls, then `reps` rounds of (prepare, op) and
+ * (Buffer.copy of `bytes`), each timed on its own; medians of each, wall and CPU. With
+ * `freshCopy` each copy goes to a new, never written destination, as the op's writes do.
+ */
+export function plainLoop(op: () => void, prepare: () => void, bytes: number, reps = 7, warm = 2, freshCopy = false): Timing {
+  const src = Buffer.alloc(bytes, 0x5a);
+  let dst = Buffer.alloc(bytes, 1);
+  for (let i = 0; i < warm; i++) {
+    prepare();
+    op();
+    src.copy(dst);
+  }
+  const w: number[] = [], c: number[] = [], wc: number[] = [], cc: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    prepare();
+    let c0 = process.cpuUsage();
+    let t0 = process.hrtime.bigint();
+    op();
+    w.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    let d = process.cpuUsage(c0);
+    c.push((d.user + d.system) / 1e3);
+    if (freshCopy) dst = Buffer.alloc(bytes); // pages never written: the copy pays their first touch
+    c0 = process.cpuUsage();
+    t0 = process.hrtime.bigint();
+    src.copy(dst);
+    wc.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    d = process.cpuUsage(c0);
+    cc.push((d.user + d.system) / 1e3);
+  }
+  const mc = median(cc);
+  return { wall: median(w) / median(wc), cpu: mc > 0 ? median(c) / mc : NaN, ms: median(w), copyMs: median(wc) };
+}
+
+/** The plain-loop figures of one cell, as a note line. */
+function cellLine(c: Cell, t: Timing): string {
+  return `plain loop, ${c.dirty * 100} % dirty, user bitmap ${c.written ? 'written' : 'never written'}: ` +
+    `${t.wall.toFixed(2)}x copy wall, ${t.cpu.toFixed(2)}x CPU (${t.ms.toFixed(2)} ms; copy ${t.copyMs.toFixed(2)} ms)`;
+}
+
+/**
+ * One group per (shift, pin layout): benchmark.js times, for each density, the restore of the
+ * dirty pattern alone and the restore followed by GET_BITMAP (the GET's figure is their
+ * difference over Buffer.copy), with the user bitmap written; the plain loop times every cell,
+ * the never-written user bitmap included (a fresh mmap per call, on an engine of its own since
+ * its frames are never given back), and its lines are the group's notes.
+ */
+export async function getMatrixGroups(quick: boolean): Promise<BenchGroup[]> {
+  const pins = quick ? 1024 : 65536;
+  const reps = quick ? 3 : 7;
+  const warm = quick ? 1 : 2;
+  const out: BenchGroup[] = [];
+  for (const lead of LEADS) {
+    for (const layout of LAYOUTS) {
+      let rig: GetRig | undefined;
+      let src = Buffer.alloc(0);
+      let dst = Buffer.alloc(0);
+      const lines: string[] = [];
+      const worst: number[] = [];
+      const cases: BenchCase[] = [{ name: 'Buffer.copy (memcpy bound)', fn: () => void src.copy(dst) }];
+      for (const d of DENSITIES) {
+        cases.push({ name: `restore ${d * 100} %`, fn: () => rig!.restoreTo(d) });
+        cases.push({ name: `restore ${d * 100} % + GET_BITMAP`, fn: () => (rig!.restoreTo(d), rig!.get()) });
+      }
+      out.push({
+        name: `vfio: GET_BITMAP matrix, ${quick ? '1 GiB' : '1 TiB'} mapping ${lead} pages into the range (bit shift ${lead % 64}), ${pins} pins ${layout}`,
+        baseline: 'Buffer.copy (memcpy bound)',
+        target: '<= 2x Buffer.copy of the user bitmap bytes in every cell (plain loop and benchmark.js)',
+        async setup() {
+          rig = new GetRig(quick, pins);
+          await rig.open(lead);
+          rig.pin(layout);
+          rig.prepareDensities(DENSITIES);
+          src = Buffer.alloc(rig.userBytes, 0x5a);
+          dst = Buffer.alloc(rig.userBytes, 1);
+          for (const d of DENSITIES) {
+            const cell: Cell = { lead, pins: layout, dirty: d, written: true };
+            const t = plainLoop(() => rig!.get(), () => rig!.restoreTo(d), rig.userBytes, reps, warm);
+            lines.push(cellLine(cell, t));
+            worst.push(t.wall);
+          }
+          // Never written: a fresh mmap per call, whose frames are never given back, so on an
+          // engine of its own (reps + warm user bitmaps a density).
+          const fresh = new GetRig(quick, pins);
+          try {
+            await fresh.open(lead);
+            fresh.pin(layout);
+            fresh.prepareDensities(DENSITIES);
+            for (const d of DENSITIES) {
+              const cell: Cell = { lead, pins: layout, dirty: d, written: false };
+              const prep = () => (fresh.remap(), fresh.restoreTo(d));
+              const t = plainLoop(() => fresh.get(), prep, fresh.userBytes, reps, warm, true);
+              const warmCopy = plainLoop(() => fresh.get(), prep, fresh.userBytes, 1, 0);
+              lines.push(`${cellLine(cell, t)} [copy into never-written pages too; against a copy into written pages: ${warmCopy.wall.toFixed(2)}x]`);
+              worst.push(t.wall);
+            }
+          } finally {
+            fresh.dispose();
+          }
+        },
+        teardown() {
+          rig?.dispose();
+        },
+        cases,
+        notes: () => {
+          const r = lines.slice();
+          return r;
+        },
+        check: (res) => {
+          const copy = res.cases[0].mean;
+          const bjs = DENSITIES.map((d) => {
+            const both = res.cases.find((c) => c.name === `restore ${d * 100} % + GET_BITMAP`)!.mean;
+            const rest = res.cases.find((c) => c.name === `restore ${d * 100} %`)!.mean;
+            return (both - rest) / copy;
+          });
+          res.notes = [...(res.notes ?? []), `benchmark.js (restore + GET minus restore, user bitmap written): ${bjs.map((x, i) => `${DENSITIES[i] * 100} % ${x.toFixed(2)}x`).join(', ')}`];
+          return quick || [...worst, ...bjs].every((x) => x <= 2);
+        },
+      });
+    }
+  }
+  return out;
+}
