@@ -29,7 +29,7 @@ const NOT_RUN: Record<string, string> = {
   'npm test': 'runs the whole test suite, this file included',
   'vfio-dirty serve --listen /tmp/vfio-dirty.sock --group kind=emulated,devices=vgpu0 &':
     'starts a daemon that runs until SIGTERM (test/server/ runs the server and both clients)',
-  'npm run bench': 'runs every benchmark, about ten minutes',
+  'npm run bench': 'runs every benchmark, about twenty minutes',
   'npm run bench -- --filter vfio': 'runs a group of benchmarks, minutes',
 };
 
