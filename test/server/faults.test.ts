@@ -1,4 +1,4 @@
-// Clients killed while holding pins and tracking, mid-frame, and thousands of connect/work/kill
+// Clients killed while holding pins and tracking, mid-frame, and thousands of connect, work, kill
 // cycles: the server keeps serving, every process exits, and the engine's memory stays flat.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -76,7 +76,7 @@ describe('faults', () => {
     await obs.end();
   });
 
-  it('connect/work/kill cycles leave the engine\'s memory and process count flat', async () => {
+  it('connect, work, kill cycles leave the engine\'s memory and process count flat', async () => {
     const CYCLES = 10_000;
     const WARM = 200;
     const obs = await Client.connect(srv.path);
