@@ -10,6 +10,7 @@ import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
 import { VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
+import { kvmFiles } from './kvm/files.js';
 
 export interface EngineOptions {
   /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
@@ -20,6 +21,10 @@ export interface EngineOptions {
   memoryLimit?: number;
   /** Which build of the core: 'release' (default) or 'debug' (assertions kept). */
   flavour?: CoreFlavour;
+  /** KVM_USER_MEM_SLOTS: memslot ids per address space, 1..32764; default 32764. */
+  kvmUserMemSlots?: number;
+  /** KVM_MAX_VCPUS, 1..4096 (vCPU ids below 4 × this); default 1024. */
+  kvmMaxVcpus?: number;
 }
 
 export class Engine {
@@ -32,7 +37,11 @@ export class Engine {
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, kvmFiles];
+  /** KVM_USER_MEM_SLOTS (SPEC-KVM §11). */
+  kvmUserMemSlots = 32764;
+  /** KVM_MAX_VCPUS (SPEC-KVM §11). */
+  kvmMaxVcpus = 1024;
   private nextGroupId = 1;
   private seq = 0;
 
@@ -49,8 +58,13 @@ export class Engine {
     if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
       throw new RangeError('dmaEntryLimit must be an integer in [0, 2^32)');
     }
+    const slots = intOption(o.kvmUserMemSlots, 32764, 1, 32764, 'kvmUserMemSlots');
+    const vcpus = intOption(o.kvmMaxVcpus, 1024, 1, 4096, 'kvmMaxVcpus');
     const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
-    return new Engine(core, profile, limit);
+    const e = new Engine(core, profile, limit);
+    e.kvmUserMemSlots = slots;
+    e.kvmMaxVcpus = vcpus;
+    return e;
   }
 
   /** A new IOMMU group with its devices (CONTRACT.md "The host"). */
@@ -112,4 +126,11 @@ export class Engine {
   inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot {
     return snapshot(this, o.bitmaps ?? true);
   }
+}
+
+/** An integer option in [lo, hi], or its default; RangeError outside. */
+function intOption(v: number | undefined, dflt: number, lo: number, hi: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`${name} must be an integer in [${lo}, ${hi}]`);
+  return v;
 }

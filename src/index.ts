@@ -21,6 +21,9 @@ export { Engine, type EngineOptions } from './engine.js';
 export type { ProfileName } from './vfio/profile.js';
 export { Group, VfioDevice, type GroupKind, type GroupOptions } from './vfio/group.js';
 export { Process, type ProcessOptions } from './process.js';
+export { Kvm } from './kvm/kvm.js';
+export { Vcpu } from './kvm/vcpu.js';
+export type { PageTrackNotifierNode } from './kvm/page_track.js';
 export {
   VfioContainer, DirtyTracking, type MapRequest, type RangeRequest, type ContainerInfo,
 } from './vfio/typed.js';

@@ -6,6 +6,9 @@ import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
 import { PAGE_SIZE, USER_TOP } from './u64.js';
+import { kvmFromFd, vcpuFromFd } from './kvm/files.js';
+import type { Kvm } from './kvm/kvm.js';
+import type { Vcpu } from './kvm/vcpu.js';
 
 export interface ProcessOptions {
   /** RLIMIT_MEMLOCK in bytes; default unlimited. */
@@ -248,6 +251,18 @@ export class Process {
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
     return f.ioctl(this, request, arg);
+  }
+
+  /** The VM of a VM fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  kvmFromFd(vmFd: number): Kvm | number {
+    this.live('kvmFromFd');
+    return kvmFromFd(this, vmFd);
+  }
+
+  /** The vCPU of a vCPU fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  vcpuFromFd(vcpuFd: number): Vcpu | number {
+    this.live('vcpuFromFd');
+    return vcpuFromFd(this, vcpuFd);
   }
 
   /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */

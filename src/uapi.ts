@@ -3,6 +3,8 @@
 // Plain numbers, except quantities the kernel types as u64, which are bigint.
 
 /** `_IO(';', 100 + n)`: VFIO ioctls encode neither direction nor size (the size is `argsz`). */
+import { kvmUapi } from './kvm/uapi.js';
+
 const VFIO_TYPE = 0x3b;
 const VFIO_BASE = 100;
 const io = (n: number): number => (VFIO_TYPE << 8) | (VFIO_BASE + n);
@@ -154,6 +156,9 @@ export const uapi = Object.freeze({
   PGSIZE_BITMAP_NO_DOMAIN: 0xffff_ffff_ffff_f000n,
   /** x86-64 user-space top (TASK_SIZE_MAX): a user range reaching past it is invalid. */
   TASK_SIZE_MAX: 0x7fff_ffff_f000n,
+
+  // ---- KVM (SPEC-KVM §1) ----------------------------------------------------------------------
+  ...kvmUapi,
 });
 
 /** The type of `uapi`. */
