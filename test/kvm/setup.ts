@@ -137,15 +137,16 @@ export async function setupKV(o: EngineOptions = {}): Promise<KV> {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setInt32(0, fd, true);
     P.write(fdBuf, b);
-    return P.ioctl(kv, uapi.KVM_SET_DEVICE_ATTR, deviceAttr(flags, group, BigInt(attr), fdBuf));
+    return P.ioctl(kvSetup.kv, uapi.KVM_SET_DEVICE_ATTR, deviceAttr(flags, group, BigInt(attr), fdBuf));
   };
-  return {
+  const kvSetup: KV = {
     ...k, M, D, gfd, cfd, kv, ATTR,
     ADD: (fd) => ATTR(0, 1, 1, fd),
     DEL: (fd) => ATTR(0, 1, 2, fd),
     dfd: () => P.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, 'vgpu0'),
     MAP: (iova, size) => P.ioctl(cfd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap(iova, size, P.mmap(Number(size)))),
   };
+  return kvSetup;
 }
 
 function dmaMap(iova: bigint, size: bigint, vaddr: bigint): Uint8Array {
