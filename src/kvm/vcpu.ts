@@ -49,11 +49,21 @@ export class Vcpu {
     return segmentsOf(this.kvm, asId, gpa, len, write);
   }
 
-  /** Copies `data` into a heap block of the core: its address, or -ENOMEM. */
-  private stage(data: Uint8Array): number {
+  /**
+   * Copies `data` into a heap block of the core, then frames the host memory of every segment so
+   * that the stores cannot fail half-way: the block's address, or -ENOMEM with the block freed
+   * (frames of earlier segments of a range spanning slots stay: zero-filled memory of the process).
+   */
+  private stageAndReserve(data: Uint8Array, segs: Segment[]): number {
     const x = this.kvm.core.x;
     const buf = x.heap_alloc(data.length);
-    if (buf >= 0) this.kvm.core.u8().set(data, buf);
+    if (buf < 0) return buf;
+    this.kvm.core.u8().set(data, buf);
+    const r = reserveFrames(this.kvm, segs);
+    if (r < 0) {
+      x.heap_free(buf);
+      return r;
+    }
     return buf;
   }
 
@@ -67,9 +77,7 @@ export class Vcpu {
     checkNumber(asId, 'asId');
     const segs = this.check('write', gpa, data.length, asId, true);
     if (typeof segs === 'number') return segs;
-    const r = reserveFrames(this.kvm, segs);
-    if (r < 0) return r;
-    const src = this.stage(data);
+    const src = this.stageAndReserve(data, segs);
     if (src < 0) return src;
     const kvm = this.kvm;
     const x = kvm.core.x;
@@ -119,9 +127,7 @@ export class Vcpu {
     const segs = this.check('writeGuest', gpa, data.length, asId, true);
     if (typeof segs === 'number') return segs;
     if (this.ring && this.kvm.ringSize / 16 - this.dirtyRingUsed < loggedPages(segs)) return -ENOSPC;
-    const r = reserveFrames(this.kvm, segs);
-    if (r < 0) return r;
-    const src = this.stage(data);
+    const src = this.stageAndReserve(data, segs);
     if (src < 0) return src;
     const kvm = this.kvm;
     kvm.core.x.kvm_vcpu_write_guest(kvm.vm, asId, kvm.proc.um.handle, this.ring, gpa, src, data.length);
