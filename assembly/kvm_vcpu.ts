@@ -103,7 +103,8 @@ export function kvm_batch_check(vm: usize, as: u32, um: usize, gpas: usize, n: u
     const slot = slotFind(vm, as, a >> 12);
     if (!slot || (load<u32>(slot, S_FLAGS) & READONLY) || !load<u32>(slot, S_BACKED)) return <i32>i;
     const hva = load<u64>(slot, S_UADDR) + (a - (load<u64>(slot, S_BASE) << 12));
-    if (umReserve(um, hva, <u64>bytes) < 0) return -ENOMEM;
+    // A store stays in one page: a frame already there is all it needs.
+    if (!umFrame(um, hva >> 12) && umReserve(um, hva, <u64>bytes) < 0) return -ENOMEM;
   }
   return <i32>n;
 }

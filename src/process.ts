@@ -7,6 +7,7 @@ import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
 import { PAGE_SIZE, USER_TOP } from './u64.js';
 import { kvmFromFd, vcpuFromFd } from './kvm/files.js';
+import { callbackScope } from './kvm/callbacks.js';
 import type { Kvm } from './kvm/kvm.js';
 import type { Vcpu } from './kvm/vcpu.js';
 
@@ -66,9 +67,15 @@ export class Process {
     if (this.exitedFlag) throw new Error(`${what}: the process has exited`);
   }
 
+  /** Throws inside a KVM callback, where only reads, writes and the §6 API are allowed (SPEC-KVM G4). */
+  private notInCallback(what: string): void {
+    callbackScope(this.engine).forbid(`proc.${what}`);
+  }
+
   /** A page-aligned address of `length` bytes of zeroed memory (rounded up to whole pages). */
   mmap(length: bigint | number): bigint {
     this.live('mmap');
+    this.notInCallback('mmap');
     if ((typeof length !== 'bigint' && !Number.isInteger(length)) || BigInt(length) <= 0n) {
       throw new RangeError('mmap length must be a positive integer');
     }
@@ -84,6 +91,7 @@ export class Process {
    */
   mmapFd(fd: number, offset: bigint, length: bigint | number): bigint {
     this.live('mmapFd');
+    this.notInCallback('mmapFd');
     if (!Number.isInteger(fd) || typeof offset !== 'bigint' || offset < 0n || offset >= 1n << 64n
         || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('mmapFd(fd: integer, offset: bigint in [0, 2^64), length: bigint | integer)');
@@ -112,6 +120,7 @@ export class Process {
    */
   munmap(addr: bigint, length: bigint | number): number {
     this.live('munmap');
+    this.notInCallback('munmap');
     if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('munmap(addr: bigint, length: bigint | integer)');
     }
@@ -237,6 +246,7 @@ export class Process {
   /** Opens a device path: a new fd, or -errno (-ENOENT for a path no subsystem has). */
   open(path: string): number {
     this.live('open');
+    this.notInCallback('open');
     if (typeof path !== 'string') throw new TypeError('open(path: string)');
     for (const s of this.engine.subsystems) {
       const r = s.open?.(this, path);
@@ -248,6 +258,7 @@ export class Process {
   /** The ioctl syscall: a value >= 0 or -errno; -EBADF for an fd that is not open. */
   ioctl(fd: number, request: number, arg?: IoctlArg): number {
     this.live('ioctl');
+    this.notInCallback('ioctl');
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
     return f.ioctl(this, request, arg);
@@ -268,6 +279,7 @@ export class Process {
   /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
   close(fd: number): number {
     this.live('close');
+    this.notInCallback('close');
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
     this.fds.delete(fd);
@@ -283,19 +295,27 @@ export class Process {
    */
   exit(): number {
     if (this.exitedFlag) return 0;
+    this.notInCallback('exit');
     this.exitedFlag = true;
     for (const s of this.engine.subsystems) s.mmRelease?.(this);
     for (const r of this.regions) r.file?.release();
     this.regions.length = 0;
     this.lastRegion = undefined;
     this.um.dispose();
+    let err: unknown;
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd);
       if (!f) continue; // closed by an earlier release
       this.fds.delete(fd);
-      f.close(this);
+      try {
+        f.close(this);
+      } catch (e) {
+        // A callback run by a release threw (SPEC-KVM G4): finish the exit, then rethrow.
+        if (err === undefined) err = e;
+      }
     }
     this.engine.forgetProcess(this);
+    if (err !== undefined) throw err;
     return 0;
   }
 }

@@ -176,9 +176,7 @@ export class Vcpu {
       const um = kvm.proc.um.handle;
       while (done < n) {
         const i = x.kvm_vcpu_write_batch(kvm.vm, asId, um, this.ring, g, n, d, bytesEach, done, h);
-        const hv = core.u64();
-        const f = new Float64Array(hv.buffer, h + done * 8, i - done);
-        for (let k = 0; k < f.length; k++) kvm.proc.markSoftDirty(BigInt(f[k]), bytesEach);
+        markStores(kvm, new Float64Array(core.u64().buffer, h + done * 8, i - done), bytesEach);
         done = i;
         if (done === n || this.dirtyRingSoftFull) break;
         const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpas[done], d + done * bytesEach, bytesEach, 1);
@@ -218,4 +216,27 @@ export class Vcpu {
     }
     return 0;
   }
+}
+
+/**
+ * Marks the pages of stores at host addresses `hvas` (in store order) soft-dirty, one call per run
+ * of stores on the same or consecutive pages: soft-dirty is kept per page, so the run's hull
+ * names exactly the pages stored to.
+ */
+function markStores(kvm: Kvm, hvas: Float64Array, bytes: number): void {
+  let start = -1;
+  let end = 0;
+  for (let k = 0; k < hvas.length; k++) {
+    const a = hvas[k];
+    const page = Math.floor(a / 4096);
+    const last = Math.floor((end - 1) / 4096);
+    if (start >= 0 && (page === last || page === last + 1) && a >= start) {
+      end = Math.max(end, a + bytes);
+      continue;
+    }
+    if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
+    start = a;
+    end = a + bytes;
+  }
+  if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
 }
