@@ -49,6 +49,14 @@ export class Vcpu {
     return segmentsOf(this.kvm, asId, gpa, len, write);
   }
 
+  /** The argument types, then checks 1–3 of G1/G3 for a store of `data` at gpa. */
+  private checkStore(what: string, gpa: bigint, data: Uint8Array, asId: number): Segment[] | number {
+    checkU64(gpa, 'gpa');
+    checkBytes(data, 'data');
+    checkNumber(asId, 'asId');
+    return this.check(what, gpa, data.length, asId, true);
+  }
+
   /**
    * Copies `data` into a heap block of the core, then frames the host memory of every segment so
    * that the stores cannot fail half-way: the block's address, or -ENOMEM with the block freed
@@ -72,10 +80,7 @@ export class Vcpu {
    * soft-full), or -EINVAL / -ESRCH / -EFAULT / -ENOMEM with nothing stored.
    */
   write(gpa: bigint, data: Uint8Array, asId: number = 0): number {
-    checkU64(gpa, 'gpa');
-    checkBytes(data, 'data');
-    checkNumber(asId, 'asId');
-    const segs = this.check('write', gpa, data.length, asId, true);
+    const segs = this.checkStore('write', gpa, data, asId);
     if (typeof segs === 'number') return segs;
     const src = this.stageAndReserve(data, segs);
     if (src < 0) return src;
@@ -121,10 +126,7 @@ export class Vcpu {
    * -EINVAL / -ESRCH / -EFAULT / -ENOSPC (the ring lacks an entry per logged page) / -ENOMEM.
    */
   writeGuest(gpa: bigint, data: Uint8Array, asId: number = 0): number {
-    checkU64(gpa, 'gpa');
-    checkBytes(data, 'data');
-    checkNumber(asId, 'asId');
-    const segs = this.check('writeGuest', gpa, data.length, asId, true);
+    const segs = this.checkStore('writeGuest', gpa, data, asId);
     if (typeof segs === 'number') return segs;
     if (this.ring && this.kvm.ringSize / 16 - this.dirtyRingUsed < loggedPages(segs)) return -ENOSPC;
     const src = this.stageAndReserve(data, segs);
