@@ -5,6 +5,7 @@ import { ESRCH } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
+import { checkU64 } from './args.js';
 import { callbackScope } from './callbacks.js';
 import type { KvmVfio } from './kvm_vfio.js';
 import type { Memslot } from './memslot.js';
@@ -109,6 +110,7 @@ export class Kvm {
 
   /** F8: the host address of gfn in its address-space-0 slot (not READONLY); -14n; -3n. */
   gfnToHva(gfn: bigint): bigint {
+    checkU64(gfn, 'gfn');
     if (this.destroyed) return -BigInt(ESRCH);
     return gfnToHva(this, gfn);
   }

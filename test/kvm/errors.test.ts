@@ -65,6 +65,9 @@ describe('K1/K3: VMs and vCPUs', () => {
     expect(() => k.v0.write(1n << 64n, Uint8Array.of(1))).toThrow(TypeError);
     expect(() => k.v0.read(0n, 1, '0' as unknown as number)).toThrow(TypeError);
     expect(() => k.kvm.writeTrackAddGfn(5 as unknown as bigint)).toThrow(TypeError);
+    expect(() => k.kvm.gfnToHva(-1n)).toThrow(TypeError);
+    expect(() => k.kvm.gfnIsWriteTracked(1n << 64n)).toThrow(TypeError);
+    expect(() => k.v0.writeMany([1n] as unknown as BigUint64Array, Uint8Array.of(1), 1)).toThrow(TypeError);
     expect(() => k.P.ioctl(k.vm, uapi.KVM_SET_USER_MEMORY_REGION, 5)).toThrow(TypeError);
   });
 });
