@@ -150,71 +150,47 @@ export async function setupKV(o: EngineOptions = {}): Promise<KV> {
 }
 
 function dmaMap(iova: bigint, size: bigint, vaddr: bigint): Uint8Array {
-  const b = new Uint8Array(32);
-  setU32(b, 0, 32);
-  setU32(b, 4, 3);
-  setU64(b, 8, vaddr);
-  setU64(b, 16, iova);
-  setU64(b, 24, size);
-  return b;
+  return pack(32, [[0, 32, 32], [4, 32, 3], [8, 64, vaddr], [16, 64, iova], [24, 64, size]]);
+}
+
+/** A struct's bytes: u32 or u64 fields at their offsets, cut to `length` (short: EFAULT). */
+function pack(size: number, fields: [number, 32 | 64, number | bigint][], length = size): Uint8Array {
+  const b = new Uint8Array(size);
+  for (const [off, bits, v] of fields) {
+    if (bits === 32) setU32(b, off, Number(v));
+    else setU64(b, off, BigInt(v));
+  }
+  return b.slice(0, length);
 }
 
 /** struct kvm_userspace_memory_region. */
 export function region(slot: number, flags: number, gpa: bigint, size: bigint, uaddr: bigint, length = 32): Uint8Array {
-  const b = new Uint8Array(32);
-  setU32(b, 0, slot);
-  setU32(b, 4, flags);
-  setU64(b, 8, gpa);
-  setU64(b, 16, size);
-  setU64(b, 24, uaddr);
-  return b.slice(0, length);
+  return pack(32, [[0, 32, slot], [4, 32, flags], [8, 64, gpa], [16, 64, size], [24, 64, uaddr]], length);
 }
 
 /** struct kvm_dirty_log. */
 export function dirtyLog(slot: number, ptr: bigint, length = 16): Uint8Array {
-  const b = new Uint8Array(16);
-  setU32(b, 0, slot);
-  setU64(b, 8, ptr);
-  return b.slice(0, length);
+  return pack(16, [[0, 32, slot], [8, 64, ptr]], length);
 }
 
 /** struct kvm_clear_dirty_log. */
 export function clearLog(slot: number, num: number, first: bigint, ptr: bigint, length = 24): Uint8Array {
-  const b = new Uint8Array(24);
-  setU32(b, 0, slot);
-  setU32(b, 4, num);
-  setU64(b, 8, first);
-  setU64(b, 16, ptr);
-  return b.slice(0, length);
+  return pack(24, [[0, 32, slot], [4, 32, num], [8, 64, first], [16, 64, ptr]], length);
 }
 
 /** struct kvm_enable_cap. */
 export function enableCap(cap: number, flags: number, a0: bigint, a1 = 0n, length = 104): Uint8Array {
-  const b = new Uint8Array(104);
-  setU32(b, 0, cap);
-  setU32(b, 4, flags);
-  setU64(b, 8, a0);
-  setU64(b, 16, a1);
-  return b.slice(0, length);
+  return pack(104, [[0, 32, cap], [4, 32, flags], [8, 64, a0], [16, 64, a1]], length);
 }
 
 /** struct kvm_create_device. */
 export function createDevice(type: number, fd: number, flags: number, length = 12): Uint8Array {
-  const b = new Uint8Array(12);
-  setU32(b, 0, type);
-  setU32(b, 4, fd);
-  setU32(b, 8, flags);
-  return b.slice(0, length);
+  return pack(12, [[0, 32, type], [4, 32, fd], [8, 32, flags]], length);
 }
 
 /** struct kvm_device_attr. */
 export function deviceAttr(flags: number, group: number, attr: bigint, addr: bigint, length = 24): Uint8Array {
-  const b = new Uint8Array(24);
-  setU32(b, 0, flags);
-  setU32(b, 4, group);
-  setU64(b, 8, attr);
-  setU64(b, 16, addr);
-  return b.slice(0, length);
+  return pack(24, [[0, 32, flags], [4, 32, group], [8, 64, attr], [16, 64, addr]], length);
 }
 
 /** The hex of n zero bytes. */
