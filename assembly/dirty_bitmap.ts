@@ -37,16 +37,19 @@ import {
   streamJob,
   wordPtr,
 } from './dirty_bitmap_kernels';
+import { listRuns } from './dirty_bitmap_runs';
 
 const HEADER: usize = 16; // bytes before word 0
 
-@inline function nbitsOf(bm: usize): u32 {
+/** Bits of bitmap `bm` (its header's first u32). */
+@inline export function nbitsOf(bm: usize): u32 {
   return load<u32>(bm);
 }
 @inline function nwordsOf(bm: usize): u32 {
   return load<u32>(bm, 4);
 }
-@inline function wordsOf(bm: usize): usize {
+/** The address of word 0 of bitmap `bm`, right after its header. */
+@inline export function wordsOf(bm: usize): usize {
   return bm + HEADER;
 }
 
@@ -64,97 +67,6 @@ function bufferOk(p: usize, bytes: u64, align: usize): bool {
 function overlaps(p: usize, words: u32, bm: usize): bool {
   const end = <u64>bm + HEADER + (<u64>nwordsOf(bm) << 3);
   return <u64>p < end && <u64>p + (<u64>words << 3) > <u64>bm;
-}
-
-// ---- runs --------------------------------------------------------------------------------
-
-const RUN_STAGE: u32 = 2048; // changes staged per pass of bitmap_runs (flushed at this many)
-const runMarks = memory.data(4 * (RUN_STAGE + 72), 16); // bit indices where the bitmap changes
-
-/**
- * Appends base + the index of every set bit of m to the staged changes, which hold k; returns
- * the new count. Four are stored unconditionally (past the count when m has fewer): a word holds
- * more than four changes (two runs) in under 3 % of words at 1 % density.
- */
-@inline function flatten(k: u32, m: u64, base: u32): u32 {
-  const c = <u32>popcnt(m);
-  const q = runMarks + (<usize>k << 2);
-  store<u32>(q, base + <u32>ctz(m));
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 4);
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 8);
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 12);
-  m &= m - 1;
-  for (let t: u32 = 4; t < c; t++, m &= m - 1) store<u32>(q + (<usize>t << 2), base + <u32>ctz(m));
-  return k + c;
-}
-
-/** Writes the first k staged runs (change pairs) as (start, length) pairs at out. */
-function pairRuns(out: usize, k: u32): void {
-  const zero = i32x4.splat(0);
-  let j: u32 = 0;
-  for (; j + 2 <= k; j += 2, out += 16) {
-    const v = v128.load(runMarks + (<usize>j << 3)); // start, end, start, end
-    v128.store(out, i32x4.sub(v, i32x4.shuffle(zero, v, 0, 4, 0, 6)));
-  }
-  if (j < k) {
-    const st = load<u32>(runMarks + (<usize>j << 3));
-    store<u32>(out, st);
-    store<u32>(out, load<u32>(runMarks + (<usize>j << 3), 4) - st, 4);
-  }
-}
-
-/**
- * Up to `max` (max >= 1) maximal runs of set bits of words w inside [first, first + count)
- * (count >= 1) as (start, length) u32 pairs at out; returns how many.
- */
-function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32): u32 {
-  // Word by word, the bits where the bitmap changes (x ^ (x << 1)) are appended to a list
-  // without a branch per run: the changes alternate start, end, start, end, so pairs of them are
-  // the runs. 32 MiB at 1 % density (2.6 M runs): 20 ms; branching per run took 34 ms.
-  const end = first + count;
-  const lw = (end - 1) >>> 6;
-  let i = first >>> 6;
-  let x = load<u64>(wordPtr(w, i)) & maskFrom(first & 63);
-  let prev: u64 = 0; // bit 63 of the previous word in the range: 1 while a run goes on
-  let n: u32 = 0; // runs written
-  let nt: u32 = 0; // staged changes
-  let lim = stageLimit(max); // flush when this many changes are staged
-  while (i < lw) {
-    nt = flatten(nt, x ^ ((x << 1) | prev), i << 6);
-    prev = x >> 63;
-    if (nt >= lim) {
-      const k = min(nt >> 1, max - n);
-      pairRuns(out + (<usize>n << 3), k);
-      n += k;
-      if (n == max) return n;
-      if (nt & 1) store<u32>(runMarks, load<u32>(runMarks + (<usize>(nt - 1) << 2))); // an open run
-      nt &= 1;
-      lim = stageLimit(max - n);
-    }
-    i++;
-    // Every fourth word, skip groups of four zero words while no run is open (sparse bitmaps).
-    if (!(i & 3) && !prev) {
-      while (i + 4 <= lw && !v128.any_true(v128.or(v128.load(wordPtr(w, i)), v128.load(wordPtr(w, i), 16)))) i += 4;
-    }
-    x = load<u64>(wordPtr(w, i));
-  }
-  x &= maskTo((end - 1) & 63); // the last word
-  nt = flatten(nt, x ^ ((x << 1) | prev), i << 6);
-  if (nt & 1) {
-    store<u32>(runMarks + (<usize>nt << 2), end); // a run reaching the end of the range
-    nt++;
-  }
-  const k = min(nt >> 1, max - n);
-  pairRuns(out + (<usize>n << 3), k);
-  return n + k;
-}
-
-/** Staged changes at which bitmap_runs writes out: a full stage, or `left` more runs. */
-@inline function stageLimit(left: u32): u32 {
-  return left >= RUN_STAGE >> 1 ? RUN_STAGE : left << 1;
 }
 
 // ---- batches ------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ export {
   pins_unpin_batch,
 } from './pin_table';
 export { pins_mark, pins_count_range, pins_collect } from './pin_table_scan';
-export { um_create, um_free, um_frames, um_write, um_read, um_reserve } from './user_memory';
+export { um_create, um_free, um_frames, um_write, um_read, um_reserve, um_reserve_ranges } from './user_memory';
 export { report_user, report_words } from './report';
 export {
   kvm_vm_create,
@@ -77,3 +77,14 @@ export {
   kvm_get_log,
   kvm_clear_log,
 } from './kvm_vcpu';
+export {
+  ioasid_map_create,
+  ioasid_map_free,
+  ioasid_map_count,
+  ioasid_search,
+  ioasid_insert,
+  ioasid_remove,
+  ioasid_record,
+  ioasid_collect,
+} from './ioasid';
+export { sd_create, sd_clear, sd_free, sd_mark, sd_read, sd_fill } from './soft_dirty';

@@ -146,7 +146,7 @@ export function kvm_vcpu_write_batch(vm: usize, as: u32, um: usize, ring: usize,
  */
 export function kvm_get_log(slot: usize, um: usize, addr: f64, clear: u32): i32 {
   const bm = <usize>load<u32>(slot, S_BITMAP);
-  if (clear) return report_user(um, addr, bm, 0, 0, 0, 0);
+  if (clear) return report_user(um, addr, bm, 0, 0, 0, 0, 0); // scratch 0: allocated when unaligned
   const bytes = <u64>((load<u32>(slot, S_NPAGES) + 63) >> 6) << 3;
   return umWrite(um, <u64>addr, bitmap_words(bm), bytes);
 }

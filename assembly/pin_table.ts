@@ -24,13 +24,13 @@
 // slot layout, and if it grew a sub-table it returns to the old array (kept until the call ends).
 import { EINVAL, ENOMEM } from './constants';
 import { alloc, allocZeroed, free } from './heap';
+import { nbitsOf, wordsOf } from './dirty_bitmap';
 
 export const LO: usize = 0;
 export const HI: usize = 16;
 const LO_LIMIT: u64 = 0xffffffff; // the largest key of the lo sub-table
 const MIN_CAP: u32 = 8;
 const MAX_BYTES: u64 = 0x7fff0000; // one slot array stays below the allocator's largest request
-const BITMAP_WORDS: usize = 16; // a dirty bitmap's words start 16 bytes into its block
 const GOLDEN: u64 = 0x9e3779b97f4a7c15;
 
 // ---- bits in a dirty bitmap --------------------------------------------------------------------
@@ -41,8 +41,8 @@ const GOLDEN: u64 = 0x9e3779b97f4a7c15;
  * dma, and a store past the bitmap would corrupt the heap.
  */
 @inline export function markBit(bm: usize, b: u64): void {
-  if (b >= <u64>load<u32>(bm)) return;
-  const at = bm + BITMAP_WORDS + <usize>(b >> 3);
+  if (b >= <u64>nbitsOf(bm)) return;
+  const at = wordsOf(bm) + <usize>(b >> 3);
   store<u8>(at, load<u8>(at) | (<u8>1 << <u8>(b & 7)));
 }
 

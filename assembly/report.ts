@@ -58,17 +58,21 @@ function streamTo(bm: usize, nbits: u32, s: u32, ones: bool, out: usize, k: u32,
  * Reports a whole dma into user memory: the stream's L words go to the user address `addr`
  * (= bitmap.data + 8w), one run of contiguous frames per kernel call; the source is cleared as
  * it is copied, then the pinned pages are marked again. `allDirty` reports every page (the rule
- * of §5.8). Returns 0, or -ENOMEM (frames could not be had; nothing changed).
+ * of §5.8). An unaligned `addr` builds the stream a page at a time in `scratch` (PAGE_SIZE
+ * bytes; 0: allocated here). A caller that reserved the frames and passes the scratch makes the
+ * call infallible. Returns 0, or -ENOMEM (frames or scratch could not be had; nothing changed).
  */
-export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32): i32 {
+export function report_user(
+  um: usize, user: f64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32, scratch: usize,
+): i32 {
   const addr = <u64>user; // below 2^47 (checked by the host): exact in a double
   const nbits = bitmap_nbits(bm);
   const L = <u32>((<u64>nbits + <u64>s + 63) >> 6);
   if (umReserve(um, addr, <u64>L << 3) < 0) return -ENOMEM;
   const ones = allDirty != 0;
-  let scratch: usize = 0;
-  if (addr & 7) {
-    // An unaligned user bitmap: build the stream a page at a time in scratch, then copy it.
+  const aligned = (addr & 7) == 0;
+  const own = !aligned && !scratch;
+  if (own) {
     scratch = alloc(PAGE_SIZE);
     if (!scratch) return -ENOMEM;
   }
@@ -76,7 +80,7 @@ export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize
   while (k < L) {
     const a = addr + (<u64>k << 3);
     let n: u32;
-    if (!scratch) {
+    if (aligned) {
       // Words never straddle frames: write each run of contiguous frames in place.
       const off = <u64>(a & <u64>(PAGE_SIZE - 1));
       const want = (off + (<u64>(L - k) << 3) + <u64>(PAGE_SIZE - 1)) >> 12;
@@ -84,6 +88,7 @@ export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize
       n = <u32>min<u64>(<u64>(L - k), ((pages << 12) - off) >> 3);
       streamTo(bm, nbits, s, ones, umFrame(um, a >> 12) + <usize>off, k, n);
     } else {
+      // An unaligned user bitmap: build the stream a page at a time in scratch, then copy it.
       n = min<u32>(L - k, <u32>PAGE_SIZE >> 3);
       if (k == 0) umRead(um, addr, scratch, 8); // word 0 ORs the user's existing word
       streamTo(bm, nbits, s, ones, scratch, k, n);
@@ -91,7 +96,7 @@ export function report_user(um: usize, user: f64, bm: usize, s: u32, pins: usize
     }
     k += n;
   }
-  if (scratch) free(scratch);
+  if (own) free(scratch);
   if (ones) bitmap_clear(bm);
   if (pins) pins_mark(pins, bm, 0, nbits, shift);
   return 0;

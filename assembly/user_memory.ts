@@ -53,11 +53,24 @@ export function umContiguous(um: usize, vpn: u64, max: u64): u64 {
 
 // umReserve walks the pages three times with the same visiting order: COUNT the missing tables
 // and extents, ALLOCATE a block of the right size for each into a list, then INSTALL them. Every
-// allocation happens before anything is installed, so -ENOMEM leaves the table as it was.
+// allocation happens before anything is installed, so -ENOMEM leaves the table as it was. One
+// walk may cover several ascending page ranges (umReserveRanges): blocks shared by two ranges
+// (a table, or a page both touch) are counted once, by the first range that meets them.
 let walkFrames: u32 = 0; // frames the last walk visited
+let newL1: i64 = -1; // L1 index whose L2 table this walk counted as missing (COUNT/ALLOCATE)
+let newL3: i64 = -1; // vpn >> 9 of the L3 table this walk counted as missing (COUNT/ALLOCATE)
+let nextVpn: u64 = 0; // pages below it were visited by an earlier range of this walk
 const COUNT = 0;
 const ALLOCATE = 1;
 const INSTALL = 2;
+
+/** Starts a walk over ascending ranges. */
+function walkBegin(): void {
+  walkFrames = 0;
+  newL1 = -1;
+  newL3 = -1;
+  nextVpn = 0;
+}
 
 /** One block of the walk (a table, or an extent of `run` frames); false when allocation failed. */
 function visit(mode: i32, list: usize, i: u32, slot: usize, size: usize): bool {
@@ -84,15 +97,13 @@ function placeExtent(list: usize, i: u32, l3: usize, k: u32, run: u32): void {
 }
 
 /**
- * Visits the missing tables and frame extents of pages [first, last] in a fixed order. Returns
- * how many blocks there are, or -1 when an allocation failed (ALLOCATE mode).
+ * Visits the missing tables and frame extents of pages [first, last] in a fixed order, numbering
+ * the blocks from `n`. Returns the next block number, or -1 when an allocation failed (ALLOCATE).
+ * Pages an earlier range of the same walk visited are skipped.
  */
-function walkMissing(um: usize, first: u64, last: u64, mode: i32, list: usize): i64 {
+function walkMissing(um: usize, first: u64, last: u64, mode: i32, list: usize, n: u32): i64 {
   const root = rootOf(um);
-  let n: u32 = 0;
-  let vpn = first;
-  let frames: u32 = 0;
-  let newL1: i64 = -1; // L1 index whose L2 table this walk counted as missing (COUNT/ALLOCATE)
+  let vpn = max<u64>(first, nextVpn);
   while (vpn <= last) {
     const i1 = vpn >> 22;
     const s1 = root + (<usize>i1 << 2);
@@ -106,10 +117,11 @@ function walkMissing(um: usize, first: u64, last: u64, mode: i32, list: usize): 
     const stop = min(last, vpn | 511);
     const s2 = l2 ? l2 + (<usize>((vpn >> 9) & 8191) << 2) : 0;
     let l3: usize = s2 ? <usize>load<u32>(s2) : 0;
-    if (!l3) {
+    if (!l3 && newL3 != <i64>(vpn >> 9)) {
       if (!visit(mode, list, n, s2, L3_BYTES)) return -1;
       n++;
       if (mode == INSTALL) l3 = <usize>load<u32>(s2);
+      else newL3 = <i64>(vpn >> 9);
     }
     while (vpn <= stop) {
       // The next run of missing frames in this table (all of them under a table not there yet).
@@ -123,28 +135,41 @@ function walkMissing(um: usize, first: u64, last: u64, mode: i32, list: usize): 
       if (mode == INSTALL) placeExtent(list, n, l3, <u32>(vpn & 511), run);
       else if (!visit(mode, list, n, 0, <usize>run << PAGE_SHIFT)) return -1;
       n++;
-      frames += run;
+      walkFrames += run;
       vpn = end;
     }
   }
-  walkFrames = frames;
+  if (last + 1 > nextVpn) nextVpn = last + 1;
   return n;
 }
 
 /**
- * Makes sure every page of [addr, addr+len) has a frame. Returns the number of blocks (tables and
- * extents) added, or -ENOMEM with nothing added. `len` > 0 and the range below 2^47 are the
- * caller's duty.
+ * One walk over `count` page ranges: the f64 pairs (first page, last page) at `pairs`, ascending
+ * (they may share their edge pages). Returns the block number reached, or -1 (ALLOCATE failed).
  */
-export function umReserve(um: usize, addr: u64, len: u64): i32 {
-  const first = addr >> PAGE_SHIFT;
-  const last = (addr + len - 1) >> PAGE_SHIFT;
-  const missing = <u32>walkMissing(um, first, last, COUNT, 0);
+function walkRanges(um: usize, pairs: usize, count: u32, mode: i32, list: usize): i64 {
+  walkBegin();
+  let n: i64 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const p = pairs + (<usize>i << 4);
+    n = walkMissing(um, <u64>load<f64>(p), <u64>load<f64>(p, 8), mode, list, <u32>n);
+    if (n < 0) return -1;
+  }
+  return n;
+}
+
+/**
+ * Makes sure every page of `count` ascending page ranges (f64 pairs first, last at `pairs`) has a
+ * frame, all or nothing. Returns the number of blocks (tables and extents) added, or -ENOMEM with
+ * nothing added.
+ */
+export function umReserveRanges(um: usize, pairs: usize, count: u32): i32 {
+  const missing = <u32>walkRanges(um, pairs, count, COUNT, 0);
   if (!missing) return 0;
   const list = alloc(<usize>missing << 2);
   if (!list) return -ENOMEM;
   memory.fill(list, 0, <usize>missing << 2);
-  if (walkMissing(um, first, last, ALLOCATE, list) < 0) {
+  if (walkRanges(um, pairs, count, ALLOCATE, list) < 0) {
     // The failed visit stored nothing; free the blocks allocated before it.
     for (let i: u32 = 0; i < missing; i++) {
       const b = <usize>load<u32>(list + (<usize>i << 2));
@@ -154,10 +179,23 @@ export function umReserve(um: usize, addr: u64, len: u64): i32 {
     free(list);
     return -ENOMEM;
   }
-  walkMissing(um, first, last, INSTALL, list);
+  walkRanges(um, pairs, count, INSTALL, list);
   free(list);
   store<u32>(um, load<u32>(um, 4) + walkFrames, 4);
   return <i32>missing;
+}
+
+const onePair = memory.data(16, 8); // the single range of umReserve
+
+/**
+ * Makes sure every page of [addr, addr+len) has a frame. Returns the number of blocks (tables and
+ * extents) added, or -ENOMEM with nothing added. `len` > 0 and the range below 2^47 are the
+ * caller's duty.
+ */
+export function umReserve(um: usize, addr: u64, len: u64): i32 {
+  store<f64>(onePair, <f64>(addr >> PAGE_SHIFT));
+  store<f64>(onePair, <f64>((addr + len - 1) >> PAGE_SHIFT), 8);
+  return umReserveRanges(um, onePair, 1);
 }
 
 @inline function inRange(addr: f64, len: f64): bool {
@@ -250,6 +288,14 @@ export function um_read(um: u32, addr: f64, dst: u32, len: u32): i32 {
   if (!inRange(addr, len)) return -EFAULT;
   umRead(um, <u64>addr, dst, len);
   return 0;
+}
+
+/**
+ * Frames every page of `count` ascending ranges ahead of use, all or nothing: `pairs` holds f64
+ * pairs (first page, last page), each below 2^35 (the caller checks). Blocks added, or -ENOMEM.
+ */
+export function um_reserve_ranges(um: u32, pairs: u32, count: u32): i32 {
+  return umReserveRanges(um, pairs, count);
 }
 
 /** Frames every page of [addr, addr+len) ahead of use: frames added, -ENOMEM or -EFAULT. */

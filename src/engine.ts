@@ -1,31 +1,25 @@
 // The engine: one Wasm core instance, the host's devices and the processes using them. It owns
 // one part per subsystem (src/vfio today; src/kvm, src/iommufd, src/ioasid, src/accel next), each
 // answering `proc.open` for its paths and taking part in process exit (src/file.ts).
-import { Core, type CoreFlavour } from './wasm.js';
+import { Core } from './wasm.js';
 import type { Subsystem } from './file.js';
+import { checkEngineOptions, type EngineOptions } from './engine_options.js';
 import { Container } from './vfio/container.js';
 import { vfioFiles } from './vfio/files.js';
 import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
-import { profileOf, type Profile, type ProfileName } from './vfio/profile.js';
-import { VfioContainer } from './vfio/typed.js';
+import { profileOf, type Profile } from './vfio/profile.js';
+import { assertOwnedBy, VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
+import { Calls } from './ioasid/calls.js';
+import { Ioasid } from './ioasid/ioasid.js';
+import { Accelerators } from './accel/accelerators.js';
+import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
+import { Sva } from './accel/sva.js';
+
 import { kvmFiles } from './kvm/files.js';
 
-export interface EngineOptions {
-  /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
-  profile?: ProfileName;
-  /** The type1 module parameter dma_entry_limit; default 65535. */
-  dmaEntryLimit?: number;
-  /** Bytes of Wasm memory the core may use; default (and at most) just under 2 GiB. */
-  memoryLimit?: number;
-  /** Which build of the core: 'release' (default) or 'debug' (assertions kept). */
-  flavour?: CoreFlavour;
-  /** KVM_USER_MEM_SLOTS: memslot ids per address space, 1..32764; default 32764. */
-  kvmUserMemSlots?: number;
-  /** KVM_MAX_VCPUS, 1..4096 (vCPU ids below 4 × this); default 1024. */
-  kvmMaxVcpus?: number;
-}
+export type { EngineOptions } from './engine_options.js';
 
 export class Engine {
   readonly core: Core;
@@ -36,46 +30,92 @@ export class Engine {
   readonly processes: Process[] = [];
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
+  /** Shared accelerators (SPEC-PASID §4). */
+  readonly accelerators = new Accelerators(this);
+  /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
+  readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles, kvmFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, kvmFiles];
   /** KVM_USER_MEM_SLOTS (SPEC-KVM §11). */
   kvmUserMemSlots = 32764;
   /** KVM_MAX_VCPUS (SPEC-KVM §11). */
   kvmMaxVcpus = 1024;
+  /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
+  readonly calls = new Calls();
+  /** The IOASID allocator (SPEC-PASID §2). */
+  readonly ioasid: Ioasid;
+  /** Quota of each VM's PASID set. */
+  readonly vfioPasidQuota: number;
   private nextGroupId = 1;
   private seq = 0;
+  private disposedFlag = false;
 
-  private constructor(core: Core, profile: Profile, dmaEntryLimit: number) {
+  private constructor(core: Core, profile: Profile, dmaEntryLimit: number, vfioPasidQuota: number) {
     this.core = core;
     this.profile = profile;
     this.dmaEntryLimit = dmaEntryLimit;
+    this.vfioPasidQuota = vfioPasidQuota;
+    this.ioasid = new Ioasid(core, this.calls);
   }
 
-  /** Compiles the core once per process, then instantiates it for this engine. */
-  static async create(o: EngineOptions = {}): Promise<Engine> {
+  /**
+   * Compiles the core once per process, then instantiates it for this engine. Options are checked
+   * first (src/engine_options.ts): an unknown name or a wrong type is a TypeError, a value out of
+   * range a RangeError.
+   */
+  static async create(options?: EngineOptions): Promise<Engine> {
+    const o = checkEngineOptions(options);
     const profile = profileOf(o.profile);
     const limit = o.dmaEntryLimit ?? 65535;
-    if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
-      throw new RangeError('dmaEntryLimit must be an integer in [0, 2^32)');
-    }
-    const slots = intOption(o.kvmUserMemSlots, 32764, 1, 32764, 'kvmUserMemSlots');
-    const vcpus = intOption(o.kvmMaxVcpus, 1024, 1, 4096, 'kvmMaxVcpus');
+    const capacity = o.ioasidCapacity ?? 0x100000;
+    const systemQuota = o.ioasidSystemQuota ?? 32768;
+    const pasidQuota = o.vfioPasidQuota ?? 1000;
     const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
-    const e = new Engine(core, profile, limit);
-    e.kvmUserMemSlots = slots;
-    e.kvmMaxVcpus = vcpus;
+    const e = new Engine(core, profile, limit, pasidQuota);
+    e.kvmUserMemSlots = o.kvmUserMemSlots ?? 32764;
+    e.kvmMaxVcpus = o.kvmMaxVcpus ?? 1024;
+    // The IOMMU driver at boot (SPEC-PASID C3).
+    if (capacity > 0) {
+      e.ioasid.installCapacity(capacity);
+      if (systemQuota > 0) {
+        const r = e.ioasid.allocSystemSet(systemQuota);
+        if (r < 0) throw new RangeError(`ioasidSystemQuota ${systemQuota}: the system set cannot be made (errno ${-r})`);
+      }
+    }
     return e;
   }
 
-  /** A new IOMMU group with its devices (CONTRACT.md "The host"). */
+  /** True once `dispose()` has run: every call on the engine then throws. */
+  get isDisposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  /** Throws once the engine is disposed (every public method but `dispose` calls it). */
+  private live(): void {
+    if (this.disposedFlag) throw new Error('engine disposed');
+  }
+
+  /**
+   * A new IOMMU group with its devices (CONTRACT.md "The host"). Group numbers are never reused,
+   * even after `group.remove()`: a Group held by the embedder cannot come to name another group.
+   */
   createGroup(o: GroupOptions = {}): Group {
-    const g = new Group(this, this.nextGroupId++, o);
+    this.live();
+    const g = new Group(this, this.nextGroupId, o);
+    this.nextGroupId++;
     this.groups.set(g.id, g);
     return g;
   }
 
+  /** A new shared accelerator run by the reference driver (SPEC-PASID §4.1). */
+  createAccelerator(o: AcceleratorOptions = {}): Accelerator {
+    this.live();
+    return this.accelerators.create(o);
+  }
+
   /** A new user process. */
   createProcess(o: ProcessOptions = {}): Process {
+    this.live();
     const p = new Process(this, o);
     this.processes.push(p);
     return p;
@@ -87,8 +127,37 @@ export class Engine {
     if (i >= 0) this.processes.splice(i, 1);
   }
 
-  /** Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. */
+  /** Called by `group.remove()`: the group's path is gone (its number is not handed out again). */
+  forgetGroup(g: Group): void {
+    this.groups.delete(g.id);
+  }
+
+  /**
+   * Ends the engine: every process exits (in creation order), every group is removed, every
+   * subsystem returns what it holds, and the Wasm instance is dropped so its memory can be
+   * collected. Inside a driver's dma_unmap op it throws and changes nothing. Afterwards every call on the engine, its processes, groups and containers throws
+   * Error('engine disposed') (a process's calls: that it has exited). Idempotent.
+   */
+  dispose(): void {
+    if (this.disposedFlag) return;
+    for (const c of this.containers) {
+      if (c.notifying) throw new Error('engine.dispose() cannot run inside a dma_unmap callback');
+    }
+    for (const p of [...this.processes]) p.exit();
+    for (const g of [...this.groups.values()]) g.remove(); // every fd was a process's: none is open
+    for (const s of this.subsystems) s.dispose?.();
+    this.disposedFlag = true;
+    this.containers.clear();
+    this.core.dispose('engine disposed');
+  }
+
+  /**
+   * Opens /dev/vfio/vfio in `proc` and returns the typed API over that container fd. Throws
+   * TypeError for a process of another engine.
+   */
   openContainer(proc: Process): VfioContainer {
+    this.live();
+    assertOwnedBy(this, proc, Process, 'process', 'openContainer');
     return new VfioContainer(proc, proc.open('/dev/vfio/vfio'));
   }
 
@@ -111,11 +180,13 @@ export class Engine {
 
   /** Makes the nth Wasm allocation from now fail with ENOMEM (1: the next one); 0 disarms. */
   failNthAllocation(n: number): void {
+    this.live();
     this.core.x.heap_fail_nth(n);
   }
 
   /** Bytes held by the Wasm heap. */
   memoryInUse(): number {
+    this.live();
     return this.core.heapUsed();
   }
 
@@ -124,13 +195,8 @@ export class Engine {
    * the dirty bitmaps out (null), for mappings whose hex would be hundreds of MiB.
    */
   inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot {
+    this.live();
     return snapshot(this, o.bitmaps ?? true);
   }
 }
 
-/** An integer option in [lo, hi], or its default; RangeError outside. */
-function intOption(v: number | undefined, dflt: number, lo: number, hi: number, name: string): number {
-  if (v === undefined) return dflt;
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`${name} must be an integer in [${lo}, ${hi}]`);
-  return v;
-}

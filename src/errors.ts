@@ -45,6 +45,8 @@ export interface ErrorRange {
 
 /** Base class of every error the typed API throws for an expected failure. */
 export class VfioError extends Error {
+  // Declared per class, not taken from new.target.name: a bundler that renames classes keeps it.
+  override name = 'VfioError';
   /** The positive errno number, e.g. 22 for EINVAL. */
   readonly errno: number;
   /** The operation that failed, e.g. 'map' or 'dirty.read'. */
@@ -55,27 +57,68 @@ export class VfioError extends Error {
   constructor(errnoValue: number, op: string, range?: ErrorRange, detail?: string) {
     const where = range ? ` [0x${range.start.toString(16)}, +0x${range.length.toString(16)})` : '';
     super(`${op}${where}: ${errnoName(errnoValue)}${detail ? ` (${detail})` : ''}`);
-    this.name = new.target.name;
     this.errno = errnoValue;
     this.op = op;
     this.range = range;
   }
 }
 
-export class PermissionError extends VfioError {} // EPERM
-export class NotFoundError extends VfioError {} // ENOENT
-export class TooBigError extends VfioError {} // E2BIG
-export class BadFileError extends VfioError {} // EBADF, EBADFD
-export class OutOfMemoryError extends VfioError {} // ENOMEM
-export class AccessError extends VfioError {} // EACCES
-export class FaultError extends VfioError {} // EFAULT
-export class BusyError extends VfioError {} // EBUSY
-export class ExistsError extends VfioError {} // EEXIST
-export class NoDeviceError extends VfioError {} // ENODEV
-export class InvalidArgumentError extends VfioError {} // EINVAL
-export class NotSupportedError extends VfioError {} // ENOTTY
-export class NoSpaceError extends VfioError {} // ENOSPC
-export class OverflowError extends VfioError {} // EOVERFLOW
+/** EPERM. */
+export class PermissionError extends VfioError {
+  override name = 'PermissionError';
+}
+/** ENOENT. */
+export class NotFoundError extends VfioError {
+  override name = 'NotFoundError';
+}
+/** E2BIG. */
+export class TooBigError extends VfioError {
+  override name = 'TooBigError';
+}
+/** EBADF, EBADFD. */
+export class BadFileError extends VfioError {
+  override name = 'BadFileError';
+}
+/** ENOMEM. */
+export class OutOfMemoryError extends VfioError {
+  override name = 'OutOfMemoryError';
+}
+/** EACCES. */
+export class AccessError extends VfioError {
+  override name = 'AccessError';
+}
+/** EFAULT. */
+export class FaultError extends VfioError {
+  override name = 'FaultError';
+}
+/** EBUSY. */
+export class BusyError extends VfioError {
+  override name = 'BusyError';
+}
+/** EEXIST. */
+export class ExistsError extends VfioError {
+  override name = 'ExistsError';
+}
+/** ENODEV. */
+export class NoDeviceError extends VfioError {
+  override name = 'NoDeviceError';
+}
+/** EINVAL. */
+export class InvalidArgumentError extends VfioError {
+  override name = 'InvalidArgumentError';
+}
+/** ENOTTY. */
+export class NotSupportedError extends VfioError {
+  override name = 'NotSupportedError';
+}
+/** ENOSPC. */
+export class NoSpaceError extends VfioError {
+  override name = 'NoSpaceError';
+}
+/** EOVERFLOW. */
+export class OverflowError extends VfioError {
+  override name = 'OverflowError';
+}
 
 const classes = new Map<number, new (n: number, op: string, r?: ErrorRange, d?: string) => VfioError>([
   [E.EPERM, PermissionError],

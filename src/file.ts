@@ -22,6 +22,12 @@ export interface OpenFile {
    */
   close(proc: Process): void;
   /**
+   * Whether dropping this fd now would release state that a call in progress is still using (a
+   * type1 container notifying its drivers): `proc.close` then answers -EDEADLK and changes
+   * nothing. With `all`, every reference the process holds drops at once (`proc.exit`).
+   */
+  releaseBlocked?(all: boolean): boolean;
+  /**
    * `proc.mmapFd(fd, offset, length)` after the process-level checks (offset page-aligned, fd open,
    * length > 0): a mapping of `pages` pages, or -errno. Files without it answer -ENODEV.
    */
@@ -51,6 +57,8 @@ export interface Subsystem {
   open?(proc: Process, path: string): number | undefined;
   /** `proc.exit` step 1: the process's address space is released (devices stop translating it). */
   mmRelease?(proc: Process): void;
+  /** `proc.exit` step 5, after every fd is closed: the mm may be freed (SPEC-PASID E2). */
+  exitDone?(proc: Process): void;
   /** `engine.dispose()`: returns everything the subsystem holds in the Wasm core. */
   dispose?(): void;
 }

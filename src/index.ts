@@ -4,7 +4,9 @@ import { Engine, type EngineOptions } from './engine.js';
 /**
  * Compiles the Wasm core (once per process) and creates an engine: groups, processes, and
  * containers behaving as the Linux VFIO type1 backend (SPEC.md, CONTRACT.md). Every call on the
- * engine after this one is synchronous.
+ * engine after this one is synchronous. Rejects with a TypeError for an unknown option name or a
+ * value of the wrong type, and with a RangeError for a value out of range. End the engine with
+ * `engine.dispose()`, each process with `proc.exit()`, each group with `group.remove()`.
  */
 export function createEngine(options: EngineOptions = {}): Promise<Engine> {
   return Engine.create(options);
@@ -34,3 +36,10 @@ export { simulate, type SimResult, type SimHooks } from './sim/simulator.js';
 export type { SimConfig } from './sim/config.js';
 export { replayTrace, type ReadResult } from './sim/replay.js';
 export { TraceError } from './sim/trace.js';
+export {
+  Ioasid, type IdInfo, type IoasidNbArgs, type IoasidNotifier, type SetInfo,
+} from './ioasid/ioasid.js';
+export {
+  Accelerator, type AcceleratorOptions, type AccelOp, type FailOp,
+} from './accel/accelerator.js';
+export { Sva, type SvaHandle } from './accel/sva.js';

@@ -1,11 +1,12 @@
 // A user process: sparse anonymous memory from mmap, file mappings from mmapFd, an fd table,
 // RLIMIT_MEMLOCK / CAP_IPC_LOCK and locked_vm, and its end (exit). Its open/ioctl/close/mmapFd/
 // munmap are the syscall surface; what a file does is its subsystem's (src/file.ts).
-import { EBADF, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
+import { EBADF, EDEADLK, EINVAL, ENODEV, ENOENT, ENOMEM } from '../assembly/constants.js';
 import { UserMemory } from './core/user_memory.js';
 import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
-import { PAGE_SIZE, USER_TOP } from './u64.js';
+import { PAGE_SHIFT, PAGE_SIZE, USER_TOP } from './u64.js';
+import { SoftDirty } from './accel/soft_dirty.js';
 import { kvmFromFd, vcpuFromFd } from './kvm/files.js';
 import { callbackScope } from './kvm/callbacks.js';
 import type { Kvm } from './kvm/kvm.js';
@@ -24,6 +25,8 @@ interface Region {
   readonly end: bigint;
   /** The file mapping behind it (mmapFd), or undefined for anonymous memory (mmap). */
   readonly file?: FileMapping;
+  /** VM_SOFTDIRTY: made since the last clear of the soft-dirty record, so every page reads dirty. */
+  softDirty?: boolean;
 }
 
 // mmap hands out addresses upward from here, leaving a guard page between mappings.
@@ -45,6 +48,10 @@ export class Process {
   private nextAddr = MMAP_BASE;
   private lastRegion: Region | undefined;
   private exitedFlag = false;
+  /** Exit step 1 has run: the address space no longer translates for devices. */
+  private mmReleased = false;
+  /** The soft-dirty record (SPEC-PASID §5 DT5). */
+  private readonly sd: SoftDirty;
 
   constructor(engine: Engine, o: ProcessOptions) {
     this.engine = engine;
@@ -55,10 +62,21 @@ export class Process {
     this.memlockPages = lim === undefined ? null : BigInt(lim) / PAGE_SIZE;
     this.capIpcLock = o.capIpcLock ?? false;
     this.um = new UserMemory(engine.core);
+    try {
+      this.sd = new SoftDirty(engine.core);
+    } catch (e) {
+      this.um.dispose();
+      throw e;
+    }
   }
 
   /** True once `exit()` has begun; every other method then throws. */
   get exited(): boolean {
+    return this.exitedFlag;
+  }
+
+  /** The same as `exited`: the process's Wasm memory is returned (or being returned). */
+  get isDisposed(): boolean {
     return this.exitedFlag;
   }
 
@@ -81,6 +99,7 @@ export class Process {
     }
     const start = this.place(pagesOf(BigInt(length)));
     if (start < 0n) throw new RangeError('mmap: no room left below the user-space top');
+    this.regions[this.regions.length - 1].softDirty = true;
     return start;
   }
 
@@ -96,6 +115,17 @@ export class Process {
         || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('mmapFd(fd: integer, offset: bigint in [0, 2^64), length: bigint | integer)');
     }
+    const c = this.engine.calls;
+    if (c.inCallback) return -BigInt(EDEADLK);
+    c.enter();
+    try {
+      return this.mmapFile(fd, offset, length);
+    } finally {
+      c.leave();
+    }
+  }
+
+  private mmapFile(fd: number, offset: bigint, length: bigint | number): bigint {
     if (offset % PAGE_SIZE !== 0n) return -BigInt(EINVAL);
     const f = this.fds.get(fd);
     if (!f) return -BigInt(EBADF);
@@ -124,6 +154,17 @@ export class Process {
     if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('munmap(addr: bigint, length: bigint | integer)');
     }
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
+    c.enter();
+    try {
+      return this.unmapFile(addr, length);
+    } finally {
+      c.leave();
+    }
+  }
+
+  private unmapFile(addr: bigint, length: bigint | number): number {
     const len = BigInt(length);
     if (len <= 0n) return -EINVAL;
     const i = this.regions.findIndex((r) => r.start === addr);
@@ -165,15 +206,23 @@ export class Process {
     return undefined;
   }
 
-  /** Whether every byte of [addr, addr+len) is anonymous memory (len 0: true). */
+  /**
+   * Whether every byte of [addr, addr+len) is anonymous memory (len 0: true). A device-side query
+   * (type1 MAP and replay, pinning): once exit has released the address space nothing is mapped.
+   */
   isMapped(addr: bigint, len: bigint): boolean {
     if (len <= 0n) return true;
+    if (this.mmReleased) return false;
     const r = this.regionOf(addr);
     return r !== undefined && !r.file && addr + len <= r.end;
   }
 
-  /** Index of the first page of n pages from `addr` that is not anonymous memory, or -1 if all are. */
+  /**
+   * Index of the first page of n pages from `addr` that is not anonymous memory, or -1 if all are.
+   * A device-side query like `isMapped`: 0 (n > 0) once exit has released the address space.
+   */
   firstUnmappedPage(addr: bigint, n: number): number {
+    if (this.mmReleased) return n > 0 ? 0 : -1;
     const r = this.regionOf(addr);
     if (!r || r.file) return n > 0 ? 0 : -1;
     const mapped = (r.end - addr) / PAGE_SIZE;
@@ -217,20 +266,58 @@ export class Process {
     }
     const r = this.um.write(addr, bytes);
     if (r < 0) throw new RangeError(`write failed: out of host memory (errno ${-r})`);
+    this.markSoftDirty(addr, bytes.length);
   }
 
   /**
    * Records a CPU-side store of `length` bytes at `addr` in the process's soft-dirty record (the
    * PTE soft-dirty bit): `proc.write`, type1 `dmaRw` writes, vCPU stores and SVA device writes
-   * call it after storing. The record itself comes with the soft-dirty work; until then a no-op.
+   * call it after storing, with the range they stored into (anonymous memory only). Never fails.
    */
   markSoftDirty(addr: bigint, length: number): void {
-    void addr;
-    void length;
+    this.live('markSoftDirty');
+    this.sd.mark(addr, length);
+  }
+
+  /** Clears the soft-dirty record of every page (writing "4" to clear_refs). */
+  clearSoftDirty(): void {
+    this.live('clearSoftDirty');
+    this.sd.clear();
+    for (const r of this.regions) if (!r.file) r.softDirty = false;
+  }
+
+  /**
+   * The soft-dirty bitmap of the pages from addr's to the one holding addr + length - 1: bit i
+   * (byte i >> 3, bit i & 7) is page i of that range; holes and file mappings read 0.
+   */
+  softDirty(addr: bigint, length: bigint | number): Uint8Array {
+    this.live('softDirty');
+    if (typeof addr !== 'bigint' || addr < 0n || addr >= 1n << 64n
+        || (typeof length !== 'bigint' && !Number.isInteger(length))) {
+      throw new TypeError('softDirty(addr: bigint in [0, 2^64), length: bigint | integer)');
+    }
+    const len = BigInt(length);
+    if (len <= 0n) throw new RangeError('softDirty: length must be positive');
+    const first = addr >> PAGE_SHIFT;
+    const last = (addr + len - 1n) >> PAGE_SHIFT;
+    if (last - first >= 1n << 31n) throw new RangeError('softDirty: at most 2^31 pages per call');
+    const n = Number(last - first + 1n);
+    return this.sd.read(first, n, (fill) => {
+      for (const r of this.regions) {
+        if (r.file || !(r.softDirty || this.sd.all)) continue;
+        const a = r.start >> PAGE_SHIFT;
+        const b = (r.end >> PAGE_SHIFT) - 1n;
+        if (b < first || a > last) continue;
+        const lo = a > first ? a : first;
+        const hi = b < last ? b : last;
+        fill(Number(lo - first), Number(hi - lo + 1n));
+      }
+    });
   }
 
   /** The lowest free fd number (from 3, as stdio holds 0 to 2). */
   lowestFreeFd(): number {
+    this.live('lowestFreeFd');
     let fd = 3;
     while (this.fds.has(fd)) fd++;
     return fd;
@@ -238,6 +325,7 @@ export class Process {
 
   /** Installs `file` at the lowest free fd and returns that fd. */
   allocFd(file: OpenFile): number {
+    this.live('allocFd');
     const fd = this.lowestFreeFd();
     this.fds.set(fd, file);
     return fd;
@@ -248,20 +336,34 @@ export class Process {
     this.live('open');
     this.notInCallback('open');
     if (typeof path !== 'string') throw new TypeError('open(path: string)');
-    for (const s of this.engine.subsystems) {
-      const r = s.open?.(this, path);
-      if (r !== undefined) return r;
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
+    c.enter();
+    try {
+      for (const s of this.engine.subsystems) {
+        const r = s.open?.(this, path);
+        if (r !== undefined) return r;
+      }
+      return -ENOENT;
+    } finally {
+      c.leave();
     }
-    return -ENOENT;
   }
 
   /** The ioctl syscall: a value >= 0 or -errno; -EBADF for an fd that is not open. */
   ioctl(fd: number, request: number, arg?: IoctlArg): number {
     this.live('ioctl');
     this.notInCallback('ioctl');
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
-    return f.ioctl(this, request, arg);
+    c.enter();
+    try {
+      return f.ioctl(this, request, arg);
+    } finally {
+      c.leave();
+    }
   }
 
   /** The VM of a VM fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
@@ -276,32 +378,67 @@ export class Process {
     return vcpuFromFd(this, vcpuFd);
   }
 
-  /** Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. */
+  /**
+   * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. -EDEADLK,
+   * with nothing closed, when that release would pull state from under a call in progress (a
+   * close in a dma_unmap op that would detach a group from the container running the UNMAP: the
+   * kernel defers the release to the end of that syscall; the engine has no such point).
+   */
   close(fd: number): number {
     this.live('close');
     this.notInCallback('close');
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
     if (!f) return -EBADF;
-    this.fds.delete(fd);
-    f.close(this);
-    return 0;
+    if (f.releaseBlocked?.(false)) return -EDEADLK;
+    c.enter();
+    try {
+      this.fds.delete(fd);
+      f.close(this);
+      return 0;
+    } finally {
+      c.leave();
+    }
   }
 
   /**
    * Ends the process as the kernel's do_exit does: (1) the address space is released, devices stop
    * translating it; (2) file mappings are removed in ascending address order; (3) anonymous memory
-   * is freed; (4) fds are closed in ascending order, each as `close`. Returns 0; 0 again if it has
-   * already exited. From its start every other method throws.
+   * is freed; (4) fds are closed in ascending order, each as `close`; (5) the mm is freed, and its
+   * locked_vm with it. Returns 0; 0 again if it has already exited; -EDEADLK, with nothing done,
+   * when closing its files would pull state from under a call in progress (inside a dma_unmap op
+   * of one of its containers). From its start every other method throws, in callbacks the exit
+   * runs too.
+   *
+   * Exit allocates nothing and cannot fail half-way: every step only frees. (A detach that changes
+   * the page size under dirty tracking may try to re-grain the bitmaps; when that allocation fails
+   * the container keeps its page size, as any detach does, and the last detach frees it all.)
    */
   exit(): number {
-    if (this.exitedFlag) return 0;
     this.notInCallback('exit');
+    const c = this.engine.calls;
+    if (c.inCallback) return -EDEADLK;
+    if (this.exitedFlag) return 0;
+    for (const f of this.fds.values()) if (f.releaseBlocked?.(true)) return -EDEADLK;
+    c.enter();
+    try {
+      this.exitSteps();
+    } finally {
+      c.leave();
+    }
+    return 0;
+  }
+
+  private exitSteps(): void {
     this.exitedFlag = true;
+    this.mmReleased = true;
     for (const s of this.engine.subsystems) s.mmRelease?.(this);
     for (const r of this.regions) r.file?.release();
     this.regions.length = 0;
     this.lastRegion = undefined;
     this.um.dispose();
+    this.sd.dispose();
     let err: unknown;
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd);
@@ -314,9 +451,12 @@ export class Process {
         if (err === undefined) err = e;
       }
     }
+    // Every container of the process was torn down with its last group; what is left charged is
+    // pins a driver never released, which the kernel leaves on the mm it now frees.
+    this.lockedVm = 0n;
+    for (const s of this.engine.subsystems) s.exitDone?.(this);
     this.engine.forgetProcess(this);
     if (err !== undefined) throw err;
-    return 0;
   }
 }
 

@@ -4,6 +4,7 @@
 
 /** `_IO(';', 100 + n)`: VFIO ioctls encode neither direction nor size (the size is `argsz`). */
 import { kvmUapi } from './kvm/uapi.js';
+import { PIN_PAGES_MAX_ENTRIES } from '../assembly/constants.js';
 
 const VFIO_TYPE = 0x3b;
 const VFIO_BASE = 100;
@@ -42,6 +43,13 @@ export const uapi = Object.freeze({
 
   /** What VFIO_GET_API_VERSION returns. */
   VFIO_API_VERSION: 0,
+
+  /** Container: takes a `vfio_iommu_type1_pasid_request` (SPEC-PASID §3); ALLOC returns the PASID. */
+  VFIO_IOMMU_PASID_REQUEST: io(18), // 0x3B76
+  /** Accelerator queue (`_IO('W', 0)`): start the queue. */
+  UACCE_CMD_START_Q: 0x5700,
+  /** Accelerator queue (`_IO('W', 1)`): return the hardware queue. */
+  UACCE_CMD_PUT_Q: 0x5701,
 
   // ---- IOMMU types and extensions: CHECK_EXTENSION / SET_IOMMU arguments (SPEC §1.2) ---------
   /** Type1 with v1 unmap semantics (no bisection check, whole dmas removed). */
@@ -143,13 +151,59 @@ export const uapi = Object.freeze({
   /** vfio_group_status. */
   GROUP_STATUS_SIZE: 8,
 
+  // ---- PASIDs and shared accelerators (SPEC-PASID §1) -----------------------------------------
+  /** vfio_iommu_type1_pasid_request.flags: allocate a PASID in [min, max]. */
+  VFIO_IOMMU_FLAG_ALLOC_PASID: 1 << 0,
+  /** vfio_iommu_type1_pasid_request.flags: free the VM's PASIDs in [min, max]. */
+  VFIO_IOMMU_FLAG_FREE_PASID: 1 << 1,
+  /** Every valid flag of a PASID request. */
+  VFIO_PASID_REQUEST_MASK: 3,
+  /** PASIDs a VM may request are below 2^VFIO_IOMMU_PASID_BITS. */
+  VFIO_IOMMU_PASID_BITS: 31,
+  /** vfio_iommu_type1_pasid_request: argsz, flags, range.min, range.max; also its minsz. */
+  PASID_REQUEST_SIZE: 16,
+  /** Accelerator flag: the device works in process address spaces (shared virtual addressing). */
+  UACCE_DEV_SVA: 1,
+  /** Queue region (mmap page offset 0): the device registers. */
+  UACCE_QFRT_MMIO: 0,
+  /** Queue region (mmap page offset 1): device-user shared memory. */
+  UACCE_QFRT_DUS: 1,
+  /** Number of queue regions. */
+  UACCE_MAX_REGION: 2,
+  /** Queue state: released or put. */
+  UACCE_Q_ZOMBIE: 0,
+  /** Queue state: opened, not started. */
+  UACCE_Q_INIT: 1,
+  /** Queue state: started. */
+  UACCE_Q_STARTED: 2,
+  /** No IOASID. */
+  INVALID_IOASID: 0xffff_ffff,
+  /** No IOASID set. */
+  INVALID_IOASID_SET: -1,
+  /** IOASID events. */
+  IOASID_ALLOC: 1,
+  IOASID_FREE: 2,
+  IOASID_BIND: 3,
+  IOASID_UNBIND: 4,
+  /** Notifier results. */
+  NOTIFY_DONE: 0,
+  NOTIFY_OK: 1,
+  NOTIFY_STOP_MASK: 0x8000,
+  NOTIFY_STOP: 0x8001,
+  NOTIFY_BAD: 0x8002,
+  /** Notifier priorities. */
+  IOASID_PRIO_LAST: 0,
+  IOASID_PRIO_DEVICE: 1,
+  IOASID_PRIO_IOMMU: 2,
+  IOASID_PRIO_CPU: 3,
+
   // ---- limits ---------------------------------------------------------------------------------
   /** Most pages one dirty bitmap may describe: INT_MAX (`DIRTY_BITMAP_PAGES_MAX`, u64). */
   DIRTY_BITMAP_PAGES_MAX: 0x7fff_ffffn,
   /** Largest user bitmap in bytes (`DIRTY_BITMAP_SIZE_MAX`, u64): 256 MiB. */
   DIRTY_BITMAP_SIZE_MAX: 0x1000_0000n,
   /** Most pages one vfio_pin_pages call takes: PAGE_SIZE / sizeof(unsigned long). */
-  VFIO_PIN_PAGES_MAX_ENTRIES: 512,
+  VFIO_PIN_PAGES_MAX_ENTRIES: PIN_PAGES_MAX_ENTRIES,
   /** Default of the type1 module parameter `dma_entry_limit`. */
   DMA_ENTRY_LIMIT_DEFAULT: 65535,
   /** The container's `pgsize_bitmap` with no IOMMU domain (emulated-only). */

@@ -146,14 +146,55 @@ export interface CoreExports {
   um_read(um: number, addr: number, dst: number, len: number): number;
   /** Frames every page of [addr, addr+len): blocks added, -ENOMEM (nothing added) or -EFAULT. */
   um_reserve(um: number, addr: number, len: number): number;
+  /**
+   * Frames every page of `count` ascending page ranges (f64 pairs first, last at `pairs`), all or
+   * nothing: blocks added, or -ENOMEM with nothing added.
+   */
+  um_reserve_ranges(um: number, pairs: number, count: number): number;
+
+  // ---- ioasid (assembly/ioasid.ts, assembly/ioasid_map.ts) ----------------------------------
+  // IDs are u32 passed as numbers; u32 results arrive signed (read them with `>>> 0`).
+  /** A new empty ID map: global (records 1: a 12-byte {sid, users, flags} record per ID) or a set's (0); handle or -ENOMEM. */
+  ioasid_map_create(records: number): number;
+  /** Frees an ID map. */
+  ioasid_map_free(m: number): void;
+  /** IDs in the map (u32). */
+  ioasid_map_count(m: number): number;
+  /** Lowest ID in [from, last] that is free (want 0) or a member (want 1); 0xFFFFFFFF (as -1) if none. */
+  ioasid_search(m: number, from: number, last: number, want: number): number;
+  /** Allocates a free id in global map g and set map s with record {sid, 0, flags}: 0 or -ENOMEM (nothing changed). */
+  ioasid_insert(g: number, s: number, id: number, sid: number, flags: number): number;
+  /** Removes an allocated id from g and its set map s. */
+  ioasid_remove(g: number, s: number, id: number): void;
+  /** Address of id's record in g, or 0 when id is not allocated. */
+  ioasid_record(g: number, id: number): number;
+  /** Up to max members of m in [from, last], ascending, as u32 at out: how many. */
+  ioasid_collect(m: number, from: number, last: number, out: number, max: number): number;
+
+  // ---- soft_dirty (assembly/soft_dirty.ts) -------------------------------------------------
+  /** A new empty soft-dirty record (one bit per user page, sparse); handle or -ENOMEM. */
+  sd_create(): number;
+  /** Drops every mark. */
+  sd_clear(sd: number): void;
+  /** Frees a record. */
+  sd_free(sd: number): void;
+  /** Marks the pages touched by [addr, addr+len): 0, -EFAULT (past 2^47) or -ENOMEM (nothing marked). */
+  sd_mark(sd: number, addr: number, len: number): number;
+  /** ORs the marks of pages [first, first+n) into bits 0..n-1 of the byte bitmap at out. */
+  sd_read(sd: number, first: number, n: number, out: number): void;
+  /** Sets bits [from, from+n) of the byte bitmap at out. */
+  sd_fill(out: number, from: number, n: number): void;
 
   // ---- report (assembly/report.ts) ----------------------------------------------------------
   /**
    * One dma's report into user memory at `addr` (the user bitmap's word w): the kernel footprint
    * of its bits shifted by s (all ones when allDirty), then the bitmap is cleared and the pinned
-   * pages of `pins` (0: none) marked again at bit page >> shift. 0, or -ENOMEM with nothing done.
+   * pages of `pins` (0: none) marked again at bit page >> shift. An unaligned addr stages words in
+   * `scratch` (a PAGE_SIZE block; 0: allocated per call). 0, or -ENOMEM with nothing done.
    */
-  report_user(um: number, addr: number, bm: number, s: number, pins: number, shift: number, allDirty: number): number;
+  report_user(
+    um: number, addr: number, bm: number, s: number, pins: number, shift: number, allDirty: number, scratch: number,
+  ): number;
   /**
    * Bits [first, first + count) of a dma's bitmap into linear memory at dst, shifted by s (all
    * ones when allDirty); clear != 0 clears the range and marks pinned pages again. Words written.
@@ -244,8 +285,9 @@ function compile(flavour: CoreFlavour): Promise<WebAssembly.Module> {
 
 /** One instance of the Wasm core: its exports, its memory, and views on that memory. */
 export class Core {
-  readonly x: CoreExports;
-  readonly memory: WebAssembly.Memory;
+  /** The exports; after `dispose` every one of them throws. */
+  x: CoreExports;
+  private mem: WebAssembly.Memory | null;
   private buffer: ArrayBuffer;
   private v8: Uint8Array;
   private v32: Uint32Array;
@@ -253,7 +295,7 @@ export class Core {
 
   private constructor(exports: CoreExports, memory: WebAssembly.Memory) {
     this.x = exports;
-    this.memory = memory;
+    this.mem = memory;
     this.buffer = memory.buffer;
     this.v8 = new Uint8Array(this.buffer);
     this.v32 = new Uint32Array(this.buffer);
@@ -276,6 +318,28 @@ export class Core {
     const raw = {} as Record<string, unknown>;
     for (const [k, v] of Object.entries(exports)) if (typeof v === 'function') raw[k] = v;
     return new Core(raw as unknown as CoreExports, memory);
+  }
+
+  /** The instance's linear memory; throws after `dispose`. */
+  get memory(): WebAssembly.Memory {
+    if (!this.mem) this.x.heap_used(); // throws the dispose reason
+    return this.mem as WebAssembly.Memory;
+  }
+
+  /**
+   * Drops the instance: the memory, the exports and the views go, so the WebAssembly.Memory can be
+   * collected while objects that held this core live on; every later call throws Error(reason).
+   */
+  dispose(reason: string): void {
+    const fail = (): never => {
+      throw new Error(reason);
+    };
+    this.x = new Proxy({}, { get: () => fail }) as CoreExports;
+    this.mem = null;
+    this.buffer = new ArrayBuffer(0);
+    this.v8 = new Uint8Array(0);
+    this.v32 = new Uint32Array(0);
+    this.v64 = new BigUint64Array(0);
   }
 
   private refresh(): void {
@@ -301,6 +365,30 @@ export class Core {
   u64(): BigUint64Array {
     if (this.memory.buffer !== this.buffer) this.refresh();
     return this.v64;
+  }
+
+  /** A block of `bytes` from the core heap (16-byte aligned): its address, or -ENOMEM. */
+  alloc(bytes: number): number {
+    return this.x.heap_alloc(bytes);
+  }
+
+  /** Returns a block from alloc() (0 is ignored). */
+  free(ptr: number): void {
+    this.x.heap_free(ptr);
+  }
+
+  /**
+   * Runs `fn` with the fail-the-Nth switch disarmed, then re-arms it as it was: the engine's own
+   * scratch allocations (inspect) do not consume a test's countdown.
+   */
+  unarmed<T>(fn: () => T): T {
+    const armed = this.x.heap_fail_pending();
+    this.x.heap_fail_nth(0);
+    try {
+      return fn();
+    } finally {
+      this.x.heap_fail_nth(armed);
+    }
   }
 
   /** Bytes of linear memory in use by the core's heap. */

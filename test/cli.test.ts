@@ -1,11 +1,12 @@
 // The command line, run in-process through main(argv, io): help, usage errors that name the
 // option, the JSON summary's schema (as the README documents it), the report and export files,
 // and replay's output and exit status.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { decodeRunsBin } from '../src/export/runs_bin.js';
 import { SUMMARY_SCHEMA } from '../src/sim/summary.js';
 
 function io(tty = false) {
@@ -48,7 +49,7 @@ describe('vfio-dirty', () => {
   it('rejects a bad option with a message naming it, before running anything', async () => {
     const a = io();
     expect(await main(['simulate', '--downtime-limit', 'soon'], a.io)).toBe(2);
-    expect(a.err()).toBe('vfio-dirty simulate: --downtime-limit: expected a time like 300ms or 0.5s, got "soon"\n' +
+    expect(a.err()).toBe('vfio-dirty: simulate: --downtime-limit: expected a time like 300ms or 0.5s, got "soon"\n' +
       'Run `vfio-dirty simulate --help` for the options and their defaults.\n');
     expect(a.out()).toBe('');
   });
@@ -106,6 +107,35 @@ describe('vfio-dirty', () => {
     expect(a.out()).toContain(`report:          ${join(dir, 'r.html')}`);
   });
 
+  it('exports a 1 TiB guest in every format, files of the exact sizes', async () => {
+    // A sweep at 1 MiB/s: each harvest is one run, whatever the size of the guest.
+    const dir = tmp();
+    const a = io();
+    const argv = ['simulate', '--memory', '1TiB', '--no-vgpu', '--workload', 'sweep', '--dirty-rate', '1MiB/s', '--export', dir, '--export-format', 'all', '--json', '--progress', 'none'];
+    expect(await main(argv, a.io)).toBe(0);
+    const s = JSON.parse(a.out());
+    expect(s.roundsDetail.map((r: { phase: string; dirtyPages: number; runs: number }) => [r.phase, r.dirtyPages, r.runs])).toEqual([
+      ['bulk', 2 ** 28, 2], ['precopy', 225179, 1], ['stop-copy', 189, 1],
+    ]);
+    expect(readdirSync(dir).sort()).toEqual(['round-001.bitmap', 'round-001.runs.bin', 'round-001.runs.json', 'round-002.bitmap', 'round-002.runs.bin', 'round-002.runs.json']);
+    const gpaPages = (2 ** 40 + 2 ** 30) / 4096; // 1 TiB from 4 GiB up, above 3 GiB of low RAM and the hole
+    for (const f of ['round-001.bitmap', 'round-002.bitmap']) expect(statSync(join(dir, f)).size).toBe(gpaPages / 8);
+    const bin1 = readFileSync(join(dir, 'round-001.runs.bin'));
+    expect(bin1.length).toBe(56 + 1 + 3); // one run: gap 0 (1 byte), 225179 pages (3 bytes)
+    expect(decodeRunsBin(bin1)).toEqual({ pgsize: 4096n, iova: 0n, pages: BigInt(gpaPages), dirty: 225179n, runs: [[0, 225179]] });
+    expect(decodeRunsBin(readFileSync(join(dir, 'round-002.runs.bin'))).runs).toEqual([[225179, 189]]);
+    expect(readFileSync(join(dir, 'round-002.runs.json'), 'utf8')).toBe(
+      `{"format":"vfio-dirty/runs/v1","round":2,"iova":"0x0","size":"0x${(gpaPages * 4096).toString(16)}","pgsize":4096,"pages":${gpaPages},"dirty":189,` +
+      `"runs":[{"iova":"0x${(225179 * 4096).toString(16)}","length":"0x${(189 * 4096).toString(16)}"}]}\n`,
+    );
+  });
+
+  it('writes only the export formats asked for', async () => {
+    const dir = tmp();
+    expect(await main(['simulate', ...small, '--export', dir, '--export-format', 'runs-bin', '--progress', 'none'], io().io)).toBe(0);
+    expect(readdirSync(dir).every((f) => f.endsWith('.runs.bin'))).toBe(true);
+  });
+
   it('accepts the sample config in examples/', async () => {
     const a = io();
     expect(await main(['simulate', '--config', 'examples/simulate.json', '--help'], a.io)).toBe(0);
@@ -152,7 +182,7 @@ describe('vfio-dirty replay', () => {
     expect(await main(['replay', join(dir, 't.jsonl'), '--json', '--export', join(dir, 'x')], a.io)).toBe(0);
     const lines = a.out().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0]).toEqual({
-      read: 1, line: 4, iova: '0x0', size: '0x100000', pgsize: 4096, pages: 256, dirty: 2,
+      format: 'vfio-dirty/runs/v1', read: 1, line: 4, iova: '0x0', size: '0x100000', pgsize: 4096, pages: 256, dirty: 2,
       runs: [{ iova: '0x3000', length: '0x2000' }], bitmap: `18${'0'.repeat(62)}`,
     });
     expect(readdirSync(join(dir, 'x')).sort()).toEqual(['read-001.bitmap', 'read-001.runs.json', 'read-002.bitmap', 'read-002.runs.json']);
@@ -166,7 +196,7 @@ describe('vfio-dirty replay', () => {
     const a = io();
     expect(await main(['replay', join(dir, 't.jsonl')], a.io)).toBe(1);
     expect(a.out()).toBe('read 1 (line 4) [0x0, +0x100000) pgsize 4096: 2 dirty pages in 1 run\n  0x3000 +0x2000\n');
-    expect(a.err()).toBe(`${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
+    expect(a.err()).toBe(`vfio-dirty: ${join(dir, 't.jsonl')}:5: "npage" must be a number or a "0x..." / decimal string, got "two"\n`);
   });
 
   it('replays the sample trace in examples/', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseSimulateOptions, SIM_OPTIONS, simulateHelp } from '../src/cli/options.js';
-import { OptionError, parseRate, parseSize, parseTime } from '../src/cli/units.js';
+import { OptionError, parseRate, parseSize, parseTime, UsageError } from '../src/cli/units.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -56,7 +56,7 @@ describe('simulate options', () => {
   it('lists every option with its default in --help', () => {
     const help = simulateHelp();
     for (const o of SIM_OPTIONS) expect(help).toContain(`--${o.name} ${o.value}`), expect(help).toContain(`(default ${o.default})`);
-    for (const f of ['--config FILE', '--no-vgpu', '--json', '--report FILE', '--export DIR', '--progress MODE', '--help']) {
+    for (const f of ['--config FILE', '--no-vgpu', '--json', '--report FILE', '--export DIR', '--export-format LIST', '--progress MODE', '-h, --help', '--version']) {
       expect(help).toContain(f);
     }
     expect(parseSimulateOptions(['--help']).help).toBe(true);
@@ -68,7 +68,7 @@ describe('simulate options', () => {
     expect(o.config.workload).toBe('sweep');
     expect(o.config.vgpu).toBe(false);
     expect(o.config.seed).toBe(5);
-    expect(o.output).toEqual({ json: true, report: 'r.html', progress: 'auto' });
+    expect(o.output).toEqual({ json: true, report: 'r.html', progress: 'auto', exportFormats: new Set(['bitmap', 'runs']) });
   });
 
   it.each([
@@ -86,14 +86,54 @@ describe('simulate options', () => {
     [['--downtime-limit', '0ms'], '--downtime-limit: must be more than 0'],
     [['--low-memory', '4GiB'], '--low-memory: must be more than 0 and at most 3.5GiB'],
     [['--vgpu-pinned', '3MiB'], '--vgpu-pinned: must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)'],
-    [['--vgpu-pinned', '1GiB'], '--vgpu-pinned: must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn'],
+    [['--vgpu-pinned', '1GiB'], '--vgpu-pinned: must be at most half of the vGPU region (the default 1GiB) less its 8 MiB ring, so that buffers can churn'],
+    [['--vgpu-pinned', '1GiB', '--vgpu-region', '2GiB'], '--vgpu-pinned: must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn'],
+    [['--memory', '32MiB', '--vgpu-pinned', '16MiB'],
+      '--vgpu-pinned: must be at most half of the vGPU region (32 MiB: the default 1GiB capped to the RAM slot at the top of guest memory) less its 8 MiB ring'],
+    [['--memory', '3GiB', '--low-memory', '3068MiB'],
+      '--memory: leaves 4 MiB in the RAM slot at the top of guest memory, where the vGPU needs a region of at least 16MiB; change --memory or --low-memory, or run with --no-vgpu'],
+    [['--memory', '-4GiB'], '--memory: must be positive, got "-4GiB"'],
+    [['--memory=-4GiB'], '--memory: must be positive, got "-4GiB"'],
+    [['--dirty-rate', '-1'], '--dirty-rate: must be positive, got "-1"'],
+    [['--hot-weight', '-0.5'], '--hot-weight: must be positive, got "-0.5"'],
+    [['--seed', '-3'], '--seed: must be between 0 and 9007199254740991, got -3'],
+    [['--export-format', 'runs'], '--export-format: needs --export DIR'],
+    [['--export', '/tmp', '--export-format', 'runs,csv'], '--export-format: must be all or a comma-separated list of bitmap, runs, runs-bin, got "csv"'],
     [['--vgpu-region', '32GiB'], '--vgpu-region: must be at least 16MiB and at most --memory'],
     [['--progress', 'fancy'], '--progress: must be one of auto, bar, lines, none, got "fancy"'],
     [['--step', '0'], '--step: must be between 1ms and 10s'],
     [['--vgpu', '--no-vgpu'], '--vgpu: cannot be given together with --no-vgpu'],
-    [['extra'], 'unexpected argument'],
   ])('rejects %j naming the option', (argv, message) => {
     expect(fails(argv)).toContain(message);
+  });
+
+  it('rejects a positional argument, naming it', () => {
+    expect(() => parseSimulateOptions(['extra'])).toThrow(new UsageError('unexpected argument "extra" (this command takes options only)'));
+    expect(() => parseSimulateOptions(['--memory', '1GiB', 'extra'])).toThrow('unexpected argument "extra"');
+  });
+
+  it('derives the vGPU defaults from --memory, so the documented minimum runs', () => {
+    const o = parseSimulateOptions(['--memory', '16MiB']);
+    expect(o.config).toMatchObject({ memory: 16 * MiB, vgpuRegion: 16 * MiB, vgpuPinned: 4 * MiB });
+    // Above 4 GiB the region is the default 1 GiB, or the high slot when that is smaller.
+    expect(parseSimulateOptions(['--memory', '3584MiB', '--low-memory', '3GiB']).config).toMatchObject({ vgpuRegion: 512 * MiB, vgpuPinned: 64 * MiB });
+    expect(parseSimulateOptions(['--memory', '40MiB', '--vgpu-region', '32MiB']).config).toMatchObject({ vgpuRegion: 32 * MiB, vgpuPinned: 12 * MiB });
+    expect(parseSimulateOptions(['--memory', '16MiB', '--no-vgpu']).config.vgpu).toBe(false);
+  });
+
+  it('refuses runs too long to simulate, with the reason, before anything runs', () => {
+    expect(() => parseSimulateOptions(['--bandwidth', '1kbit/s'])).toThrow(new UsageError(
+      'run too long: the longest round sends all 16 GiB of RAM at 125 B/s, 137438954 s of virtual time, in which the guest would write ' +
+      '1.44e+13 pages, more than the 268435456 a round may take; raise --bandwidth, or lower --dirty-rate or --memory'));
+    expect(() => parseSimulateOptions(['--memory', '1TiB', '--dirty-rate', '64GiB/s'])).toThrow(new UsageError(
+      'run too long: the longest round sends all 1024 GiB of RAM at 1250000000 B/s, 880 s of virtual time, in which the guest would write ' +
+      '11805916208 pages, more than the 268435456 a round may take; raise --bandwidth, or lower --dirty-rate or --memory'));
+    expect(() => parseSimulateOptions(['--bandwidth', '1kbit/s', '--dirty-rate', '0'])).toThrow(
+      'in which the vGPU would pin 2199023256 buffers, more than the 4194304 a round may take; raise --bandwidth, or lower --vgpu-churn or --memory');
+    expect(() => parseSimulateOptions(['--bandwidth', '1kbit/s', '--dirty-rate', '0', '--vgpu-churn', '0'])).toThrow(
+      'in which the vGPU would make 35184372089 dmaRw writes, more than the 4194304 a round may take; raise --bandwidth, or lower --vgpu-dma-rate or --memory');
+    // Without guest writes or a vGPU nothing grows with the round's length: the steps are bounded.
+    expect(parseSimulateOptions(['--bandwidth', '1kbit/s', '--dirty-rate', '0', '--no-vgpu']).config.bandwidth).toBe(125);
   });
 
   it('reads a JSON config file, with flags taking precedence', () => {

@@ -4,7 +4,8 @@
 // engine.memoryInUse() and user memory exactly as before; the call that finally completes must
 // give the same result and state as on an engine that never failed.
 import { describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../src/index.js';
+import { createEngine, readReport, VfioError, type Engine, type Process } from '../src/index.js';
+import { VfioContainer } from '../src/vfio/typed.js';
 import type { AnyDevice, AnyProc } from './reference/ops.js';
 import { dirtyArg, mapArg, unmapArg } from './reference/structs.js';
 import * as U from './reference/uapi.js';
@@ -23,6 +24,8 @@ interface Ctx {
   bitmap: bigint;
   /** 256 pages of user memory for the MAP under test. */
   spareMem: bigint;
+  /** The user memory a failing call must leave as it was: default the 4 KiB bitmap. */
+  watch?: [bigint, number];
 }
 
 /** Setup E (or I): one container, SET_IOMMU(type1v2), the device open with a dma_unmap op. */
@@ -70,7 +73,8 @@ function populate(c: Ctx): void {
 /** Everything a failing call must leave unchanged. */
 function snapshot(c: Ctx): string {
   const s = c.engine.inspect();
-  const mem = Buffer.from(c.proc.read(c.bitmap, 0x1000)).toString('hex');
+  const [at, len] = c.watch ?? [c.bitmap, 0x1000];
+  const mem = Buffer.from(c.proc.read(at, len)).toString('hex');
   return JSON.stringify({ s, mem, inUse: c.engine.memoryInUse() }, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
 }
 
@@ -199,6 +203,91 @@ describe('fail the Nth allocation: every ENOMEM leaves the model unchanged', () 
           pgsize: 0x1000n, size: 64n, data: c.bitmap,
         })),
     );
+  });
+});
+
+// A harvest over dmas whose bits land in different pages of a never-written user bitmap needs
+// frames for each page: every one is reserved (with the scratch page of an unaligned bitmap)
+// before the first dma is read, so ENOMEM can never follow a dma that was already reset.
+const FAR = 0x1000_0000n; // 256 MiB: one-page dmas this far apart write 8 KiB apart in the bitmap
+const SPAN = 2n * FAR + P(1); // [0, SPAN) covers three such dmas: 131073 pages, 16392 bitmap bytes
+const SPAN_BYTES = 16392;
+
+/** Three one-page dmas 256 MiB apart, tracking on, each page written; a 6-page bitmap region. */
+async function far(extra: (c: Ctx) => void = () => undefined): Promise<Ctx> {
+  const c = await setup();
+  must(start(c), 'START');
+  for (let i = 0n; i < 3n; i++) {
+    map(c, i * FAR, P(1));
+    must(c.dev.dmaRw(i * FAR + 8n, new Uint8Array([1]), true), 'rw');
+  }
+  c.bitmap = c.proc.mmap(P(6)); // never written: no frame behind it yet
+  c.watch = [c.bitmap, 0x6000];
+  extra(c);
+  return c;
+}
+
+function getFar(c: Ctx, offset: bigint): number {
+  return c.proc.ioctl(c.cfd, U.VFIO_IOMMU_DIRTY_PAGES, dirtyArg(U.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, {
+    iova: 0n, size: SPAN, pgsize: 0x1000n, bsize: BigInt(SPAN_BYTES), data: c.bitmap + offset,
+  }));
+}
+
+function unmapFar(c: Ctx, offset: bigint): number {
+  return c.proc.ioctl(c.cfd, U.VFIO_IOMMU_UNMAP_DMA, unmapArg(U.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, 0n, SPAN, {
+    pgsize: 0x1000n, size: BigInt(SPAN_BYTES), data: c.bitmap + offset,
+  }));
+}
+
+/** A typed-API call as an errno result: 0, or -errno of the VfioError it threw. */
+function typed(fn: (tc: VfioContainer) => void): (c: Ctx) => number {
+  return (c) => {
+    try {
+      fn(new VfioContainer(c.proc as unknown as Process, c.cfd));
+      return 0;
+    } catch (e) {
+      if (e instanceof VfioError) return -e.errno;
+      throw e;
+    }
+  };
+}
+
+describe('fail the Nth allocation: a harvest is all or nothing', () => {
+  it('GET_BITMAP of three dmas into three pages of a never-written bitmap', async () => {
+    const failures = await sweep(() => far(), (c) => getFar(c, 0n));
+    expect(failures).toBeGreaterThan(2);
+    const c = await far();
+    expect(getFar(c, 0n)).toBe(0);
+    const got = c.proc.read(c.bitmap, SPAN_BYTES);
+    expect([0, 8192, 16384].map((o) => got[o])).toEqual([1, 1, 1]);
+    expect(got.reduce((a, b) => a + b, 0)).toBe(3);
+  });
+
+  it('GET_BITMAP into an unaligned bitmap (the scratch page is reserved too)', async () => {
+    const failures = await sweep(() => far(), (c) => getFar(c, 4n));
+    expect(failures).toBeGreaterThan(2);
+  });
+
+  it('unmap with GET_DIRTY_BITMAP of three dmas into three pages', async () => {
+    const failures = await sweep(() => far(), (c) => unmapFar(c, 0n));
+    expect(failures).toBeGreaterThan(2);
+  });
+
+  it('unmap with GET_DIRTY_BITMAP, unaligned, after a driver unpins in its callback', async () => {
+    const failures = await sweep(
+      () => far((c) => {
+        must(c.dev.pinPages(FAR, 1, U.IOMMU_READ), 'pin');
+        c.dev.registerDmaUnmap((iova, size) => c.dev.unpinPages(iova, Number(size >> 12n)));
+      }),
+      (c) => unmapFar(c, 4n),
+    );
+    expect(failures).toBeGreaterThan(2);
+  });
+
+  it('the typed read, unmapWithBitmap and the export reader', async () => {
+    await sweep(() => far(), typed((tc) => void tc.dirty.read({ iova: 0n, size: SPAN })));
+    await sweep(() => far(), typed((tc) => void tc.unmapWithBitmap({ iova: 0n, size: SPAN })));
+    await sweep(() => far(), typed((tc) => readReport(tc, { iova: 0n, size: SPAN }).dispose()));
   });
 });
 

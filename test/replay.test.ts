@@ -3,16 +3,18 @@
 // engine) is reported with its number and reason, lines before it ran, nothing after it did.
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/index.js';
+import type { PageRun } from '../src/export/dirty_report.js';
 import { replayTrace, type ReadResult } from '../src/sim/replay.js';
 import { TraceError } from '../src/sim/trace.js';
 
 async function replay(lines: string[]) {
   const engine = await createEngine();
-  const reads: ReadResult[] = [];
+  // The report is lent to the callback: keep its runs and bytes.
+  const reads: (Omit<ReadResult, 'report'> & { runs: PageRun[]; bytes: Uint8Array })[] = [];
   let error: TraceError | undefined;
   let counts;
   try {
-    counts = replayTrace(engine, lines.join('\n'), (r) => reads.push(r));
+    counts = replayTrace(engine, lines.join('\n'), ({ report, ...r }) => reads.push({ ...r, runs: report.runs(), bytes: report.bytes().slice() }));
   } catch (e) {
     if (!(e instanceof TraceError)) throw e;
     error = e;
@@ -20,7 +22,7 @@ async function replay(lines: string[]) {
   return { engine, reads, error, counts };
 }
 
-const runs = (r: ReadResult) => r.runs.map((x) => [x.iova, x.length]);
+const runs = (r: { runs: PageRun[] }) => r.runs.map((x) => [x.iova, x.length]);
 
 describe('replay', () => {
   it('reads pins and dma writes across two mappings sharing a bitmap word', async () => {

@@ -63,6 +63,13 @@ describe('trace format', () => {
     ['{"op":"device","name":""}', /^"name" must be a non-empty string/],
     ['{"op":"device","name":"x","kind":"mdev"}', /^"kind" must be "emulated" or "iommu"/],
     ['{"op":"start","now":true}', /^unknown field "now" for op "start"$/],
+    // Names of Object.prototype's members are not ops or fields.
+    ['{"op":"__proto__"}', /^unknown op "__proto__" \(expected one of device, map, unmap, pin, unpin, write, start, stop, read\)$/],
+    ['{"op":"constructor"}', /^unknown op "constructor" \(expected one of device, map/],
+    ['{"op":"toString"}', /^unknown op "toString" /],
+    ['{"op":"hasOwnProperty"}', /^unknown op "hasOwnProperty" /],
+    ['{"op":"start","constructor":1}', /^unknown field "constructor" for op "start"$/],
+    ['{"op":"start","__proto__":{}}', /^unknown field "__proto__" for op "start"$/],
   ])('rejects %s with its line number and reason', (text, re) => {
     expect(reason(text)).toMatch(re);
   });

@@ -9,6 +9,9 @@ import { createEngine } from '../src/index.js';
 import { defaultConfig } from '../src/cli/options.js';
 import type { SimConfig } from '../src/sim/config.js';
 import { simulate } from '../src/sim/simulator.js';
+import { roundFileName } from '../src/cli/simulate.js';
+import type { DirtyReport } from '../src/export/dirty_report.js';
+import { writeReportFiles } from '../src/export/report_files.js';
 import type { RoundRecord } from '../src/sim/summary.js';
 
 const MiB = 2 ** 20;
@@ -21,7 +24,10 @@ function config(o: Partial<SimConfig>): SimConfig {
 
 async function run(c: SimConfig, exportDir?: string) {
   const engine = await createEngine();
-  const r = simulate(engine, c, { exportDir });
+  const onHarvest = exportDir === undefined ? undefined : (round: number, report: DirtyReport) => {
+    writeReportFiles(exportDir, roundFileName(round), report, new Set(['bitmap', 'runs']), { round });
+  };
+  const r = simulate(engine, c, { onHarvest });
   return { ...r, engine };
 }
 
@@ -163,5 +169,26 @@ describe('runs', () => {
       for (let i = first; i < first + n; i++) fromRuns[i >> 3] |= 1 << (i & 7);
     }
     expect(Buffer.compare(Buffer.from(fromRuns), bytes)).toBe(0);
+  });
+});
+
+describe('bounds', () => {
+  it('cuts a round into at most 1000 steps, whatever the bandwidth', async () => {
+    // 16 MiB at 125 B/s: a bulk round of 134,218 s, 1,342,178 steps of 100 ms before.
+    const engine = await createEngine();
+    const steps: number[] = [];
+    let n = 0;
+    const progress = { roundStart: () => { n = 0; }, advance: () => { n++; }, roundEnd: () => { steps.push(n); }, finish: () => {} };
+    const { summary } = simulate(engine, config({ memory: 16 * MiB, bandwidth: 125, dirtyRate: 0, maxRounds: 2 }), { progress });
+    expect(summary.roundsDetail.map((r) => [r.phase, r.durationS])).toEqual([['bulk', 16 * MiB / 125], ['stop-copy', 0]]);
+    expect(steps).toEqual([1000, 0]);
+  });
+
+  it('refuses a run too long to simulate before setting anything up', async () => {
+    const engine = await createEngine();
+    const heap = engine.memoryInUse();
+    expect(() => simulate(engine, config({ memory: 16 * GiB, bandwidth: 125, workload: 'uniform' }))).toThrow(/^run too long: the longest round sends all 16 GiB of RAM at 125 B\/s/);
+    expect(engine.memoryInUse()).toBe(heap);
+    expect(engine.inspect().containers).toEqual([]);
   });
 });

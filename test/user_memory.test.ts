@@ -57,3 +57,24 @@ describe('user memory', () => {
     expect(core.heapUsed()).toBe(0);
   });
 });
+
+describe('UserMemory pointer-based copies and reserve (the type1 model goes through them)', () => {
+  it('writeFrom / readTo copy between the core heap and user memory; reserve frames pages', async () => {
+    const core = await Core.create();
+    const um = new UserMemory(core);
+    const buf = core.alloc(16);
+    core.u8().set([1, 2, 3, 4], buf);
+    expect(um.writeFrom(0x5000n, buf, 4)).toBe(0);
+    core.u8().fill(0, buf, buf + 16);
+    expect(um.readTo(0x4ffen, buf, 8)).toBe(0);
+    expect([...core.u8().subarray(buf, buf + 8)]).toEqual([0, 0, 1, 2, 3, 4, 0, 0]);
+    const frames = um.frames;
+    expect(um.reserve(0x10_0000n, 0x3000)).toBeGreaterThanOrEqual(0);
+    expect(um.frames).toBe(frames + 3);
+    core.free(buf);
+    um.dispose();
+    expect(um.writeFrom(0x5000n, buf, 4)).toBe(-EFAULT);
+    expect(um.readTo(0x5000n, buf, 4)).toBe(-EFAULT);
+    expect(um.reserve(0x5000n, 4)).toBe(-EFAULT);
+  });
+});

@@ -1,90 +1,88 @@
 #!/usr/bin/env node
-// The `vfio-dirty` command: `simulate` runs a pre-copy live migration on the engine, `replay`
-// runs a recorded trace against it. Exit status: 0 done, 1 the run failed (a bad trace line, a
-// migration that did not converge is still 0), 2 bad usage.
-import { realpathSync, writeFileSync } from 'node:fs';
+// The `vfio-dirty` command: one table of commands (simulate, replay), each with its summary,
+// parser, help and runner. Exit status: 0 done (a migration that did not converge included), 1
+// the run failed (a bad trace line, a file that could not be written), 2 bad usage. Every error
+// is one line `vfio-dirty: ...`, never a stack trace; a closed stdout ends the output quietly.
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createEngine } from '../index.js';
-import { renderHtmlReport } from '../sim/html_report.js';
-import { simulate } from '../sim/simulator.js';
-import { OptionError } from './units.js';
-import { parseSimulateOptions, simulateHelp } from './options.js';
-import { progressFor } from './progress.js';
-import { formatSummary } from './summary_text.js';
-import { parseReplayOptions, replayHelp, runReplay } from './replay.js';
+import type { Command, Io } from './command.js';
+import { replayCommand } from './replay.js';
+import { simulateCommand } from './simulate.js';
+import { guardStream, printable } from './terminal.js';
+import { UsageError } from './units.js';
+import { packageVersion } from './version.js';
 
-/** Where the command writes: stdout, stderr (progress and errors). */
-export interface Io {
-  out: { write(s: string): unknown; isTTY?: boolean; columns?: number };
-  err: { write(s: string): unknown; isTTY?: boolean; columns?: number };
-}
+export type { Io } from './command.js';
+
+type AnyCommand = Command<{ help: boolean; version: boolean }>;
+
+/** Every command, in help order. */
+export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
+  ([simulateCommand, replayCommand] as AnyCommand[]).map((c) => [c.name, c]),
+);
 
 export function mainHelp(): string {
+  const rows: [string, string][] = [
+    ...[...COMMANDS.values()].map((c): [string, string] => [c.usage, c.summary]),
+    ['help [command]', 'show this help, or a command\'s options with their defaults'],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
   return [
     'Usage: vfio-dirty <command> [options]',
     '',
     'Commands:',
-    '  simulate            run a pre-copy live migration of a VM on the engine (`npm start` runs it on',
-    '                      its defaults: a 16 GiB guest, a vGPU, a mixed workload)',
-    '  replay TRACE.jsonl  replay a recorded trace of map/unmap/pin/unpin/write/start/stop/read events',
-    '  help [command]      show this help, or a command\'s options with their defaults',
+    ...rows.map(([a, b]) => `  ${a.padEnd(width)}${b}`),
     '',
+    'Options: -h, --help (this help), --version (the version of vfio-dirty).',
     'Run `vfio-dirty <command> --help` for the options of a command.',
   ].join('\n');
 }
 
 /** Runs the command line `argv` (without node and the script); returns the exit status. */
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [name, ...rest] = argv;
+  const cmd = name === undefined ? undefined : COMMANDS.get(name);
+  const fail = (message: string) => io.err.write(`vfio-dirty: ${printable(message)}\n`);
   try {
-    if (cmd === undefined || cmd === '--help' || cmd === '-h') {
+    if (name === undefined || name === '--help' || name === '-h') {
       io.out.write(`${mainHelp()}\n`);
-      return cmd === undefined ? 2 : 0;
+      return name === undefined ? 2 : 0;
     }
-    if (cmd === 'help') {
-      const topic = rest[0];
-      io.out.write(`${topic === 'simulate' ? simulateHelp() : topic === 'replay' ? replayHelp() : mainHelp()}\n`);
+    if (name === '--version') {
+      io.out.write(`vfio-dirty ${packageVersion()}\n`);
       return 0;
     }
-    if (cmd === 'simulate') return await runSimulate(rest, io);
-    if (cmd === 'replay') {
-      const o = parseReplayOptions(rest);
-      if (o.help) {
-        io.out.write(`${replayHelp()}\n`);
-        return 0;
-      }
-      return await runReplay(o, io);
+    if (name === 'help') {
+      const topic = rest[0] === undefined ? undefined : COMMANDS.get(rest[0]);
+      if (rest[0] !== undefined && !topic) throw new UsageError(`help: unknown command ${JSON.stringify(rest[0])}`);
+      io.out.write(`${topic ? topic.help() : mainHelp()}\n`);
+      return 0;
     }
-    io.err.write(`vfio-dirty: unknown command ${JSON.stringify(cmd)}\n\n${mainHelp()}\n`);
-    return 2;
-  } catch (e) {
-    if (e instanceof OptionError) {
-      io.err.write(`vfio-dirty ${cmd}: ${e.message}\nRun \`vfio-dirty ${cmd} --help\` for the options and their defaults.\n`);
+    if (!cmd) {
+      fail(`unknown command ${JSON.stringify(name)}`);
+      io.err.write(`\n${mainHelp()}\n`);
       return 2;
     }
-    throw e;
+    const o = cmd.parse(rest);
+    if (o.help) {
+      io.out.write(`${cmd.help()}\n`);
+      return 0;
+    }
+    if (o.version) {
+      io.out.write(`vfio-dirty ${packageVersion()}\n`);
+      return 0;
+    }
+    return await cmd.run(o, io);
+  } catch (e) {
+    const where = cmd ? `${cmd.name}: ` : '';
+    if (e instanceof UsageError) {
+      fail(`${where}${e.message}`);
+      io.err.write(`Run \`vfio-dirty ${cmd ? `${cmd.name} ` : ''}--help\` for the options and their defaults.\n`);
+      return 2;
+    }
+    fail(`${where}${e instanceof Error ? e.message : String(e)}`);
+    return 1;
   }
-}
-
-async function runSimulate(argv: string[], io: Io): Promise<number> {
-  const o = parseSimulateOptions(argv);
-  if (o.help) {
-    io.out.write(`${simulateHelp()}\n`);
-    return 0;
-  }
-  const engine = await createEngine();
-  // With --json the summary goes to stdout alone; progress goes to stderr then.
-  const progressOut = o.output.json ? io.err : io.out;
-  const progress = progressFor(o.output.progress, progressOut, o.config.downtimeLimit);
-  const { summary, heatmap } = simulate(engine, o.config, { progress, exportDir: o.output.export });
-  if (o.output.report) writeFileSync(o.output.report, renderHtmlReport(summary, heatmap));
-  if (o.output.json) io.out.write(`${JSON.stringify(summary, null, 2)}\n`);
-  else {
-    io.out.write(`\n${formatSummary(summary)}\n`);
-    if (o.output.report) io.out.write(`  report:          ${o.output.report}\n`);
-    if (o.output.export) io.out.write(`  exported:        ${summary.roundsDetail.length - 1} rounds to ${o.output.export}\n`);
-  }
-  return 0;
 }
 
 function isEntry(): boolean {
@@ -97,13 +95,15 @@ function isEntry(): boolean {
 }
 
 if (isEntry()) {
-  main(process.argv.slice(2)).then(
+  const failed = (e: Error) => {
+    process.stderr.write(`vfio-dirty: ${printable(e.message)}\n`);
+    process.exitCode = 1;
+  };
+  const io: Io = { out: guardStream(process.stdout, failed), err: guardStream(process.stderr, () => {}) };
+  main(process.argv.slice(2), io).then(
     (code) => {
-      process.exitCode = code;
+      process.exitCode ??= code;
     },
-    (e: unknown) => {
-      process.stderr.write(`vfio-dirty: ${(e as Error)?.stack ?? String(e)}\n`);
-      process.exitCode = 1;
-    },
+    (e: unknown) => failed(e instanceof Error ? e : new Error(String(e))),
   );
 }

@@ -2,18 +2,24 @@
 // parser of flags and of a JSON config file, and the checks that run before anything starts.
 // Every message names the option it is about.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { EXPORT_SUFFIXES, type ExportFormat } from '../export/report_files.js';
 import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
+import { runTooLong } from '../sim/run_bounds.js';
+import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
+import { parseCommandLine } from './args.js';
+import { checkOutputDir, checkOutputFile } from './output_paths.js';
 import {
   OptionError,
   parseChoice,
+  parseChoiceList,
   parseFraction,
   parseInteger,
   parseRate,
   parseSize,
   parseTime,
+  UsageError,
 } from './units.js';
 
 /** How the progress of a run is shown. */
@@ -26,8 +32,10 @@ export interface OutputOptions {
   json: boolean;
   /** Write the HTML report to this file. */
   report?: string;
-  /** Write each round's bitmap and runs to this directory. */
+  /** Write each round's files to this directory. */
   export?: string;
+  /** The files written per round (default bitmap and runs). */
+  exportFormats: Set<ExportFormat>;
   /** How progress is shown. */
   progress: ProgressMode;
 }
@@ -35,8 +43,14 @@ export interface OutputOptions {
 export interface SimulateOptions {
   config: SimConfig;
   output: OutputOptions;
+  /** Show the help, or the version, instead of running. */
   help: boolean;
+  version: boolean;
 }
+
+/** The export formats, and the default of --export-format. */
+export const EXPORT_FORMATS: readonly ExportFormat[] = [...EXPORT_SUFFIXES.keys()];
+export const DEFAULT_EXPORT_FORMATS = 'bitmap,runs';
 
 type Apply = (text: string, c: SimConfig) => void;
 
@@ -72,13 +86,13 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.hotFraction = parseFraction('hot-fraction', t, 1e-9); } },
   { name: 'hot-weight', value: 'F', default: '0.9', help: 'hotcold: share of writes that go to the hot set',
     apply: (t, c) => { c.hotWeight = parseFraction('hot-weight', t); } },
-  { name: 'vgpu-pinned', value: 'SIZE', default: '64MiB', help: 'the vGPU\'s pinned working set, in 2 MiB buffers (0 pins nothing)',
+  { name: 'vgpu-pinned', value: 'SIZE', default: '64MiB', help: 'the vGPU\'s pinned working set, in 2 MiB buffers (0 pins nothing); unless set, at most half of the vGPU region less its 8 MiB ring',
     apply: (t, c) => { c.vgpuPinned = parseSize('vgpu-pinned', t); } },
   { name: 'vgpu-churn', value: 'RATE', default: '32MiB/s', help: 'how fast the vGPU unpins buffers and pins new ones',
     apply: (t, c) => { c.vgpuChurn = parseRate('vgpu-churn', t); } },
   { name: 'vgpu-dma-rate', value: 'RATE', default: '16MiB/s', help: 'what the vGPU writes through dmaRw into its 8 MiB command ring',
     apply: (t, c) => { c.vgpuDmaRate = parseRate('vgpu-dma-rate', t); } },
-  { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live',
+  { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live; unless set, at most the RAM slot at the top of guest memory',
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
   { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
@@ -97,8 +111,32 @@ export function defaultConfig(): SimConfig {
   return c;
 }
 
-/** Cross-option checks; the first failure throws an OptionError naming an option. */
-export function checkConfig(c: SimConfig): void {
+/** The vGPU region's lower bound: its 8 MiB ring and four 2 MiB buffers to churn among. */
+const VGPU_REGION_MIN = 16 * MiB;
+
+/**
+ * Defaults that follow --memory and --low-memory, for the options the user did not set (`set`):
+ * the vGPU region is at most the top RAM slot (so `--memory 16MiB` runs), and its pinned working
+ * set at most half of the region less the ring.
+ */
+function deriveDefaults(c: SimConfig, set: ReadonlySet<string>): void {
+  const down = (v: number) => Math.max(0, Math.floor(v / VGPU_BUFFER) * VGPU_BUFFER);
+  if (!set.has('vgpu-region')) c.vgpuRegion = Math.min(c.vgpuRegion, down(topSlot(c).size));
+  if (!set.has('vgpu-pinned')) c.vgpuPinned = Math.min(c.vgpuPinned, down((c.vgpuRegion - VGPU_RING) / 2));
+}
+
+function topSlot(c: SimConfig) {
+  return new GuestLayout(c.memory, c.lowMemory).slots.at(-1)!;
+}
+
+/**
+ * Cross-option checks; the first failure throws an OptionError naming an option. `set` holds the
+ * options the user gave (flags or the config file): once the memory is known good, the defaults
+ * that follow it are derived for the others, and a message about a value the user did not give
+ * says how it was derived. Without `set` every value counts as given.
+ */
+export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
+  const given = (name: string) => set === undefined || set.has(name);
   const page = (name: string, v: number) => {
     if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
   };
@@ -106,20 +144,34 @@ export function checkConfig(c: SimConfig): void {
   page('memory', c.memory);
   if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
   page('low-memory', c.lowMemory);
+  if (set) deriveDefaults(c, set);
   if (!(c.bandwidth > 0)) throw new OptionError('bandwidth', 'must be more than 0');
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
-  if (!c.vgpu) return;
-  if (c.vgpuRegion < 16 * MiB || c.vgpuRegion > c.memory) throw new OptionError('vgpu-region', 'must be at least 16MiB and at most --memory');
-  if (c.vgpuRegion % (2 * MiB)) throw new OptionError('vgpu-region', 'must be a multiple of 2MiB');
-  if (c.vgpuPinned % (2 * MiB)) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
-  if (c.vgpuPinned > (c.vgpuRegion - 8 * MiB) / 2) {
-    throw new OptionError('vgpu-pinned', 'must be at most half of --vgpu-region less its 8 MiB ring, so that buffers can churn');
+  if (c.vgpu) checkVgpu(c, given);
+  const tooLong = runTooLong(c);
+  if (tooLong) throw new UsageError(tooLong);
+}
+
+function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
+  const top = topSlot(c).size;
+  if (!given('vgpu-region') && c.vgpuRegion < VGPU_REGION_MIN) {
+    const by = given('low-memory') && !given('memory') ? 'low-memory' : 'memory';
+    throw new OptionError(by, `leaves ${top / MiB} MiB in the RAM slot at the top of guest memory, where the vGPU needs a region of at least 16MiB; ` +
+      'change --memory or --low-memory, or run with --no-vgpu');
   }
-  const top = new GuestLayout(c.memory, c.lowMemory).slots.at(-1)!;
-  if (c.vgpuRegion > top.size) {
-    throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top.size / MiB} MiB with these --memory and --low-memory)`);
+  if (c.vgpuRegion < VGPU_REGION_MIN || c.vgpuRegion > c.memory) throw new OptionError('vgpu-region', 'must be at least 16MiB and at most --memory');
+  if (c.vgpuRegion % VGPU_BUFFER) throw new OptionError('vgpu-region', 'must be a multiple of 2MiB');
+  if (c.vgpuRegion > top) {
+    throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top / MiB} MiB with these --memory and --low-memory)`);
+  }
+  if (c.vgpuPinned % VGPU_BUFFER) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
+  if (c.vgpuPinned > (c.vgpuRegion - VGPU_RING) / 2) {
+    const region = given('vgpu-region') ? '--vgpu-region'
+      : c.vgpuRegion === GiB ? 'the vGPU region (the default 1GiB)'
+      : `the vGPU region (${c.vgpuRegion / MiB} MiB: the default 1GiB capped to the RAM slot at the top of guest memory)`;
+    throw new OptionError('vgpu-pinned', `must be at most half of ${region} less its 8 MiB ring, so that buffers can churn`);
   }
   if (c.vgpuChurn > 64 * GiB) throw new OptionError('vgpu-churn', 'must be at most 64GiB/s');
   if (c.vgpuDmaRate > 4 * GiB) throw new OptionError('vgpu-dma-rate', 'must be at most 4GiB/s');
@@ -145,80 +197,62 @@ function readConfigFile(path: string): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-const OUTPUT_FLAGS = ['json', 'report', 'export', 'progress'];
+/** The options besides the simulation's: booleans and output paths, each with how it is set. */
+const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions, c: SimConfig) => void> = new Map([
+  ['vgpu', (v, _o, c) => { c.vgpu = v as boolean; }],
+  ['json', (v, o) => { o.json = v as boolean; }],
+  ['report', (v, o) => { o.report = v as string; }],
+  ['export', (v, o) => { o.export = v as string; }],
+  ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
+  ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
+]);
+const BOOLEAN_OPTIONS = new Set(['vgpu', 'json']);
+const SIM_OPTION = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
 
 /**
- * Parses `simulate` arguments: defaults, then the config file (--config), then flags.
- * @throws OptionError naming the option for an unknown option, a bad value or a failed check
+ * Parses `simulate` arguments: defaults, then the config file (--config), then flags; derives
+ * the defaults that follow --memory; checks every value and the output paths.
+ * @throws UsageError (an OptionError naming the option, where there is one) before anything runs
  */
 export function parseSimulateOptions(argv: string[]): SimulateOptions {
-  const spec: Record<string, { type: 'string' | 'boolean' }> = {
-    help: { type: 'boolean' },
-    config: { type: 'string' },
-    json: { type: 'boolean' },
-    report: { type: 'string' },
-    export: { type: 'string' },
-    progress: { type: 'string' },
-    vgpu: { type: 'boolean' },
-    'no-vgpu': { type: 'boolean' },
-  };
+  const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, 'no-vgpu': { type: 'boolean' } };
+  for (const name of OUTPUT_OPTIONS.keys()) spec[name] = { type: BOOLEAN_OPTIONS.has(name) ? 'boolean' : 'string' };
   for (const o of SIM_OPTIONS) spec[o.name] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw cliError(e as Error);
-  }
+  const { values, wants } = parseCommandLine(argv, spec, 0);
   const config = defaultConfig();
-  const output: OutputOptions = { json: false, progress: 'auto' };
-  const set = (name: string, v: unknown, from: string) => {
-    if (name === 'vgpu' || name === 'json') {
+  const output: OutputOptions = { json: false, progress: 'auto', exportFormats: parseChoiceList('export-format', DEFAULT_EXPORT_FORMATS, EXPORT_FORMATS) };
+  if (wants) return { config, output, help: wants === 'help', version: wants === 'version' };
+  const set = new Set<string>();
+  const apply = (name: string, v: unknown, from: string) => {
+    const out = OUTPUT_OPTIONS.get(name);
+    const sim = SIM_OPTION.get(name);
+    if (!out && !sim) throw new OptionError(name, `unknown option${from}`);
+    if (BOOLEAN_OPTIONS.has(name)) {
       if (typeof v !== 'boolean') throw new OptionError(name, `expected true or false${from}, got ${JSON.stringify(v)}`);
-      if (name === 'vgpu') config.vgpu = v;
-      else output.json = v;
-      return;
-    }
-    if (typeof v !== 'string' && typeof v !== 'number') {
+    } else if (typeof v !== 'string' && typeof v !== 'number') {
       throw new OptionError(name, `expected a string or a number${from}, got ${JSON.stringify(v)}`);
     }
-    const text = String(v);
-    if (name === 'report' || name === 'export') output[name] = text;
-    else if (name === 'progress') output.progress = parseChoice('progress', text, PROGRESS_MODES);
-    else {
-      const o = SIM_OPTIONS.find((x) => x.name === name);
-      if (!o) throw new OptionError(name, `unknown option${from}`);
-      o.apply(text, config);
-    }
+    if (out) out(typeof v === 'number' ? String(v) : v, output, config);
+    else sim!.apply(String(v), config);
+    set.add(name);
   };
   if (typeof values.config === 'string') {
-    const file = readConfigFile(values.config);
-    for (const [k, v] of Object.entries(file)) {
-      if (k === 'config' || k === 'help') throw new OptionError(k, `cannot be set in a config file`);
-      if (!SIM_OPTIONS.some((o) => o.name === k) && k !== 'vgpu' && !OUTPUT_FLAGS.includes(k)) {
-        throw new OptionError(k, `unknown option in ${values.config}`);
-      }
-      set(k, v, ` in ${values.config}`);
+    for (const [k, v] of Object.entries(readConfigFile(values.config))) {
+      if (k === 'config' || k === 'help' || k === 'version') throw new OptionError(k, 'cannot be set in a config file');
+      apply(k, v, ` in ${values.config}`);
     }
   }
-  for (const [k, v] of Object.entries(values)) {
-    if (v === undefined || k === 'config' || k === 'help') continue;
-    if (k === 'no-vgpu') set('vgpu', !v, '');
-    else set(k, v, '');
-  }
   if (values.vgpu && values['no-vgpu']) throw new OptionError('vgpu', 'cannot be given together with --no-vgpu');
-  if (!values.help) checkConfig(config);
-  return { config, output, help: values.help === true };
-}
-
-/** Turns a parseArgs error into an OptionError naming the option. */
-export function cliError(e: Error): OptionError {
-  const m = /'(-{1,2}[^' ]+)/.exec(e.message);
-  const name = m ? m[1].replace(/^-+/, '') : '?';
-  const code = (e as { code?: string }).code;
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new OptionError(name, 'unknown option (see --help)');
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return new OptionError(name, 'needs a value (see --help)');
-  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return new OptionError(name, `unexpected argument: ${e.message}`);
-  return new OptionError(name, e.message);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined || k === 'config') continue;
+    if (k === 'no-vgpu') apply('vgpu', !v, '');
+    else apply(k, v, '');
+  }
+  checkConfig(config, set);
+  if (output.report !== undefined) checkOutputFile('report', output.report);
+  if (output.export !== undefined) checkOutputDir('export', output.export);
+  else if (set.has('export-format')) throw new OptionError('export-format', 'needs --export DIR');
+  return { config, output, help: false, version: false };
 }
 
 /** The help text of `simulate`: every option with its default. */
@@ -229,9 +263,11 @@ export function simulateHelp(): string {
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
     ['--json', 'print the summary as JSON (schema in docs/simulate.md) instead of text (default off)'],
     ['--report FILE', 'write a self-contained HTML report: heat map of dirty pages per round, convergence chart (default none)'],
-    ['--export DIR', 'write each round\'s bitmap (kernel layout, round-NNN.bitmap) and runs (round-NNN.runs.json) (default none)'],
+    ['--export DIR', 'write each round\'s files to DIR (created if needed): round-NNN.bitmap (kernel layout), round-NNN.runs.json, round-NNN.runs.bin, as --export-format says (default none)'],
+    ['--export-format LIST', `the files --export writes: all, or a comma-separated list of ${EXPORT_FORMATS.join(', ')} (formats in docs/formats.md) (default ${DEFAULT_EXPORT_FORMATS})`],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
-    ['--help', 'show this help'],
+    ['-h, --help', 'show this help'],
+    ['--version', 'print the version of vfio-dirty'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length)) + 2;
   const lines = [

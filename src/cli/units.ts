@@ -2,11 +2,16 @@
 // Each returns the value in base units (bytes, bytes/s, seconds) or throws an OptionError that
 // names the option and shows what it was given.
 
+/** A bad command line (exit status 2): what was wrong, checked before anything runs. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 /** A bad option value: the message names the option and says what was expected. */
-export class OptionError extends Error {
+export class OptionError extends UsageError {
+  override name = 'OptionError';
   constructor(readonly option: string, message: string) {
     super(`--${option}: ${message}`);
-    this.name = 'OptionError';
   }
 }
 
@@ -27,7 +32,13 @@ const RATE_UNITS: Record<string, number> = {
 
 const TIME_UNITS: Record<string, number> = { ms: 1e-3, s: 1 };
 
+/** Throws unless `text` is free of a minus sign: every quantity here is positive. */
+function positive(option: string, text: string): void {
+  if (/^\s*-/.test(text)) throw new OptionError(option, `must be positive, got ${JSON.stringify(text)}`);
+}
+
 function split(option: string, text: string, what: string): [number, string] {
+  positive(option, text);
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z/]*)\s*$/i.exec(text);
   if (!m) throw new OptionError(option, `expected ${what}, got ${JSON.stringify(text)}`);
   return [Number(m[1]), m[2].toLowerCase()];
@@ -72,6 +83,7 @@ export function parseInteger(option: string, text: string, min: number, max: num
 
 /** A fraction in [min, 1]: `0.1` or `10%`. */
 export function parseFraction(option: string, text: string, min = 0): number {
+  positive(option, text);
   const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(text);
   if (!m) throw new OptionError(option, `expected a fraction like 0.1 or 10%, got ${JSON.stringify(text)}`);
   const f = Number(m[1]) / (m[2] ? 100 : 1);
@@ -85,6 +97,21 @@ export function parseChoice<T extends string>(option: string, text: string, choi
     throw new OptionError(option, `must be one of ${choices.join(', ')}, got ${JSON.stringify(text)}`);
   }
   return text as T;
+}
+
+/**
+ * A comma-separated list of words from `choices`, or `all` for every one: `bitmap,runs-bin`.
+ * @returns the set chosen, in the order of `choices`
+ */
+export function parseChoiceList<T extends string>(option: string, text: string, choices: readonly T[]): Set<T> {
+  if (text.trim() === 'all') return new Set(choices);
+  const words = text.split(',').map((w) => w.trim());
+  for (const w of words) {
+    if (!(choices as readonly string[]).includes(w)) {
+      throw new OptionError(option, `must be all or a comma-separated list of ${choices.join(', ')}, got ${JSON.stringify(w)}`);
+    }
+  }
+  return new Set(choices.filter((c) => words.includes(c)));
 }
 
 /** Formats bytes with a binary unit, e.g. 1.50 GiB. */

@@ -8,6 +8,14 @@ import type { Core } from '../wasm.js';
 const RUNS_CHUNK = 4096; // runs fetched per bitmap_runs call: 32 KiB of (start, length) pairs
 const ERRNO_MAX = 4095; // results in [-ERRNO_MAX, -1] are -errno; the core never returns more
 
+/**
+ * The byte offset, from word 0, of the u64 word holding bit `bit` (the kernel's layout: bit i is
+ * bit i % 64 of word i / 64). Exact for every bit a bitmap or a report offset can have (< 2^53).
+ */
+export function wordOffset(bit: number): number {
+  return Math.floor(bit / 64) * 8;
+}
+
 /** Throws InvalidArgumentError unless `v` is an integer in [0, 2^32): what the core's u32 takes. */
 function u32(v: number, op: string, what: string): number {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
@@ -53,6 +61,15 @@ export class DirtyBitmap {
     const op = 'bitmap.create';
     const h = check(core.x.bitmap_create(u32(nbits, op, 'nbits')), op, bits(0, nbits));
     return new DirtyBitmap(core, h, nbits);
+  }
+
+  /**
+   * create() for code that returns errno: a zeroed bitmap of `nbits` bits, or -EINVAL / -ENOMEM.
+   * No argument checks beyond the core's: the caller computed nbits.
+   */
+  static tryCreate(core: Core, nbits: number): DirtyBitmap | number {
+    const h = core.x.bitmap_create(nbits);
+    return h < 0 ? h : new DirtyBitmap(core, h, nbits);
   }
 
   /** The core handle; throws once disposed. */
@@ -142,9 +159,8 @@ export class DirtyBitmap {
     if (dstBit + count > dst.nbits) {
       throw vfioError(EINVAL, op, bits(dstBit, count), 'destination range outside the destination bitmap');
     }
-    const x = this.core.x;
-    const at = x.bitmap_words(dst.handle) + Math.floor(dstBit / 64) * 8;
-    return check(x.bitmap_read(this.handle, first, count, at, dstBit & 63, opts.clear ? 1 : 0), op, bits(first, count));
+    const at = dst.wordAddress(dstBit);
+    return check(this.core.x.bitmap_read(this.handle, first, count, at, dstBit & 63, opts.clear ? 1 : 0), op, bits(first, count));
   }
 
   /**
@@ -173,6 +189,14 @@ export class DirtyBitmap {
     const r = this.core.x.bitmap_convert_new(h, k);
     if (r < 0) throw vfioError(r, op, bits(0, this.nbits));
     return new DirtyBitmap(this.core, r, n);
+  }
+
+  /** convert(k) for code that returns errno: the new bitmap, or -EINVAL / -ENOMEM. */
+  tryConvert(k: number): DirtyBitmap | number {
+    const n = k >= 0 ? Math.ceil(this.nbits / 2 ** k) : this.nbits * 2 ** -k;
+    if (!Number.isInteger(k) || k < -31 || k > 31 || n > BITMAP_MAX_BITS) return -EINVAL;
+    const r = this.core.x.bitmap_convert_new(this.handle, k);
+    return r < 0 ? r : new DirtyBitmap(this.core, r, n);
   }
 
   /**
@@ -209,6 +233,14 @@ export class DirtyBitmap {
     } finally {
       x.heap_free(buf);
     }
+  }
+
+  /**
+   * The address in linear memory of the u64 word holding `bit` (bit >> 6 words past word 0), for
+   * core calls that write a report into this bitmap. Valid until the bitmap is disposed.
+   */
+  wordAddress(bit: number): number {
+    return this.core.x.bitmap_words(this.handle) + wordOffset(bit);
   }
 
   /** A BigUint64Array view on the ceil(nbits / 64) words; valid until linear memory grows. */

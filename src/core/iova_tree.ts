@@ -3,8 +3,8 @@
 import { EINVAL, ENOENT } from '../../assembly/constants.js';
 import { check, vfioError, type ErrorRange } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { U64_MAX } from '../u64.js';
 
-const U64_MAX = (1n << 64n) - 1n;
 const MAX_VALUE = 0x7fffffff;
 const RECORD = 24; // bytes of one tree_collect record
 const CHUNK = 1024; // records fetched per tree_collect call
@@ -63,6 +63,14 @@ export class IovaTree {
       throw vfioError(EINVAL, op, undefined, `value ${value} is not in 0..2^31-1`);
     }
     check(this.core.x.tree_insert(this.handle, iova, last, value), op, span(iova, last));
+  }
+
+  /**
+   * insert() for code that returns errno and checked its arguments (the type1 model's MAP): 0, or
+   * -EINVAL / -EEXIST / -ENOMEM with the tree unchanged.
+   */
+  tryInsert(iova: bigint, last: bigint, value: number): number {
+    return this.core.x.tree_insert(this.handle, iova, last, value);
   }
 
   /** Removes the range that starts exactly at `iova`; returns its value. Throws NotFoundError. */

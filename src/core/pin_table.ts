@@ -3,8 +3,9 @@
 import { EINVAL } from '../../assembly/constants.js';
 import { check, vfioError, type ErrorRange } from '../errors.js';
 import type { Core } from '../wasm.js';
+import type { DirtyBitmap } from './dirty_bitmap.js';
+import { U64_MAX } from '../u64.js';
 
-const U64_MAX = (1n << 64n) - 1n;
 const I32_MAX = 0x7fffffff;
 const RECORD = 16; // bytes of one pins_collect record
 
@@ -101,6 +102,15 @@ export class PinTable {
   unpinRange(first: bigint, n: number): number {
     u64(first, 'pins.unpin');
     return this.core.x.pins_unpin_range(this.handle, first, pageCount(n, 'pins.unpin'));
+  }
+
+  /**
+   * pinRange for code that returns errno, with no option object (the vendor pin path calls it per
+   * dma segment): new pages, or -ENOMEM (budget or memory; this call's pins undone, bits it set
+   * in `bitmap` kept) / -EINVAL. `budget` < 0: unlimited; `bitmap` null: none.
+   */
+  tryPinRange(first: bigint, n: number, budget: number, bitmap: DirtyBitmap | null, shift: number): number {
+    return this.core.x.pins_pin_range(this.handle, first, n, budget, bitmap ? bitmap.handle : 0, shift);
   }
 
   /** `pinRange` for arbitrary pages (repeats allowed), pinned in order in one core call. */

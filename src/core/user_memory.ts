@@ -1,5 +1,6 @@
 // A process's sparse user memory in the Wasm core: 4 KiB frames allocated on first write.
-import { EFAULT } from '../../assembly/constants.js';
+import { EFAULT, PAGE_SIZE as PAGE_BYTES } from '../../assembly/constants.js';
+import { PAGE_SHIFT } from '../u64.js';
 import { check } from '../errors.js';
 import type { Core } from '../wasm.js';
 
@@ -64,6 +65,62 @@ export class UserMemory {
     } finally {
       x.heap_free(buf);
     }
+  }
+
+  /**
+   * Frames every page of the byte ranges `ranges` ([address, length], any order, lengths > 0,
+   * below 2^47), all or nothing: 0, or -ENOMEM with no frame added (-EFAULT once disposed). After
+   * it, writes there cannot fail for memory.
+   */
+  reserveRanges(ranges: readonly (readonly [bigint, bigint])[]): number {
+    if (!this.h) return -EFAULT;
+    const pages = ranges
+      .filter(([, len]) => len > 0n)
+      .map(([a, len]) => [Number(a >> PAGE_SHIFT), Number((a + len - 1n) >> PAGE_SHIFT)])
+      .sort((p, q) => p[0] - q[0]);
+    const pairs: number[] = []; // first page, last page; ascending, merged when they touch
+    for (const [first, last] of pages) {
+      const n = pairs.length;
+      if (n && first <= pairs[n - 1] + 1) pairs[n - 1] = Math.max(pairs[n - 1], last);
+      else pairs.push(first, last);
+    }
+    if (!pairs.length) return 0;
+    if (pairs.length === 2) {
+      // One run (the usual harvest): no list to stage.
+      const r = this.reserve(BigInt(pairs[0]) << PAGE_SHIFT, (pairs[1] - pairs[0] + 1) * PAGE_BYTES);
+      return r < 0 ? r : 0;
+    }
+    const x = this.core.x;
+    const buf = x.heap_alloc(pairs.length * 8);
+    if (buf < 0) return buf;
+    try {
+      new Float64Array(this.core.memory.buffer, buf, pairs.length).set(pairs); // heap blocks are 16-aligned
+      const r = x.um_reserve_ranges(this.handle, buf, pairs.length / 2);
+      return r < 0 ? r : 0;
+    } finally {
+      x.heap_free(buf);
+    }
+  }
+
+  /**
+   * Copies `len` bytes from linear memory at `src` (a core heap block) to user address `addr`, in
+   * one call: 0, -ENOMEM or -EFAULT, nothing written on failure (-EFAULT once disposed).
+   */
+  writeFrom(addr: bigint, src: number, len: number): number {
+    return this.h ? this.core.x.um_write(this.h, Number(addr), src, len) : -EFAULT;
+  }
+
+  /** Copies `len` bytes at user address `addr` to linear memory at `dst`: 0 or -EFAULT. */
+  readTo(addr: bigint, dst: number, len: number): number {
+    return this.h ? this.core.x.um_read(this.h, Number(addr), dst, len) : -EFAULT;
+  }
+
+  /**
+   * Backs every page of [addr, addr + len) with a frame, so later writes there cannot fail for
+   * memory: the blocks added, or -ENOMEM with nothing added (-EFAULT once disposed).
+   */
+  reserve(addr: bigint, len: number): number {
+    return this.h ? this.core.x.um_reserve(this.h, Number(addr), len) : -EFAULT;
   }
 
   /** Frees every frame. Idempotent. */

@@ -12,6 +12,8 @@ import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
+import { forEachRunBatch } from './run_batches.js';
+import { PAGE_SIZE } from '../u64.js';
 
 /** A run of dirty pages: the form Cloud Hypervisor sends (start and length in bytes). */
 export interface PageRun {
@@ -26,12 +28,14 @@ export interface DirtyContainer {
   /** The container's smallest IOMMU page size, bytes. */
   readonly pgsize: bigint;
   readonly dirty: {
+    /** Throws what a read of the range would throw (the container's range gate), reading nothing. */
+    check(iova: bigint, size: bigint, opts: { partial: boolean; op?: string }): void;
     collect(
       iova: bigint,
       size: bigint,
       target: DirtyBitmap,
       targetBit: number,
-      opts: { clear: boolean; partial: boolean },
+      opts: { clear: boolean; partial: boolean; op?: string },
     ): void;
   };
 }
@@ -50,36 +54,44 @@ export interface ReadReportOptions {
   core?: Core;
 }
 
-/** The Wasm core behind a container: given, or the typed API's `container.proc.engine.core`. */
-export function coreOf(container: object, given?: Core): Core {
-  const core = given ?? (container as { core?: Core }).core;
-  if (!core) throw new TypeError('readReport: cannot find the Wasm core of this container; pass options.core');
+/**
+ * The Wasm core behind a container: the typed API's `container.core`, or `given` for another
+ * container type. Throws TypeError when `given` is not the container's own core (a bitmap in
+ * another engine's memory cannot receive this container's report).
+ */
+export function coreOf(container: object, given?: Core, op = 'readReport'): Core {
+  const own = (container as { core?: Core }).core;
+  if (own && given && given !== own) throw new TypeError(`${op}: options.core belongs to another engine`);
+  const core = own ?? given;
+  if (!core) throw new TypeError(`${op}: cannot find the Wasm core of this container; pass options.core`);
   return core;
 }
 
-/** Pages of [iova, iova + size) at `pgsize`, after the checks every report range gets. */
-export function reportPages(op: string, iova: bigint, size: bigint, pgsize: bigint): number {
-  const range = { start: iova, length: size };
-  if (size <= 0n || size % pgsize !== 0n || iova % pgsize !== 0n) {
-    throw vfioError(EINVAL, op, range, `range must be a positive multiple of the page size ${pgsize}, aligned`);
-  }
-  const pages = size / pgsize;
-  if (pages > BigInt(BITMAP_MAX_BITS)) throw vfioError(EINVAL, op, range, `more than 2^31 pages; read it in windows`);
-  return Number(pages);
+/** Pages of `size` bytes at `pgsize`: exact for a size the container's range gate let through. */
+export function pagesIn(size: bigint, pgsize: bigint): number {
+  return Number(size / pgsize);
 }
 
 /**
  * Reads the dirty state of `[iova, iova + size)` into a new report (GET_BITMAP semantics: whole
  * mappings, unless `partial`). The caller disposes the report.
- * @throws VfioError from the checks or the container (EINVAL for a bad or bisecting range, ...);
- *   nothing is allocated then
+ * @throws VfioError with the errno GET_BITMAP gives the same range (the container's range gate:
+ *   EINVAL for a bad or bisecting range, EOVERFLOW for one passing 2^64 in linux-6.18, ...), its
+ *   message naming readReport and the rule; nothing is allocated then. TypeError for options.core
+ *   of another engine
  */
 export function readReport(container: DirtyContainer, opts: ReadReportOptions): DirtyReport {
+  const op = 'readReport';
+  const partial = opts.partial ?? false;
+  const core = coreOf(container, opts.core, op);
+  container.dirty.check(opts.iova, opts.size, { partial, op });
+  if (partial && opts.size / container.pgsize > BigInt(BITMAP_MAX_BITS)) {
+    throw vfioError(EINVAL, op, { start: opts.iova, length: opts.size }, 'more than 2^31 pages in one report; use windows');
+  }
   const pgsize = container.pgsize;
-  const nbits = reportPages('readReport', opts.iova, opts.size, pgsize);
-  const bitmap = DirtyBitmap.create(coreOf(container, opts.core), nbits);
+  const bitmap = DirtyBitmap.create(core, pagesIn(opts.size, pgsize));
   try {
-    container.dirty.collect(opts.iova, opts.size, bitmap, 0, { clear: opts.clear ?? true, partial: opts.partial ?? false });
+    container.dirty.collect(opts.iova, opts.size, bitmap, 0, { clear: opts.clear ?? true, partial, op });
   } catch (e) {
     bitmap.dispose();
     throw e;
@@ -205,7 +217,9 @@ export class DirtyReport {
   atPageSize(bytes: bigint | number): DirtyReport {
     const op = 'report.atPageSize';
     const p = BigInt(bytes);
-    if (p < 4096n || (p & (p - 1n)) !== 0n) throw vfioError(EINVAL, op, undefined, `page size must be a power of two >= 4096, got ${p}`);
+    if (p < PAGE_SIZE || (p & (p - 1n)) !== 0n) {
+      throw vfioError(EINVAL, op, undefined, `page size must be a power of two >= ${PAGE_SIZE}, got ${p}`);
+    }
     const k = log2(p) - log2(this.pgsize);
     const bm = this.bitmap;
     if (k <= 0) return new DirtyReport(bm.convert(k), this.iova, p);
@@ -265,27 +279,14 @@ const RUNS_BATCH = 1 << 18;
  */
 function gatherRuns(bm: DirtyBitmap, count: number): Uint32Array {
   if (count === 0) return new Uint32Array(0);
-  const x = bm.core.x;
-  const batch = Math.min(count, RUNS_BATCH);
-  const buf = x.heap_alloc(batch * 8);
-  if (buf < 0) throw vfioError(buf, 'report.runs');
-  try {
-    const out = new Uint32Array(2 * count);
-    let len = 0;
-    for (let pos = 0; pos < bm.nbits; ) {
-      const n = x.bitmap_runs(bm.handle, pos, bm.nbits - pos, buf, batch);
-      if (n < 0) throw vfioError(n, 'report.runs');
-      const got = bm.core.u32().subarray(buf >>> 2, (buf >>> 2) + 2 * n);
-      out.set(got, len);
-      len += 2 * n;
-      if (n < batch) break;
-      pos = got[2 * n - 2] + got[2 * n - 1];
-    }
-    // Keep the exact length; copy only when the bound wasted over half of the array.
-    return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
-  } finally {
-    x.heap_free(buf);
-  }
+  const out = new Uint32Array(2 * count);
+  let len = 0;
+  forEachRunBatch(bm, (pairs) => {
+    out.set(pairs, len);
+    len += pairs.length;
+  }, Math.min(count, RUNS_BATCH));
+  // Keep the exact length; copy only when the bound wasted over half of the array.
+  return len * 2 < out.length ? out.slice(0, len) : out.subarray(0, len);
 }
 
 function log2(p: bigint): number {

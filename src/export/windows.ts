@@ -5,7 +5,8 @@
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import { EINVAL } from '../../assembly/constants.js';
-import { coreOf, DirtyReport, reportPages, type DirtyContainer } from './dirty_report.js';
+import { BITMAP_MAX_BITS } from '../../assembly/constants.js';
+import { coreOf, DirtyReport, pagesIn, type DirtyContainer } from './dirty_report.js';
 import type { Core } from '../wasm.js';
 
 /** Options of {@link windows}. */
@@ -29,25 +30,27 @@ export const DEFAULT_WINDOW = 64n << 30n;
  * Yields one report per window of `[iova, iova + size)`, in ascending order; the last may be
  * shorter. The report yielded is disposed when the consumer asks for the next one (or stops
  * iterating), so a consumer keeps what it needs (count, runs, bytes) before moving on.
- * @throws InvalidArgumentError for a bad range or window size, before any read
+ * @throws VfioError before any read: the errno GET_BITMAP would give the whole range (the
+ *   container's range gate, except that windows may cut mappings and pass 2^31 pages), or
+ *   InvalidArgumentError for a bad window size; TypeError for options.core of another engine
  */
 export function* windows(container: DirtyContainer, opts: WindowOptions): Generator<DirtyReport, void, undefined> {
+  const op = 'windows';
+  const core = coreOf(container, opts.core, op);
+  container.dirty.check(opts.iova, opts.size, { partial: true, op });
   const pg = container.pgsize;
   const win = opts.windowBytes ?? DEFAULT_WINDOW;
-  if (opts.size <= 0n || opts.size % pg !== 0n || opts.iova % pg !== 0n) {
-    throw vfioError(EINVAL, 'windows', { start: opts.iova, length: opts.size }, `range must be a positive multiple of ${pg}, aligned`);
+  if (typeof win !== 'bigint' || win <= 0n || win % pg !== 0n || win / pg > BigInt(BITMAP_MAX_BITS)) {
+    throw vfioError(EINVAL, op, undefined, `windowBytes must be a positive multiple of the page size ${pg}, at most 2^31 pages`);
   }
-  if (opts.iova + opts.size > 1n << 64n) throw vfioError(EINVAL, 'windows', { start: opts.iova, length: opts.size }, 'range passes 2^64');
-  reportPages('windows', 0n, win, pg); // the window itself: aligned, <= 2^31 pages
-  const core = coreOf(container, opts.core);
   const clear = opts.clear ?? true;
   const end = opts.iova + opts.size;
   for (let at = opts.iova; at < end; at += win) {
     const size = end - at < win ? end - at : win;
-    const bitmap = DirtyBitmap.create(core, Number(size / pg));
+    const bitmap = DirtyBitmap.create(core, pagesIn(size, pg));
     const report = new DirtyReport(bitmap, at, pg);
     try {
-      container.dirty.collect(at, size, bitmap, 0, { clear, partial: true });
+      container.dirty.collect(at, size, bitmap, 0, { clear, partial: true, op });
       yield report;
     } finally {
       report.dispose();

@@ -1,13 +1,14 @@
 // The files of KVM: /dev/kvm, a VM fd, a vCPU fd (mappable: its dirty ring), and the subsystem's
 // answer to `proc.open`. What each ioctl does is in ioctl.ts.
-import { EBADF, EINVAL } from '../../assembly/constants.js';
+import { EBADF, EEXIST, EINVAL } from '../../assembly/constants.js';
 import type { FileMapping, IoctlArg, OpenFile, Subsystem } from '../file.js';
 import type { Process } from '../process.js';
 import { callbackScope } from './callbacks.js';
 import { ringMapping } from './dirty_ring.js';
-import { devIoctl, vmIoctl } from './ioctl.js';
-import type { Kvm } from './kvm.js';
-import type { Vcpu } from './vcpu.js';
+import { u64Arg } from './args.js';
+import { devIoctl, KVM_CREATE_VCPU, KVM_CREATE_VM, vmIoctl } from './ioctl.js';
+import { Kvm } from './kvm.js';
+import { Vcpu } from './vcpu.js';
 
 /** An fd of /dev/kvm. */
 export class KvmDevFile implements OpenFile {
@@ -15,6 +16,7 @@ export class KvmDevFile implements OpenFile {
 
   ioctl(proc: Process, request: number, arg: IoctlArg): number {
     callbackScope(proc.engine).forbid('ioctl');
+    if (request === KVM_CREATE_VM) return createVm(proc, u64Arg(arg, 'KVM_CREATE_VM'));
     return devIoctl(proc, request, arg);
   }
 
@@ -32,6 +34,7 @@ export class VmFile implements OpenFile {
 
   ioctl(proc: Process, request: number, arg: IoctlArg): number {
     callbackScope(proc.engine).forbid('ioctl');
+    if (request === KVM_CREATE_VCPU) return createVcpu(proc, this.kvm, u64Arg(arg, 'KVM_CREATE_VCPU'));
     return vmIoctl(proc, this.kvm, request, arg);
   }
 
@@ -73,6 +76,32 @@ export class VcpuFile implements OpenFile {
     if (typeof m !== 'number') this.refs++;
     return m;
   }
+}
+
+/** K1: KVM_CREATE_VM: type 0 only; a new VM owned by `proc` and its fd. */
+function createVm(proc: Process, type: bigint): number {
+  if (type !== 0n) return -EINVAL;
+  const vm = proc.engine.core.x.kvm_vm_create(proc.engine.kvmUserMemSlots);
+  if (vm < 0) return vm;
+  return proc.allocFd(new VmFile(new Kvm(proc.engine, proc, vm)));
+}
+
+/** K3: KVM_CREATE_VCPU: id range, the vCPU limit, a duplicate id; a ring when the VM has one. */
+function createVcpu(proc: Process, kvm: Kvm, id: bigint): number {
+  const max = proc.engine.kvmMaxVcpus;
+  if (id >= BigInt(4 * max)) return -EINVAL;
+  if (kvm.vcpus.length >= max) return -EINVAL;
+  const n = Number(id);
+  if (kvm.vcpus.some((v) => v.id === n)) return -EEXIST;
+  let ring = 0;
+  if (kvm.ringSize) {
+    ring = proc.engine.core.x.kvm_ring_create(kvm.ringSize);
+    if (ring < 0) return ring;
+  }
+  const v = new Vcpu(kvm, n, ring);
+  kvm.vcpus.push(v);
+  kvm.get();
+  return proc.allocFd(new VcpuFile(v));
 }
 
 /** `proc.open('/dev/kvm')`: a new fd each time. */

@@ -1,16 +1,14 @@
 // The ioctls of /dev/kvm and of a VM fd (SPEC-KVM §1.1): numbers to the functions that do them.
 import { kvmUapi } from './uapi.js';
-import { EEXIST, EINVAL, ENOTTY } from '../../assembly/constants.js';
+import { EINVAL, ENOTTY } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
 import type { Process } from '../process.js';
 import { u64Arg } from './args.js';
 import { checkExtension, clearDirtyLog, enableCap, getDirtyLog } from './dirty_log.js';
 import { resetDirtyRings } from './dirty_ring.js';
-import { VcpuFile, VmFile } from './files.js';
-import { Kvm } from './kvm.js';
+import type { Kvm } from './kvm.js';
 import { createDevice } from './kvm_vfio.js';
 import { setUserMemoryRegion } from './memslot.js';
-import { Vcpu } from './vcpu.js';
 
 export const KVM_API_VERSION = kvmUapi.KVM_API_VERSION;
 export const KVMIO = kvmUapi.KVMIO;
@@ -28,17 +26,14 @@ export const KVM_SET_DEVICE_ATTR = kvmUapi.KVM_SET_DEVICE_ATTR;
 export const KVM_GET_DEVICE_ATTR = kvmUapi.KVM_GET_DEVICE_ATTR;
 export const KVM_HAS_DEVICE_ATTR = kvmUapi.KVM_HAS_DEVICE_ATTR;
 
-/** /dev/kvm: GET_API_VERSION, CREATE_VM, CHECK_EXTENSION; anything else EINVAL. */
+/**
+ * /dev/kvm: GET_API_VERSION, CHECK_EXTENSION; anything else EINVAL. (KVM_CREATE_VM makes a file:
+ * src/kvm/files.ts answers it.)
+ */
 export function devIoctl(proc: Process, request: number, arg: IoctlArg): number {
   switch (request) {
     case KVM_GET_API_VERSION:
       return u64Arg(arg, 'KVM_GET_API_VERSION') === 0n ? KVM_API_VERSION : -EINVAL;
-    case KVM_CREATE_VM: {
-      if (u64Arg(arg, 'KVM_CREATE_VM') !== 0n) return -EINVAL;
-      const vm = proc.engine.core.x.kvm_vm_create(proc.engine.kvmUserMemSlots);
-      if (vm < 0) return vm;
-      return proc.allocFd(new VmFile(new Kvm(proc.engine, proc, vm)));
-    }
     case KVM_CHECK_EXTENSION:
       return checkExtension(proc.engine, u64Arg(arg, 'KVM_CHECK_EXTENSION'));
     default:
@@ -46,13 +41,11 @@ export function devIoctl(proc: Process, request: number, arg: IoctlArg): number 
   }
 }
 
-/** A VM fd; anything not listed is ENOTTY. */
+/** A VM fd; anything not listed is ENOTTY. (KVM_CREATE_VCPU makes a file: src/kvm/files.ts.) */
 export function vmIoctl(proc: Process, kvm: Kvm, request: number, arg: IoctlArg): number {
   switch (request) {
     case KVM_CHECK_EXTENSION:
       return checkExtension(proc.engine, u64Arg(arg, 'KVM_CHECK_EXTENSION'));
-    case KVM_CREATE_VCPU:
-      return createVcpu(proc, kvm, u64Arg(arg, 'KVM_CREATE_VCPU'));
     case KVM_SET_USER_MEMORY_REGION:
       return setUserMemoryRegion(kvm, arg);
     case KVM_GET_DIRTY_LOG:
@@ -68,22 +61,4 @@ export function vmIoctl(proc: Process, kvm: Kvm, request: number, arg: IoctlArg)
     default:
       return -ENOTTY;
   }
-}
-
-/** K3: KVM_CREATE_VCPU. */
-function createVcpu(proc: Process, kvm: Kvm, id: bigint): number {
-  const max = proc.engine.kvmMaxVcpus;
-  if (id >= BigInt(4 * max)) return -EINVAL;
-  if (kvm.vcpus.length >= max) return -EINVAL;
-  const n = Number(id);
-  if (kvm.vcpus.some((v) => v.id === n)) return -EEXIST;
-  let ring = 0;
-  if (kvm.ringSize) {
-    ring = proc.engine.core.x.kvm_ring_create(kvm.ringSize);
-    if (ring < 0) return ring;
-  }
-  const v = new Vcpu(kvm, n, ring);
-  kvm.vcpus.push(v);
-  kvm.get();
-  return proc.allocFd(new VcpuFile(v));
 }

@@ -1,15 +1,15 @@
 // Replays a recorded trace (src/sim/trace.ts) against the engine, one line at a time: each line
 // is parsed, then applied through the typed API and the devices' CONTRACT calls. A bad line, or
 // an event the engine refuses, stops the replay with a TraceError naming the line and the
-// reason; nothing after it runs. Each `read` yields its report's bitmap and runs.
+// reason; nothing after it runs. Each `read` lends its report to a callback (printing, export).
 import { VfioError, errnoName } from '../errors.js';
-import { readReport, type PageRun } from '../export/dirty_report.js';
+import { readReport, type DirtyReport } from '../export/dirty_report.js';
 import { uapi } from '../uapi.js';
-import type { SimContainer, SimEngine, SimGroup, SimProcess } from './simulator.js';
+import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import { parseTraceLine, TraceError, traceLines, type TraceEvent } from './trace.js';
 import type { MdevDevice } from './vgpu.js';
 
-/** One `read` of a trace: where it came from and what it found. */
+/** One `read` of a trace: where it came from and the report it made. */
 export interface ReadResult {
   /** 1-based number of the read in the trace. */
   index: number;
@@ -24,10 +24,13 @@ export interface ReadResult {
   pages: number;
   /** Dirty pages. */
   count: number;
-  /** Sorted, merged runs, bytes. */
-  runs: PageRun[];
-  /** The bitmap in the kernel layout. */
-  bytes: Uint8Array;
+  /** The report (bitmap, runs, ...), lent to the onRead callback: it is disposed when it returns. */
+  report: DirtyReport;
+}
+
+/** What the onRead callback threw: passed on as it is, not blamed on the trace line. */
+class OnReadError {
+  constructor(readonly cause: unknown) {}
 }
 
 /** A device the trace declared, and the pins its driver holds (for dma_unmap notifications). */
@@ -57,74 +60,72 @@ export class Replayer {
   }
 
   /**
-   * Applies one event. Returns the read's result for a `read`, else null.
+   * Applies one event; a `read` hands its result to `onRead`. Returns whether it was a read.
    * @throws VfioError (or RangeError) when the engine refuses; the caller names the line
    */
-  apply(ev: TraceEvent, line: number): ReadResult | null {
+  apply(ev: TraceEvent, line: number, onRead: (r: ReadResult) => void): boolean {
     switch (ev.op) {
       case 'device':
         if (this.devices.has(ev.name)) throw new Error(`device "${ev.name}" is already declared`);
         this.addDevice(ev.name, ev.kind, ev.pins);
-        return null;
+        return false;
       case 'map':
         this.ready();
         this.c.map({ iova: ev.iova, size: ev.size, vaddr: this.proc.mmap(ev.size), read: ev.read, write: ev.write });
-        return null;
+        return false;
       case 'unmap':
         this.ready();
         this.c.unmap({ iova: ev.iova, size: ev.size });
-        return null;
+        return false;
       case 'pin': {
         const d = this.device(ev.device);
         const prot = uapi.IOMMU_READ | (ev.write ? uapi.IOMMU_WRITE : 0);
         const r = d.dev.pinPages(ev.iova, ev.npage, prot);
         if (r < 0) throw new Error(`vfio_pin_pages by "${d.name}" failed: ${errnoName(r)}`);
         d.pins.push({ iova: ev.iova, npage: ev.npage });
-        return null;
+        return false;
       }
       case 'unpin': {
         const d = this.device(ev.device);
         d.dev.unpinPages(ev.iova, ev.npage);
         const i = d.pins.findIndex((p) => p.iova === ev.iova && p.npage === ev.npage);
         if (i >= 0) d.pins.splice(i, 1);
-        return null;
+        return false;
       }
       case 'write': {
         const d = this.device(ev.device);
         const r = d.dev.dmaRw(ev.iova, new Uint8Array(ev.length).fill(ev.value), true);
         if (r < 0) throw new Error(`vfio_dma_rw write by "${d.name}" failed: ${errnoName(r)}`);
-        return null;
+        return false;
       }
       case 'start':
         this.ready();
         this.c.dirty.start();
-        return null;
+        return false;
       case 'stop':
         this.ready();
         this.c.dirty.stop();
-        return null;
+        return false;
       case 'read':
         this.ready();
-        return this.read(ev, line);
+        this.read(ev, line, onRead);
+        return true;
     }
   }
 
-  private read(ev: Extract<TraceEvent, { op: 'read' }>, line: number): ReadResult {
+  /** Reads, then hands the result to `onRead`, lending it the report. */
+  private read(ev: Extract<TraceEvent, { op: 'read' }>, line: number, onRead: (r: ReadResult) => void): void {
     const report = readReport(this.c, { iova: ev.iova, size: ev.size, clear: ev.clear });
-    const view = ev.pageSize && ev.pageSize !== report.pgsize ? report.atPageSize(ev.pageSize) : report;
+    let view: DirtyReport = report;
     try {
-      return {
-        index: ++this.reads,
-        line,
-        ...(ev.label ? { label: ev.label } : {}),
-        iova: view.iova,
-        size: view.size,
-        pgsize: view.pgsize,
-        pages: view.pages,
-        count: view.count,
-        runs: view.runs(),
-        bytes: view.bytes(),
-      };
+      if (ev.pageSize && ev.pageSize !== report.pgsize) view = report.atPageSize(ev.pageSize);
+      const { iova, size, pgsize, pages, count } = view;
+      const result: ReadResult = { index: ++this.reads, line, ...(ev.label ? { label: ev.label } : {}), iova, size, pgsize, pages, count, report: view };
+      try {
+        onRead(result);
+      } catch (e) {
+        throw new OnReadError(e);
+      }
     } finally {
       if (view !== report) view.dispose();
       report.dispose();
@@ -173,7 +174,8 @@ export class Replayer {
 /**
  * Replays `text` line by line, handing each read's result to `onRead` as it happens.
  * @returns counts of events applied and reads made
- * @throws TraceError for the first bad line (parse error or refused event); nothing after it ran
+ * @throws TraceError for the first bad line (parse error or refused event); nothing after it ran;
+ *   what `onRead` throws, as it is
  */
 export function replayTrace(engine: SimEngine, text: string, onRead: (r: ReadResult) => void): { events: number; reads: number } {
   const r = new Replayer(engine);
@@ -182,19 +184,17 @@ export function replayTrace(engine: SimEngine, text: string, onRead: (r: ReadRes
   for (const [line, src] of traceLines(text)) {
     const ev = parseTraceLine(src, line);
     if (!ev) continue;
-    let result: ReadResult | null;
+    let wasRead: boolean;
     try {
-      result = r.apply(ev, line);
+      wasRead = r.apply(ev, line, onRead);
     } catch (e) {
       if (e instanceof VfioError) throw new TraceError(line, `${ev.op} refused by the engine: ${e.message}`);
+      if (e instanceof OnReadError) throw e.cause;
       if (e instanceof TraceError) throw e;
       throw new TraceError(line, `${ev.op} failed: ${(e as Error).message}`);
     }
     events++;
-    if (result) {
-      reads++;
-      onRead(result);
-    }
+    if (wasRead) reads++;
   }
   return { events, reads };
 }

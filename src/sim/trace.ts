@@ -34,18 +34,23 @@ export class TraceError extends Error {
   }
 }
 
-/** Each op's fields: required ones map to true, optional ones to false. */
-const FIELDS: Record<TraceOp, Record<string, boolean>> = {
-  device: { name: true, kind: false, pins: false },
-  map: { iova: true, size: true, read: false, write: false },
-  unmap: { iova: true, size: true },
-  pin: { iova: true, npage: true, write: false, device: false },
-  unpin: { iova: true, npage: true, device: false },
-  write: { iova: true, length: true, value: false, device: false },
-  start: {},
-  stop: {},
-  read: { iova: true, size: true, clear: false, pagesize: false, label: false },
-};
+/**
+ * Each op's fields: required ones map to true, optional ones to false. Maps, not objects: a
+ * lookup of "constructor" or "__proto__" must find nothing, not Object.prototype's members.
+ */
+const FIELDS: ReadonlyMap<string, ReadonlyMap<string, boolean>> = new Map(
+  Object.entries({
+    device: { name: true, kind: false, pins: false },
+    map: { iova: true, size: true, read: false, write: false },
+    unmap: { iova: true, size: true },
+    pin: { iova: true, npage: true, write: false, device: false },
+    unpin: { iova: true, npage: true, device: false },
+    write: { iova: true, length: true, value: false, device: false },
+    start: {},
+    stop: {},
+    read: { iova: true, size: true, clear: false, pagesize: false, label: false },
+  } satisfies Record<TraceOp, Record<string, boolean>>).map(([op, f]) => [op, new Map(Object.entries(f))]),
+);
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -98,14 +103,14 @@ export function parseTraceLine(text: string, line: number): TraceEvent | null {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TraceError(line, 'an event must be a JSON object');
   const r = o as Record<string, unknown>;
   const op = r.op;
-  if (typeof op !== 'string' || !(op in FIELDS)) {
-    throw new TraceError(line, `unknown op ${JSON.stringify(op)} (expected one of ${Object.keys(FIELDS).join(', ')})`);
+  const fields = typeof op === 'string' ? FIELDS.get(op) : undefined;
+  if (!fields) {
+    throw new TraceError(line, `unknown op ${JSON.stringify(op)} (expected one of ${[...FIELDS.keys()].join(', ')})`);
   }
-  const fields = FIELDS[op as TraceOp];
   for (const k of Object.keys(r)) {
-    if (k !== 'op' && !(k in fields)) throw new TraceError(line, `unknown field "${k}" for op "${op}"`);
+    if (k !== 'op' && !fields.has(k)) throw new TraceError(line, `unknown field ${JSON.stringify(k)} for op "${op}"`);
   }
-  for (const [k, required] of Object.entries(fields)) {
+  for (const [k, required] of fields) {
     if (required && r[k] === undefined) throw new TraceError(line, `op "${op}" needs "${k}"`);
   }
   try {

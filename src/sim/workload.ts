@@ -36,11 +36,30 @@ export interface WorkloadOptions {
 /** Largest batch handed to a sink at once, in pages (4 MiB of indices). */
 const BATCH = 1 << 20;
 
-/** One component of a workload: a pattern and its share of the rate. */
+type Pattern = 'uniform' | 'hotcold' | 'sweep';
+
+/** One component of a workload: a pattern and its rate. */
 interface Component {
-  pattern: 'uniform' | 'hotcold' | 'sweep';
+  pattern: Pattern;
   rate: number;
 }
+
+/** Each kind's components and their shares of the rate. */
+const MIX: Record<WorkloadKind, readonly { pattern: Pattern; share: number }[]> = {
+  uniform: [{ pattern: 'uniform', share: 1 }],
+  hotcold: [{ pattern: 'hotcold', share: 1 }],
+  sweep: [{ pattern: 'sweep', share: 1 }],
+  mixed: [
+    { pattern: 'hotcold', share: 0.7 },
+    { pattern: 'sweep', share: 0.2 },
+    { pattern: 'uniform', share: 0.1 },
+  ],
+};
+
+/** Each kind's share of writes drawn page by page (a sweep's come as ranges, at no cost a page). */
+export const RANDOM_SHARE: Readonly<Record<WorkloadKind, number>> = Object.fromEntries(
+  WORKLOAD_KINDS.map((k) => [k, MIX[k].reduce((a, c) => a + (c.pattern === 'sweep' ? 0 : c.share), 0)]),
+) as Record<WorkloadKind, number>;
 
 /** A seeded guest write workload over one guest's RAM. */
 export class Workload {
@@ -59,15 +78,7 @@ export class Workload {
     this.options = options;
     this.layout = layout;
     this.prng = new Prng(options.seed);
-    const r = options.rate;
-    this.components =
-      options.kind === 'mixed'
-        ? [
-            { pattern: 'hotcold', rate: r * 0.7 },
-            { pattern: 'sweep', rate: r * 0.2 },
-            { pattern: 'uniform', rate: r * 0.1 },
-          ]
-        : [{ pattern: options.kind, rate: r }];
+    this.components = MIX[options.kind].map((c) => ({ pattern: c.pattern, rate: options.rate * c.share }));
     this.hotPages = Math.max(1, Math.round(layout.ramPages * options.hotFraction));
     this.hotStart = this.prng.below(layout.ramPages);
   }

@@ -1,10 +1,12 @@
 // A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
 // IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
-import { EBUSY, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
 import { Type1 } from './type1.js';
 import { uapi } from '../uapi.js';
+import type { Process } from '../process.js';
+import { vmmDrop, vmmDropIfUnused, vmmTake } from '../ioasid/vfio_pasid.js';
 
 const { VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_DMA_CC_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR } = uapi;
 
@@ -20,6 +22,13 @@ export class Container {
   fds = 1;
   /** The selected IOMMU driver's state, or null before SET_IOMMU. */
   iommu: Type1 | null = null;
+  /**
+   * True while one of this container's dma_unmap ops runs (an UNMAP notifying its drivers): calls
+   * that would change its groups, page sizes or tracking state then answer -EDEADLK.
+   */
+  get notifying(): boolean {
+    return this.iommu?.inCallback ?? false;
+  }
 
   constructor(engine: Engine, seq: number, fd: number) {
     this.engine = engine;
@@ -44,8 +53,12 @@ export class Container {
     }
   }
 
-  /** VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). */
-  setIommu(type: number): number {
+  /**
+   * VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). A
+   * `syswidePasid` group on TYPE1v2 takes `proc`'s vmm first (SPEC-PASID VM1).
+   */
+  setIommu(type: number, proc: Process): number {
+    if (this.iommu?.inCallback) return -EDEADLK; // the kernel takes the group lock first
     if (this.groups.length === 0 || this.iommu) return -EINVAL;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_UNMAP_ALL) return -ENODEV;
     if (type === VFIO_UNMAP_ALL) return -EINVAL; // type1 answers the extension but cannot open it
@@ -54,9 +67,11 @@ export class Container {
     if (typeof t === 'number') return t;
     const done: Group[] = [];
     for (const g of this.groups) {
-      const r = t.attachGroup(g);
+      let r = g.syswidePasid && t.v2 ? vmmTake(this, proc) : 0;
+      if (r >= 0) r = t.attachGroup(g);
       if (r < 0) {
         for (const d of done.reverse()) t.detachGroup(d);
+        vmmDrop(this);
         t.release();
         return r;
       }
@@ -66,12 +81,25 @@ export class Container {
     return 0;
   }
 
-  /** VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno. */
-  addGroup(g: Group): number {
+  /**
+   * VFIO_GROUP_SET_CONTAINER after the fd checks: 0 or -errno; -EDEADLK inside a dma_unmap op of
+   * this container (the running UNMAP's groups and page sizes must not change under it).
+   */
+  addGroup(g: Group, proc: Process): number {
+    if (this.notifying) return -EDEADLK;
     if (!g.viable) return -EPERM;
     if (this.iommu) {
-      const r = this.iommu.attachGroup(g);
-      if (r < 0) return r;
+      const t = this.iommu;
+      const took = g.syswidePasid && t.v2 && !this.groups.some((o) => o.syswidePasid);
+      if (took) {
+        const v = vmmTake(this, proc);
+        if (v < 0) return v;
+      }
+      const r = t.attachGroup(g);
+      if (r < 0) {
+        if (took) vmmDrop(this);
+        return r;
+      }
     }
     g.container = this;
     this.groups.push(g);
@@ -83,6 +111,7 @@ export class Container {
     if (this.iommu && g.attached) this.iommu.detachGroup(g);
     this.groups.splice(this.groups.indexOf(g), 1);
     g.container = null;
+    vmmDropIfUnused(this);
     if (this.groups.length === 0 && this.iommu) {
       this.iommu.release();
       this.iommu = null;
@@ -90,9 +119,13 @@ export class Container {
     this.engine.forgetIfUnused(this);
   }
 
-  /** VFIO_GROUP_UNSET_CONTAINER checks: device fds still open -> EBUSY. */
+  /**
+   * VFIO_GROUP_UNSET_CONTAINER checks: no container -> EINVAL; inside a dma_unmap op of that
+   * container -> EDEADLK; device fds still open -> EBUSY.
+   */
   static unsetContainer(g: Group): number {
     if (!g.container) return -EINVAL;
+    if (g.container.notifying) return -EDEADLK;
     if (g.file && g.file.deviceFds > 0) return -EBUSY;
     g.container.removeGroup(g);
     return 0;

@@ -2,7 +2,7 @@
 // The file lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3).
 import { ENOTTY } from '../../assembly/constants.js';
 import type { OpenFile } from '../file.js';
-import { releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
 
 export class DeviceFile implements OpenFile {
   readonly kind = 'vfio-device';
@@ -42,5 +42,11 @@ export class DeviceFile implements OpenFile {
     if (this.device.openCount === 0) this.device.dropKvm();
     this.group.deviceFds--;
     releaseIfUnused(this.group);
+  }
+
+  /** Closing the group file's last reference detaches the group: refused while its container notifies. */
+  releaseBlocked(all: boolean): boolean {
+    if (!all && this.kvmRefs > 0) return false; // a KVM-VFIO entry keeps the file: nothing is released
+    return groupReleaseBlocked(this.group, all || (!this.group.fdOpen && this.group.deviceFds === 1));
   }
 }

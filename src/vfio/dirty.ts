@@ -1,31 +1,39 @@
 // Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
 // used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
-import { EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
-import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { EDEADLK, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '../../assembly/constants.js';
+import { DirtyBitmap, wordOffset } from '../core/dirty_bitmap.js';
+import { reportUser, reportWords } from '../core/report.js';
 import type { Dma } from './dma.js';
-import { DIRTY_BITMAP_PAGES_MAX } from './dma_map.js';
+import type { ReportSink } from './dma_map.js';
+import type { UserBitmap } from './range_gate.js';
+import { uapi } from '../uapi.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 
-/** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages) or -ENOMEM. */
+const { DIRTY_BITMAP_PAGES_MAX } = uapi;
+
+/**
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_START: 0, -EINVAL (a dma over INT_MAX pages), -ENOMEM, or
+ * -EDEADLK from inside one of the container's dma_unmap callbacks (tracking would change under
+ * the running unmap).
+ */
 export function dirtyStart(t: Type1): number {
   if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
-  const x = t.core.x;
-  const shift = t.pgshift - 12;
+  if (t.inCallback) return -EDEADLK;
   const made: Dma[] = [];
   const undo = (ret: number): number => {
     for (const d of made) {
-      x.bitmap_free(d.bitmap);
-      d.bitmap = 0;
+      d.bitmap!.dispose();
+      d.bitmap = null;
     }
     return ret;
   };
   for (const d of t.all()) {
     const nbits = t.nbits(d);
     if (nbits > DIRTY_BITMAP_PAGES_MAX) return undo(-EINVAL);
-    const bm = x.bitmap_create(nbits);
-    if (bm < 0) return undo(bm);
-    if (d.pins) x.pins_mark(d.pins, bm, 0n, nbits, shift);
+    const bm = DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') return undo(bm);
+    if (d.pins) d.pins.mark(bm.handle, 0n, nbits, t.bitShift);
     d.bitmap = bm;
     d.nbits = nbits;
     made.push(d);
@@ -34,12 +42,17 @@ export function dirtyStart(t: Type1): number {
   return 0;
 }
 
-/** VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: always 0; all dirty state is dropped. */
+/**
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: 0; all dirty state is dropped. From inside one of the
+ * container's dma_unmap callbacks, while tracking is on, -EDEADLK with nothing changed: the
+ * running unmap may still have to report the dirty bits STOP would drop.
+ */
 export function dirtyStop(t: Type1): number {
   if (!t.tracking) return 0;
+  if (t.inCallback) return -EDEADLK;
   for (const d of t.dmas.values()) {
-    t.core.x.bitmap_free(d.bitmap);
-    d.bitmap = 0;
+    d.bitmap?.dispose();
+    d.bitmap = null;
   }
   t.tracking = false;
   return 0;
@@ -54,19 +67,18 @@ export function dirtyStop(t: Type1): number {
  * (START's limit) or memory runs out.
  */
 export function regrain(t: Type1, shift: number): boolean {
-  const x = t.core.x;
-  const made: [Dma, number, number][] = [];
+  const made: [Dma, DirtyBitmap, number][] = [];
   for (const d of t.all()) {
-    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift));
-    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? x.bitmap_convert_new(d.bitmap, shift - t.pgshift) : -EINVAL;
-    if (bm < 0) {
-      for (const [, b] of made) x.bitmap_free(b);
+    const nbits = Number((d.size + (1n << BigInt(shift)) - 1n) >> BigInt(shift)); // d's bits at 2^shift
+    const bm = nbits <= DIRTY_BITMAP_PAGES_MAX ? d.bitmap!.tryConvert(shift - t.pgshift) : -EINVAL;
+    if (typeof bm === 'number') {
+      for (const [, b] of made) b.dispose();
       return false;
     }
     made.push([d, bm, nbits]);
   }
   for (const [d, bm, nbits] of made) {
-    x.bitmap_free(d.bitmap);
+    d.bitmap!.dispose();
     d.bitmap = bm;
     d.nbits = nbits;
   }
@@ -78,74 +90,151 @@ export function allDirty(t: Type1, d: Dma): boolean {
   return t.nonPinnedGroups > 0 && d.iommuMapped;
 }
 
+/** Where one dma's report lands in a user bitmap (SPEC §5.5): its first word's address and shift. */
+interface Footprint {
+  /** bitmap.data + 8w. */
+  addr: bigint;
+  /** Bytes written: 8L. */
+  len: bigint;
+  /** s: the dma's first bit within that word. */
+  s: number;
+}
+
 /**
- * Writes d's report into the user bitmap at `data`, relative to `base` (SPEC §5.5), then resets
- * d's bitmap (§5.6). -EFAULT when the words it would touch are not all mapped (d unchanged).
+ * The words d's report writes into the user bitmap `bm` for a request starting at `base`, or
+ * null when any of them would lie outside [bm.data, bm.data + bm.size): the one guard that keeps
+ * every write inside the caller's buffer, whatever happened to the page size since the checks.
  */
-export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, data: bigint): number {
-  const o = Number((d.iova - base) >> t.pgshiftBig); // < 2^52: exact
+function footprint(t: Type1, d: Dma, base: bigint, bm: UserBitmap): Footprint | null {
+  if (d.iova < base) return null;
+  const o = t.bitOf(base, d.iova);
   const s = o % 64;
-  const addr = data + BigInt((o - s) / 8);
-  if (!proc.isMapped(addr, BigInt(Math.ceil((d.nbits + s) / 64) * 8))) return -EFAULT;
-  const r = t.core.x.report_user(proc.um.handle, Number(addr), d.bitmap, s, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0);
+  const addr = bm.data + BigInt(wordOffset(o));
+  const len = BigInt(Math.ceil((d.nbits + s) / 64) * 8);
+  return addr + len <= bm.data + bm.size ? { addr, len, s } : null;
+}
+
+/**
+ * Writes d's report into the user bitmap `bm`, relative to `base` (SPEC §5.5), then resets d's
+ * bitmap (§5.6). -EFAULT when the words it would touch are not all mapped, -EINVAL when they
+ * would pass bm.size, -ENOMEM when frames are missing and cannot be had (d unchanged in each
+ * case). `scratch` is a PAGE_SIZE block for an unaligned bitmap (0: allocated per call).
+ */
+export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: UserBitmap, scratch = 0): number {
+  const f = footprint(t, d, base, bm);
+  if (!f) return -EINVAL;
+  if (!proc.isMapped(f.addr, f.len)) return -EFAULT;
+  const r = reportUser(d.bitmap!, proc.um, f.addr, f.s, d.pins, t.bitShift, allDirty(t, d), scratch);
   return r < 0 ? -ENOMEM : 0;
+}
+
+/**
+ * Everything a harvest of `ds` (ascending) into the user bitmap `bm` allocates, taken before the
+ * first dma is read, all or nothing: a scratch page when bm.data is unaligned, and user memory
+ * frames under every word the reports will write. The reservation stops at the first dma whose
+ * words are unmapped or outside bm (its report fails there, EFAULT or EINVAL, as it would
+ * anyway). Returns the scratch address (0: none needed), or -ENOMEM with nothing changed.
+ * `scratch` is one the caller already holds (a restarted unmap), reused.
+ */
+export function reserveHarvest(
+  t: Type1, proc: Process, ds: readonly Dma[], base: bigint, bm: UserBitmap, scratch = 0,
+): number {
+  const own = scratch === 0 && (bm.data & 7n) !== 0n;
+  if (own) {
+    scratch = t.core.alloc(PAGE_SIZE);
+    if (scratch < 0) return -ENOMEM;
+  }
+  const ranges: [bigint, bigint][] = [];
+  for (const d of ds) {
+    const f = footprint(t, d, base, bm);
+    if (!f || !proc.isMapped(f.addr, f.len)) break;
+    ranges.push([f.addr, f.len]);
+  }
+  const r = proc.um.reserveRanges(ranges);
+  if (r < 0) {
+    if (own) t.core.free(scratch);
+    return r;
+  }
+  return scratch;
+}
+
+/**
+ * The report sink of an unmap with GET_DIRTY_BITMAP into the user bitmap `bm` (request at
+ * `base`): reserves before each pass of the unmap (reserveHarvest), so a lack of memory fails
+ * the unmap before any dma of the pass is read or removed.
+ */
+export function userSink(t: Type1, proc: Process, base: bigint, bm: UserBitmap): ReportSink {
+  let scratch = 0;
+  const reserved = new Set<Dma>(); // a restart reserves only for dmas a callback mapped since
+  return Object.assign((d: Dma) => reportToUser(t, proc, d, base, bm, scratch), {
+    prepare(ds: readonly Dma[]): number {
+      const fresh = ds.filter((d) => !reserved.has(d));
+      if (!fresh.length) return 0;
+      const r = reserveHarvest(t, proc, fresh, base, bm, scratch);
+      if (r < 0) return r;
+      scratch = r;
+      for (const d of fresh) reserved.add(d);
+      return 0;
+    },
+    release(): void {
+      if (scratch) t.core.free(scratch);
+      scratch = 0;
+    },
+  });
 }
 
 /**
  * Writes d's report into a Wasm bitmap whose bit 0 is page `base`, then resets d's bitmap: what
  * reportToUser does for a zeroed user bitmap, for callers that want the bits in the core.
+ * -EINVAL, with nothing written, when the report would pass the end of `out`.
  */
 export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap): number {
-  const o = Number((d.iova - base) >> BigInt(t.pgshift));
-  const at = t.core.x.bitmap_words(out.handle) + Math.floor(o / 64) * 8;
-  t.core.x.report_words(at, d.bitmap, 0, d.nbits, o % 64, d.pins, t.pgshift - 12, allDirty(t, d) ? 1 : 0, 1);
+  if (d.iova < base) return -EINVAL;
+  const o = t.bitOf(base, d.iova);
+  if (Math.ceil((o + d.nbits) / 64) > Math.ceil(out.nbits / 64)) return -EINVAL;
+  reportWords(out.wordAddress(o), d.bitmap!, 0, d.nbits, o % 64, d.pins, t.bitShift, allDirty(t, d), true);
   return 0;
 }
 
-/** v2 rule shared by unmap and GET_BITMAP: no dma may be cut by [iova, last]. */
-export function bisects(t: Type1, iova: bigint, last: bigint): boolean {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return true;
-  const b = t.find(last);
-  return b !== undefined && b.last !== last;
-}
-
 /**
- * GET_BITMAP after its argument checks (SPEC §5.4 steps 8-9): every dma in [iova, last] is
- * reported into the user bitmap at `data`, in ascending order.
+/**
+ * GET_BITMAP after the range gate (dirtyReadGate, SPEC §5.4 steps 1-8) let it through (step 9):
+ * every dma in [iova, last] is reported into the user bitmap `bm`, in ascending order.
+ * Everything the reports allocate is taken first (reserveHarvest), so -ENOMEM comes before any
+ * dma is read: no dirty bit is lost to a failure the caller cannot tell from a report. Only a
+ * fault (EFAULT, SPEC §8.1 item 7) stops part-way.
  */
-export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, data: bigint): number {
-  const a = t.find(iova);
-  if (a && a.iova !== iova) return -EINVAL;
-  const b = a && a.last >= last ? a : t.find(last);
-  if (b && b.last !== last) return -EINVAL;
-  for (let d = a ?? t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
-    const r = reportToUser(t, proc, d, iova, data);
-    if (r < 0) return r;
+export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm: UserBitmap): number {
+  const ds = t.inRange(iova, last);
+  if (!ds.length) return 0;
+  const scratch = reserveHarvest(t, proc, ds, iova, bm);
+  if (scratch < 0) return scratch;
+  try {
+    for (const d of ds) {
+      const r = reportToUser(t, proc, d, iova, bm, scratch);
+      if (r < 0) return r;
+    }
+    return 0;
+  } finally {
+    if (scratch) t.core.free(scratch);
   }
-  return 0;
 }
 
 /**
- * The engine's own read into a Wasm bitmap's words at `dstWords` (a pointer): every dma page in
- * [iova, last] lands at bit `bit0 + (page - iova) / pgsize`, with the kernel's word footprint.
- * `partial` lets the range cut dmas (windows); `clear` false leaves the dirty state as it was.
+ * The engine's own read, after the range gate (dirtyReadGate) let [iova, last] through, into a
+ * Wasm bitmap's words at `dstWords` (a pointer): every dma page in [iova, last] lands at bit
+ * `bit0 + (page - iova) / pgsize`, with the kernel's word footprint. Pages of dmas the range cuts
+ * (a windowed read) are read too; `clear` false leaves the dirty state as it was.
  */
-export function dirtyCollect(
-  t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean, partial: boolean,
-): number {
-  if (!t.tracking) return -EINVAL;
-  if (!partial && bisects(t, iova, last)) return -EINVAL;
-  const x = t.core.x;
-  const sh = BigInt(t.pgshift);
-  for (let d = t.first(iova, last); d; d = d.last >= last ? undefined : t.first(d.last + 1n, last)) {
+export function dirtyCollect(t: Type1, iova: bigint, last: bigint, dstWords: number, bit0: number, clear: boolean): number {
+  for (let d = t.first(iova, last); d; d = t.next(d, last)) {
     const lo = d.iova > iova ? d.iova : iova;
     const hi = d.last < last ? d.last : last;
-    const first = Number((lo - d.iova) >> sh);
-    const count = Number((hi - lo) >> sh) + 1;
-    const o = bit0 + Number((lo - iova) >> sh);
-    const at = dstWords + Math.floor(o / 64) * 8;
-    x.report_words(at, d.bitmap, first, count, o % 64, clear ? d.pins : 0, t.pgshift - 12, allDirty(t, d) ? 1 : 0, clear ? 1 : 0);
+    const first = t.bitOf(d.iova, lo);
+    const count = t.bitOf(lo, hi) + 1;
+    const o = bit0 + t.bitOf(iova, lo);
+    const at = dstWords + wordOffset(o);
+    reportWords(at, d.bitmap!, first, count, o % 64, clear ? d.pins : null, t.bitShift, allDirty(t, d), clear);
   }
   return 0;
 }

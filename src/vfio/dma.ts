@@ -1,7 +1,10 @@
 // One vfio_dma: a user mapping of [iova, iova+size) to the mapper's memory at vaddr.
 import type { Process } from '../process.js';
+import type { DirtyBitmap } from '../core/dirty_bitmap.js';
+import type { PinTable } from '../core/pin_table.js';
 
 import { uapi } from '../uapi.js';
+import { PAGE_SHIFT } from '../u64.js';
 
 /** IOMMU_READ / IOMMU_WRITE: the device's access rights. */
 export const { IOMMU_READ, IOMMU_WRITE } = uapi;
@@ -15,7 +18,7 @@ export class Dma {
   readonly size: bigint;
   /** Inclusive last IOVA: iova + size - 1, never wrapping. */
   readonly last: bigint;
-  /** PAGE_SIZE pages: size >> 12 (exact below 2^52). */
+  /** PAGE_SIZE pages: size >> PAGE_SHIFT (exact below 2^52). */
   readonly npages: number;
   /** Mapper's user address of the first byte. */
   vaddr: bigint;
@@ -31,19 +34,19 @@ export class Dma {
   vaddrInvalid = false;
   /** Pages charged to owner.locked_vm through this dma. */
   lockedVm = 0n;
-  /** Core dirty bitmap handle while tracking (0 otherwise). */
-  bitmap = 0;
+  /** The dirty bitmap while tracking (null otherwise). */
+  bitmap: DirtyBitmap | null = null;
   /** Bits of that bitmap: size in pgsize pages, fixed while tracking. */
   nbits = 0;
-  /** Core pin table handle (0 until the first external pin). */
-  pins = 0;
+  /** Pages pinned through vfio_pin_pages (null until the first pin). */
+  pins: PinTable | null = null;
 
   constructor(id: number, iova: bigint, size: bigint, vaddr: bigint, prot: number, owner: Process) {
     this.id = id;
     this.iova = iova;
     this.size = size;
     this.last = iova + size - 1n;
-    this.npages = Number(size >> 12n);
+    this.npages = Number(size >> PAGE_SHIFT);
     this.vaddr = vaddr;
     this.prot = prot;
     this.owner = owner;

@@ -5,7 +5,7 @@ import {
 } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
 import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
-import { bisects } from './dirty.js';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
 import { U64_MAX } from '../u64.js';
@@ -74,8 +74,8 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
   }
   if (t.tracking) {
     const nbits = t.nbits(d);
-    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : t.core.x.bitmap_create(nbits);
-    if (bm < 0) {
+    const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : DirtyBitmap.tryCreate(t.core, nbits);
+    if (typeof bm === 'number') {
       t.remove(d);
       return bm;
     }
@@ -99,28 +99,85 @@ function changeOwner(d: Dma, proc: Process): number {
   return 0;
 }
 
-/** The user bitmap of UNMAP with GET_DIRTY_BITMAP or of GET_BITMAP (struct vfio_bitmap). */
-export interface UserBitmap {
-  pgsize: bigint;
-  size: bigint;
-  data: bigint;
-}
+/**
+ * Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. `prepare`, if
+ * present, runs before each pass of the unmap over the dmas the pass may report, and reserves
+ * what the reports allocate (0 or -ENOMEM, nothing changed); `release` runs once at the end.
+ */
+export type ReportSink = ((d: Dma) => number) & {
+  prepare?: (ds: readonly Dma[]) => number;
+  release?: () => void;
+};
 
-/** Reports one dma about to be removed (unmap with GET_DIRTY_BITMAP): 0 or -errno. */
-export type ReportSink = (d: Dma) => number;
-
-/** The result of an unmap: ret 0 or -errno, and the bytes unmapped (copied back only on 0). */
+/**
+ * The result of an unmap: ret 0 or -errno, and the bytes unmapped (copied back only on 0).
+ * `thrown` holds what dma_unmap callbacks threw (see unmapDma); the caller finishes its own
+ * copy-back, then calls {@link rethrowCallbackErrors}.
+ */
 export interface UnmapResult {
   ret: number;
   size: bigint;
+  thrown?: unknown[];
+}
+
+/**
+ * Throws what the dma_unmap callbacks of an unmap threw, after the unmap completed: the single
+ * exception itself, or an AggregateError of several. Does nothing when none threw.
+ */
+export function rethrowCallbackErrors(r: UnmapResult): void {
+  const e = r.thrown;
+  if (!e || e.length === 0) return;
+  throw e.length === 1 ? e[0] : new AggregateError(e, `${e.length} dma_unmap callbacks threw`);
 }
 
 /**
  * vfio_dma_do_unmap after the ioctl-level checks (SPEC §3.2 to §3.8, §8 item 10): removes (or,
  * with VADDR, invalidates) every dma in range, notifying drivers that hold pins and restarting.
+ *
+ * Driver callbacks (SPEC §3.6, §8 item 9): the container lock is dropped while they run, so a
+ * callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
+ * bitmap. What would change the container's groups, page sizes or tracking state (SET_CONTAINER
+ * onto it, UNSET_CONTAINER of one of its groups, SET_IOMMU, START or STOP) fails with -EDEADLK
+ * and changes nothing, as the kernel's group lock would block it. A group file's final close
+ * inside a callback succeeds, and its detach waits until the outermost unmap of the container
+ * returns (the group cannot be opened again until then).
+ *
+ * A callback that throws does not stop the unmap: the exception is caught, the unmap goes on as
+ * the kernel's would once the driver returned (restart; a dma whose pins remain fails with
+ * EBUSY), and the exceptions are handed back in `thrown` for the caller to rethrow once the call
+ * is complete (rethrowCallbackErrors).
  */
 export function unmapDma(
   t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
+): UnmapResult {
+  const thrown: unknown[] = [];
+  let r: UnmapResult;
+  try {
+    r = unmapLoop(t, flags, iova, size, bitmapPgsize, report, thrown);
+  } finally {
+    report?.release?.();
+  }
+  if (thrown.length) r.thrown = thrown;
+  return r;
+}
+
+/** Calls every participating driver's dma_unmap op for d, catching what they throw. */
+function notify(t: Type1, d: Dma, thrown: unknown[]): void {
+  for (const dev of t.participants()) {
+    t.callbackDepth++;
+    try {
+      dev.dmaUnmap!(d.iova, d.size);
+    } catch (e) {
+      thrown.push(e);
+    } finally {
+      t.callbackDepth--;
+    }
+  }
+}
+
+function unmapLoop(
+  t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
+  thrown: unknown[],
 ): UnmapResult {
   const p = t.profile;
   const all = (flags & UNMAP_FLAG_ALL) !== 0;
@@ -145,18 +202,19 @@ export function unmapDma(
   let unmapped = 0n;
   const notified = new Set<Dma>();
   for (;;) {
-    if (t.v2 && !all) {
-      // Pre-6.18, the end lookup of a range reaching 2^64 never matched: only the start is checked.
-      const a = topBroken ? t.find(iova) : undefined;
-      if (topBroken ? a !== undefined && a.iova !== iova : bisects(t, iova, last)) return fail(-EINVAL);
-    }
+    if (t.v2 && !all && t.cutBy(iova, last)) return fail(-EINVAL);
     if (topBroken) return { ret: 0, size: 0n };
+    if (report?.prepare) {
+      // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
+      const r = report.prepare(t.inRange(iova, last));
+      if (r < 0) return fail(r);
+    }
     let restart = false;
     const invalidated: Dma[] = [];
     let d = t.first(iova, last);
     while (d) {
       if (!t.v2 && iova > d.iova) break; // v1: the request begins inside this dma
-      const next = d.last >= last ? undefined : t.first(d.last + 1n, last);
+      const next = t.next(d, last);
       if (inval) {
         if (d.vaddrInvalid) {
           for (const e of invalidated) e.vaddrInvalid = false;
@@ -174,7 +232,7 @@ export function unmapDma(
         // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
         if (notified.has(d)) return fail(-EBUSY);
         notified.add(d);
-        for (const dev of t.participants()) dev.dmaUnmap!(d.iova, d.size);
+        notify(t, d, thrown);
         restart = true;
         break;
       }

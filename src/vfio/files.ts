@@ -4,7 +4,7 @@ import { EBUSY, ENOENT } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile, Subsystem } from '../file.js';
 import type { Process } from '../process.js';
 import type { Container } from './container.js';
-import { releaseIfUnused, type GroupFile } from './group.js';
+import { groupReleaseBlocked, releaseIfUnused, type GroupFile } from './group.js';
 import { containerIoctl, groupIoctl } from './ioctl.js';
 
 /** An fd of /dev/vfio/vfio. */
@@ -43,6 +43,11 @@ export class GroupFd implements OpenFile {
   close(): void {
     this.file.fdOpen = false;
     releaseIfUnused(this.file);
+  }
+
+  /** Closing the last reference detaches the group: refused while its container notifies. */
+  releaseBlocked(all: boolean): boolean {
+    return groupReleaseBlocked(this.file, all || this.file.deviceFds === 0);
   }
 }
 

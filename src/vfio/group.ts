@@ -1,4 +1,5 @@
 // IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
+import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { Engine } from '../engine.js';
@@ -20,6 +21,8 @@ export interface GroupOptions {
   aperture?: [bigint, bigint];
   /** Inclusive reserved regions ('iommu' only); default the x86 MSI window. */
   reserved?: [bigint, bigint][];
+  /** Behind an IOMMU that needs system-wide PASIDs (SPEC-PASID §3.1); 'iommu' only, default false. */
+  syswidePasid?: boolean;
 }
 
 /** The open group file: alive while its fd is open or any device fd obtained from it is. */
@@ -53,6 +56,9 @@ export class Group {
   pinnedScope = false;
   /** The KVM of the group file (SPEC-KVM F4): set by KVM-VFIO FILE_ADD, cleared by DEL/release. */
   kvm: Kvm | null = null;
+  private removedFlag = false;
+  /** Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (SPEC-PASID §3.1). */
+  readonly syswidePasid: boolean;
 
   constructor(engine: Engine, id: number, o: GroupOptions) {
     this.engine = engine;
@@ -68,6 +74,10 @@ export class Group {
     if (new Set(names).size !== names.length) throw new RangeError('device names must be unique');
     this.devices = names.map((n) => new VfioDevice(this, n));
     this.viable = o.viable ?? true;
+    this.syswidePasid = o.syswidePasid ?? false;
+    if (typeof this.syswidePasid !== 'boolean' || (this.syswidePasid && this.kind !== 'iommu')) {
+      throw new TypeError("syswidePasid must be a boolean, and true only for kind 'iommu'");
+    }
     this.pgsizeBitmap = o.pgsizeBitmap ?? 0x40201000n;
     this.aperture = o.aperture ?? [0n, 0xffff_ffff_ffffn];
     this.reserved = o.reserved ?? [[0xfee0_0000n, 0xfeef_ffffn]];
@@ -88,6 +98,31 @@ export class Group {
   /** The device named `name`, or undefined. */
   device(name: string): VfioDevice | undefined {
     return this.devices.find((d) => d.name === name);
+  }
+
+  /** True once `remove()` has succeeded. */
+  get removed(): boolean {
+    return this.removedFlag;
+  }
+
+  /** The same as `removed` (the lifetime getter every engine object has). */
+  get isDisposed(): boolean {
+    return this.removedFlag;
+  }
+
+  /**
+   * Removes the group from the host, as unbinding its devices from VFIO does: 0, or -EBUSY while
+   * the group file is open (its fd, or a device fd obtained through it). The kernel's removal
+   * waits for the device fds to close; the engine cannot wait, so it refuses, and nothing
+   * changes. Afterwards `/dev/vfio/<id>` is ENOENT, the engine no longer lists the group, and its
+   * number is never handed out again. 0 and nothing if already removed.
+   */
+  remove(): number {
+    if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
+    if (this.file) return -EBUSY;
+    this.removedFlag = true;
+    this.engine.forgetGroup(this);
+    return 0;
   }
 }
 
@@ -116,8 +151,22 @@ export class VfioDevice {
     return this.openCount > 0 && this.dmaUnmap !== null;
   }
 
-  /** Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. */
+  /** Throws once the engine is disposed (the driver-side calls below check it first). */
+  private live(): void {
+    if (this.group.engine.isDisposed) throw new Error('engine disposed');
+  }
+
+  /**
+   * Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. The op
+   * runs inside the unmap that needs the range: it should unpin there, and may also pin, map,
+   * unmap other ranges, dma_rw and read dirty bits. Calls that would change that container's
+   * groups, page sizes or tracking state return -EDEADLK and change nothing (a close that would
+   * detach a group included: the fd stays open). An exception from the op does not stop the unmap;
+   * it is rethrown by the unmap's ioctl (or typed call) after the unmap completed and its results
+   * were copied back.
+   */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
+    this.live();
     if (typeof op !== 'function') throw new TypeError('registerDmaUnmap takes a function');
     const was = this.participating;
     this.dmaUnmap = op;
@@ -148,18 +197,30 @@ export class VfioDevice {
 
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+    this.live();
     return pinPages(this, iova, npage, prot, pfns);
   }
 
   /** vfio_unpin_pages (SPEC §4.4): never fails; bad input is ignored as the kernel does. */
   unpinPages(iova: bigint, npage: number): void {
+    this.live();
     unpinPages(this, iova, npage);
   }
 
   /** vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno (§4.6). */
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
+    this.live();
     return dmaRw(this, iova, data, write);
   }
+}
+
+/**
+/**
+ * Whether dropping a reference to `file` that `releases` it now must wait: its group's container
+ * is notifying drivers of an UNMAP that is still walking it (CONTRACT: such a close is EDEADLK).
+ */
+export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
+  return releases && (file.group.container?.notifying ?? false);
 }
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */

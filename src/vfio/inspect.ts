@@ -37,19 +37,11 @@ export interface EngineSnapshot {
  * test can look at the state between arming the switch and the call it means to fail.
  */
 export function snapshot(e: Engine, bitmaps: boolean): EngineSnapshot {
-  const x = e.core.x;
-  const armed = x.heap_fail_pending();
-  x.heap_fail_nth(0);
-  try {
-    return take(e, bitmaps);
-  } finally {
-    x.heap_fail_nth(armed);
-  }
+  return e.core.unarmed(() => take(e, bitmaps));
 }
 
 function take(e: Engine, bitmaps: boolean): EngineSnapshot {
   const core = e.core;
-  const x = core.x;
   const containers = [...e.containers]
     .sort((a, b) => a.seq - b.seq)
     .map((c): ContainerSnapshot => {
@@ -63,23 +55,8 @@ function take(e: Engine, bitmaps: boolean): EngineSnapshot {
         vaddrInvalidCount: t?.vaddrInvalidCount ?? 0,
         groups: c.groups.map((g) => g.id),
         dmas: (t?.all() ?? []).map((d) => {
-          const pins: [bigint, number][] = [];
-          if (d.pins) {
-            const n = x.pins_size(d.pins);
-            const buf = x.heap_alloc(Math.max(16, n * 16));
-            if (buf < 0) throw new Error('inspect: out of Wasm memory');
-            const got = x.pins_collect(d.pins, buf, n);
-            const v = new DataView(core.u8().buffer, buf, got * 16);
-            for (let i = 0; i < got; i++) pins.push([v.getBigUint64(i * 16, true), v.getUint32(i * 16 + 8, true)]);
-            x.heap_free(buf);
-          }
-          let bitmap: string | null = null;
-          if (d.bitmap && bitmaps) {
-            const nbits = x.bitmap_nbits(d.bitmap) >>> 0;
-            const bytes = Math.ceil(nbits / 64) * 8;
-            const at = x.bitmap_words(d.bitmap);
-            bitmap = Buffer.from(core.u8().subarray(at, at + bytes)).toString('hex');
-          }
+          const pins = (d.pins?.entries() ?? []).map((p): [bigint, number] => [p.page, p.count]);
+          const bitmap = d.bitmap && bitmaps ? Buffer.from(d.bitmap.toBytes()).toString('hex') : null;
           return {
             iova: d.iova,
             size: d.size,

@@ -3,12 +3,13 @@
 // exactly the bytes the kernel copies back (SPEC §1). A buffer shorter than what the kernel would
 // read or write is EFAULT.
 import {
-  EACCES, EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
+  EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
 } from '../../assembly/constants.js';
 import { Container } from './container.js';
-import { dirtyGet, dirtyStart, dirtyStop, reportToUser } from './dirty.js';
+import { dirtyGet, dirtyStart, dirtyStop, userSink } from './dirty.js';
 import { uapi } from '../uapi.js';
-import { mapDma, unmapDma, type UserBitmap } from './dma_map.js';
+import { mapDma, rethrowCallbackErrors, unmapDma } from './dma_map.js';
+import { dirtyPagesRefusal, dirtyReadGate, userBitmapRefusal, type UserBitmap } from './range_gate.js';
 import type { Group } from './group.js';
 import { buildInfo } from './info.js';
 import type { Process } from '../process.js';
@@ -16,16 +17,18 @@ import type { IoctlArg } from '../file.js';
 import { DeviceFile } from './device_file.js';
 import type { ContainerFile } from './files.js';
 import type { Type1 } from './type1.js';
-import { ctz64, U64_MAX, userRangeOk } from '../u64.js';
+import { pasidRequest } from '../ioasid/vfio_pasid.js';
 
 const {
   VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU, VFIO_GROUP_GET_STATUS,
   VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_PASID_REQUEST,
   VFIO_IOMMU_DIRTY_PAGES_FLAG_START: DIRTY_START, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: DIRTY_STOP,
-  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: DIRTY_GET_BITMAP, DIRTY_BITMAP_SIZE_MAX,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: DIRTY_GET_BITMAP,
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_VADDR,
   VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_INFO_CAPS,
+  IOMMU_INFO_SIZE, IOMMU_INFO_MINSZ, DMA_MAP_SIZE, DMA_UNMAP_SIZE, DMA_UNMAP_BITMAP_SIZE, DIRTY_BITMAP_SIZE,
+  DIRTY_BITMAP_GET_BODY_SIZE, DIRTY_BITMAP_GET_SIZE, GROUP_STATUS_SIZE,
 } = uapi;
 
 type Arg = IoctlArg;
@@ -37,35 +40,46 @@ function structArg(arg: Arg): Uint8Array | null {
   return arg;
 }
 
-function numberArg(arg: Arg): number {
-  if (typeof arg === 'bigint') return Number(BigInt.asIntN(32, arg));
-  if (typeof arg !== 'number' || !Number.isInteger(arg)) throw new TypeError('this ioctl takes an integer argument');
-  return arg;
+/**
+ * The integer argument of an ioctl as the kernel's `unsigned long arg` (CHECK_EXTENSION,
+ * SET_IOMMU): a number and a bigint of the same value read alike, modulo 2^64, so -1 is 2^64 - 1
+ * and 2^32 + 3 is not 3. Throws TypeError for anything but an integer.
+ */
+export function ulongArg(arg: Arg): bigint {
+  if (typeof arg === 'number' && Number.isInteger(arg)) return BigInt.asUintN(64, BigInt(arg));
+  if (typeof arg === 'bigint') return BigInt.asUintN(64, arg);
+  throw new TypeError('this ioctl takes an integer argument (a number or a bigint)');
 }
 
-// Tools issue the same argument buffer call after call: keep the DataView of the last one.
-let lastBuf: Uint8Array | null = null;
+/**
+ * An IOMMU type or extension number for the container's switch: exact below 2^53, and a value
+ * above that (which loses low bits as a number) stays far above every type the switch knows.
+ */
+function typeArg(arg: Arg): number {
+  return Number(ulongArg(arg));
+}
+
+/** The `__s32` fd that VFIO_GROUP_SET_CONTAINER reads: a number and a bigint read alike. */
+function fdArg(arg: Arg): number {
+  return Number(BigInt.asIntN(32, ulongArg(arg)));
+}
+
+// Tools issue the same argument buffer call after call: the DataView of the last one is kept
+// (making one costs about a third of a small GET_BITMAP) and used again only while the array has
+// the length it was made for. An array's buffer and offset never change, but a Uint8Array on a
+// resizable ArrayBuffer changes length with it (or drops to 0 out of bounds), so a resize makes a
+// new view. Callers check the length they need first: no view is made on a too-short array.
+let lastArr: Uint8Array | null = null;
+let lastLength = 0;
 let lastView: DataView | null = null;
 
 function view(b: Uint8Array): DataView {
-  if (b !== lastBuf || lastView!.buffer !== b.buffer) {
+  if (b !== lastArr || b.byteLength !== lastLength) {
     lastView = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    lastBuf = b;
+    lastArr = b;
+    lastLength = b.byteLength;
   }
   return lastView!;
-}
-
-/** verify_bitmap_size: the user bitmap holds npages bits and stays within DIRTY_BITMAP_SIZE_MAX. */
-function bitmapSizeOk(npages: bigint, bytes: bigint): boolean {
-  if (npages === 0n || bytes === 0n || bytes > DIRTY_BITMAP_SIZE_MAX) return false;
-  return ((npages + 63n) >> 6n) << 3n <= bytes;
-}
-
-/** The user bitmap checks shared by unmap-with-bitmap and GET_BITMAP: 0 or -EINVAL. */
-function checkUserBitmap(size: bigint, bm: UserBitmap): number {
-  if (!userRangeOk(bm.data, bm.size)) return -EINVAL;
-  if (bm.pgsize === 0n) return -EINVAL; // ctz of 0 is undefined in the kernel; refused here
-  return bitmapSizeOk(size >> BigInt(ctz64(bm.pgsize)), bm.size) ? 0 : -EINVAL;
 }
 
 /** An ioctl on a container fd. */
@@ -74,9 +88,9 @@ export function containerIoctl(proc: Process, c: Container, request: number, arg
     case VFIO_GET_API_VERSION:
       return 0;
     case VFIO_CHECK_EXTENSION:
-      return c.checkExtension(numberArg(arg));
+      return c.checkExtension(typeArg(arg));
     case VFIO_SET_IOMMU:
-      return c.setIommu(numberArg(arg));
+      return c.setIommu(typeArg(arg), proc);
   }
   const t = c.iommu;
   if (!t) return -EINVAL;
@@ -89,29 +103,32 @@ export function containerIoctl(proc: Process, c: Container, request: number, arg
       return unmapIoctl(proc, t, structArg(arg));
     case VFIO_IOMMU_DIRTY_PAGES:
       return dirtyIoctl(proc, t, structArg(arg));
+    case VFIO_IOMMU_PASID_REQUEST:
+      return pasidRequest(c, structArg(arg));
     default:
       return -ENOTTY;
   }
 }
 
 function getInfo(t: Type1, b: Uint8Array | null): number {
-  if (!b || b.length < 16) return -EFAULT;
+  if (!b || b.length < IOMMU_INFO_MINSZ) return -EFAULT;
   const v = view(b);
   const argsz = v.getUint32(0, true);
-  if (argsz < 16) return -EINVAL;
+  if (argsz < IOMMU_INFO_MINSZ) return -EINVAL;
   const caps = buildInfo(t);
+  const full = IOMMU_INFO_SIZE + caps.length;
   let outArgsz = argsz;
   let capOffset = 0;
-  if (argsz < 24 + caps.length) {
-    outArgsz = 24 + caps.length;
+  if (argsz < full) {
+    outArgsz = full;
   } else {
-    if (b.length < 24 + caps.length) return -EFAULT;
-    b.set(caps, 24);
-    capOffset = 24;
+    if (b.length < full) return -EFAULT;
+    b.set(caps, IOMMU_INFO_SIZE);
+    capOffset = IOMMU_INFO_SIZE;
   }
-  const n = Math.min(argsz, 24);
+  const n = Math.min(argsz, IOMMU_INFO_SIZE);
   if (b.length < n) return -EFAULT;
-  const fixed = new Uint8Array(24);
+  const fixed = new Uint8Array(IOMMU_INFO_SIZE);
   const f = view(fixed);
   f.setUint32(0, outArgsz, true);
   f.setUint32(4, VFIO_IOMMU_INFO_PGSIZES | (caps.length ? VFIO_IOMMU_INFO_CAPS : 0), true);
@@ -122,68 +139,58 @@ function getInfo(t: Type1, b: Uint8Array | null): number {
 }
 
 function mapIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
-  if (!b || b.length < 32) return -EFAULT;
+  if (!b || b.length < DMA_MAP_SIZE) return -EFAULT;
   const v = view(b);
   const argsz = v.getUint32(0, true);
   const flags = v.getUint32(4, true);
-  if (argsz < 32 || (flags & ~7) !== 0) return -EINVAL;
+  if (argsz < DMA_MAP_SIZE || (flags & ~7) !== 0) return -EINVAL;
   return mapDma(t, proc, flags, v.getBigUint64(8, true), v.getBigUint64(16, true), v.getBigUint64(24, true));
 }
 
 function unmapIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
-  if (!b || b.length < 24) return -EFAULT;
+  if (!b || b.length < DMA_UNMAP_SIZE) return -EFAULT;
   const v = view(b);
   const argsz = v.getUint32(0, true);
   const flags = v.getUint32(4, true);
-  if (argsz < 24 || (flags & ~7) !== 0) return -EINVAL;
+  if (argsz < DMA_UNMAP_SIZE || (flags & ~7) !== 0) return -EINVAL;
   const withBitmap = (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
   if (withBitmap && (flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR)) !== 0) return -EINVAL;
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
   let bm: UserBitmap | null = null;
   if (withBitmap) {
-    if (argsz < 48) return -EINVAL;
-    if (b.length < 48) return -EFAULT;
+    if (argsz < DMA_UNMAP_BITMAP_SIZE) return -EINVAL;
+    if (b.length < DMA_UNMAP_BITMAP_SIZE) return -EFAULT;
     bm = { pgsize: v.getBigUint64(24, true), size: v.getBigUint64(32, true), data: v.getBigUint64(40, true) };
-    const r = checkUserBitmap(size, bm);
-    if (r < 0) return r;
+    const bad = userBitmapRefusal(t, size, bm);
+    if (bad) return -bad.errno;
   }
-  const data = bm?.data ?? 0n;
-  const r = unmapDma(t, flags, iova, size, bm?.pgsize ?? 0n, bm && ((d) => reportToUser(t, proc, d, iova, data)));
-  if (r.ret < 0) return r.ret;
-  v.setBigUint64(16, r.size, true); // the 24-byte copy-back: only size differs from what was read
-  return 0;
+  const r = unmapDma(t, flags, iova, size, bm?.pgsize ?? 0n, bm && userSink(t, proc, iova, bm));
+  // The 24-byte copy-back (only size differs from what was read), then what callbacks threw.
+  if (r.ret === 0) v.setBigUint64(16, r.size, true);
+  rethrowCallbackErrors(r);
+  return r.ret;
 }
 
 function dirtyIoctl(proc: Process, t: Type1, b: Uint8Array | null): number {
-  if (!t.v2) return -EACCES;
-  if (!b || b.length < 8) return -EFAULT;
+  const v1 = dirtyPagesRefusal(t); // before the struct is read, as the kernel does
+  if (v1) return -v1.errno;
+  if (!b || b.length < DIRTY_BITMAP_SIZE) return -EFAULT;
   const v = view(b);
   const argsz = v.getUint32(0, true);
   const flags = v.getUint32(4, true);
-  if (argsz < 8 || (flags & ~7) !== 0) return -EINVAL;
+  if (argsz < DIRTY_BITMAP_SIZE || (flags & ~7) !== 0) return -EINVAL;
   if (flags !== DIRTY_START && flags !== DIRTY_STOP && flags !== DIRTY_GET_BITMAP) return -EINVAL;
   if (flags === DIRTY_START) return dirtyStart(t);
   if (flags === DIRTY_STOP) return dirtyStop(t);
-  if (argsz - 8 < 40) return -EINVAL;
-  if (b.length < 48) return -EFAULT;
+  if (argsz - DIRTY_BITMAP_SIZE < DIRTY_BITMAP_GET_BODY_SIZE) return -EINVAL;
+  if (b.length < DIRTY_BITMAP_GET_SIZE) return -EFAULT;
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
-  const p = t.profile;
-  if (p.topEndUsable) {
-    if (size === 0n) return -EINVAL;
-    if (iova + size - 1n > U64_MAX) return -p.overflow;
-  } else if (iova + size > U64_MAX) {
-    return -EINVAL; // before v6.18 a range ending exactly at 2^64 wraps here too
-  }
-  // Every check left fails with EINVAL, so their order cannot be observed: cheapest first. A
-  // bitmap.pgsize equal to the container's also settles the kernel's ctz(bitmap.pgsize).
-  if (!t.tracking || v.getBigUint64(24, true) !== t.pgsize) return -EINVAL;
-  if (((iova | size) & (t.pgsize - 1n)) !== 0n) return -EINVAL;
-  const bytes = v.getBigUint64(32, true);
-  const data = v.getBigUint64(40, true);
-  if (!userRangeOk(data, bytes) || !bitmapSizeOk(size >> t.pgshiftBig, bytes)) return -EINVAL;
-  return dirtyGet(t, proc, iova, iova + size - 1n, data);
+  const bitmap = { pgsize: v.getBigUint64(24, true), size: v.getBigUint64(32, true), data: v.getBigUint64(40, true) };
+  const bad = dirtyReadGate(t, { iova, size, bitmap, partial: false });
+  if (bad) return -bad.errno;
+  return dirtyGet(t, proc, iova, iova + size - 1n, bitmap);
 }
 
 /** An ioctl on a group fd. */
@@ -191,19 +198,19 @@ export function groupIoctl(proc: Process, g: Group, request: number, arg: Arg): 
   switch (request) {
     case VFIO_GROUP_GET_STATUS: {
       const b = structArg(arg);
-      if (!b || b.length < 8) return -EFAULT;
+      if (!b || b.length < GROUP_STATUS_SIZE) return -EFAULT;
       const v = view(b);
-      if (v.getUint32(0, true) < 8) return -EINVAL;
+      if (v.getUint32(0, true) < GROUP_STATUS_SIZE) return -EINVAL;
       const viable = g.container || g.viable ? VFIO_GROUP_FLAGS_VIABLE : 0;
       v.setUint32(4, viable | (g.container ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0), true);
       return 0;
     }
     case VFIO_GROUP_SET_CONTAINER: {
-      const target = proc.fds.get(numberArg(arg));
+      const target = proc.fds.get(fdArg(arg));
       if (!target) return -EBADF;
       if (g.container) return -EINVAL;
       if (target.kind !== 'vfio-container') return -EBADFD;
-      return (target as ContainerFile).container.addGroup(g);
+      return (target as ContainerFile).container.addGroup(g, proc);
     }
     case VFIO_GROUP_UNSET_CONTAINER:
       return Container.unsetContainer(g);

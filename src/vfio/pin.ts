@@ -4,16 +4,26 @@ import {
   E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, PIN_PAGES_MAX_ENTRIES,
 } from '../../assembly/constants.js';
 import type { Dma } from './dma.js';
+import { PinTable } from '../core/pin_table.js';
+import { OutOfMemoryError } from '../errors.js';
 import { IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import type { VfioDevice } from './group.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX } from '../u64.js';
-
-const PAGE = 4096n;
+import { PAGE_SHIFT, PAGE_SIZE, U64_MAX } from '../u64.js';
 
 function checkArgs(iova: unknown, npage: unknown): void {
   if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
   if (!Number.isInteger(npage)) throw new TypeError('npage must be an integer');
+}
+
+/** A new pin table in t's core, or null when the core is out of memory. */
+function newPinTable(t: Type1): PinTable | null {
+  try {
+    return new PinTable(t.core);
+  } catch (e) {
+    if (e instanceof OutOfMemoryError) return null;
+    throw e;
+  }
 }
 
 /** The type1 driver behind an open device's container, if any. */
@@ -35,13 +45,11 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   const t = driverOf(dev);
   if (!t) return -EINVAL;
   if (!t.v2) return -EACCES;
-  if (iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return -EINVAL;
-  if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE - 1n > U64_MAX) return -t.profile.overflow;
+  if (iova < 0n || iova > U64_MAX || (iova & (PAGE_SIZE - 1n)) !== 0n) return -EINVAL;
+  if (t.profile.topEndUsable && iova + BigInt(npage) * PAGE_SIZE - 1n > U64_MAX) return -t.profile.overflow;
   if (t.vaddrInvalidCount) return -EBUSY;
 
-  const x = t.core.x;
   const doAccounting = !t.hasDomain;
-  const shift = t.pgshift - 12;
   const done: [Dma, bigint, number][] = [];
   let err = 0;
   let a = iova;
@@ -56,22 +64,22 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       err = -EPERM;
       break;
     }
-    const rel = (a - d.iova) >> 12n;
-    let n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    const rel = (a - d.iova) >> PAGE_SHIFT;
+    let n = Math.min(left, Number((d.last - a + 1n) >> PAGE_SHIFT));
     // A page not yet pinned must be backed by the owner's memory; the first that is not faults.
     const u = d.owner.firstUnmappedPage(d.vaddr + (a - d.iova), n);
     const fault = u >= 0;
     if (fault) n = u;
     if (!d.pins) {
-      const p = x.pins_create();
-      if (p < 0) {
+      const p = newPinTable(t);
+      if (!p) {
         err = -ENOMEM;
         break;
       }
       d.pins = p;
     }
     if (n > 0) {
-      const fresh = x.pins_pin_range(d.pins, rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : 0, shift);
+      const fresh = d.pins.tryPinRange(rel, n, doAccounting ? t.budget(d) : -1, t.tracking ? d.bitmap : null, t.bitShift);
       if (fresh < 0) {
         err = fresh; // the core undid this segment; its new pages keep their dirty bits
         break;
@@ -83,12 +91,12 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
       err = -EFAULT;
       break;
     }
-    a += BigInt(n) * PAGE; // past 2^64 no dma matches: the next lookup fails with EINVAL
+    a += BigInt(n) * PAGE_SIZE; // past 2^64 no dma matches: the next lookup fails with EINVAL
     left -= n;
   }
   if (err) {
     for (const [d, rel, n] of done.reverse()) {
-      const released = x.pins_unpin_range(d.pins, rel, n);
+      const released = d.pins!.unpinRange(rel, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
     return err;
@@ -101,7 +109,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   if (pfns) {
     let i = 0;
     for (const [d, rel, n] of done) {
-      const base = (d.vaddr >> 12n) + rel;
+      const base = (d.vaddr >> PAGE_SHIFT) + rel;
       for (let k = 0; k < n; k++) pfns[i++] = base + BigInt(k);
     }
   }
@@ -113,27 +121,65 @@ export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   checkArgs(iova, npage);
   if (!dev.participating || npage <= 0 || npage > PIN_PAGES_MAX_ENTRIES) return;
   const t = driverOf(dev);
-  if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE - 1n)) !== 0n) return;
-  const x = t.core.x;
+  if (!t || !t.v2 || iova < 0n || iova > U64_MAX || (iova & (PAGE_SIZE - 1n)) !== 0n) return;
   const doAccounting = !t.hasDomain;
   let a = iova;
   let left = npage;
   while (left > 0) {
     const d = t.find(a);
     if (!d) return;
-    const n = Math.min(left, Number((d.last - a + 1n) >> 12n));
+    const n = Math.min(left, Number((d.last - a + 1n) >> PAGE_SHIFT));
     if (d.pins) {
-      const released = x.pins_unpin_range(d.pins, (a - d.iova) >> 12n, n);
+      const released = d.pins.unpinRange((a - d.iova) >> PAGE_SHIFT, n);
       if (doAccounting) t.uncharge(d, BigInt(released));
     }
-    a += BigInt(n) * PAGE; // past 2^64 no dma matches: unpinning stops there
+    a += BigInt(n) * PAGE_SIZE; // past 2^64 no dma matches: unpinning stops there
     left -= n;
   }
 }
 
+/** Bytes one dma_rw copy step moves through the core: the scratch buffer's largest size. */
+export const DMA_RW_CHUNK = 256 * 1024;
+
+/** One dma's part of a dma_rw: `n` bytes at d.iova + offset, which is `vaddr` in d.owner. */
+interface RwSegment {
+  d: Dma;
+  offset: bigint;
+  vaddr: bigint;
+  n: number;
+}
+
+/**
+ * The §4.6 checks of every chunk, before any byte moves: the segments that the kernel would
+ * copy, in order, and the errno of the chunk that fails after them (0: none does).
+ */
+function planRw(t: Type1, iova: bigint, length: number, write: boolean): { segs: RwSegment[]; err: number } {
+  const segs: RwSegment[] = [];
+  let a = iova;
+  let off = 0;
+  while (off < length) {
+    const d = t.find(a);
+    if (!d) return { segs, err: -EINVAL }; // past 2^64 no dma matches either
+    if ((write && !(d.prot & IOMMU_WRITE)) || !(d.prot & IOMMU_READ)) return { segs, err: -EPERM };
+    const offset = a - d.iova;
+    const left = d.size - offset;
+    const n = Math.min(length - off, left > 0x7fff_ffffn ? 0x7fff_ffff : Number(left));
+    const vaddr = d.vaddr + offset;
+    if (!d.owner.isMapped(vaddr, BigInt(n))) return { segs, err: -EFAULT };
+    segs.push({ d, offset, vaddr, n });
+    off += n;
+    a += BigInt(n);
+  }
+  return { segs, err: 0 };
+}
+
 /**
  * vfio_dma_rw (SPEC §4.6): copies chunk by chunk, each clipped to its dma; a write marks every
- * page it touched while tracking. Chunks copied before a failure stay copied and marked.
+ * page it touched while tracking. As in the kernel, the chunks before a failing one are copied
+ * (and marked) and the call returns that chunk's errno; the engine finds it before any byte
+ * moves. Bytes travel through one scratch buffer of at most DMA_RW_CHUNK bytes, so the Wasm
+ * memory a call needs does not grow with `data`. -ENOMEM when the scratch (or, for a write, the
+ * frames of the memory written) cannot be had: nothing is copied then.
  */
 export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: boolean): number {
   if (typeof iova !== 'bigint') throw new TypeError('iova must be a bigint');
@@ -144,50 +190,54 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
   if (!t) return -EINVAL;
   if (t.vaddrInvalidCount) return -EBUSY;
   if (iova < 0n || iova > U64_MAX) return -EINVAL;
+  const { segs, err } = planRw(t, iova, data.length, write);
+  if (!segs.length) return err;
   const core = t.core;
-  const x = core.x;
-  const buf = x.heap_alloc(data.length);
+  const total = segs.reduce((sum, g) => sum + g.n, 0);
+  const buf = core.alloc(Math.min(total, DMA_RW_CHUNK));
   if (buf < 0) return -ENOMEM;
-  if (write) core.u8().set(data, buf);
-  let ret = 0;
-  let a = iova;
-  let off = 0;
-  while (off < data.length) {
-    const d = t.find(a);
-    if (!d) {
-      ret = -EINVAL;
-      break;
-    }
-    if ((write && !(d.prot & IOMMU_WRITE)) || !(d.prot & IOMMU_READ)) {
-      ret = -EPERM;
-      break;
-    }
-    const offset = a - d.iova;
-    const n = Math.min(data.length - off, Number(d.size - offset > 0x7fff_ffffn ? 0x7fff_ffffn : d.size - offset));
-    const vaddr = d.vaddr + offset;
-    const owner = d.owner;
-    if (!owner.isMapped(vaddr, BigInt(n))) {
-      ret = -EFAULT;
-      break;
-    }
-    if (write) {
-      if (x.um_write(owner.um.handle, Number(vaddr), buf + off, n) < 0) {
-        ret = -EFAULT; // the host could not back the page: the copy fails as a fault would
-        break;
+  try {
+    if (write && reserveFrames(segs) < 0) return -ENOMEM;
+    let pos = 0;
+    for (const g of segs) {
+      const um = g.d.owner.um;
+      for (let done = 0; done < g.n; ) {
+        const k = Math.min(g.n - done, DMA_RW_CHUNK);
+        const at = g.vaddr + BigInt(done);
+        if (write) {
+          core.u8().set(data.subarray(pos, pos + k), buf);
+          if (um.writeFrom(at, buf, k) < 0) return -ENOMEM; // frames reserved: cannot happen
+        } else {
+          um.readTo(at, buf, k);
+          data.set(core.u8().subarray(buf, buf + k), pos);
+        }
+        done += k;
+        pos += k;
       }
-      if (t.tracking) {
-        const sh = BigInt(t.pgshift);
-        const lo = offset >> sh;
-        const hi = (offset + BigInt(n) - 1n) >> sh;
-        x.bitmap_set_range(d.bitmap, Number(lo), Number(hi - lo) + 1);
+      if (write) g.d.owner.markSoftDirty(g.vaddr, g.n); // a CPU-side store (CONTRACT)
+      if (write && t.tracking) {
+        const a = g.d.iova + g.offset;
+        const lo = t.bitOf(g.d.iova, a);
+        g.d.bitmap!.setRange(lo, t.bitOf(g.d.iova, a + BigInt(g.n) - 1n) - lo + 1);
       }
-    } else {
-      x.um_read(owner.um.handle, Number(vaddr), buf + off, n);
     }
-    off += n;
-    a += BigInt(n); // past 2^64 no dma matches: the next chunk fails with EINVAL
+    return err;
+  } finally {
+    core.free(buf);
   }
-  if (!write && off > 0) data.set(core.u8().subarray(buf, buf + off));
-  x.heap_free(buf);
-  return ret;
+}
+
+/** Frames under every segment of a write, per owning process: 0 or -ENOMEM. */
+function reserveFrames(segs: readonly RwSegment[]): number {
+  const byOwner = new Map<Dma['owner'], [bigint, bigint][]>();
+  for (const g of segs) {
+    const list = byOwner.get(g.d.owner) ?? [];
+    list.push([g.vaddr, BigInt(g.n)]);
+    byOwner.set(g.d.owner, list);
+  }
+  for (const [owner, ranges] of byOwner) {
+    const r = owner.um.reserveRanges(ranges);
+    if (r < 0) return r;
+  }
+  return 0;
 }

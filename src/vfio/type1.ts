@@ -2,13 +2,15 @@
 // the core's IOVA tree, domains (IOMMU-backed groups), emulated groups, the valid-IOVA list,
 // dirty-tracking state and dirty scope. Group attach (with replay) and detach live here;
 // MAP/UNMAP, pinning and dirty reports are in their own files and work on this state.
-import { EBUSY, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
+import { EBUSY, EDEADLK, EFAULT, EINVAL, ENOMEM } from '../../assembly/constants.js';
 import type { Core } from '../wasm.js';
+import { IovaTree } from '../core/iova_tree.js';
+import { VfioError } from '../errors.js';
 import { regrain } from './dirty.js';
 import { Dma } from './dma.js';
 import type { Group, VfioDevice } from './group.js';
 import type { Profile } from './profile.js';
-import { ctz64, U64_MAX } from '../u64.js';
+import { ctz64, PAGE_SHIFT, PAGE_SIZE, U64_MAX } from '../u64.js';
 import { uapi } from '../uapi.js';
 
 /** pgsize bitmap of a container with no IOMMU domain. */
@@ -21,8 +23,8 @@ export class Type1 {
   readonly profile: Profile;
   /** VFIO_TYPE1v2_IOMMU semantics (unmap rules, pinning, dirty tracking). */
   readonly v2: boolean;
-  /** Core IOVA tree: dma ranges to dma ids. */
-  readonly tree: number;
+  /** The core's IOVA tree: dma ranges to dma ids. */
+  readonly tree: IovaTree;
   /** dma id to record. */
   readonly dmas = new Map<number, Dma>();
   private freeIds: number[] = [];
@@ -44,13 +46,22 @@ export class Type1 {
   /** Supported IOMMU page sizes. */
   pgsizeBitmap: bigint = NO_DOMAIN_PGSIZES;
   /** log2 of the smallest page size: the dirty-tracking granularity. */
-  pgshift = 12;
+  pgshift = Number(PAGE_SHIFT);
   /** 1 << pgshift, as bigint. */
-  pgsize = 4096n;
+  pgsize = PAGE_SIZE;
   /** pgshift as bigint, for shifts. */
-  pgshiftBig = 12n;
+  pgshiftBig = PAGE_SHIFT;
+  /** pgsize - 1: the bits an aligned address has clear. */
+  pgmask = PAGE_SIZE - 1n;
+  /**
+   * log2(pgsize / PAGE_SIZE): PAGE_SIZE page p of a dma (pins count in PAGE_SIZE pages) is dirty
+   * bit p >> bitShift of its bitmap. The core's pin and report calls take it as `shift`.
+   */
+  bitShift = 0;
+  /** dma_unmap callbacks of this container running now (nested unmaps can nest them). */
+  callbackDepth = 0;
 
-  private constructor(core: Core, profile: Profile, v2: boolean, tree: number, dmaEntryLimit: number) {
+  private constructor(core: Core, profile: Profile, v2: boolean, tree: IovaTree, dmaEntryLimit: number) {
     this.core = core;
     this.profile = profile;
     this.v2 = v2;
@@ -60,8 +71,13 @@ export class Type1 {
 
   /** Opens the driver: a new tree. Returns the driver, or -ENOMEM. */
   static open(core: Core, profile: Profile, v2: boolean, dmaEntryLimit: number): Type1 | number {
-    const tree = core.x.tree_create();
-    if (tree < 0) return tree;
+    let tree: IovaTree;
+    try {
+      tree = new IovaTree(core);
+    } catch (e) {
+      if (e instanceof VfioError) return -e.errno;
+      throw e;
+    }
     return new Type1(core, profile, v2, tree, dmaEntryLimit);
   }
 
@@ -69,26 +85,60 @@ export class Type1 {
     return this.iommuGroups.length > 0;
   }
 
+  // ---- calls from inside a dma_unmap callback -------------------------------------------------
+
+  /**
+   * Whether one of this container's dma_unmap callbacks is running. Calls that would change the
+   * container's groups, page sizes or tracking state then answer -EDEADLK and change nothing (the
+   * kernel holds the container's group lock across the unmap).
+   */
+  get inCallback(): boolean {
+    return this.callbackDepth > 0;
+  }
+
+
   // ---- dmas ---------------------------------------------------------------------------------
 
   /** The dma containing IOVA `a`, or undefined. */
   find(a: bigint): Dma | undefined {
     if (a > U64_MAX) return undefined; // i64 arguments would wrap it silently
-    const id = this.core.x.tree_find(this.tree, a);
-    return id < 0 ? undefined : this.dmas.get(id);
+    const id = this.tree.find(a);
+    return id === undefined ? undefined : this.dmas.get(id);
   }
 
   /** The lowest dma overlapping [a, b] (inclusive), or undefined. */
   first(a: bigint, b: bigint): Dma | undefined {
-    const id = this.core.x.tree_first(this.tree, a, b);
-    return id < 0 ? undefined : this.dmas.get(id);
+    const id = this.tree.first(a, b);
+    return id === undefined ? undefined : this.dmas.get(id);
+  }
+
+  /**
+   * The dma after `d` overlapping [.., last], or undefined: the step of every walk over the dmas
+   * of a range, `for (let d = t.first(a, last); d; d = t.next(d, last))`, ascending.
+   */
+  next(d: Dma, last: bigint): Dma | undefined {
+    return d.last >= last ? undefined : this.first(d.last + 1n, last);
   }
 
   /** Every dma overlapping [a, b], ascending. */
   inRange(a: bigint, b: bigint): Dma[] {
     const out: Dma[] = [];
-    for (let d = this.first(a, b); d; d = d.last >= b ? undefined : this.first(d.last + 1n, b)) out.push(d);
+    for (let d = this.first(a, b); d; d = this.next(d, b)) out.push(d);
     return out;
+  }
+
+  /**
+   * The v2 bisection rule shared by UNMAP and GET_BITMAP (SPEC §3.2, §5.4 step 8): the dma that
+   * [iova, last] cuts (one containing `iova` but starting before it, or containing `last` but
+   * ending after it), or undefined. Before v6.18 the end lookup of a range reaching 2^64 never
+   * matched (its exclusive end wrapped to 0), so only the start is checked there.
+   */
+  cutBy(iova: bigint, last: bigint): Dma | undefined {
+    const a = this.find(iova);
+    if (a && a.iova !== iova) return a;
+    if (last === U64_MAX && !this.profile.topEndUsable) return undefined;
+    const b = a && a.last >= last ? a : this.find(last);
+    return b && b.last !== last ? b : undefined;
   }
 
   /** Every dma, ascending. */
@@ -108,7 +158,7 @@ export class Type1 {
 
   /** Inserts `d` into the tree: 0 or -ENOMEM (nothing changed). Overlap was checked before. */
   insert(d: Dma): number {
-    const r = this.core.x.tree_insert(this.tree, d.iova, d.last, d.id);
+    const r = this.tree.tryInsert(d.iova, d.last, d.id);
     if (r < 0) return r;
     this.dmas.set(d.id, d);
     this.dmaAvail--;
@@ -121,14 +171,13 @@ export class Type1 {
    * released stay with the process, as in the kernel.
    */
   remove(d: Dma): void {
-    const x = this.core.x;
     if (d.iommuMapped) this.uncharge(d, d.lockedVm);
-    if (d.bitmap) x.bitmap_free(d.bitmap);
-    if (d.pins) x.pins_free(d.pins);
-    d.bitmap = 0;
-    d.pins = 0;
+    d.bitmap?.dispose();
+    d.pins?.dispose();
+    d.bitmap = null;
+    d.pins = null;
     if (d.vaddrInvalid) this.vaddrInvalidCount--;
-    x.tree_remove(this.tree, d.iova);
+    this.tree.remove(d.iova);
     this.dmas.delete(d.id);
     this.freeIds.push(d.id);
     this.dmaAvail++;
@@ -141,7 +190,7 @@ export class Type1 {
 
   /** Distinct pages of `d` pinned through vfio_pin_pages. */
   pinned(d: Dma): number {
-    return d.pins ? this.core.x.pins_size(d.pins) : 0;
+    return d.pins ? d.pins.size : 0;
   }
 
   // ---- locked_vm accounting -----------------------------------------------------------------
@@ -186,6 +235,7 @@ export class Type1 {
 
   /** vfio_iommu_type1_attach_group: 0 or -errno, with nothing changed on failure. */
   attachGroup(g: Group): number {
+    if (this.inCallback) return -EDEADLK;
     if (this.vaddrInvalidCount) return -EBUSY;
     if (g.kind === 'emulated') {
       this.emulatedGroups.push(g);
@@ -248,7 +298,7 @@ export class Type1 {
       // an external pin (ENOMEM past the limit): whichever comes first wins.
       const u = d.owner.firstUnmappedPage(d.vaddr, d.npages);
       if (u >= 0) {
-        const chargeable = u - (d.pins ? this.core.x.pins_count_range(d.pins, 0n, BigInt(u)) : 0);
+        const chargeable = u - (d.pins ? d.pins.countRange(0n, BigInt(u)) : 0);
         const budget = this.budget(d);
         return undo(budget >= 0 && chargeable > budget ? -ENOMEM : -EFAULT);
       }
@@ -267,8 +317,12 @@ export class Type1 {
     return false;
   }
 
-  /** vfio_iommu_type1_detach_group: never fails. */
+  /**
+   * vfio_iommu_type1_detach_group: never fails. Callers keep it out of dma_unmap callbacks
+   * (-EDEADLK); reaching it from one is a bug of the engine, so it throws.
+   */
   detachGroup(g: Group): void {
+    if (this.inCallback) throw new Error('type1: a group detach inside a dma_unmap callback');
     const updateScope = !g.pinnedScope;
     if (g.kind === 'emulated') {
       this.emulatedGroups.splice(this.emulatedGroups.indexOf(g), 1);
@@ -292,7 +346,7 @@ export class Type1 {
     if (updateScope) {
       this.nonPinnedGroups--;
       // The departing device's DMA since the last report is unknown: everything is dirty.
-      if (this.tracking) for (const d of this.dmas.values()) this.core.x.bitmap_set_range(d.bitmap, 0, d.nbits);
+      if (this.tracking) for (const d of this.dmas.values()) d.bitmap!.setRange(0, d.nbits);
     }
   }
 
@@ -326,7 +380,9 @@ export class Type1 {
     this.pgsizeBitmap = bm;
     this.pgshift = ctz64(bm);
     this.pgshiftBig = BigInt(this.pgshift);
+    this.bitShift = this.pgshift - Number(PAGE_SHIFT);
     this.pgsize = 1n << this.pgshiftBig;
+    this.pgmask = this.pgsize - 1n;
   }
 
   /** Whether [a, b] lies inside one valid range (an empty list accepts anything). */
@@ -335,15 +391,23 @@ export class Type1 {
     return this.validRanges.some(([s, e]) => a >= s && b <= e);
   }
 
+  /**
+   * The bit of IOVA `a` (>= base) in a bitmap whose bit 0 is IOVA `base`: (a - base) / pgsize.
+   * Exact: an offset between two u64 IOVAs is below 2^64, so below 2^52 tracking pages.
+   */
+  bitOf(base: bigint, a: bigint): number {
+    return Number((a - base) >> this.pgshiftBig);
+  }
+
   /** Bits of d's dirty bitmap: its size in pgsize units. */
   nbits(d: Dma): number {
-    return Number((d.size + this.pgsize - 1n) >> BigInt(this.pgshift));
+    return Number((d.size + this.pgsize - 1n) >> this.pgshiftBig);
   }
 
   /** Frees everything the driver holds (the container lost its last group). */
   release(): void {
     this.removeAll();
-    this.core.x.tree_free(this.tree);
+    this.tree.dispose();
   }
 }
 
@@ -351,7 +415,7 @@ export class Type1 {
 export function pgsizesOf(groups: readonly Group[]): bigint {
   let bm = U64_MAX;
   for (const g of groups) bm &= g.pgsizeBitmap;
-  if (bm & 0xfffn) bm = (bm & ~0xfffn) | 0x1000n;
+  if (bm & (PAGE_SIZE - 1n)) bm = (bm & ~(PAGE_SIZE - 1n)) | PAGE_SIZE; // sizes below PAGE_SIZE become PAGE_SIZE
   return bm;
 }
 

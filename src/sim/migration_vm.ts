@@ -1,0 +1,135 @@
+// The VM being migrated, as the simulator drives it: the VMM's set-up (process memory, a type1v2
+// container, the vGPU's group and an optional passthrough group, one mapping per RAM slot), the
+// guest and device activity over virtual time, the harvest of each round, and the tear-down.
+// Every call here is a real engine call; nothing here writes files.
+import { performance } from 'node:perf_hooks';
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
+import type { Core } from '../wasm.js';
+import type { SimConfig } from './config.js';
+import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
+import { stepsFor } from './run_bounds.js';
+import type { SimContainer, SimEngine } from './sim_engine.js';
+import { VgpuDriver, type MdevDevice } from './vgpu.js';
+import { Workload, type DirtySink } from './workload.js';
+
+/** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
+const PT_RING_GPA = 1 << 20;
+const PT_RING_PAGES = 16;
+
+/** A harvest: the merged report (the caller disposes it) and what the device report alone found. */
+export interface Harvest {
+  report: DirtyReport;
+  /** Pages the GET_BITMAP read found dirty, before the CPU log was merged. */
+  devicePages: number;
+}
+
+/** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
+export class MigrationVm {
+  readonly layout: GuestLayout;
+  /** Real milliseconds the guest and device activity took. */
+  activityMs = 0;
+  private readonly config: SimConfig;
+  private readonly c: SimContainer;
+  private readonly core: Core;
+  private readonly vgpu: VgpuDriver | null = null;
+  private readonly ptDevice: MdevDevice | null = null;
+  private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
+  private readonly sink: DirtySink;
+  private readonly workload: Workload;
+
+  /** The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine). */
+  constructor(engine: SimEngine, config: SimConfig) {
+    this.config = config;
+    const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
+    const proc = engine.createProcess();
+    const base = proc.mmap(BigInt(config.memory));
+    const c = (this.c = engine.openContainer(proc));
+    // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
+    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [config.vgpu ? 'vgpu0' : 'mdev-idle'] });
+    c.attach(mdevGroup);
+    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: ['0000:65:00.0'] }) : null;
+    if (ptGroup) c.attach(ptGroup);
+    c.setIommu('type1v2');
+    for (const s of layout.slots) {
+      c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
+    }
+    if (config.vgpu) {
+      c.openDevice(mdevGroup, 'vgpu0');
+      const top = layout.slots[layout.slots.length - 1];
+      this.vgpu = new VgpuDriver(mdevGroup.devices[0], {
+        regionGpa: top.gpa + top.size - config.vgpuRegion,
+        regionSize: config.vgpuRegion,
+        pinned: config.vgpuPinned,
+        churn: config.vgpuChurn,
+        dmaRate: config.vgpuDmaRate,
+        seed: config.seed,
+      });
+    }
+    if (ptGroup && config.passthrough === 'pinning') {
+      c.openDevice(ptGroup, '0000:65:00.0');
+      const pt = (this.ptDevice = ptGroup.devices[0]);
+      pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
+    }
+    this.core = coreOf(c);
+    const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
+    this.sink = {
+      pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
+      range: (first, count) => cpuLog.setRange(first, count),
+    };
+    this.workload = new Workload(layout, {
+      kind: config.workload, rate: config.dirtyRate, hotFraction: config.hotFraction, hotWeight: config.hotWeight, seed: config.seed,
+    });
+  }
+
+  /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
+  start(): void {
+    this.c.dirty.start();
+    this.vgpu?.start();
+    if (this.ptDevice) {
+      const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
+      if (r !== PT_RING_PAGES) throw new Error(`passthrough pinPages failed: ${r}`);
+    }
+  }
+
+  /**
+   * Guest and device activity over virtual time (t0, t1], in steps of --step (at most
+   * MAX_STEPS_PER_ROUND of them: longer rounds take longer steps); `onStep` gets the share done.
+   */
+  run(t0: number, t1: number, onStep?: (fraction: number) => void): void {
+    const a0 = performance.now();
+    const steps = stepsFor(t1 - t0, this.config.step);
+    for (let i = 0; i < steps; i++) {
+      const a = t0 + ((t1 - t0) * i) / steps;
+      const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
+      this.workload.run(a, b, this.sink);
+      this.vgpu?.run(a, b);
+      onStep?.((i + 1) / steps);
+    }
+    this.activityMs += performance.now() - a0;
+  }
+
+  /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
+  harvest(): Harvest {
+    const report = readReport(this.c, { iova: 0n, size: BigInt(this.layout.gpaEnd), core: this.core });
+    try {
+      const devicePages = report.count;
+      report.mergeFrom(this.cpuLog);
+      this.cpuLog.clear();
+      return { report, devicePages };
+    } catch (e) {
+      report.dispose();
+      throw e;
+    }
+  }
+
+  /** Tear-down: the devices let go, tracking stops, the mappings and the container go. */
+  dispose(): void {
+    this.vgpu?.stop();
+    if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
+    this.c.dirty.stop();
+    this.cpuLog.dispose();
+    this.c.unmapAll();
+    this.c.close();
+  }
+}
