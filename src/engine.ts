@@ -135,11 +135,14 @@ export class Engine {
   /**
    * Ends the engine: every process exits (in creation order), every group is removed, every
    * subsystem returns what it holds, and the Wasm instance is dropped so its memory can be
-   * collected. Inside a driver's dma_unmap op it throws and changes nothing. Afterwards every call on the engine, its processes, groups and containers throws
-   * Error('engine disposed') (a process's calls: that it has exited). Idempotent.
+   * collected. Inside a callback (a driver's dma_unmap op, an IOASID notifier, getter or
+   * accelerator observer) it throws and changes nothing. Afterwards every call on the engine, its
+   * groups and accelerators throws Error('engine disposed'), a process's calls say that it has
+   * exited, and a typed container's calls throw EBADF (its fd is closed). Idempotent.
    */
   dispose(): void {
     if (this.disposedFlag) return;
+    if (this.calls.inCallback) throw new Error('engine.dispose() cannot run inside a callback');
     for (const c of this.containers) {
       if (c.notifying) throw new Error('engine.dispose() cannot run inside a dma_unmap callback');
     }

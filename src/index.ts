@@ -36,6 +36,8 @@ export { simulate, type SimResult, type SimHooks } from './sim/simulator.js';
 export type { SimConfig } from './sim/config.js';
 export { replayTrace, type ReadResult } from './sim/replay.js';
 export { TraceError } from './sim/trace.js';
+export { Client, type ClientReply, type ConnectOptions, type DmaUnmapHandler } from './server/client.js';
+export { startServer, type Server, type ServerOptions } from './server/server.js';
 export {
   Ioasid, type IdInfo, type IoasidNbArgs, type IoasidNotifier, type SetInfo,
 } from './ioasid/ioasid.js';

@@ -31,6 +31,7 @@ interface Region {
 
 // mmap hands out addresses upward from here, leaving a guard page between mappings.
 const MMAP_BASE = 0x10_0000_0000n;
+const MAX_PAGES = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class Process {
   readonly engine: Engine;
@@ -133,8 +134,9 @@ export class Process {
     if (len <= 0n) return -BigInt(EINVAL);
     if (!f.mmap) return -BigInt(ENODEV);
     const pages = pagesOf(len) / PAGE_SIZE;
-    if (pages > BigInt(Number.MAX_SAFE_INTEGER)) return -BigInt(ENOMEM);
-    const m = f.mmap(this, offset, Number(pages));
+    // The file's own checks come first (a region's size rule answers EINVAL for any length past
+    // it); a count past 2^53 reaches them clamped, exact enough for every size a file has.
+    const m = f.mmap(this, offset, pages > MAX_PAGES ? Number.MAX_SAFE_INTEGER : Number(pages));
     if (typeof m === 'number') return -BigInt(-m);
     const start = this.place(pages * PAGE_SIZE, m);
     if (start < 0n) {

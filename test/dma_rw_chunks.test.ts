@@ -2,23 +2,12 @@
 // buffer of at most DMA_RW_CHUNK bytes whatever the caller's buffer, ENOMEM reported as ENOMEM
 // with nothing copied, and byte-exact copies across chunk and dma boundaries.
 import { describe, expect, it, vi } from 'vitest';
-import { createEngine, errno } from '../src/index.js';
+import { errno } from '../src/index.js';
 import { DMA_RW_CHUNK } from '../src/vfio/pin.js';
+import { setupE } from './helpers/typed_setup.js';
 
 const P = (n: number): bigint => BigInt(n) * 0x1000n;
 
-async function setupE() {
-  const engine = await createEngine();
-  const proc = engine.createProcess();
-  const m = engine.createGroup({ kind: 'emulated' });
-  const c = engine.openContainer(proc);
-  c.attach(m);
-  c.setIommu('type1v2');
-  c.openDevice(m);
-  const dev = m.devices[0];
-  dev.registerDmaUnmap(() => undefined);
-  return { engine, proc, c, dev };
-}
 
 /** Deterministic bytes that differ from position to position. */
 function pattern(n: number, seed: number): Uint8Array {

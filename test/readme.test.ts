@@ -14,8 +14,8 @@
 //
 // dist/ is rebuilt first (tsc, about ten seconds) when a TypeScript source is newer than it, so the
 // test follows src/ after `npm install`, after a pull and while editing.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -27,6 +27,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NOT_RUN: Record<string, string> = {
   'npm install': 'installs the dependencies and builds the package: this test runs after it',
   'npm test': 'runs the whole test suite, this file included',
+  'vfio-dirty serve --listen /tmp/vfio-dirty.sock --group kind=emulated,devices=vgpu0 &':
+    'starts a daemon that runs until SIGTERM (test/server/ runs the server and both clients)',
   'npm run bench': 'runs every benchmark, about ten minutes',
   'npm run bench -- --filter vfio': 'runs a group of benchmarks, minutes',
 };
@@ -133,6 +135,7 @@ const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const blocks = fencedBlocks(readme);
 const tsBlocks = blocks.filter((b) => b.lang === 'ts');
 const shBlocks = blocks.filter((b) => b.lang === 'sh');
+const pyBlocks = blocks.filter((b) => b.lang === 'python');
 const transcripts = blocks.filter((b) => b.lang === 'text');
 
 let scratch = '';
@@ -207,7 +210,7 @@ afterAll(() => {
 describe('README.md', () => {
   it('has only blocks this test knows how to run', () => {
     expect(tsBlocks.length).toBeGreaterThanOrEqual(3);
-    expect(blocks.filter((b) => !['ts', 'sh', 'text'].includes(b.lang)).map((b) => `line ${b.line}: '${b.lang}'`)).toEqual([]);
+    expect(blocks.filter((b) => !['ts', 'sh', 'text', 'python'].includes(b.lang)).map((b) => `line ${b.line}: '${b.lang}'`)).toEqual([]);
   });
 
   it('type-checks every ts block against the package as a user imports it', () => {
@@ -223,6 +226,38 @@ describe('README.md', () => {
       expect(p.stderr).toBe('');
       expect(p.status).toBe(0);
       expect(p.stdout.split('\n').slice(0, -1)).toEqual(expected);
+    });
+  });
+
+  describe.each(pyBlocks.map((b) => [b.line, b] as const))('the python block at line %i', (_line, b) => {
+    it('runs against `vfio-dirty serve` and prints what its #=> comments say', async () => {
+      const expected = b.code
+        .split('\n')
+        .map((l) => /print\(.*#=> ?(\S*)/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => m[1]);
+      expect(expected.length, 'the block states no output (print(...)  #=> TEXT)').toBeGreaterThan(0);
+      const sock = join(scratch, `serve-${b.line}.sock`);
+      // The server as the README's sh block starts it, on a socket of this test's own.
+      const server = spawn(join(binDir, 'vfio-dirty'), ['serve', '--listen', sock, '--group', 'kind=emulated,devices=vgpu0'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      try {
+        for (let i = 0; i < 300 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(existsSync(sock), 'the server did not start listening').toBe(true);
+        const py = join(scratch, `block-${b.line}.py`);
+        writeFileSync(py, b.code);
+        const p = spawnSync('python3', [py], {
+          encoding: 'utf8',
+          timeout: 30_000,
+          env: { ...process.env, PYTHONPATH: join(root, 'clients/python'), VFIO_DIRTY_SOCK: sock },
+        });
+        expect(p.stderr).toBe('');
+        expect(p.status).toBe(0);
+        expect(p.stdout.split('\n').slice(0, -1)).toEqual(expected);
+      } finally {
+        server.kill('SIGTERM');
+      }
     });
   });
 

@@ -3,21 +3,15 @@
 // fails with EINVAL and leaves the dma's dirty bits for the next report. The ioctl checks make
 // this unreachable today; the guard keeps it so if a later change breaks their assumptions.
 import { describe, expect, it } from 'vitest';
-import { createEngine, DirtyBitmap, errno } from '../src/index.js';
+import { DirtyBitmap, errno } from '../src/index.js';
 import { reportToBitmap, reportToUser } from '../src/vfio/dirty.js';
+import { setupE } from './helpers/typed_setup.js';
 
 const P = (n: number): bigint => BigInt(n) * 0x1000n;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 async function tracked() {
-  const engine = await createEngine();
-  const proc = engine.createProcess();
-  const m = engine.createGroup({ kind: 'emulated' });
-  const c = engine.openContainer(proc);
-  c.attach(m);
-  c.setIommu('type1v2');
-  c.openDevice(m);
-  m.devices[0].registerDmaUnmap(() => undefined);
+  const { engine, proc, m, c } = await setupE();
   c.map({ iova: P(0), vaddr: proc.mmap(P(128)), size: P(128) }); // 128 pages: two words
   c.dirty.start();
   expect(m.devices[0].dmaRw(P(0), new Uint8Array(128 * 4096).fill(1), true)).toBe(0);

@@ -1,23 +1,10 @@
 // The typed API over the model: the same behaviour as the ioctl surface, with errors thrown.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, InvalidArgumentError, ExistsError, VfioError } from '../src/index.js';
+import { setupE } from './helpers/typed_setup.js';
 
 const P = (n: number) => BigInt(n) * 0x1000n;
 
-async function setupE() {
-  const engine = await createEngine();
-  const proc = engine.createProcess();
-  const m = engine.createGroup({ kind: 'emulated' });
-  const c = engine.openContainer(proc);
-  c.attach(m);
-  c.setIommu('type1v2');
-  c.openDevice(m);
-  const dev = m.devices[0];
-  const calls: [bigint, bigint][] = [];
-  dev.registerDmaUnmap((iova, size) => calls.push([iova, size]));
-  const mem = proc.mmap(1n << 24n);
-  return { engine, proc, m, c, dev, mem, calls };
-}
 
 async function setupI() {
   const engine = await createEngine();

@@ -30,6 +30,11 @@ export class Accelerators implements Subsystem {
     return x instanceof Accelerator && x.engine === this.engine;
   }
 
+  /** engine.dispose(): every live accelerator is removed (§4.9), so its calls answer ENODEV. */
+  dispose(): void {
+    for (const a of [...this.live]) a.remove();
+  }
+
   /** A removed accelerator's path and devId become free. */
   forget(a: Accelerator): void {
     const i = this.live.indexOf(a);

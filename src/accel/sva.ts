@@ -49,6 +49,7 @@ export class Sva {
   bindDevice(accel: Accelerator, proc: Process): SvaHandle | number {
     if (!this.engine.accelerators.isAccelerator(accel)) throw new TypeError('bindDevice: not an accelerator');
     if (!(proc instanceof Process)) throw new TypeError('bindDevice: not a process');
+    if (proc.engine !== this.engine) throw new TypeError('bindDevice: a process of another engine');
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     return c.run(() => {
@@ -84,6 +85,7 @@ export class Sva {
   /** B4: the process's PASID or INVALID_IOASID. */
   pasidOf(proc: Process): number {
     if (!(proc instanceof Process)) throw new TypeError('pasidOf: not a process');
+    if (proc.engine !== this.engine) throw new TypeError('pasidOf: a process of another engine');
     return this.mms.get(proc)?.pasid ?? INV;
   }
 

@@ -8,7 +8,10 @@ import { Dma, IOMMU_READ, IOMMU_WRITE } from './dma.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Process } from '../process.js';
 import type { Type1 } from './type1.js';
-import { U64_MAX } from '../u64.js';
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
+import { sizeText } from './range_gate.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
 export const {
   VFIO_DMA_MAP_FLAG_READ: MAP_FLAG_READ,
@@ -26,32 +29,40 @@ export const {
  */
 export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, iova: bigint, size: bigint): number {
   const p = t.profile;
+  t.refusal = null;
   const setVaddr = (flags & MAP_FLAG_VADDR) !== 0;
   const prot = (flags & MAP_FLAG_WRITE ? IOMMU_WRITE : 0) | (flags & MAP_FLAG_READ ? IOMMU_READ : 0);
   const wraps = iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX;
+  const WRAPS = 'iova + size or vaddr + size passes 2^64';
   if (p.earlyMapChecks) {
-    if (size === 0n) return -EINVAL;
-    if (wraps) return -p.overflow;
+    if (size === 0n) return t.refuse(EINVAL, 'size is 0');
+    if (wraps) return t.refuse(p.overflow, WRAPS);
   }
-  if ((prot !== 0 && setVaddr) || (prot === 0 && !setVaddr)) return -EINVAL;
+  if (prot !== 0 && setVaddr) return t.refuse(EINVAL, 'VADDR goes with neither READ nor WRITE');
+  if (prot === 0 && !setVaddr) return t.refuse(EINVAL, 'a mapping needs READ or WRITE');
   const mask = t.pgsize - 1n;
-  if (size === 0n || ((size | iova | vaddr) & mask) !== 0n) return -EINVAL;
-  if (wraps) return -p.overflow;
+  if (size === 0n) return t.refuse(EINVAL, 'size is 0');
+  if (((size | iova | vaddr) & mask) !== 0n) {
+    return t.refuse(EINVAL, `iova, vaddr and size must be multiples of the ${sizeText(t.pgsize)} IOMMU page size`);
+  }
+  if (wraps) return t.refuse(p.overflow, WRAPS);
   const last = iova + size - 1n;
   const hit = t.first(iova, last);
   if (setVaddr) {
-    if (!hit) return -ENOENT;
-    if (!hit.vaddrInvalid || hit.iova !== iova || hit.size !== size) return -EINVAL;
+    if (!hit) return t.refuse(ENOENT, 'no mapping in the range to give a vaddr');
+    if (!hit.vaddrInvalid || hit.iova !== iova || hit.size !== size) {
+      return t.refuse(EINVAL, 'a vaddr update needs exactly one mapping of this iova and size whose vaddr was invalidated');
+    }
     const r = changeOwner(hit, proc);
-    if (r < 0) return r;
+    if (r < 0) return t.refuse(-r, "the new owner's RLIMIT_MEMLOCK cannot take the mapping's locked pages");
     hit.vaddr = vaddr;
     hit.vaddrInvalid = false;
     t.vaddrInvalidCount--;
     return 0;
   }
-  if (hit) return -EEXIST;
-  if (t.dmaAvail === 0) return -ENOSPC;
-  if (!t.iovaValid(iova, last)) return -EINVAL;
+  if (hit) return t.refuse(EEXIST, `overlaps the mapping [${hex(hit.iova)}, ${hex(hit.iova + hit.size)})`);
+  if (t.dmaAvail === 0) return t.refuse(ENOSPC, 'the container holds dma_entry_limit mappings');
+  if (!t.iovaValid(iova, last)) return t.refuse(EINVAL, 'outside the IOMMU aperture or inside a reserved region');
 
   const d = new Dma(t.allocId(), iova, size, vaddr, prot, proc);
   if (t.insert(d) < 0) {
@@ -64,11 +75,11 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
     const u = proc.firstUnmappedPage(vaddr, d.npages);
     if (u >= 0 && (budget < 0 || u <= budget)) {
       t.remove(d);
-      return -EFAULT;
+      return t.refuse(EFAULT, `vaddr page ${hex(vaddr + BigInt(u) * PAGE_SIZE)} is not mapped in the process`);
     }
     if (t.charge(d, BigInt(d.npages)) < 0) {
       t.remove(d);
-      return -ENOMEM;
+      return t.refuse(ENOMEM, 'pinning it would pass the RLIMIT_MEMLOCK of the process');
     }
     d.iommuMapped = true;
   }
@@ -77,7 +88,7 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
     const bm = nbits > DIRTY_BITMAP_PAGES_MAX ? -EINVAL : DirtyBitmap.tryCreate(t.core, nbits);
     if (typeof bm === 'number') {
       t.remove(d);
-      return bm;
+      return bm === -EINVAL ? t.refuse(EINVAL, 'a tracked mapping holds at most 2^31 - 1 pages') : bm;
     }
     d.bitmap = bm;
     d.nbits = nbits;
@@ -138,9 +149,8 @@ export function rethrowCallbackErrors(r: UnmapResult): void {
  * callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
  * bitmap. What would change the container's groups, page sizes or tracking state (SET_CONTAINER
  * onto it, UNSET_CONTAINER of one of its groups, SET_IOMMU, START or STOP) fails with -EDEADLK
- * and changes nothing, as the kernel's group lock would block it. A group file's final close
- * inside a callback succeeds, and its detach waits until the outermost unmap of the container
- * returns (the group cannot be opened again until then).
+ * and changes nothing, as the kernel's group lock would block it; a close that would detach one
+ * of its groups is such a call too: it answers -EDEADLK and the fd stays open.
  *
  * A callback that throws does not stop the unmap: the exception is caught, the unmap goes on as
  * the kernel's would once the driver returned (restart; a dma whose pins remain fails with
@@ -150,6 +160,7 @@ export function rethrowCallbackErrors(r: UnmapResult): void {
 export function unmapDma(
   t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
 ): UnmapResult {
+  t.refusal = null;
   const thrown: unknown[] = [];
   let r: UnmapResult;
   try {
@@ -183,26 +194,31 @@ function unmapLoop(
   const all = (flags & UNMAP_FLAG_ALL) !== 0;
   const inval = (flags & UNMAP_FLAG_VADDR) !== 0;
   const fail = (ret: number): UnmapResult => ({ ret, size: 0n });
-  if (inval && t.emulatedGroups.length) return fail(-EBUSY);
+  const no = (errno: number, rule: string): UnmapResult => fail(t.refuse(errno, rule));
+  const page = sizeText(t.pgsize);
+  if (inval && t.emulatedGroups.length) return no(EBUSY, 'VADDR invalidation while an emulated (mdev) group is attached');
   const mask = t.pgsize - 1n;
-  if ((iova & mask) !== 0n) return fail(-EINVAL);
+  if ((iova & mask) !== 0n) return no(EINVAL, `iova not aligned to the ${page} IOMMU page size`);
   let last: bigint;
   if (all) {
-    if (iova !== 0n || size !== 0n) return fail(-EINVAL);
+    if (iova !== 0n || size !== 0n) return no(EINVAL, 'UNMAP_ALL takes iova 0 and size 0');
     last = U64_MAX;
   } else {
-    if (size === 0n || (size & mask) !== 0n) return fail(-EINVAL);
-    if (iova + size - 1n > U64_MAX) return fail(-p.overflow);
+    if (size === 0n) return no(EINVAL, 'size is 0');
+    if ((size & mask) !== 0n) return no(EINVAL, `size not a multiple of the ${page} IOMMU page size`);
+    if (iova + size - 1n > U64_MAX) return no(p.overflow, 'iova + size passes 2^64');
     last = iova + size - 1n;
   }
-  if (report && (!t.tracking || bitmapPgsize !== t.pgsize)) return fail(-EINVAL);
+  if (report && !t.tracking) return no(EINVAL, 'GET_DIRTY_BITMAP while dirty tracking is not started');
+  if (report && bitmapPgsize !== t.pgsize) return no(EINVAL, `bitmap.pgsize is not the ${page} tracking page size`);
   // Before v6.18 the exclusive end of a range reaching 2^64 overflowed to 0: nothing matched.
   const topBroken = !all && !p.topEndUsable && last === U64_MAX;
 
   let unmapped = 0n;
   const notified = new Set<Dma>();
   for (;;) {
-    if (t.v2 && !all && t.cutBy(iova, last)) return fail(-EINVAL);
+    const cut = t.v2 && !all ? t.cutBy(iova, last) : undefined;
+    if (cut) return no(EINVAL, `the range cuts the mapping [${hex(cut.iova)}, ${hex(cut.iova + cut.size)})`);
     if (topBroken) return { ret: 0, size: 0n };
     if (report?.prepare) {
       // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
@@ -219,7 +235,7 @@ function unmapLoop(
         if (d.vaddrInvalid) {
           for (const e of invalidated) e.vaddrInvalid = false;
           t.vaddrInvalidCount -= invalidated.length;
-          return fail(-EINVAL);
+          return no(EINVAL, `the vaddr of the mapping at ${hex(d.iova)} is invalidated already`);
         }
         d.vaddrInvalid = true;
         t.vaddrInvalidCount++;
@@ -230,7 +246,7 @@ function unmapLoop(
       }
       if (t.pinned(d) > 0) {
         // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
-        if (notified.has(d)) return fail(-EBUSY);
+        if (notified.has(d)) return no(EBUSY, `a driver kept its pins in the mapping at ${hex(d.iova)} after its dma_unmap op`);
         notified.add(d);
         notify(t, d, thrown);
         restart = true;

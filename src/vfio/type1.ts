@@ -60,6 +60,12 @@ export class Type1 {
   bitShift = 0;
   /** dma_unmap callbacks of this container running now (nested unmaps can nest them). */
   callbackDepth = 0;
+  /**
+   * The rule behind the last MAP or UNMAP refusal, in words, set by the check that refused it
+   * (null when the errno has no rule to name, e.g. out of memory). The ioctl returns -errno only;
+   * the typed API takes it (takeRefusal) into its error's message.
+   */
+  refusal: string | null = null;
 
   private constructor(core: Core, profile: Profile, v2: boolean, tree: IovaTree, dmaEntryLimit: number) {
     this.core = core;
@@ -139,6 +145,19 @@ export class Type1 {
     if (last === U64_MAX && !this.profile.topEndUsable) return undefined;
     const b = a && a.last >= last ? a : this.find(last);
     return b && b.last !== last ? b : undefined;
+  }
+
+  /** Records why a MAP or UNMAP check refused (see `refusal`) and returns -errno. */
+  refuse(errno: number, rule: string): number {
+    this.refusal = rule;
+    return -errno;
+  }
+
+  /** The rule of the last refusal, cleared as it is read. */
+  takeRefusal(): string | undefined {
+    const r = this.refusal ?? undefined;
+    this.refusal = null;
+    return r;
   }
 
   /** Every dma, ascending. */

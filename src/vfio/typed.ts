@@ -151,7 +151,7 @@ export class VfioContainer {
     const size = u64('size', m.size);
     const flags = (m.read ?? true ? MAP_FLAG_READ : 0) | (m.write ?? true ? MAP_FLAG_WRITE : 0);
     const r = mapDma(this.iommu, this.proc, flags, u64('vaddr', m.vaddr), iova, size);
-    if (r < 0) throw vfioError(r, 'map', { start: iova, length: size });
+    if (r < 0) throw vfioError(r, 'map', { start: iova, length: size }, this.iommu.takeRefusal());
   }
 
   /** MAP_DMA with VADDR: re-points a dma invalidated by invalidateVaddr. */
@@ -159,13 +159,13 @@ export class VfioContainer {
     const iova = u64('iova', m.iova);
     const size = u64('size', m.size);
     const r = mapDma(this.iommu, this.proc, MAP_FLAG_VADDR, u64('vaddr', m.vaddr), iova, size);
-    if (r < 0) throw vfioError(r, 'updateVaddr', { start: iova, length: size });
+    if (r < 0) throw vfioError(r, 'updateVaddr', { start: iova, length: size }, this.iommu.takeRefusal());
   }
 
   private unmapWith(op: string, flags: number, iova: bigint, size: bigint): bigint {
     const r = unmapDma(this.iommu, flags, iova, size, 0n, null);
     rethrowCallbackErrors(r);
-    if (r.ret < 0) throw vfioError(r.ret, op, { start: iova, length: size });
+    if (r.ret < 0) throw vfioError(r.ret, op, { start: iova, length: size }, this.iommu.takeRefusal());
     return r.size;
   }
 
@@ -202,7 +202,7 @@ export class VfioContainer {
     try {
       const res = unmapDma(t, UNMAP_FLAG_GET_DIRTY_BITMAP, iova, size, t.pgsize, (d) => reportToBitmap(t, d, iova, out));
       rethrowCallbackErrors(res);
-      if (res.ret < 0) throw vfioError(res.ret, 'unmapWithBitmap', range);
+      if (res.ret < 0) throw vfioError(res.ret, 'unmapWithBitmap', range, t.takeRefusal());
       return { size: res.size, bitmap: out.toBytes() };
     } finally {
       out.dispose();

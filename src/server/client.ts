@@ -1,0 +1,279 @@
+// The Node client of `vfio-dirty serve` (docs/PROTOCOL.md): a connection is a process of the
+// engine; every call is a request frame, pipelined (many may be in flight), answered in order.
+// Driver callbacks arrive as events; a handler's calls run inside the callback (their frames carry
+// the event's id) and its return sends EVENT_DONE.
+import { createConnection, type Socket } from 'node:net';
+import {
+  ArgKind, EVENT_DMA_UNMAP, HEADER_SIZE, MAGIC, Op, PROTOCOL_VERSION, REPLY_BIT, Reader, Writer,
+  frame,
+} from './protocol.js';
+
+/** A reply: the i64 result and the bytes after it. */
+export interface ClientReply {
+  ret: bigint;
+  data: Uint8Array;
+}
+
+/** A dma_unmap callback: runs with a client whose calls happen inside the callback. */
+export type DmaUnmapHandler = (inside: Client, iova: bigint, size: bigint) => void | Promise<void>;
+
+export interface ConnectOptions {
+  /** RLIMIT_MEMLOCK of the process in bytes; default unlimited. */
+  memlockLimit?: bigint;
+  /** CAP_IPC_LOCK; default false. */
+  capIpcLock?: boolean;
+  /** Bytes of shared file to ask for (SHM_* requests); default 0 (none). */
+  shmBytes?: bigint | number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** State shared by a client and its callback views. */
+class Link {
+  nextId = 1;
+  readonly waiting = new Map<number, (r: ClientReply) => void>();
+  readonly handlers = new Map<string, DmaUnmapHandler>();
+  buf: Uint8Array = new Uint8Array(0);
+  closed = false;
+  corked = false;
+  constructor(readonly socket: Socket) {}
+}
+
+export class Client {
+  /** The shared file's path and size (after a HELLO that asked for one). */
+  shmPath = '';
+  shmSize = 0n;
+  /** The event id whose callback this view runs in; 0 for the client itself. */
+  private ctx = 0;
+  private readonly link: Link;
+
+  private constructor(link: Link) {
+    this.link = link;
+  }
+
+  /** Connects to a server at `path` and performs the HELLO handshake. */
+  static async connect(path: string, o: ConnectOptions = {}): Promise<Client> {
+    const socket = createConnection(path);
+    await new Promise<void>((res, rej) => {
+      socket.once('connect', res);
+      socket.once('error', rej);
+    });
+    const c = new Client(new Link(socket));
+    socket.on('data', (d: Buffer) => c.onData(d));
+    socket.on('close', () => c.onClose());
+    socket.on('error', () => {});
+    const p = new Writer().u32(MAGIC).u32(PROTOCOL_VERSION).u32(PROTOCOL_VERSION)
+      .u32(o.capIpcLock ? 1 : 0).u64(o.memlockLimit ?? (1n << 64n) - 1n).u64(BigInt(o.shmBytes ?? 0)).done();
+    const r = await c.request(Op.HELLO, p);
+    if (r.ret < 0n) {
+      socket.destroy();
+      throw new Error(`HELLO refused: errno ${-r.ret}`);
+    }
+    const rd = new Reader(r.data);
+    c.shmSize = rd.u64();
+    c.shmPath = rd.str();
+    return c;
+  }
+
+  private onData(d: Buffer): void {
+    const L = this.link;
+    const buf = L.buf.length ? Buffer.concat([L.buf, d]) : d;
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let o = 0;
+    while (buf.length - o >= HEADER_SIZE) {
+      const size = v.getUint32(o, true);
+      if (buf.length - o < size) break;
+      const op = v.getUint16(o + 4, true);
+      const id = v.getUint32(o + 8, true);
+      if (op & REPLY_BIT) {
+        const res = L.waiting.get(id);
+        L.waiting.delete(id);
+        const data = size > HEADER_SIZE + 8 ? Uint8Array.from(buf.subarray(o + HEADER_SIZE + 8, o + size)) : EMPTY;
+        res?.({ ret: v.getBigInt64(o + HEADER_SIZE, true), data });
+      } else if (op === EVENT_DMA_UNMAP) {
+        void this.onDmaUnmap(id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
+      } else if (op & 0x4000) {
+        void this.within(id).request(Op.EVENT_DONE, new Writer().i64(0n).done()); // unknown: returns 0
+      }
+      o += Math.max(size, HEADER_SIZE);
+    }
+    L.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
+  }
+
+  private async onDmaUnmap(ev: number, body: Uint8Array): Promise<void> {
+    const r = new Reader(body);
+    const iova = r.u64();
+    const size = r.u64();
+    const name = r.str();
+    const inside = this.within(ev);
+    try {
+      await this.link.handlers.get(name)?.(inside, iova, size);
+    } finally {
+      if (!this.link.closed) await inside.request(Op.EVENT_DONE, new Writer().i64(0n).done());
+    }
+  }
+
+  private onClose(): void {
+    this.link.closed = true;
+    for (const res of this.link.waiting.values()) res({ ret: -104n, data: new Uint8Array(0) }); // ECONNRESET
+    this.link.waiting.clear();
+  }
+
+  /** A view of this client whose requests run inside the callback of event `ctx`. */
+  private within(ctx: number): Client {
+    const c = new Client(this.link);
+    c.ctx = ctx;
+    c.shmPath = this.shmPath;
+    c.shmSize = this.shmSize;
+    return c;
+  }
+
+  /** Sends one request frame; resolves with its reply. */
+  request(op: number, payload: Uint8Array, ctx = this.ctx): Promise<ClientReply> {
+    const L = this.link;
+    if (L.closed) return Promise.resolve({ ret: -104n, data: new Uint8Array(0) });
+    const id = L.nextId;
+    L.nextId = (L.nextId + 1) >>> 0 || 1;
+    const p = new Promise<ClientReply>((res) => L.waiting.set(id, res));
+    if (!L.corked) {
+      // requests issued in one tick go out in one write
+      L.corked = true;
+      L.socket.cork();
+      process.nextTick(() => {
+        L.corked = false;
+        L.socket.uncork();
+      });
+    }
+    L.socket.write(frame(op, id, ctx, payload));
+    return p;
+  }
+
+  private async num(op: number, payload: Uint8Array): Promise<number> {
+    return Number((await this.request(op, payload)).ret);
+  }
+
+  /** open(2) of a device path: a new fd, or -errno. */
+  open(path: string): Promise<number> {
+    return this.num(Op.OPEN, new TextEncoder().encode(path));
+  }
+
+  /** close(2): 0 or -errno. */
+  close(fd: number): Promise<number> {
+    return this.num(Op.CLOSE, new Writer().u32(fd).done());
+  }
+
+  /**
+   * ioctl(2) as `proc.ioctl` takes it: a number/bigint value, a device name, or the struct's bytes
+   * (updated in place with what the kernel writes back). Resolves with the result or -errno.
+   */
+  async ioctl(fd: number, request: number, arg?: number | bigint | string | Uint8Array): Promise<number> {
+    const bytes = typeof arg === 'string' ? new TextEncoder().encode(arg) : arg instanceof Uint8Array ? arg : null;
+    const p = new Uint8Array(16 + (bytes ? bytes.length : arg === undefined ? 0 : 8));
+    const v = new DataView(p.buffer);
+    v.setUint32(0, fd >>> 0, true);
+    v.setUint32(4, request >>> 0, true);
+    v.setUint32(8, arg === undefined ? ArgKind.NONE : bytes ? (arg instanceof Uint8Array ? ArgKind.BYTES : ArgKind.STRING) : ArgKind.VALUE, true);
+    if (bytes) p.set(bytes, 16);
+    else if (arg !== undefined) v.setBigUint64(16, BigInt.asUintN(64, BigInt(arg as number | bigint)), true);
+    const r = await this.request(Op.IOCTL, p);
+    if (arg instanceof Uint8Array && r.data.length === arg.length) arg.set(r.data);
+    return Number(r.ret);
+  }
+
+  /** mmap of anonymous memory in the process: the address, or -errno as a bigint. */
+  async mmap(length: bigint | number): Promise<bigint> {
+    return (await this.request(Op.MMAP, new Writer().u64(BigInt(length)).done())).ret;
+  }
+
+  /** `proc.mmapFd`: the address, or -errno as a bigint. */
+  async mmapFd(fd: number, offset: bigint, length: bigint | number): Promise<bigint> {
+    return (await this.request(Op.MMAP_FD, new Writer().u32(fd).u32(0).u64(offset).u64(BigInt(length)).done())).ret;
+  }
+
+  /** `proc.munmap`: 0 or -errno. */
+  munmap(addr: bigint, length: bigint | number): Promise<number> {
+    return this.num(Op.MUNMAP, new Writer().u64(addr).u64(BigInt(length)).done());
+  }
+
+  /** Bytes of the process's memory, or -errno (-EFAULT: not mapped). */
+  async read(addr: bigint, length: number): Promise<Uint8Array | number> {
+    const r = await this.request(Op.READ_MEM, new Writer().u64(addr).u32(length).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** Stores bytes in the process's memory: 0 or -errno. */
+  write(addr: bigint, bytes: Uint8Array): Promise<number> {
+    return this.num(Op.WRITE_MEM, new Writer().u64(addr).bytes(bytes).done());
+  }
+
+  /** Copies process memory [addr, addr+length) to the shared file at `offset`: 0 or -errno. */
+  shmFromMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
+    return this.num(Op.SHM_FROM_MEM, new Writer().u64(addr).u64(offset).u64(length).done());
+  }
+
+  /** Copies the shared file at `offset` into process memory at `addr`: 0 or -errno. */
+  shmToMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
+    return this.num(Op.SHM_TO_MEM, new Writer().u64(addr).u64(offset).u64(length).done());
+  }
+
+  /** Creates a host IOMMU group from a spec (`kind=iommu,devices=a+b`): its number, or -errno. */
+  createGroup(spec: string): Promise<number> {
+    return this.num(Op.CREATE_GROUP, new TextEncoder().encode(spec));
+  }
+
+  /** Removes a host group (as unbinding its devices): 0, -EBUSY while it is open, -ENOENT. */
+  removeGroup(id: number): Promise<number> {
+    return this.num(Op.REMOVE_GROUP, new Writer().u32(id).done());
+  }
+
+  /** Registers `handler` as the device's dma_unmap op: 0 or -errno. */
+  registerDmaUnmap(device: string, handler: DmaUnmapHandler): Promise<number> {
+    this.link.handlers.set(device, handler);
+    return this.num(Op.DEV_REGISTER_DMA_UNMAP, new Writer().str(device).done());
+  }
+
+  /** vfio_pin_pages on `device`: npage or -errno, with the pfns when asked for. */
+  async pinPages(device: string, iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): Promise<number> {
+    const r = await this.request(Op.DEV_PIN_PAGES,
+      new Writer().str(device).u64(iova).u32(npage).u32(prot).u32(pfns ? 1 : 0).done());
+    if (pfns && r.ret > 0n) {
+      const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+      for (let i = 0; i < Number(r.ret) && i < pfns.length; i++) pfns[i] = v.getBigUint64(i * 8, true);
+    }
+    return Number(r.ret);
+  }
+
+  /** vfio_unpin_pages on `device`. */
+  async unpinPages(device: string, iova: bigint, npage: number): Promise<number> {
+    return this.num(Op.DEV_UNPIN_PAGES, new Writer().str(device).u64(iova).u32(npage).done());
+  }
+
+  /** vfio_dma_rw on `device`: 0 or -errno; a read fills `data`. */
+  async dmaRw(device: string, iova: bigint, data: Uint8Array, write: boolean): Promise<number> {
+    const w = new Writer().str(device).u64(iova).u32(write ? 1 : 0).u32(data.length);
+    if (write) w.bytes(data);
+    const r = await this.request(Op.DEV_DMA_RW, w.done());
+    if (!write && r.ret === 0n) data.set(r.data.subarray(0, data.length));
+    return Number(r.ret);
+  }
+
+  /** The server's counters (sessions, processes, heap bytes, groups). */
+  async stats(): Promise<Record<string, unknown>> {
+    const r = await this.request(Op.STATS, new Uint8Array(0));
+    return JSON.parse(new TextDecoder().decode(r.data)) as Record<string, unknown>;
+  }
+
+  /** Ends the connection: the process exits on the server. */
+  end(): Promise<void> {
+    return new Promise((res) => {
+      if (this.link.closed) return res();
+      this.link.socket.once('close', () => res());
+      this.link.socket.end();
+    });
+  }
+
+  /** Drops the connection at once, as a killed client would. */
+  destroy(): void {
+    this.link.socket.destroy();
+  }
+}

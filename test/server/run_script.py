@@ -1,0 +1,75 @@
+"""Runs a script of steps (test/server/script.ts) through the Python client; prints JSON results.
+
+usage: run_script.py SOCKET SCRIPT.json
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'clients', 'python'))
+import vfio_dirty  # noqa: E402
+
+
+def h(b):
+    return ' '.join('%02x' % x for x in b)
+
+
+def unh(s):
+    return bytes(int(x, 16) for x in s.split())
+
+
+def main():
+    c = vfio_dirty.Client(sys.argv[1])
+    steps = json.load(open(sys.argv[2]))
+    out = []
+    last_group = 0
+    for s in steps:
+        k = s[0]
+        if k == 'group':
+            last_group = c.create_group(s[1])
+            out.append(['group'])
+        elif k == 'open_group':
+            out.append([str(c.open('/dev/vfio/%d' % last_group))])
+        elif k == 'open':
+            out.append([str(c.open(s[1]))])
+        elif k == 'close':
+            out.append([str(c.close(s[1]))])
+        elif k == 'ioctl':
+            a = s[3]
+            if a is not None and 'b' in a:
+                buf = bytearray(unh(a['b']))
+                r = c.ioctl(s[1], s[2], buf)
+                out.append([str(r), h(buf)])
+            else:
+                arg = None if a is None else int(a['v'], 0) if 'v' in a else a['s']
+                out.append([str(c.ioctl(s[1], s[2], arg))])
+        elif k == 'mmap':
+            out.append([str(c.mmap(s[1]))])
+        elif k == 'read':
+            r = c.read(int(s[1], 0), s[2])
+            out.append([str(r)] if isinstance(r, int) else ['0', h(r)])
+        elif k == 'write':
+            out.append([str(c.write(int(s[1], 0), unh(s[2])))])
+        elif k == 'register':
+            name = s[1]
+
+            def handler(cl, iova, size, name=name):
+                out.append(['event', name, str(iova), str(size)])
+                pages = size >> 12
+                for o in range(0, pages, 512):
+                    cl.unpin_pages(name, iova + o * 4096, min(512, pages - o))
+            out.append([str(c.register_dma_unmap(name, handler))])
+        elif k == 'pin':
+            out.append([str(c.pin_pages(s[1], int(s[2], 0), s[3], s[4]))])
+        elif k == 'unpin':
+            out.append([str(c.unpin_pages(s[1], int(s[2], 0), s[3]))])
+        elif k == 'dma_write':
+            out.append([str(c.dma_rw(s[1], int(s[2], 0), unh(s[3]), True))])
+        elif k == 'dma_read':
+            r = c.dma_rw(s[1], int(s[2], 0), s[3], False)
+            out.append([str(r)] if isinstance(r, int) else ['0', h(r)])
+    json.dump(out, sys.stdout)
+    c.close_connection()
+
+
+main()
