@@ -21,7 +21,9 @@ export const ENOSPC = 28;
 export const EDEADLK = 35;
 export const EOVERFLOW = 75;
 export const EBADFD = 77;
+export const EMSGSIZE = 90;
 export const EOPNOTSUPP = 95;
+export const EADDRINUSE = 98;
 
 // The host page: PAGE_SIZE bytes, also the unit of pinning and of user memory frames.
 export const PAGE_SHIFT = 12;

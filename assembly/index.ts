@@ -55,6 +55,7 @@ export {
 export { pins_mark, pins_count_range, pins_collect } from './pin_table_scan';
 export { um_create, um_free, um_frames, um_write, um_read, um_reserve, um_reserve_ranges } from './user_memory';
 export { report_user, report_words } from './report';
+export { unit_report } from './unit_report';
 export {
   kvm_vm_create,
   kvm_vm_free,

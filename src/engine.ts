@@ -6,6 +6,7 @@ import type { Subsystem } from './file.js';
 import { checkEngineOptions, type EngineOptions } from './engine_options.js';
 import { Container } from './vfio/container.js';
 import { vfioFiles } from './vfio/files.js';
+import { iommufdFiles } from './iommufd/subsystem.js';
 import { Group, type GroupOptions } from './vfio/group.js';
 import { Process, type ProcessOptions } from './process.js';
 import { profileOf, type Profile } from './vfio/profile.js';
@@ -35,7 +36,7 @@ export class Engine {
   /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
   readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, kvmFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, iommufdFiles, kvmFiles];
   /** KVM_USER_MEM_SLOTS (SPEC-KVM §11). */
   kvmUserMemSlots = 32764;
   /** KVM_MAX_VCPUS (SPEC-KVM §11). */
@@ -46,6 +47,8 @@ export class Engine {
   readonly ioasid: Ioasid;
   /** Quota of each VM's PASID set. */
   readonly vfioPasidQuota: number;
+  /** Devices created so far: the next device's index N (SPEC-DEVICE-DIRTY §2.2). */
+  devicesCreated = 0;
   private nextGroupId = 1;
   private seq = 0;
   private disposedFlag = false;

@@ -23,7 +23,9 @@ export const errno = Object.freeze({
   EDEADLK: E.EDEADLK,
   EOVERFLOW: E.EOVERFLOW,
   EBADFD: E.EBADFD,
+  EMSGSIZE: E.EMSGSIZE,
   EOPNOTSUPP: E.EOPNOTSUPP,
+  EADDRINUSE: E.EADDRINUSE,
 });
 
 export type ErrnoName = keyof typeof errno;

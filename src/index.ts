@@ -22,6 +22,7 @@ export {
 export { Engine, type EngineOptions } from './engine.js';
 export type { ProfileName } from './vfio/profile.js';
 export { Group, VfioDevice, type GroupKind, type GroupOptions } from './vfio/group.js';
+export type { DeviceSpec, TrackerOptions, Tracker } from './vfio/device_state.js';
 export { Process, type ProcessOptions } from './process.js';
 export { Kvm } from './kvm/kvm.js';
 export { Vcpu } from './kvm/vcpu.js';

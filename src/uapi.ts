@@ -4,6 +4,8 @@
 
 /** `_IO(';', 100 + n)`: VFIO ioctls encode neither direction nor size (the size is `argsz`). */
 import { kvmUapi } from './kvm/uapi.js';
+import { iommufdUapi } from './iommufd/uapi.js';
+import { deviceUapi } from './vfio/device_uapi.js';
 import { PIN_PAGES_MAX_ENTRIES } from '../assembly/constants.js';
 
 const VFIO_TYPE = 0x3b;
@@ -213,6 +215,9 @@ export const uapi = Object.freeze({
 
   // ---- KVM (SPEC-KVM §1) ----------------------------------------------------------------------
   ...kvmUapi,
+  // ---- device features, device cdevs and iommufd (SPEC-DEVICE-DIRTY §1) -----------------------
+  ...deviceUapi,
+  ...iommufdUapi,
 });
 
 /** The type of `uapi`. */

@@ -251,6 +251,18 @@ export interface CoreExports {
   kvm_get_log(slot: number, um: number, addr: number, clear: number): number;
   /** Bitmap words from firstWord lose the bits set in nwords user words at addr. */
   kvm_clear_log(slot: number, um: number, addr: number, firstWord: number, nwords: number): void;
+
+  // ---- unit_report (assembly/unit_report.ts) ------------------------------------------------
+  /**
+   * A tracker's or HWPT's report: the marked units of bm (unit j = [base + j·2^ushift, +2^ushift),
+   * units up to IOVA ulast) meeting [iova, last] set the bits of the report units (2^pshift bytes
+   * from iova) they meet, ORed into the user bitmap at `user` (frames reserved by the caller);
+   * with clear != 0 each unit inside [iova, last] is unmarked. Returns the units cleared.
+   */
+  unit_report(
+    um: number, user: number, bm: number, base: bigint, ulast: bigint, ushift: number, iova: bigint, last: bigint,
+    pshift: number, clear: number,
+  ): number;
 }
 
 /** Which compiled core to run: `release` (optimised, SIMD) or `debug` (assertions kept). */

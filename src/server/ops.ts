@@ -142,7 +142,7 @@ const createGroup: Handler = (host, _s, r) => {
   } catch {
     return [-PErr.EINVAL];
   }
-  for (const n of o.devices ?? []) if (deviceByName(host, n)) return [-PErr.EEXIST];
+  for (const d of o.devices ?? []) if (deviceByName(host, typeof d === 'string' ? d : d.name)) return [-PErr.EEXIST];
   try {
     const g = host.engine.createGroup(o);
     host.log('info', 'group-created', { id: g.id, devices: g.devices.map((d) => d.name) });

@@ -1,8 +1,12 @@
 // A device fd (VFIO_GROUP_GET_DEVICE_FD): keeps its group file open and the device taking part.
 // The file lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3).
-import { ENOTTY } from '../../assembly/constants.js';
-import type { OpenFile } from '../file.js';
+import { EINVAL } from '../../assembly/constants.js';
+import type { IoctlArg, OpenFile } from '../file.js';
+import type { Process } from '../process.js';
+import { deviceIoctl } from './device_feature.js';
+import { VFIO_DEVICE_BIND_IOMMUFD } from './device_uapi.js';
 import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { deviceClosedIfUnused } from './dma_logging.js';
 
 export class DeviceFile implements OpenFile {
   readonly kind = 'vfio-device';
@@ -21,8 +25,10 @@ export class DeviceFile implements OpenFile {
     if (device.openCount === 1) device.takeKvm();
   }
 
-  ioctl(): number {
-    return -ENOTTY; // no device ioctl is modelled
+  /** Device ioctls (SPEC-DEVICE-DIRTY §2.3): a group-path fd has access; BIND is for cdevs only. */
+  ioctl(proc: Process, request: number, arg: IoctlArg): number {
+    if (request === VFIO_DEVICE_BIND_IOMMUFD) return -EINVAL;
+    return deviceIoctl(proc, this.device, request, arg);
   }
 
   close(): void {
@@ -39,8 +45,9 @@ export class DeviceFile implements OpenFile {
   private releaseIfUnused(): void {
     if (this.fdOpen || this.kvmRefs > 0) return;
     this.device.openCount--;
-    if (this.device.openCount === 0) this.device.dropKvm();
     this.group.deviceFds--;
+    deviceClosedIfUnused(this.device);
+    if (this.device.openCount === 0) this.device.dropKvm(); // after it stopped taking part (F5)
     releaseIfUnused(this.group);
   }
 

@@ -4,6 +4,8 @@ import type { Container } from './container.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
+import { resolveDevices, type DeviceSpec, type DeviceState } from './device_state.js';
+import { dmaRead, dmaWrite } from './device_dma.js';
 
 /** 'iommu': behind a real IOMMU (has a domain); 'emulated': a mediated device (DMA only by pinning). */
 export type GroupKind = 'iommu' | 'emulated';
@@ -11,8 +13,8 @@ export type GroupKind = 'iommu' | 'emulated';
 export interface GroupOptions {
   /** Default 'iommu'. */
   kind?: GroupKind;
-  /** Device names; default one device named after the group. */
-  devices?: string[];
+  /** Devices: names, or { name, dmaLogging?, migrationFlags? }; default one device named after the group. */
+  devices?: DeviceSpec[];
   /** Default true; SET_CONTAINER of a non-viable group fails with EPERM. */
   viable?: boolean;
   /** IOMMU page sizes ('iommu' only); default 0x40201000n (4 KiB | 2 MiB | 1 GiB). */
@@ -23,6 +25,10 @@ export interface GroupOptions {
   reserved?: [bigint, bigint][];
   /** Behind an IOMMU that needs system-wide PASIDs (SPEC-PASID §3.1); 'iommu' only, default false. */
   syswidePasid?: boolean;
+  /** The IOMMU reports IOMMU_CAP_DIRTY_TRACKING ('iommu' only); default false. */
+  iommuDirtyTracking?: boolean;
+  /** IOPTEs use the largest page sizes the mapping allows ('iommu' only); default false. */
+  hugeIoptes?: boolean;
 }
 
 /** The open group file: alive while its fd is open or any device fd obtained from it is. */
@@ -59,6 +65,12 @@ export class Group {
   private removedFlag = false;
   /** Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (SPEC-PASID §3.1). */
   readonly syswidePasid: boolean;
+  /** IOMMU_CAP_DIRTY_TRACKING of the group's IOMMU. */
+  readonly iommuDirtyTracking: boolean;
+  /** Huge IOPTEs in its iommufd domains (SPEC-DEVICE-DIRTY §4.8). */
+  readonly hugeIoptes: boolean;
+  /** Bound cdev files of its devices: the group file cannot be opened while any lives. */
+  boundCdevs = 0;
 
   constructor(engine: Engine, id: number, o: GroupOptions) {
     this.engine = engine;
@@ -67,12 +79,13 @@ export class Group {
     if (this.kind !== 'iommu' && this.kind !== 'emulated') {
       throw new RangeError(`group kind must be 'iommu' or 'emulated', not '${String(o.kind)}'`);
     }
-    const names = o.devices ?? [`group${id}-dev0`];
-    if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !n)) {
-      throw new TypeError('devices must be a non-empty array of non-empty strings');
+    const emulated = this.kind === 'emulated';
+    if (emulated && (o.iommuDirtyTracking || o.hugeIoptes)) {
+      throw new RangeError('iommuDirtyTracking and hugeIoptes are for kind: \'iommu\' groups only');
     }
-    if (new Set(names).size !== names.length) throw new RangeError('device names must be unique');
-    this.devices = names.map((n) => new VfioDevice(this, n));
+    this.iommuDirtyTracking = o.iommuDirtyTracking ?? false;
+    this.hugeIoptes = o.hugeIoptes ?? false;
+    const resolved = resolveDevices(o.devices, id, emulated);
     this.viable = o.viable ?? true;
     this.syswidePasid = o.syswidePasid ?? false;
     if (typeof this.syswidePasid !== 'boolean' || (this.syswidePasid && this.kind !== 'iommu')) {
@@ -93,6 +106,7 @@ export class Group {
         throw new RangeError('reserved regions must be [start, end] bigints with start <= end');
       }
     }
+    this.devices = resolved.map((d) => new VfioDevice(this, d.name, engine.devicesCreated++, d.state));
   }
 
   /** The device named `name`, or undefined. */
@@ -119,7 +133,7 @@ export class Group {
    */
   remove(): number {
     if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
-    if (this.file) return -EBUSY;
+    if (this.file || this.boundCdevs > 0) return -EBUSY; // a bound cdev holds its device too
     this.removedFlag = true;
     this.engine.forgetGroup(this);
     return 0;
@@ -140,10 +154,29 @@ export class VfioDevice {
   kvm: Kvm | null = null;
   /** Called when the file that gave `kvm` loses that KVM (SPEC-KVM F6), or null. */
   kvmUnlink: ((kvm: Kvm) => void) | null = null;
+  /** The device index N: engine-wide creation order from 0, never reused. */
+  readonly index: number;
+  /** `/dev/vfio/devices/vfio<N>` for a device of an IOMMU-backed group, else null. */
+  readonly cdevPath: string | null;
+  /** Tracker, migration flags, DMA log and iommufd binding (SPEC-DEVICE-DIRTY §2). */
+  readonly state: DeviceState;
 
-  constructor(group: Group, name: string) {
+  constructor(group: Group, name: string, index: number, state: DeviceState) {
     this.group = group;
     this.name = name;
+    this.index = index;
+    this.cdevPath = group.kind === 'iommu' ? `/dev/vfio/devices/vfio${index}` : null;
+    this.state = state;
+  }
+
+  /** The device's own DMA write through its IOMMU mappings: 0 or -errno (SPEC-DEVICE-DIRTY §2.4). */
+  dmaWrite(iova: bigint, data: Uint8Array): number {
+    return dmaWrite(this, iova, data);
+  }
+
+  /** The device's own DMA read through its IOMMU mappings: the bytes, or -errno. */
+  dmaRead(iova: bigint, length: number): Uint8Array | number {
+    return dmaRead(this, iova, length);
   }
 
   /** Open and registered: may pin and is notified of unmaps. */

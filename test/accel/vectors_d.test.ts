@@ -1,6 +1,6 @@
 // SPEC-PASID §6 D: what SVA device writes do to dirty tracking, and the soft-dirty record.
 import { describe, expect, it } from 'vitest';
-import { errno, type Engine, type Process } from '../../src/index.js';
+import { errno, type Engine, type Process, type VfioDevice as RealDevice } from '../../src/index.js';
 import { P, setup } from '../helpers/setups.js';
 import { b, hex, setupA } from './setup.js';
 import { setupP } from '../ioasid/setup_p.js';
@@ -69,7 +69,26 @@ describe('SPEC-PASID §6 D', () => {
     expect(hex(P1.softDirty(0xffff_ffff_ffff_0000n, 0x10000))).toBe('0000');
   });
 
-  it.todo('V42. CPU copies versus passthrough DMA (needs dmaRw to call markSoftDirty, and dev.dmaWrite)');
+  it('V42. CPU copies versus passthrough DMA', async () => {
+    const e = await setup('E');
+    const P1 = e.proc as unknown as Process;
+    const V = P1.mmap(0x4000);
+    expect(e.MAP(0n, 0x4000n, undefined, V)).toBe(0);
+    P1.clearSoftDirty();
+    expect(e.RW('M', 0x2000n, 8, true).ret).toBe(0);
+    expect(hex(P1.softDirty(V, 0x4000))).toBe('04');
+    expect(e.RW('M', 0x1000n, 8, false).ret).toBe(0);
+    expect(hex(P1.softDirty(V, 0x4000))).toBe('04');
+    const i = await setup('I');
+    const P2 = i.proc as unknown as Process;
+    const W = P2.mmap(0x4000);
+    expect(i.MAP(0n, 0x4000n, undefined, W)).toBe(0);
+    P2.clearSoftDirty();
+    const g = i.groups.G.devices[0] as unknown as RealDevice;
+    expect(g.dmaWrite(0x1000n, b(1))).toBe(0);
+    expect([...P2.read(W + 0x1000n, 1)]).toEqual([1]);
+    expect(hex(P2.softDirty(W, 0x4000))).toBe('00');
+  });
 
   it('V43. Exit order: VM PASIDs, then the process\'s PASID', async () => {
     const { engine, P1, ALLOC } = await setupP();
