@@ -58,6 +58,28 @@ export { um_create, um_free, um_frames, um_write, um_read, um_reserve, um_reserv
 export { report_user, report_words } from './report';
 export { unit_report } from './unit_report';
 export {
+  kvm_vm_create,
+  kvm_vm_free,
+  kvm_slot_overlap,
+  kvm_slot_create,
+  kvm_slot_delete,
+  kvm_slot_update,
+  kvm_slot_set_backed,
+  kvm_slot_bitmap,
+  kvm_slot_find,
+  kvm_track_count,
+  kvm_track_add,
+} from './kvm_memslot';
+export { kvm_ring_create, kvm_ring_free, kvm_ring_mem, kvm_ring_used, kvm_ring_reset } from './kvm_dirty_ring';
+export {
+  kvm_vcpu_write,
+  kvm_vcpu_write_guest,
+  kvm_batch_check,
+  kvm_vcpu_write_batch,
+  kvm_get_log,
+  kvm_clear_log,
+} from './kvm_vcpu';
+export {
   ioasid_map_create,
   ioasid_map_free,
   ioasid_map_count,

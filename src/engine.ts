@@ -18,6 +18,8 @@ import { Accelerators } from './accel/accelerators.js';
 import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
 import { Sva } from './accel/sva.js';
 
+import { kvmFiles } from './kvm/files.js';
+
 export type { EngineOptions } from './engine_options.js';
 
 export class Engine {
@@ -34,7 +36,11 @@ export class Engine {
   /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
   readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
-  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, iommufdFiles];
+  readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, iommufdFiles, kvmFiles];
+  /** KVM_USER_MEM_SLOTS (SPEC-KVM §11). */
+  kvmUserMemSlots = 32764;
+  /** KVM_MAX_VCPUS (SPEC-KVM §11). */
+  kvmMaxVcpus = 1024;
   /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
   readonly calls = new Calls();
   /** The IOASID allocator (SPEC-PASID §2). */
@@ -69,6 +75,8 @@ export class Engine {
     const pasidQuota = o.vfioPasidQuota ?? 1000;
     const core = await Core.create({ flavour: o.flavour, memoryLimit: o.memoryLimit });
     const e = new Engine(core, profile, limit, pasidQuota);
+    e.kvmUserMemSlots = o.kvmUserMemSlots ?? 32764;
+    e.kvmMaxVcpus = o.kvmMaxVcpus ?? 1024;
     // The IOMMU driver at boot (SPEC-PASID C3).
     if (capacity > 0) {
       e.ioasid.installCapacity(capacity);
@@ -197,3 +205,4 @@ export class Engine {
     return snapshot(this, o.bitmaps ?? true);
   }
 }
+

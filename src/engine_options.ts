@@ -20,6 +20,10 @@ export interface EngineOptions {
   ioasidSystemQuota?: number;
   /** Quota of each VM's PASID set (the vfio pasid_quota module parameter); default 1000. */
   vfioPasidQuota?: number;
+  /** KVM_USER_MEM_SLOTS: memslot ids per address space, 1..32764; default 32764 (SPEC-KVM §11). */
+  kvmUserMemSlots?: number;
+  /** KVM_MAX_VCPUS, 1..4096 (vCPU ids below 4 × this); default 1024 (SPEC-KVM §11). */
+  kvmMaxVcpus?: number;
 }
 
 /** Checks one option's value (never undefined: an undefined value means the default). */
@@ -53,6 +57,8 @@ const ENGINE_OPTIONS: { readonly [K in keyof Required<EngineOptions>]: Validator
   ioasidCapacity: integerIn(0, 0xffff_ffff),
   ioasidSystemQuota: integerIn(0, 0xffff_ffff),
   vfioPasidQuota: integerIn(1, 0xffff_ffff),
+  kvmUserMemSlots: integerIn(1, 32764),
+  kvmMaxVcpus: integerIn(1, 4096),
 };
 
 /**

@@ -24,6 +24,9 @@ export type { ProfileName } from './vfio/profile.js';
 export { Group, VfioDevice, type GroupKind, type GroupOptions } from './vfio/group.js';
 export type { DeviceSpec, TrackerOptions, Tracker } from './vfio/device_state.js';
 export { Process, type ProcessOptions } from './process.js';
+export { Kvm } from './kvm/kvm.js';
+export { Vcpu } from './kvm/vcpu.js';
+export type { PageTrackNotifierNode } from './kvm/page_track.js';
 export {
   VfioContainer, DirtyTracking, type MapRequest, type RangeRequest, type ContainerInfo,
 } from './vfio/typed.js';

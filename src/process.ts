@@ -7,6 +7,10 @@ import type { Engine } from './engine.js';
 import type { FileMapping, IoctlArg, OpenFile } from './file.js';
 import { PAGE_SHIFT, PAGE_SIZE, USER_TOP } from './u64.js';
 import { SoftDirty } from './accel/soft_dirty.js';
+import { kvmFromFd, vcpuFromFd } from './kvm/files.js';
+import { callbackScope } from './kvm/callbacks.js';
+import type { Kvm } from './kvm/kvm.js';
+import type { Vcpu } from './kvm/vcpu.js';
 
 export interface ProcessOptions {
   /** RLIMIT_MEMLOCK in bytes; default unlimited. */
@@ -82,9 +86,15 @@ export class Process {
     if (this.exitedFlag) throw new Error(`${what}: the process has exited`);
   }
 
+  /** Throws inside a KVM callback, where only reads, writes and the §6 API are allowed (SPEC-KVM G4). */
+  private notInCallback(what: string): void {
+    callbackScope(this.engine).forbid(`proc.${what}`);
+  }
+
   /** A page-aligned address of `length` bytes of zeroed memory (rounded up to whole pages). */
   mmap(length: bigint | number): bigint {
     this.live('mmap');
+    this.notInCallback('mmap');
     if ((typeof length !== 'bigint' && !Number.isInteger(length)) || BigInt(length) <= 0n) {
       throw new RangeError('mmap length must be a positive integer');
     }
@@ -101,6 +111,7 @@ export class Process {
    */
   mmapFd(fd: number, offset: bigint, length: bigint | number): bigint {
     this.live('mmapFd');
+    this.notInCallback('mmapFd');
     if (!Number.isInteger(fd) || typeof offset !== 'bigint' || offset < 0n || offset >= 1n << 64n
         || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('mmapFd(fd: integer, offset: bigint in [0, 2^64), length: bigint | integer)');
@@ -141,6 +152,7 @@ export class Process {
    */
   munmap(addr: bigint, length: bigint | number): number {
     this.live('munmap');
+    this.notInCallback('munmap');
     if (typeof addr !== 'bigint' || (typeof length !== 'bigint' && !Number.isInteger(length))) {
       throw new TypeError('munmap(addr: bigint, length: bigint | integer)');
     }
@@ -324,6 +336,7 @@ export class Process {
   /** Opens a device path: a new fd, or -errno (-ENOENT for a path no subsystem has). */
   open(path: string): number {
     this.live('open');
+    this.notInCallback('open');
     if (typeof path !== 'string') throw new TypeError('open(path: string)');
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
@@ -342,6 +355,7 @@ export class Process {
   /** The ioctl syscall: a value >= 0 or -errno; -EBADF for an fd that is not open. */
   ioctl(fd: number, request: number, arg?: IoctlArg): number {
     this.live('ioctl');
+    this.notInCallback('ioctl');
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
@@ -354,6 +368,18 @@ export class Process {
     }
   }
 
+  /** The VM of a VM fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  kvmFromFd(vmFd: number): Kvm | number {
+    this.live('kvmFromFd');
+    return kvmFromFd(this, vmFd);
+  }
+
+  /** The vCPU of a vCPU fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  vcpuFromFd(vcpuFd: number): Vcpu | number {
+    this.live('vcpuFromFd');
+    return vcpuFromFd(this, vcpuFd);
+  }
+
   /**
    * Closes `fd`: 0 or -EBADF. The file's release runs once nothing else refers to it. -EDEADLK,
    * with nothing closed, when that release would pull state from under a call in progress (a
@@ -362,6 +388,7 @@ export class Process {
    */
   close(fd: number): number {
     this.live('close');
+    this.notInCallback('close');
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     const f = this.fds.get(fd);
@@ -391,6 +418,7 @@ export class Process {
    * the container keeps its page size, as any detach does, and the last detach frees it all.)
    */
   exit(): number {
+    this.notInCallback('exit');
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     if (this.exitedFlag) return 0;
@@ -413,17 +441,24 @@ export class Process {
     this.lastRegion = undefined;
     this.um.dispose();
     this.sd.dispose();
+    let err: unknown;
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd);
       if (!f) continue; // closed by an earlier release
       this.fds.delete(fd);
-      f.close(this);
+      try {
+        f.close(this);
+      } catch (e) {
+        // A callback run by a release threw (SPEC-KVM G4): finish the exit, then rethrow.
+        if (err === undefined) err = e;
+      }
     }
     // Every container of the process was torn down with its last group; what is left charged is
     // pins a driver never released, which the kernel leaves on the mm it now frees.
     this.lockedVm = 0n;
     for (const s of this.engine.subsystems) s.exitDone?.(this);
     this.engine.forgetProcess(this);
+    if (err !== undefined) throw err;
   }
 }
 

@@ -3,6 +3,7 @@
 // Plain numbers, except quantities the kernel types as u64, which are bigint.
 
 /** `_IO(';', 100 + n)`: VFIO ioctls encode neither direction nor size (the size is `argsz`). */
+import { kvmUapi } from './kvm/uapi.js';
 import { iommufdUapi } from './iommufd/uapi.js';
 import { deviceUapi } from './vfio/device_uapi.js';
 import { PIN_PAGES_MAX_ENTRIES } from '../assembly/constants.js';
@@ -211,6 +212,9 @@ export const uapi = Object.freeze({
   PGSIZE_BITMAP_NO_DOMAIN: 0xffff_ffff_ffff_f000n,
   /** x86-64 user-space top (TASK_SIZE_MAX): a user range reaching past it is invalid. */
   TASK_SIZE_MAX: 0x7fff_ffff_f000n,
+
+  // ---- KVM (SPEC-KVM §1) ----------------------------------------------------------------------
+  ...kvmUapi,
   // ---- device features, device cdevs and iommufd (SPEC-DEVICE-DIRTY §1) -----------------------
   ...deviceUapi,
   ...iommufdUapi,

@@ -210,6 +210,54 @@ export interface CoreExports {
     allDirty: number, clear: number,
   ): number;
 
+  // ---- kvm (assembly/kvm_memslot.ts, kvm_dirty_ring.ts, kvm_vcpu.ts) ---------------------------
+  // A VM's slot tables, its slots (handles), vCPU rings; gfns and gpas are bigint, host addresses
+  // numbers below 2^47. The host checks every argument before calling (SPEC-KVM §3–§5).
+  /** Slot tables for maxSlots ids per address space: the VM handle, or -ENOMEM. */
+  kvm_vm_create(maxSlots: number): number;
+  /** Frees a VM's slots and tables. */
+  kvm_vm_free(vm: number): void;
+  /** 1 when a slot of `as` other than `self` intersects gfns [base, last]. */
+  kvm_slot_overlap(vm: number, as: number, base: bigint, last: bigint, self: number): number;
+  /** CREATE of slot number `num`: the slot handle or -ENOMEM (nothing made). */
+  kvm_slot_create(vm: number, num: number, flags: number, base: bigint, npages: number, uaddr: number, withBitmap: number, initiallySet: number): number;
+  /** DELETE: the slot and its per-page state are freed. */
+  kvm_slot_delete(vm: number, slot: number): void;
+  /** MOVE / FLAGS_ONLY; bitmap 0 keep, 1 free, 2 new. 0 or -ENOMEM (nothing changed). */
+  kvm_slot_update(vm: number, slot: number, flags: number, newBase: bigint, bitmap: number, initiallySet: number, protect: number): number;
+  /** Marks the slot's whole host range as mapped anonymous memory (1) or not known to be (0). */
+  kvm_slot_set_backed(slot: number, backed: number): void;
+  /** The slot's dirty bitmap handle (dirty_bitmap), 0 without one. */
+  kvm_slot_bitmap(slot: number): number;
+  /** The slot of `as` containing gfn, or -ENOENT. */
+  kvm_slot_find(vm: number, as: number, gfn: bigint): number;
+  /** Write-track count of page p of a slot. */
+  kvm_track_count(slot: number, p: number): number;
+  /** Count of page p += delta (±1, saturating); +1 protects. 0 or -ENOMEM. */
+  kvm_track_add(slot: number, p: number, delta: number): number;
+  /** A zeroed dirty ring of `bytes`: its handle, or -ENOMEM. */
+  kvm_ring_create(bytes: number): number;
+  /** Frees a ring. */
+  kvm_ring_free(ring: number): void;
+  /** Address of the ring's entries in linear memory. */
+  kvm_ring_mem(ring: number): number;
+  /** dirty_index − reset_index (u32). */
+  kvm_ring_used(ring: number): number;
+  /** KVM_RESET_DIRTY_RINGS on one ring: entries reset. */
+  kvm_ring_reset(ring: number, vm: number): number;
+  /** A checked guest store from linear memory `src`: bytes done (stops at soft-full or a tracked piece unless emulateFirst). */
+  kvm_vcpu_write(vm: number, as: number, um: number, ring: number, gpa: bigint, src: number, len: number, emulateFirst: number): number;
+  /** A checked KVM-internal write: every piece stored and recorded. */
+  kvm_vcpu_write_guest(vm: number, as: number, um: number, ring: number, gpa: bigint, src: number, len: number): void;
+  /** Checks and reserves stores [from, n) of a batch: index of the first that needs a closer look, n, or -ENOMEM. */
+  kvm_batch_check(vm: number, as: number, um: number, gpas: number, n: number, bytes: number, from: number): number;
+  /** Stores [from, n) of a checked batch; host addresses to hvas (f64): the index reached. */
+  kvm_vcpu_write_batch(vm: number, as: number, um: number, ring: number, gpas: number, n: number, data: number, bytes: number, from: number, hvas: number): number;
+  /** The slot's bitmap to user memory at addr, cleared when `clear`: 0 or -ENOMEM. */
+  kvm_get_log(slot: number, um: number, addr: number, clear: number): number;
+  /** Bitmap words from firstWord lose the bits set in nwords user words at addr. */
+  kvm_clear_log(slot: number, um: number, addr: number, firstWord: number, nwords: number): void;
+
   // ---- unit_report (assembly/unit_report.ts) ------------------------------------------------
   /**
    * A tracker's or HWPT's report: the marked units of bm (unit j = [base + j·2^ushift, +2^ushift),

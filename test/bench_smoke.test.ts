@@ -11,6 +11,8 @@ describe('benchmarks (smoke run)', () => {
     try {
       const results = await runBenchmarks(['--quick']);
       expect(results.length).toBeGreaterThanOrEqual(10);
+      // The KVM groups (bench/kvm.bench.ts): dirty log, ring harvest, guest stores.
+      expect(results.filter((r) => r.group.startsWith('kvm:')).length).toBe(3);
       for (const r of results) {
         expect(r.cases.length, r.group).toBeGreaterThan(0);
         for (const c of r.cases) {

@@ -1,4 +1,5 @@
 // A device fd (VFIO_GROUP_GET_DEVICE_FD): keeps its group file open and the device taking part.
+// The file lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3).
 import { EINVAL } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
@@ -13,9 +14,15 @@ export class DeviceFile implements OpenFile {
   /** The group file it was obtained through. */
   readonly group: GroupFile;
 
+  /** The fd is still open. */
+  fdOpen = true;
+  /** KVM-VFIO entries holding the file. */
+  kvmRefs = 0;
+
   constructor(device: VfioDevice, group: GroupFile) {
     this.device = device;
     this.group = group;
+    if (device.openCount === 1) device.takeKvm();
   }
 
   /** Device ioctls (SPEC-DEVICE-DIRTY §2.3): a group-path fd has access; BIND is for cdevs only. */
@@ -25,14 +32,28 @@ export class DeviceFile implements OpenFile {
   }
 
   close(): void {
+    this.fdOpen = false;
+    this.releaseIfUnused();
+  }
+
+  /** A KVM-VFIO entry lets go of the file. */
+  dropRef(): void {
+    this.kvmRefs--;
+    this.releaseIfUnused();
+  }
+
+  private releaseIfUnused(): void {
+    if (this.fdOpen || this.kvmRefs > 0) return;
     this.device.openCount--;
     this.group.deviceFds--;
     deviceClosedIfUnused(this.device);
+    if (this.device.openCount === 0) this.device.dropKvm(); // after it stopped taking part (F5)
     releaseIfUnused(this.group);
   }
 
   /** Closing the group file's last reference detaches the group: refused while its container notifies. */
   releaseBlocked(all: boolean): boolean {
+    if (!all && this.kvmRefs > 0) return false; // a KVM-VFIO entry keeps the file: nothing is released
     return groupReleaseBlocked(this.group, all || (!this.group.fdOpen && this.group.deviceFds === 1));
   }
 }

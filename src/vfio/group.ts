@@ -1,6 +1,7 @@
 // IOMMU groups and the devices in them, as the host (and a vendor driver) sees them.
 import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
+import type { Kvm } from '../kvm/kvm.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
 import { resolveDevices, type DeviceSpec, type DeviceState } from './device_state.js';
@@ -37,6 +38,8 @@ export interface GroupFile {
   fdOpen: boolean;
   /** Device fds obtained through this group file and still open. */
   deviceFds: number;
+  /** KVM-VFIO entries holding the file (SPEC-KVM F3); absent means 0. */
+  kvmRefs?: number;
 }
 
 export class Group {
@@ -57,6 +60,8 @@ export class Group {
   attached = false;
   /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
   pinnedScope = false;
+  /** The KVM of the group file (SPEC-KVM F4): set by KVM-VFIO FILE_ADD, cleared by DEL/release. */
+  kvm: Kvm | null = null;
   private removedFlag = false;
   /** Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (SPEC-PASID §3.1). */
   readonly syswidePasid: boolean;
@@ -145,6 +150,10 @@ export class VfioDevice {
   openCount = 0;
   /** Order in which devices started to take part (open with an op): notification order. */
   joinSeq = 0;
+  /** The VM taken from the group's KVM when the device opened, with a reference (SPEC-KVM F5). */
+  kvm: Kvm | null = null;
+  /** Called when the file that gave `kvm` loses that KVM (SPEC-KVM F6), or null. */
+  kvmUnlink: ((kvm: Kvm) => void) | null = null;
   /** The device index N: engine-wide creation order from 0, never reused. */
   readonly index: number;
   /** `/dev/vfio/devices/vfio<N>` for a device of an IOMMU-backed group, else null. */
@@ -197,6 +206,28 @@ export class VfioDevice {
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
   }
 
+  /** Sets the unlink callback (SPEC-KVM F6); null removes it. Before or after open. */
+  registerKvmUnlink(cb: ((kvm: Kvm) => void) | null): void {
+    if (cb !== null && typeof cb !== 'function') throw new TypeError('registerKvmUnlink takes a function or null');
+    this.kvmUnlink = cb;
+  }
+
+  /** At open (count 0 -> 1): the device takes the group's KVM with a VM reference. */
+  takeKvm(): void {
+    const k = this.group.kvm;
+    if (k && !k.destroyed) {
+      k.get();
+      this.kvm = k;
+    }
+  }
+
+  /** At close (count 1 -> 0), once the device no longer takes part: the VM reference goes. */
+  dropKvm(): void {
+    const k = this.kvm;
+    this.kvm = null;
+    k?.put();
+  }
+
   /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
     this.live();
@@ -227,7 +258,7 @@ export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
 export function releaseIfUnused(file: GroupFile): void {
-  if (file.fdOpen || file.deviceFds > 0) return;
+  if (file.fdOpen || file.deviceFds > 0 || (file.kvmRefs ?? 0) > 0) return;
   const g = file.group;
   if (g.container) g.container.removeGroup(g);
   g.file = null;

@@ -1,0 +1,244 @@
+// A vCPU and its handle: guest stores through the MMU model (G1), reads (G2), KVM-internal writes
+// (G3), and the batch form of G1 for many stores at once. Per-page work runs in the core
+// (assembly/kvm_vcpu.ts); the host checks, reserves, and runs the notifiers between pieces.
+import { EINVAL, ENOSPC, ESRCH } from '../../assembly/constants.js';
+import { PAGE_SIZE } from '../u64.js';
+import { checkBytes, checkNumber, checkU64 } from './args.js';
+import { callbackScope, rethrow } from './callbacks.js';
+import { loggedPages, markSoftDirty, reserveFrames, segmentsOf, type Segment } from './guest.js';
+import type { Kvm } from './kvm.js';
+import { refreshBacked } from './memslot.js';
+import { notifyWrite } from './page_track.js';
+
+const TOP64 = 1n << 64n;
+
+/** A vCPU. Its handle works while the VM exists, whether or not the vCPU fd is open. */
+export class Vcpu {
+  readonly kvm: Kvm;
+  readonly id: number;
+  /** The core's ring handle; 0 without a ring (or once destroyed). */
+  ring: number;
+
+  constructor(kvm: Kvm, id: number, ring: number) {
+    this.kvm = kvm;
+    this.id = id;
+    this.ring = ring;
+  }
+
+  /** Called when the VM is destroyed: the ring goes. */
+  destroy(): void {
+    if (this.ring) this.kvm.core.x.kvm_ring_free(this.ring);
+    this.ring = 0;
+  }
+
+  /** R2: dirty_index − reset_index; 0 without a ring or once destroyed. */
+  get dirtyRingUsed(): number {
+    return this.ring ? this.kvm.core.x.kvm_ring_used(this.ring) >>> 0 : 0;
+  }
+
+  /** R6: used ≥ E − 64: the next guest entry would exit with KVM_EXIT_DIRTY_RING_FULL. */
+  get dirtyRingSoftFull(): boolean {
+    return this.ring !== 0 && this.dirtyRingUsed >= this.kvm.ringSize / 16 - 64;
+  }
+
+  /** Checks 1–3 of G1/G2/G3: the segments, or -errno. */
+  private check(what: string, gpa: bigint, len: number, asId: number, write: boolean): Segment[] | number {
+    callbackScope(this.kvm.engine).forbid(`vcpu.${what}`);
+    if (len < 1 || !Number.isInteger(len) || gpa + BigInt(len) > TOP64 || (asId !== 0 && asId !== 1)) return -EINVAL;
+    if (this.kvm.destroyed) return -ESRCH;
+    return segmentsOf(this.kvm, asId, gpa, len, write);
+  }
+
+  /** The argument types, then checks 1–3 of G1/G3 for a store of `data` at gpa. */
+  private checkStore(what: string, gpa: bigint, data: Uint8Array, asId: number): Segment[] | number {
+    checkU64(gpa, 'gpa');
+    checkBytes(data, 'data');
+    checkNumber(asId, 'asId');
+    return this.check(what, gpa, data.length, asId, true);
+  }
+
+  /**
+   * Copies `data` into a heap block of the core, then frames the host memory of every segment so
+   * that the stores cannot fail half-way: the block's address, or -ENOMEM with the block freed
+   * (frames of earlier segments of a range spanning slots stay: zero-filled memory of the process).
+   */
+  private stageAndReserve(data: Uint8Array, segs: Segment[]): number {
+    const x = this.kvm.core.x;
+    const buf = x.heap_alloc(data.length);
+    if (buf < 0) return buf;
+    this.kvm.core.u8().set(data, buf);
+    const r = reserveFrames(this.kvm, segs);
+    if (r < 0) {
+      x.heap_free(buf);
+      return r;
+    }
+    return buf;
+  }
+
+  /**
+   * G1: a guest store through the MMU. Returns the bytes stored (fewer when the ring became
+   * soft-full), or -EINVAL / -ESRCH / -EFAULT / -ENOMEM with nothing stored.
+   */
+  write(gpa: bigint, data: Uint8Array, asId: number = 0): number {
+    const segs = this.checkStore('write', gpa, data, asId);
+    if (typeof segs === 'number') return segs;
+    const src = this.stageAndReserve(data, segs);
+    if (src < 0) return src;
+    const kvm = this.kvm;
+    const x = kvm.core.x;
+    let done = 0;
+    let err: unknown;
+    try {
+      while (done < data.length) {
+        const k = x.kvm_vcpu_write(kvm.vm, asId, kvm.proc.um.handle, this.ring, gpa + BigInt(done), src + done, data.length - done, 0) >>> 0;
+        markSoftDirty(kvm, segs, done, done + k);
+        done += k;
+        if (done === data.length || this.dirtyRingSoftFull) break;
+        // The next piece is write-tracked: emulate it, then tell the nodes.
+        const at = gpa + BigInt(done);
+        const e = x.kvm_vcpu_write(kvm.vm, asId, kvm.proc.um.handle, this.ring, at, src + done, data.length - done, 1) >>> 0;
+        markSoftDirty(kvm, segs, done, done + e);
+        err = notifyWrite(kvm, at, data.subarray(done, done + e), err);
+        done += e;
+        if (kvm.destroyed) break;
+      }
+    } finally {
+      x.heap_free(src);
+    }
+    rethrow(err);
+    return done;
+  }
+
+  /** G2: a guest read: a new array, or -EINVAL / -ESRCH / -EFAULT. Records nothing. */
+  read(gpa: bigint, length: number, asId: number = 0): Uint8Array | number {
+    checkU64(gpa, 'gpa');
+    checkNumber(length, 'length');
+    checkNumber(asId, 'asId');
+    const segs = this.check('read', gpa, length, asId, false);
+    if (typeof segs === 'number') return segs;
+    const out = new Uint8Array(length);
+    for (const g of segs) out.set(this.kvm.proc.read(g.hva, g.bytes), g.at);
+    return out;
+  }
+
+  /**
+   * G3: a KVM-internal write: every page recorded, protection unchanged, no notifier; 0, or
+   * -EINVAL / -ESRCH / -EFAULT / -ENOSPC (the ring lacks an entry per logged page) / -ENOMEM.
+   */
+  writeGuest(gpa: bigint, data: Uint8Array, asId: number = 0): number {
+    const segs = this.checkStore('writeGuest', gpa, data, asId);
+    if (typeof segs === 'number') return segs;
+    if (this.ring && this.kvm.ringSize / 16 - this.dirtyRingUsed < loggedPages(segs)) return -ENOSPC;
+    const src = this.stageAndReserve(data, segs);
+    if (src < 0) return src;
+    const kvm = this.kvm;
+    kvm.core.x.kvm_vcpu_write_guest(kvm.vm, asId, kvm.proc.um.handle, this.ring, gpa, src, data.length);
+    kvm.core.x.heap_free(src);
+    markSoftDirty(kvm, segs, 0, data.length);
+    return 0;
+  }
+
+  /**
+   * Many guest stores at once: store i writes `bytesEach` bytes, data[i·bytesEach ..], at gpas[i],
+   * exactly as `write` would, in order. No store may cross a page boundary. Every store is
+   * checked before any is made. Returns how many stores were made (fewer than gpas.length when
+   * the ring became soft-full), or -EINVAL (lengths, a store crossing a page, asId) / -ESRCH /
+   * -EFAULT / -ENOMEM with nothing stored.
+   */
+  writeMany(gpas: BigUint64Array, data: Uint8Array, bytesEach: number, asId: number = 0): number {
+    if (!(gpas instanceof BigUint64Array)) throw new TypeError('gpas must be a BigUint64Array');
+    checkBytes(data, 'data');
+    checkNumber(bytesEach, 'bytesEach');
+    checkNumber(asId, 'asId');
+    callbackScope(this.kvm.engine).forbid('vcpu.writeMany');
+    const n = gpas.length;
+    if (!Number.isInteger(bytesEach) || bytesEach < 1 || bytesEach > 4096 || data.length !== n * bytesEach
+        || (asId !== 0 && asId !== 1)) return -EINVAL;
+    if (this.kvm.destroyed) return -ESRCH;
+    if (n === 0) return 0;
+    const kvm = this.kvm;
+    const core = kvm.core;
+    const x = core.x;
+    const g = x.heap_alloc(n * 8);
+    if (g < 0) return g;
+    const h = x.heap_alloc(n * 8);
+    const d = h < 0 ? h : x.heap_alloc(data.length);
+    if (h < 0 || d < 0) {
+      x.heap_free(g);
+      if (h >= 0) x.heap_free(h);
+      return h < 0 ? h : d;
+    }
+    let err: unknown;
+    let done = 0;
+    try {
+      core.u64().set(gpas, g / 8);
+      core.u8().set(data, d);
+      const c = this.checkBatch(g, n, bytesEach, asId, gpas);
+      if (c < 0) return c;
+      const um = kvm.proc.um.handle;
+      while (done < n) {
+        const i = x.kvm_vcpu_write_batch(kvm.vm, asId, um, this.ring, g, n, d, bytesEach, done, h);
+        markStores(kvm, new Float64Array(core.u64().buffer, h + done * 8, i - done), bytesEach);
+        done = i;
+        if (done === n || this.dirtyRingSoftFull) break;
+        const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpas[done], d + done * bytesEach, bytesEach, 1);
+        const segs = segmentsOf(kvm, asId, gpas[done], bytesEach, true) as Segment[];
+        markSoftDirty(kvm, segs, 0, e);
+        err = notifyWrite(kvm, gpas[done], data.subarray(done * bytesEach, (done + 1) * bytesEach), err);
+        done++;
+        if (kvm.destroyed) break;
+      }
+    } finally {
+      x.heap_free(g);
+      x.heap_free(h);
+      x.heap_free(d);
+    }
+    rethrow(err);
+    return done;
+  }
+
+  /** Checks and reserves every store of a batch: 0 or -errno. */
+  private checkBatch(g: number, n: number, bytes: number, asId: number, gpas: BigUint64Array): number {
+    const kvm = this.kvm;
+    const x = kvm.core.x;
+    let from = 0;
+    while (from < n) {
+      const i = x.kvm_batch_check(kvm.vm, asId, kvm.proc.um.handle, g, n, bytes, from);
+      if (i < 0 || i === n) return i < 0 ? i : 0;
+      // A closer look at store i: crossing a page, outside a writable slot, or a slot not yet
+      // known to be wholly mapped.
+      const a = gpas[i];
+      if ((a % PAGE_SIZE) + BigInt(bytes) > PAGE_SIZE || a + BigInt(bytes) > TOP64) return -EINVAL;
+      const segs = segmentsOf(kvm, asId, a, bytes, true);
+      if (typeof segs === 'number') return segs;
+      refreshBacked(kvm, segs[0].slot);
+      const r = reserveFrames(kvm, segs);
+      if (r < 0) return r;
+      from = i + 1;
+    }
+    return 0;
+  }
+}
+
+/**
+ * Marks the pages of stores at host addresses `hvas` (in store order) soft-dirty, one call per run
+ * of stores on the same or consecutive pages: soft-dirty is kept per page, so the run's hull
+ * names exactly the pages stored to.
+ */
+function markStores(kvm: Kvm, hvas: Float64Array, bytes: number): void {
+  let start = -1;
+  let end = 0;
+  for (let k = 0; k < hvas.length; k++) {
+    const a = hvas[k];
+    const page = Math.floor(a / 4096);
+    const last = Math.floor((end - 1) / 4096);
+    if (start >= 0 && (page === last || page === last + 1) && a >= start) {
+      end = Math.max(end, a + bytes);
+      continue;
+    }
+    if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
+    start = a;
+    end = a + bytes;
+  }
+  if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
+}

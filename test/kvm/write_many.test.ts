@@ -1,0 +1,58 @@
+// vcpu.writeMany, the batch form of G1: the same effects as the stores one by one, every store
+// checked before any is made.
+import { describe, expect, it } from 'vitest';
+import { errno } from '../../src/index.js';
+import { hx, LOG, setupK, setupKR, slotA, withVcpu } from './setup.js';
+
+const { EINVAL, EFAULT } = errno;
+const gp = (...a: bigint[]): BigUint64Array => BigUint64Array.from(a);
+
+describe('vcpu.writeMany', () => {
+  it('stores in order, records like write, marks the bitmap', async () => {
+    const k = withVcpu(await setupK());
+    slotA(k);
+    const data = Uint8Array.of(1, 2, 3, 4, 5, 6);
+    expect(k.v0.writeMany(gp(0x100000n, 0x10f008n, 0x100001n), data, 2)).toBe(3);
+    expect(k.P.read(k.U, 3)).toEqual(Uint8Array.of(1, 5, 6));
+    expect(k.P.read(k.U + 0xf008n, 2)).toEqual(Uint8Array.of(3, 4));
+    expect(k.GET(0)).toBe(hx('01 80'));
+    expect(k.v0.writeMany(gp(), new Uint8Array(0), 1)).toBe(0);
+  });
+
+  it('checks every store first: a store crossing a page, a fault, bad sizes', async () => {
+    const k = withVcpu(await setupK());
+    slotA(k);
+    expect(k.v0.writeMany(gp(0x100000n, 0x100fffn), new Uint8Array(4), 2)).toBe(-EINVAL);
+    expect(k.v0.writeMany(gp(0x100000n, 0x500000n), new Uint8Array(2), 1)).toBe(-EFAULT);
+    expect(k.v0.writeMany(gp(0x100000n), new Uint8Array(3), 2)).toBe(-EINVAL);
+    expect(k.v0.writeMany(gp(0x100000n), new Uint8Array(0), 0)).toBe(-EINVAL);
+    expect(k.v0.writeMany(gp(0x100000n), new Uint8Array(4097), 4097)).toBe(-EINVAL);
+    expect(k.v0.writeMany(gp(0x100000n), new Uint8Array(1), 1, 2)).toBe(-EINVAL);
+    expect(k.P.read(k.U, 1)).toEqual(Uint8Array.of(0));
+    expect(k.GET(0)).toBe(hx('00'));
+  });
+
+  it('ring mode: once per protect cycle, stops at soft-full', async () => {
+    const k = await setupKR();
+    expect(k.RGN(0, LOG, 0x100000, 0x100000, k.U)).toBe(0);
+    const gpas = new BigUint64Array(200);
+    for (let i = 0; i < 200; i++) gpas[i] = 0x100000n + BigInt(i) * 4096n;
+    expect(k.v0.writeMany(gp(0x100000n, 0x100008n), new Uint8Array(2), 1)).toBe(2);
+    expect(k.v0.dirtyRingUsed).toBe(1);
+    expect(k.v0.writeMany(gpas, new Uint8Array(200).fill(7), 1)).toBe(192);
+    expect(k.v0.dirtyRingUsed).toBe(192);
+    expect(k.P.read(k.U + 191n * 4096n, 1)).toEqual(Uint8Array.of(7));
+    expect(k.P.read(k.U + 192n * 4096n, 1)).toEqual(Uint8Array.of(0));
+  });
+
+  it('a write-tracked store is emulated and notified between the others', async () => {
+    const k = withVcpu(await setupK());
+    slotA(k);
+    const seen: string[] = [];
+    k.kvm.pageTrackRegisterNotifier({ trackWrite: (g, d) => seen.push(`${g.toString(16)} ${d[0]} ${k.P.read(k.U + 0x2000n, 1)[0]}`) });
+    k.kvm.writeTrackAddGfn(0x101n);
+    expect(k.v0.writeMany(gp(0x100000n, 0x101000n, 0x102000n), Uint8Array.of(1, 2, 3), 1)).toBe(3);
+    expect(seen).toEqual(['101000 2 0']);
+    expect(k.GET(0)).toBe(hx('07'));
+  });
+});
