@@ -14,6 +14,7 @@ import type { Dma } from '../src/vfio/dma.js';
 import { Prng } from '../src/sim/prng.js';
 import { dirtyBitmap, dirtyBitmapGet, dmaMap } from '../test/helpers/uapi_structs.js';
 import type { BenchCase, BenchGroup } from './harness.js';
+import { emulatedRig, must } from './rig.js';
 
 const PAGE = 4096n;
 const RW = uapi.VFIO_DMA_MAP_FLAG_READ | uapi.VFIO_DMA_MAP_FLAG_WRITE;
@@ -34,11 +35,6 @@ export interface Cell {
 export const LEADS = [0, 205];
 export const LAYOUTS: PinLayout[] = ['uniform', 'clustered', 'even'];
 export const DENSITIES = [0, 0.01, 0.5];
-
-function must(r: number, what: string): number {
-  if (r < 0) throw new Error(`${what} failed: ${r}`);
-  return r;
-}
 
 /** The pinned pages of a layout: `n` distinct pages below `pages`. */
 export function pinPagesOf(layout: PinLayout, n: number, pages: number, seed = 7): number[] {
@@ -88,15 +84,7 @@ export class GetRig {
     this.lead = lead;
     const engine = await createEngine();
     this.engine = engine;
-    const proc = engine.createProcess();
-    const g = engine.createGroup({ kind: 'emulated' });
-    const fd = proc.open('/dev/vfio/vfio');
-    const gfd = proc.open(`/dev/vfio/${g.id}`);
-    must(proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, fd), 'SET_CONTAINER');
-    must(proc.ioctl(fd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU), 'SET_IOMMU');
-    must(proc.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, g.devices[0].name), 'GET_DEVICE_FD');
-    const dev = g.devices[0] as VfioDevice;
-    dev.registerDmaUnmap(() => {});
+    const { proc, fd, dev } = emulatedRig(engine);
     const iova = BigInt(lead) * PAGE;
     const map = dmaMap({ flags: RW, vaddr: proc.mmap(this.size), iova, size: this.size });
     must(proc.ioctl(fd, uapi.VFIO_IOMMU_MAP_DMA, map), 'MAP_DMA');

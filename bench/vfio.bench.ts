@@ -2,42 +2,15 @@
 // the same run: Buffer.copy of the same bytes, and the plain-TS reference model of SPEC
 // (test/reference) running the same calls.
 import { createEngine, uapi } from '../src/index.js';
-import type { Engine, Process, VfioDevice } from '../src/index.js';
 import { createReferenceEngine } from '../test/reference/engine.js';
 import { dirtyBitmap, dirtyBitmapGet, dmaMap, dmaUnmap } from '../test/helpers/uapi_structs.js';
 import type { BenchGroup } from './harness.js';
 import { getMatrixGroups } from './get_matrix.js';
+import { emulatedRig, must, type AnyEngine, type Rig } from './rig.js';
 
 const PAGE = 4096n;
 const RW = uapi.VFIO_DMA_MAP_FLAG_READ | uapi.VFIO_DMA_MAP_FLAG_WRITE;
 
-/** The subset of the engine surface both the Wasm engine and the reference model offer. */
-type AnyEngine = Pick<Engine, 'createGroup' | 'createProcess'>;
-
-interface Rig {
-  proc: Process;
-  fd: number;
-  dev: VfioDevice;
-}
-
-/** Setup E of SPEC §7: one emulated group whose device registered dma_unmap. */
-function emulatedRig(engine: AnyEngine): Rig {
-  const proc = engine.createProcess() as Process;
-  const g = engine.createGroup({ kind: 'emulated' });
-  const fd = proc.open('/dev/vfio/vfio');
-  const gfd = proc.open(`/dev/vfio/${g.id}`);
-  must(proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, fd), 'SET_CONTAINER');
-  must(proc.ioctl(fd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU), 'SET_IOMMU');
-  must(proc.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, g.devices[0].name), 'GET_DEVICE_FD');
-  const dev = g.devices[0] as VfioDevice;
-  dev.registerDmaUnmap(() => {});
-  return { proc, fd, dev };
-}
-
-function must(r: number, what: string): number {
-  if (r < 0) throw new Error(`${what} failed: ${r}`);
-  return r;
-}
 
 function map(r: Rig, iova: bigint, vaddr: bigint, size: bigint): void {
   must(r.proc.ioctl(r.fd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: RW, vaddr, iova, size })), 'MAP_DMA');
