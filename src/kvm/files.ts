@@ -3,7 +3,7 @@
 import { EBADF, EEXIST, EINVAL } from '../../assembly/constants.js';
 import type { FileMapping, IoctlArg, OpenFile, Subsystem } from '../file.js';
 import type { Process } from '../process.js';
-import { callbackScope } from './callbacks.js';
+import { PAGE_SIZE } from '../u64.js';
 import { ringMapping } from './dirty_ring.js';
 import { u64Arg } from './args.js';
 import { devIoctl, KVM_CREATE_VCPU, KVM_CREATE_VM, vmIoctl } from './ioctl.js';
@@ -15,7 +15,6 @@ export class KvmDevFile implements OpenFile {
   readonly kind = 'kvm';
 
   ioctl(proc: Process, request: number, arg: IoctlArg): number {
-    callbackScope(proc.engine).forbid('ioctl');
     if (request === KVM_CREATE_VM) return createVm(proc, u64Arg(arg, 'KVM_CREATE_VM'));
     return devIoctl(proc, request, arg);
   }
@@ -33,7 +32,6 @@ export class VmFile implements OpenFile {
   }
 
   ioctl(proc: Process, request: number, arg: IoctlArg): number {
-    callbackScope(proc.engine).forbid('ioctl');
     if (request === KVM_CREATE_VCPU) return createVcpu(proc, this.kvm, u64Arg(arg, 'KVM_CREATE_VCPU'));
     return vmIoctl(proc, this.kvm, request, arg);
   }
@@ -55,7 +53,6 @@ export class VcpuFile implements OpenFile {
 
   /** No vCPU ioctl is modelled (KVM_RUN included): EINVAL. */
   ioctl(proc: Process): number {
-    callbackScope(proc.engine).forbid('ioctl');
     return -EINVAL;
   }
 
@@ -69,8 +66,7 @@ export class VcpuFile implements OpenFile {
 
   /** R4: ring pages [64, 64 + size/4096) of the fd. */
   mmap(proc: Process, offset: bigint, pages: number): FileMapping | number {
-    callbackScope(proc.engine).forbid('mmapFd');
-    const first = offset / 4096n;
+    const first = offset / PAGE_SIZE;
     if (first > BigInt(Number.MAX_SAFE_INTEGER)) return -EINVAL;
     const m = ringMapping(this.vcpu, Number(first), pages, () => this.put());
     if (typeof m !== 'number') this.refs++;
