@@ -6,6 +6,7 @@ import { VfioError, errnoName } from '../errors.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
 import { uapi } from '../uapi.js';
+import { PAGE_SIZE } from '../u64.js';
 import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import { parseTraceLine, TraceError, traceLines, type TraceEvent } from './trace.js';
 import type { MdevDevice } from './vgpu.js';
@@ -148,10 +149,10 @@ export class Replayer {
     const report = readReport(this.c, { iova: ev.iova, size: ev.size, clear: ev.clear });
     let view: DirtyReport = report;
     try {
-      if (ev.cpu && report.pgsize !== 4096n) throw new RangeError(`"cpu" merges a log of 4 KiB pages, the report's pages are ${report.pgsize} bytes`);
+      if (ev.cpu && report.pgsize !== PAGE_SIZE) throw new RangeError(`"cpu" merges a log of 4 KiB pages, the report's pages are ${report.pgsize} bytes`);
       if (ev.cpu && this.cpuLog) {
         // The CPU log by guest page: report page i is guest page iova / 4 KiB + i.
-        const first = Number(ev.iova / 4096n);
+        const first = Number(ev.iova / PAGE_SIZE);
         if (first < this.cpuLog.nbits) report.mergeFrom(this.cpuLog, first);
         this.cpuLog.clear();
       }
@@ -186,7 +187,7 @@ export class Replayer {
     if (pins) {
       d.dev.registerDmaUnmap((iova, size) => {
         for (const p of [...d.pins]) {
-          const end = p.iova + BigInt(p.npage) * 4096n;
+          const end = p.iova + BigInt(p.npage) * PAGE_SIZE;
           if (end > iova && p.iova < iova + size) {
             d.dev.unpinPages(p.iova, p.npage);
             d.pins.splice(d.pins.indexOf(p), 1);

@@ -16,6 +16,7 @@
 //
 // `simulate --trace FILE` writes its run in this format (formatTraceEvent), so that `replay`
 // reproduces every harvest.
+import { PAGE_SIZE, U64_MAX } from '../u64.js';
 
 /** A trace event, parsed and checked. */
 export type TraceEvent =
@@ -59,7 +60,6 @@ const FIELDS: ReadonlyMap<string, ReadonlyMap<string, boolean>> = new Map(
   } satisfies Record<TraceOp, Record<string, boolean>>).map(([op, f]) => [op, new Map(Object.entries(f))]),
 );
 
-const U64_MAX = (1n << 64n) - 1n;
 
 /** A u64 from a safe-integer number or a decimal / "0x" hexadecimal string. */
 function u64(v: unknown, field: string): bigint {
@@ -161,7 +161,7 @@ function build(op: TraceOp, r: Record<string, unknown>): TraceEvent {
       const ev: TraceEvent = { op, iova: u64(r.iova, 'iova'), size: u64(r.size, 'size'), clear: bool(r.clear, 'clear', true) };
       if (r.pagesize !== undefined) {
         const p = u64(r.pagesize, 'pagesize');
-        if (p < 4096n || (p & (p - 1n)) !== 0n) throw new Error(`"pagesize" must be a power of two of at least 4096, got ${p}`);
+        if (p < PAGE_SIZE || (p & (p - 1n)) !== 0n) throw new Error(`"pagesize" must be a power of two of at least 4096, got ${p}`);
         ev.pageSize = p;
       }
       if (r.label !== undefined) ev.label = str(r.label, 'label');
