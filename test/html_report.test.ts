@@ -29,7 +29,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
   return {
     memory, lowMemory: 3 * GiB, bandwidth: 1000 * MiB, downtimeLimit: 0.3, maxRounds, workload: 'mixed', dirtyRate: 512 * MiB,
     hotFraction: 0.1, hotWeight: 0.9, vgpu: false, vgpuPinned: 0, vgpuChurn: 0, vgpuDmaRate: 0, vgpuRegion: 0,
-    passthrough: 'none', seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
+    passthrough: 'none', tracking: 'type1', trackerRanges: 4, trackingPageSize: 4096, seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
     accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { EXPORT_SUFFIXES, type ExportFormat } from '../export/report_files.js';
 import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_workload.js';
-import { PASSTHROUGH_MODES, type SimConfig } from '../sim/config.js';
+import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
@@ -99,6 +99,12 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
   { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
+  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits)',
+    apply: (t, c) => { c.tracking = parseChoice('tracking', t, TRACKING_MODES); } },
+  { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these)',
+    apply: (t, c) => { c.trackerRanges = parseInteger('tracker-ranges', t, 1, 256); } },
+  { name: 'tracking-page-size', value: 'SIZE', default: '4KiB', help: 'the page size dirty tracking reports in, a power of two from 4KiB to 2MiB',
+    apply: (t, c) => { c.trackingPageSize = parseSize('tracking-page-size', t); } },
   { name: 'seed', value: 'N', default: '1', help: 'seed of every random choice: the same seed gives the same run',
     apply: (t, c) => { c.seed = parseInteger('seed', t, 0, Number.MAX_SAFE_INTEGER); } },
   { name: 'step', value: 'TIME', default: '100ms', help: 'virtual time step of guest and device activity inside a round',
@@ -188,6 +194,8 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
   if (c.vgpu) checkVgpu(c, given);
+  const tps = c.trackingPageSize;
+  if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
   if (c.throttle.autoConverge && c.throttle.dirtyLimit) throw new OptionError('dirty-limit', 'cannot be used with --auto-converge (QEMU refuses both)');
   if (c.throttle.dirtyLimit && !(c.throttle.vcpuDirtyLimit > 0)) throw new OptionError('vcpu-dirty-limit', 'must be more than 0');
   if (c.accelerator.enabled) checkAccel(c);

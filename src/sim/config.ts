@@ -8,6 +8,13 @@ import type { WorkloadKind } from './workload.js';
 export type PassthroughMode = 'none' | 'unpinned' | 'pinning';
 export const PASSTHROUGH_MODES: readonly PassthroughMode[] = ['none', 'unpinned', 'pinning'];
 
+/**
+ * How the passthrough device's writes are tracked: by the type1 container (GET_BITMAP), by the
+ * device's own tracker (VFIO device DMA logging), or by an IOMMU with dirty bits (iommufd).
+ */
+export type TrackingMode = 'type1' | 'device' | 'iommufd';
+export const TRACKING_MODES: readonly TrackingMode[] = ['type1', 'device', 'iommufd'];
+
 /** Everything a simulated pre-copy migration depends on. */
 export interface SimConfig {
   /** Guest RAM, bytes (multiple of 4 KiB). */
@@ -40,6 +47,12 @@ export interface SimConfig {
   vgpuRegion: number;
   /** The passthrough device's part. */
   passthrough: PassthroughMode;
+  /** Who tracks the passthrough device's writes. */
+  tracking: TrackingMode;
+  /** --tracking device: the ranges the device's tracker holds (its maxRanges), 1..256. */
+  trackerRanges: number;
+  /** The page size dirty tracking reports in (the tracker's or the IOMMU's), bytes: a power of two. */
+  trackingPageSize: number;
   /** Seed of every random choice. */
   seed: number;
   /** Virtual time step of the guest and device activity inside a round, seconds. */

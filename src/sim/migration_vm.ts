@@ -66,6 +66,7 @@ export class MigrationVm {
   constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
     this.trace = trace;
+    if (config.tracking !== 'type1' || config.trackingPageSize !== GUEST_PAGE) throw new RangeError('--tracking device|iommufd and --tracking-page-size are not built yet');
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
     const base = proc.mmap(BigInt(config.memory));
