@@ -212,9 +212,11 @@ export class VfioDevice {
     this.kvmUnlink = cb;
   }
 
-  /** At open (count 0 -> 1): the device takes the group's KVM with a VM reference. */
-  takeKvm(): void {
-    const k = this.group.kvm;
+  /**
+   * At open (count 0 -> 1): the device takes the KVM of the file that opens it, with a VM
+   * reference: the group's (group path) or its cdev file's (at BIND).
+   */
+  takeKvm(k: Kvm | null = this.group.kvm): void {
     if (k && !k.destroyed) {
       k.get();
       this.kvm = k;
