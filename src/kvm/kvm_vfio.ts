@@ -8,7 +8,9 @@ import type { Process } from '../process.js';
 import { USER_TOP } from '../u64.js';
 import { DeviceFile } from '../vfio/device_file.js';
 import { GroupFd } from '../vfio/files.js';
-import { releaseIfUnused, type GroupFile, type VfioDevice } from '../vfio/group.js';
+import {
+  groupFileReleasedBy, groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice,
+} from '../vfio/group.js';
 import { CdevFile } from '../iommufd/device.js';
 import { structIn } from './args.js';
 import { callbackScope, rethrow } from './callbacks.js';
@@ -136,6 +138,25 @@ export class KvmDeviceFile implements OpenFile {
       default:
         return -ENOTTY;
     }
+  }
+
+  /**
+   * Whether the release would detach a group from a container that is notifying its drivers of
+   * an UNMAP (CONTRACT: -EDEADLK, nothing closed): a group file that no fd, device file or other
+   * entry holds once this device's entries let go.
+   */
+  releaseBlocked(all: boolean): boolean {
+    const drops = new Map<GroupFile, { deviceFds: number; kvmRefs: number }>();
+    for (const e of this.dev.entries) {
+      if (e.kind === 'cdev') continue; // a cdev-bound device is in no container
+      const gf = e.kind === 'group' ? e.file : e.file.group;
+      const d = drops.get(gf) ?? { deviceFds: 0, kvmRefs: 0 };
+      drops.set(gf, d);
+      if (e.kind === 'group') d.kvmRefs++;
+      else if (!e.file.fdOpen && e.file.kvmRefs === 1) d.deviceFds++;
+    }
+    for (const [gf, d] of drops) if (groupReleaseBlocked(gf, all || groupFileReleasedBy(gf, d))) return true;
+    return false;
   }
 
   /** F3: release: each entry's KVM cleared (callbacks), then its reference dropped; then the VM's. */

@@ -258,6 +258,15 @@ export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean
   return releases && (file.group.container?.notifying ?? false);
 }
 
+/**
+ * Whether dropping these references to `file` releases it: its fd (`fd`), `deviceFds` device files
+ * and `kvmRefs` KVM-VFIO entries, with nothing else left holding it (SPEC-KVM F3).
+ */
+export function groupFileReleasedBy(file: GroupFile, drop: { fd?: boolean; deviceFds?: number; kvmRefs?: number }): boolean {
+  return (!file.fdOpen || drop.fd === true) && file.deviceFds === (drop.deviceFds ?? 0)
+    && (file.kvmRefs ?? 0) === (drop.kvmRefs ?? 0);
+}
+
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
 export function releaseIfUnused(file: GroupFile): void {
   if (file.fdOpen || file.deviceFds > 0 || (file.kvmRefs ?? 0) > 0) return;
