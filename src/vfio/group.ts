@@ -2,6 +2,7 @@
 import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
 import type { Kvm } from '../kvm/kvm.js';
+import { callbackScope } from '../kvm/callbacks.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
 import { resolveDevices, type DeviceSpec, type DeviceState } from './device_state.js';
@@ -129,9 +130,11 @@ export class Group {
    * the group file is open (its fd, or a device fd obtained through it). The kernel's removal
    * waits for the device fds to close; the engine cannot wait, so it refuses, and nothing
    * changes. Afterwards `/dev/vfio/<id>` is ENOENT, the engine no longer lists the group, and its
-   * number is never handed out again. 0 and nothing if already removed.
+   * number is never handed out again. 0 and nothing if already removed. Throws inside a KVM
+   * callback.
    */
   remove(): number {
+    callbackScope(this.engine).forbid('group.remove'); // SPEC-KVM G4: not from a KVM callback
     if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
     if (this.file || this.boundCdevs > 0) return -EBUSY; // a bound cdev holds its device too
     this.removedFlag = true;
