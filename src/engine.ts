@@ -14,6 +14,7 @@ import { assertOwnedBy, VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 import { Calls } from './ioasid/calls.js';
 import { callbackScope } from './kvm/callbacks.js';
+import { subsystemsSnapshot, type SubsystemsSnapshot } from './inspect_subsystems.js';
 import { Ioasid } from './ioasid/ioasid.js';
 import { Accelerators } from './accel/accelerators.js';
 import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
@@ -209,12 +210,15 @@ export class Engine {
   }
 
   /**
-   * A deterministic snapshot of the whole model, for tests and debugging. `bitmaps: false` leaves
-   * the dirty bitmaps out (null), for mappings whose hex would be hundreds of MiB.
+   * A deterministic, read-only snapshot of the whole model, for tests and debugging: type1
+   * containers and processes, then VMs, iommufd contexts, the IOASID allocator and accelerators
+   * (see `SubsystemsSnapshot`). `bitmaps: false` leaves the dirty bitmaps out (null), for
+   * mappings or slots whose hex would be hundreds of MiB.
    */
-  inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot {
+  inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot & SubsystemsSnapshot {
     this.live();
-    return snapshot(this, o.bitmaps ?? true);
+    const bitmaps = o.bitmaps ?? true;
+    return { ...snapshot(this, bitmaps), ...this.core.unarmed(() => subsystemsSnapshot(this, bitmaps)) };
   }
 }
 

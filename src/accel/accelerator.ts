@@ -131,6 +131,11 @@ export class Accelerator {
     return out;
   }
 
+  /** Its bonds, in the order they began (for inspection). */
+  bondList(): Bond[] {
+    return [...this.bonds.values()];
+  }
+
   /** The bond of `proc` with this accelerator, if any. */
   bondOf(proc: Process): Bond | undefined {
     return this.bonds.get(proc);
