@@ -44,7 +44,7 @@ export class Engine {
   /** KVM_MAX_VCPUS (SPEC-KVM §11). */
   kvmMaxVcpus = 1024;
   /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
-  readonly calls = new Calls();
+  readonly calls = new Calls(() => callbackScope(this).forbid('a mutating engine call'));
   /** The IOASID allocator (SPEC-PASID §2). */
   readonly ioasid: Ioasid;
   /** Quota of each VM's PASID set. */
@@ -157,8 +157,8 @@ export class Engine {
    */
   dispose(): void {
     if (this.disposedFlag) return;
-    if (this.calls.inCallback) throw new Error('engine.dispose() cannot run inside a callback');
     callbackScope(this).forbid('engine.dispose');
+    if (this.calls.inCallback) throw new Error('engine.dispose() cannot run inside a callback');
     for (const c of this.containers) {
       if (c.notifying) throw new Error('engine.dispose() cannot run inside a dma_unmap callback');
     }

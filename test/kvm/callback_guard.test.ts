@@ -1,14 +1,15 @@
 // Engine-level calls from inside a KVM callback (SPEC-KVM G4): creating, removing or arming
 // anything throws an Error and changes nothing, in a page-track notifier and in an unlink
-// callback alike; the triggering call completes and rethrows. A type1 dma_unmap op may make them
+// callback alike, and so do the IOASID and SVA mutators (which answer EDEADLK in their own
+// callbacks); the triggering call completes and rethrows. A type1 dma_unmap op may make them
 // (CONTRACT: only calls that change its own container are refused there).
 import { describe, expect, it } from 'vitest';
-import { uapi, type Engine } from '../../src/index.js';
+import { uapi, type Accelerator, type Engine } from '../../src/index.js';
 import { dmaUnmap } from '../helpers/uapi_structs.js';
 import { setupKV, slotA, type KV } from './setup.js';
 
 /** Each engine-level call, made from a callback: its error message, or 'ran'. */
-function attempts(k: KV, spare: { remove(): number }, accel: { remove(): number }): Record<string, string> {
+function attempts(k: KV, spare: { remove(): number }, accel: Accelerator): Record<string, string> {
   const e: Engine = k.engine;
   const calls: Record<string, () => unknown> = {
     createGroup: () => e.createGroup(),
@@ -19,6 +20,9 @@ function attempts(k: KV, spare: { remove(): number }, accel: { remove(): number 
     dispose: () => e.dispose(),
     'group.remove': () => spare.remove(),
     'accel.remove': () => accel.remove(),
+    'ioasid.allocSet': () => e.ioasid.allocSet({}, 1),
+    'ioasid.alloc': () => e.ioasid.alloc(e.ioasid.systemSid, 1, 10),
+    'sva.bindDevice': () => e.sva.bindDevice(accel, k.P),
   };
   const out: Record<string, string> = {};
   for (const [name, f] of Object.entries(calls)) {
@@ -39,6 +43,8 @@ function world(k: KV): unknown {
     processes: k.engine.processes.length,
     fds: [...k.P.fds.keys()],
     disposed: k.engine.isDisposed,
+    ioasid: k.engine.inspect().ioasid,
+    accelerators: k.engine.inspect().accelerators,
   };
 }
 
@@ -51,6 +57,9 @@ const refused = (): Record<string, string> => ({
   dispose: `engine.dispose is not allowed inside a callback`,
   'group.remove': `group.remove is not allowed inside a callback`,
   'accel.remove': `accel.remove is not allowed inside a callback`,
+  'ioasid.allocSet': 'a mutating engine call is not allowed inside a callback',
+  'ioasid.alloc': 'a mutating engine call is not allowed inside a callback',
+  'sva.bindDevice': 'a mutating engine call is not allowed inside a callback',
 });
 
 describe('engine-level calls inside KVM callbacks', () => {
