@@ -3,7 +3,7 @@
 // Driver callbacks arrive as events; a handler's calls run inside the callback (their frames carry
 // the event's id) and its return sends EVENT_DONE.
 import { createConnection, type Socket } from 'node:net';
-import { EVENT_DMA_UNMAP, HEADER_SIZE, REPLY_BIT, Reader, frame } from './protocol.js';
+import { EVENT_DMA_UNMAP, HEADER_SIZE, REPLY_BIT, Reader, concat, frame } from './protocol.js';
 import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
 
 export type { ClientReply } from './requests.js';
@@ -23,7 +23,8 @@ class Link {
   readonly handlers = new Map<string, DmaUnmapHandler>();
   buf: Uint8Array = new Uint8Array(0);
   closed = false;
-  corked = false;
+  /** Frames of this tick, written together at its end. */
+  pending: Uint8Array[] = [];
   constructor(readonly socket: Socket) {}
 }
 
@@ -119,16 +120,15 @@ export class Client {
     const id = L.nextId;
     L.nextId = (L.nextId + 1) >>> 0 || 1;
     const p = new Promise<ClientReply>((res) => L.waiting.set(id, res));
-    if (!L.corked) {
-      // requests issued in one tick go out in one write
-      L.corked = true;
-      L.socket.cork();
+    // requests issued in one tick go out in one write of one buffer
+    L.pending.push(frame(op, id, ctx, payload));
+    if (L.pending.length === 1) {
       process.nextTick(() => {
-        L.corked = false;
-        L.socket.uncork();
+        const out = L.pending.length === 1 ? L.pending[0] : concat(L.pending);
+        L.pending = [];
+        if (!L.closed) L.socket.write(out);
       });
     }
-    L.socket.write(frame(op, id, ctx, payload));
     return p;
   }
 

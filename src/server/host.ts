@@ -7,7 +7,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
 import type { VfioDevice } from '../vfio/group.js';
-import { concat, frame, readHeader, Reader, replyFrame, splitFrames, HEADER_SIZE, Op, PErr } from './protocol.js';
+import { frame, readHeader, Reader, splitFrames, writeReplyHead, HEADER_SIZE, Op, PErr } from './protocol.js';
 import { opTable, type Reply } from './ops.js';
 
 /** A connection's share of the engine. */
@@ -31,6 +31,41 @@ interface PendingEvent {
   value: bigint;
 }
 
+/** Bytes of a connection's output buffer at first, and the size above which it is shrunk back. */
+const OUT_SMALL = 4 << 10;
+const OUT_LARGE = 1 << 20;
+
+/** A connection's outgoing frames, written in place: no allocation per reply. */
+class OutBuffer {
+  buf = new Uint8Array(OUT_SMALL);
+  view = new DataView(this.buf.buffer);
+  len = 0;
+
+  /** The offset of `n` more bytes, growing the buffer as needed (the caller writes every one). */
+  room(n: number): number {
+    if (this.len + n > this.buf.length) {
+      const nb = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+      nb.set(this.buf.subarray(0, this.len));
+      this.buf = nb;
+      this.view = new DataView(nb.buffer);
+    }
+    const o = this.len;
+    this.len += n;
+    return o;
+  }
+
+  /** The bytes written (a copy), the buffer emptied (and shrunk after a large reply). */
+  take(): Uint8Array<ArrayBuffer> {
+    const out = this.buf.slice(0, this.len);
+    if (this.buf.length > OUT_LARGE) {
+      this.buf = new Uint8Array(OUT_SMALL);
+      this.view = new DataView(this.buf.buffer);
+    }
+    this.len = 0;
+    return out;
+  }
+}
+
 /** What the main thread hands the worker. */
 export interface HostConfig {
   shmDir: string;
@@ -49,7 +84,7 @@ export type ToMain =
 export class Host {
   readonly engine: Engine;
   readonly sessions = new Map<number, Session>();
-  private readonly out = new Map<number, Uint8Array[]>();
+  private readonly out = new Map<number, OutBuffer>();
   private readonly pending: PendingEvent[] = [];
   private nextEvent = 1;
   /** The ctx (event id) of the request running now; 0 at top level. */
@@ -96,26 +131,44 @@ export class Host {
     this.out.delete(conn);
   }
 
+  private outOf(conn: number): OutBuffer {
+    let q = this.out.get(conn);
+    if (!q) this.out.set(conn, (q = new OutBuffer()));
+    return q;
+  }
+
   /** Queues a frame for `conn`. */
   emit(conn: number, f: Uint8Array): void {
-    const q = this.out.get(conn);
-    if (q) q.push(f);
-    else this.out.set(conn, [f]);
+    const q = this.outOf(conn);
+    q.buf.set(f, q.room(f.length));
+  }
+
+  /** Queues a reply for `conn`, written in place: header, i64 result, data. */
+  emitReply(conn: number, op: number, id: number, ret: number | bigint, data?: Uint8Array): void {
+    const q = this.outOf(conn);
+    const n = HEADER_SIZE + 8 + (data ? data.length : 0);
+    const o = q.room(n);
+    writeReplyHead(q.view, o, n, op, id, ret);
+    if (data) q.buf.set(data, o + HEADER_SIZE + 8);
   }
 
   /** Posts every queued frame to the main thread, one message per connection. */
   flush(): void {
     for (const [conn, q] of this.out) {
-      if (q.length === 0) continue;
-      const data = concat(q);
+      if (q.len === 0) continue;
+      const data = q.take();
       this.post({ t: 'out', conn, data }, [data.buffer]);
     }
-    this.out.clear();
   }
 
   /** Runs top-level frames of `conn` (ctx 0), concatenated in `data`. */
   frames(conn: number, data: Uint8Array): void {
-    for (const f of splitFrames(data)) this.request(conn, f);
+    const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let o = 0; o + HEADER_SIZE <= data.length;) {
+      const n = v.getUint32(o, true);
+      this.request(conn, data.subarray(o, o + n));
+      o += n;
+    }
   }
 
   /** Frames that name a callback (ctx != 0), and deaths; called from the nested port. */
@@ -129,7 +182,7 @@ export class Host {
       const h = readHeader(f);
       const ev = this.pending.find((e) => e.id === h.ctx && e.conn === m.conn);
       if (!ev) {
-        this.emit(m.conn, replyFrame(h.op, h.id, -PErr.ESRCH));
+        this.emitReply(m.conn, h.op, h.id, -PErr.ESRCH);
         continue;
       }
       if (h.op === Op.EVENT_DONE) {
@@ -137,7 +190,7 @@ export class Host {
         const v = r.i64();
         ev.done = true;
         ev.value = r.ok ? v : 0n;
-        this.emit(m.conn, replyFrame(h.op, h.id, 0));
+        this.emitReply(m.conn, h.op, h.id, 0);
         continue;
       }
       const outer = this.ctx;
@@ -154,14 +207,17 @@ export class Host {
   private request(conn: number, f: Uint8Array): void {
     const s = this.sessions.get(conn);
     if (!s) return;
-    const h = readHeader(f);
+    // the header's op, flags and id, read without allocating (this runs for every request)
+    const op = f[4] | (f[5] << 8);
+    const flags = f[6] | (f[7] << 8);
+    const id = (f[8] | (f[9] << 8) | (f[10] << 16) | (f[11] << 24)) >>> 0;
     let reply: Reply;
-    const handler = opTable[h.op];
-    if (h.flags !== 0) reply = [-PErr.EINVAL];
+    const handler = opTable[op];
+    if (flags !== 0) reply = [-PErr.EINVAL];
     else if (!handler) reply = [-PErr.ENOSYS];
-    else if (h.op === Op.EVENT_DONE) reply = [-PErr.ESRCH]; // top level: no callback is waiting
-    else if (!s.proc && h.op !== Op.HELLO) reply = [-PErr.EPROTO];
-    else if (s.proc && h.op === Op.HELLO) reply = [-PErr.EPROTO];
+    else if (op === Op.EVENT_DONE) reply = [-PErr.ESRCH]; // top level: no callback is waiting
+    else if (!s.proc && op !== Op.HELLO) reply = [-PErr.EPROTO];
+    else if (s.proc && op === Op.HELLO) reply = [-PErr.EPROTO];
     else {
       const r = new Reader(f.subarray(HEADER_SIZE));
       try {
@@ -169,10 +225,10 @@ export class Host {
         if (!r.ok) reply = [-PErr.EBADMSG];
       } catch (e) {
         reply = [-PErr.EINVAL];
-        this.log('error', 'request-threw', { conn, op: h.op, error: String((e as Error)?.message ?? e) });
+        this.log('error', 'request-threw', { conn, op, error: String((e as Error)?.message ?? e) });
       }
     }
-    this.emit(conn, replyFrame(h.op, h.id, reply[0], reply[1]));
+    this.emitReply(conn, op, id, reply[0], reply[1]);
   }
 
   /**
