@@ -224,9 +224,9 @@ export class Client {
     return reply.dmaRw(await this.send(req.dmaRw(device, iova, data, write)), data, write);
   }
 
-  /** The server's counters (sessions, processes, heap bytes, groups). */
-  async stats(): Promise<Record<string, unknown>> {
-    return reply.stats(await this.send(req.stats()));
+  /** The server's counters (sessions, processes, heap bytes, groups, its footprint); `collect`: after a full GC. */
+  async stats(collect = false): Promise<Record<string, unknown>> {
+    return reply.stats(await this.send(req.stats(collect)));
   }
 
   /** Ends the connection: the process exits on the server. */

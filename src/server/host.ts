@@ -1,7 +1,7 @@
 // The engine side of the server, run in a worker thread (worker.ts): one session per connection,
 // each a process of the model; replies and events queued per connection and posted to the main
 // thread in order; driver callbacks delivered as events, blocking until the client answers.
-import { closeSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine.js';
@@ -288,6 +288,23 @@ export class Host {
   shmWrite(s: Session, offset: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) done += writeSync(s.shm!.fd, data, done, data.length - done, offset + done);
+  }
+
+  /**
+   * The server process's footprint (for STATS): resident bytes, this thread's JS heap (with
+   * `collect`, after a full collection when node runs with --expose-gc), open fds, and files in
+   * the shared-file directory. What a leak check watches besides the engine's heap.
+   */
+  footprint(collect: boolean): { rss: number; jsHeapUsed: number; fds: number; shmFiles: number } {
+    if (collect) (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    let fds = -1;
+    try {
+      fds = readdirSync('/proc/self/fd').length - 1; // less the one this listing opened
+    } catch {
+      /* not Linux: unknown */
+    }
+    return { rss: m.rss, jsHeapUsed: m.heapUsed, fds, shmFiles: readdirSync(this.config.shmDir).length };
   }
 
   /** Pending callbacks (for STATS). */

@@ -70,7 +70,7 @@ export const req = {
     return [Op.DEV_DMA_RW, w.done()];
   },
   eventDone: (value: bigint): Request => [Op.EVENT_DONE, new Writer().i64(value).done()],
-  stats: (): Request => [Op.STATS, EMPTY],
+  stats: (collect = false): Request => [Op.STATS, collect ? new Writer().u32(1).done() : EMPTY],
 } as const;
 
 /** The reply to `req`: what each call returns, from the reply's bytes. */
