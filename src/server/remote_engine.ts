@@ -8,6 +8,7 @@
 // Subsystems the protocol does not carry yet are refused up front (REMOTE_REFUSALS); a new one
 // is a new entry there and new members here, nothing else changes.
 import { Core } from '../wasm.js';
+import { E2BIG } from '../../assembly/constants.js';
 import { vfioError } from '../errors.js';
 import type { SimConfig } from '../sim/config.js';
 import type { SimEngine, SimGroup, SimProcess } from '../sim/sim_engine.js';
@@ -124,9 +125,19 @@ export class RemoteEngine implements SimEngine {
     }
   }
 
-  /** A new process: a new connection (HELLO with the shared file of the options). */
+  /**
+   * A new process: a new connection, with the shared file of the options (without one when the
+   * server refuses that size, E2BIG: bitmaps then come back through READ_MEM).
+   */
   createProcess(opts: { memlockLimit?: bigint; capIpcLock?: boolean } = {}): RemoteProcess {
-    const p = new RemoteProcess(new SyncClient(this.path, { ...opts, shmBytes: this.o.shmBytes ?? 0 }));
+    let client: SyncClient;
+    try {
+      client = new SyncClient(this.path, { ...opts, shmBytes: this.o.shmBytes ?? 0 });
+    } catch (e) {
+      if ((e as { errno?: number }).errno !== E2BIG || !this.o.shmBytes) throw e;
+      client = new SyncClient(this.path, opts);
+    }
+    const p = new RemoteProcess(client);
     this.processes.push(p);
     return p;
   }

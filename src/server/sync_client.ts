@@ -27,14 +27,14 @@ export class SyncClient {
 
   /**
    * Connects to the server at `path` and performs HELLO, blocking.
-   * @throws Error when the connection fails or HELLO is refused (its errno in the message)
+   * @throws Error when the connection fails or HELLO is refused (then with `errno`, also in the message)
    */
   constructor(path: string, o: HelloOptions = {}) {
     this.link = new SyncLink(path);
     const r = this.call(req.hello(o));
     if (r.ret < 0n) {
       this.link.close();
-      throw new Error(`HELLO refused by ${path}: errno ${-r.ret}`);
+      throw Object.assign(new Error(`HELLO refused by ${path}: errno ${-r.ret}`), { errno: Number(-r.ret) });
     }
     ({ shmSize: this.shmSize, shmPath: this.shmPath } = reply.hello(r));
   }

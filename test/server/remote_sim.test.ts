@@ -12,6 +12,7 @@ import { RemoteEngine } from '../../src/server/remote_engine.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { createEngine } from '../../src/index.js';
 import { serveChild, type ServeChild } from './serve_child.js';
+import { eventually } from './setup.js';
 
 let srv: ServeChild;
 let heapAtStart = 0;
@@ -66,18 +67,27 @@ describe('simulate --server', () => {
     expect(readFileSync(join(dirs[1], 't.jsonl'), 'utf8')).toBe(readFileSync(join(dirs[0], 't.jsonl'), 'utf8'));
   }, 60_000);
 
-  it('reads bitmaps with READ_MEM when the process has no shared file', async () => {
-    const { config } = parseSimulateOptions(small);
-    const remote = await RemoteEngine.connect(srv.sock, { shmBytes: 0 });
-    let r;
+  it('reads bitmaps with READ_MEM when the server refuses a shared file that large (E2BIG)', async () => {
+    const tight = await serveChild(['--shm-max', '4KiB']);
     try {
-      r = simulate(remote, config);
+      const { config } = parseSimulateOptions(small);
+      const remote = await RemoteEngine.connect(tight.sock, { shmBytes: 1 << 20 });
+      let r;
+      try {
+        r = simulate(remote, config);
+      } finally {
+        remote.dispose();
+      }
+      const l = simulate(await createEngine(), config);
+      expect(figures(JSON.stringify(r.summary))).toBe(figures(JSON.stringify(l.summary)));
+      expect(r.heatmap).toEqual(l.heatmap);
+      // the process's HELLO asked for 1 MiB and was refused; its retry asked for none
+      const hellos = () => tight.logs.filter((x) => x.event === 'hello').map((x) => x.shm);
+      await eventually(async () => hellos().length === 2);
+      expect(hellos()).toEqual([0, 0]);
     } finally {
-      remote.dispose();
+      expect(await tight.stop()).toBe(0);
     }
-    const l = simulate(await createEngine(), config);
-    expect(figures(JSON.stringify(r.summary))).toBe(figures(JSON.stringify(l.summary)));
-    expect(r.heatmap).toEqual(l.heatmap);
   }, 60_000);
 
   it('leaves the server as it found it: no process, no group, the same heap', async () => {
