@@ -56,9 +56,11 @@ export class RemoteProcess implements SimProcess {
 
   /** Closes its fds (release effects first, as CLOSE answers after them), then the connection. */
   end(): void {
-    if (this.client.closed) return;
-    for (const fd of this.fds.splice(0).reverse()) this.client.close(fd);
-    this.client.end();
+    try {
+      if (!this.client.closed) for (const fd of this.fds.splice(0).reverse()) this.client.close(fd);
+    } finally {
+      this.client.end();
+    }
   }
 }
 
@@ -164,11 +166,23 @@ export class RemoteEngine implements SimEngine {
     return Number(this.admin.stats().heapUsed);
   }
 
-  /** Ends every process, removes the groups it made, closes the connections and the local core. */
+  /**
+   * Ends every process, removes the groups it made, closes the connections and the local core.
+   * Goes on past a failed step (a server that died) and throws the first failure at the end.
+   */
   dispose(): void {
-    for (const p of this.processes.splice(0)) p.end();
-    for (const g of this.groups.splice(0)) this.admin.removeGroup(g.id);
-    this.admin.end();
+    let first: unknown = null;
+    const step = (f: () => unknown): void => {
+      try {
+        f();
+      } catch (e) {
+        first ??= e;
+      }
+    };
+    for (const p of this.processes.splice(0)) step(() => p.end());
+    for (const g of this.groups.splice(0)) step(() => this.admin.closed || this.admin.removeGroup(g.id));
+    step(() => this.admin.end());
     this.core.dispose('remote engine disposed');
+    if (first !== null) throw first;
   }
 }

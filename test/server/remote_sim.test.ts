@@ -90,6 +90,18 @@ describe('simulate --server', () => {
     }
   }, 60_000);
 
+  it('fails with a clear error, without hanging, when the server dies during the run', async () => {
+    const doomed = await serveChild();
+    const { config } = parseSimulateOptions(small);
+    const remote = await RemoteEngine.connect(doomed.sock, { shmBytes: 1 << 20 });
+    try {
+      expect(() => simulate(remote, config, { onHarvest: () => doomed.child.kill('SIGKILL') })).toThrow('connection to the server ended');
+      remote.dispose(); // nothing left to clean: every connection is gone with the server
+    } finally {
+      await doomed.stop();
+    }
+  }, 60_000);
+
   it('leaves the server as it found it: no process, no group, the same heap', async () => {
     const c = await Client.connect(srv.sock);
     const s = await c.stats();
