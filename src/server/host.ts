@@ -7,7 +7,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
 import type { VfioDevice } from '../vfio/group.js';
-import { frame, readHeader, Reader, splitFrames, writeReplyHead, HEADER_SIZE, Op, PErr } from './protocol.js';
+import { frame, readHeader, Reader, splitFrames, writeReplyHead, Writer, HEADER_SIZE, Op, PErr } from './protocol.js';
 import { opTable, type Reply } from './ops.js';
 
 /** A connection's share of the engine. */
@@ -31,35 +31,30 @@ interface PendingEvent {
   value: bigint;
 }
 
-/** Bytes of a connection's output buffer at first, and the size above which it is shrunk back. */
-const OUT_SMALL = 4 << 10;
+/** Bytes above which a connection's output buffer is dropped for a small one once sent. */
 const OUT_LARGE = 1 << 20;
 
 /** A connection's outgoing frames, written in place: no allocation per reply. */
-class OutBuffer {
-  buf = new Uint8Array(OUT_SMALL);
-  view = new DataView(this.buf.buffer);
-  len = 0;
+class OutBuffer extends Writer {
+  /** Queues a frame. */
+  frame(f: Uint8Array): void {
+    this.buf.set(f, this.room(f.length));
+  }
 
-  /** The offset of `n` more bytes, growing the buffer as needed (the caller writes every one). */
-  room(n: number): number {
-    if (this.len + n > this.buf.length) {
-      const nb = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
-      nb.set(this.buf.subarray(0, this.len));
-      this.buf = nb;
-      this.view = new DataView(nb.buffer);
-    }
-    const o = this.len;
-    this.len += n;
-    return o;
+  /** Queues a reply: header, i64 result, data. */
+  reply(op: number, id: number, ret: number | bigint, data?: Uint8Array): void {
+    const n = HEADER_SIZE + 8 + (data ? data.length : 0);
+    const o = this.room(n);
+    writeReplyHead(this.v, o, n, op, id, ret);
+    if (data) this.buf.set(data, o + HEADER_SIZE + 8);
   }
 
   /** The bytes written (a copy), the buffer emptied (and shrunk after a large reply). */
   take(): Uint8Array<ArrayBuffer> {
     const out = this.buf.slice(0, this.len);
     if (this.buf.length > OUT_LARGE) {
-      this.buf = new Uint8Array(OUT_SMALL);
-      this.view = new DataView(this.buf.buffer);
+      this.buf = new Uint8Array(64);
+      this.v = new DataView(this.buf.buffer);
     }
     this.len = 0;
     return out;
@@ -139,17 +134,12 @@ export class Host {
 
   /** Queues a frame for `conn`. */
   emit(conn: number, f: Uint8Array): void {
-    const q = this.outOf(conn);
-    q.buf.set(f, q.room(f.length));
+    this.outOf(conn).frame(f);
   }
 
   /** Queues a reply for `conn`, written in place: header, i64 result, data. */
   emitReply(conn: number, op: number, id: number, ret: number | bigint, data?: Uint8Array): void {
-    const q = this.outOf(conn);
-    const n = HEADER_SIZE + 8 + (data ? data.length : 0);
-    const o = q.room(n);
-    writeReplyHead(q.view, o, n, op, id, ret);
-    if (data) q.buf.set(data, o + HEADER_SIZE + 8);
+    this.outOf(conn).reply(op, id, ret, data);
   }
 
   /** Posts every queued frame to the main thread, one message per connection. */

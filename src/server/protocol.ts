@@ -168,11 +168,12 @@ export class Reader {
 
 /** Little-endian field writer that grows as needed. */
 export class Writer {
-  private buf = new Uint8Array(64);
-  private v = new DataView(this.buf.buffer);
+  protected buf = new Uint8Array(64);
+  protected v = new DataView(this.buf.buffer);
   len = 0;
 
-  private room(n: number): number {
+  /** The offset of `n` more bytes, growing the buffer as needed (the caller writes every one). */
+  protected room(n: number): number {
     if (this.len + n > this.buf.length) {
       const nb = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
       nb.set(this.buf.subarray(0, this.len));

@@ -16,11 +16,16 @@ export interface ServeChild {
   stop(): Promise<number | null>;
 }
 
-/** Starts a server on a socket in a fresh temp dir; resolves once it listens. */
-export async function serveChild(args: string[] = [], nodeArgs: string[] = []): Promise<ServeChild> {
-  const dir = mkdtempSync(join(tmpdir(), 'vfd-child-'));
-  const sock = join(dir, 'sock');
-  const child = spawn(process.execPath, [...nodeArgs, await bundledCli(), 'serve', '--listen', sock, '--shm-dir', dir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** A `vfio-dirty serve` child process, its JSON log lines as they come, and its exit. */
+export interface Serving {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Runs `vfio-dirty serve ARGS` (node run with `nodeArgs`); resolves once it logs `listen`. */
+export async function spawnServe(args: string[], nodeArgs: string[] = []): Promise<Serving> {
+  const child = spawn(process.execPath, [...nodeArgs, await bundledCli(), 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   let pending = '';
@@ -37,6 +42,14 @@ export async function serveChild(args: string[] = [], nodeArgs: string[] = []): 
     });
     void exited.then((code) => rej(new Error(`serve exited ${code}`)));
   });
+  return { child, logs, exited };
+}
+
+/** Starts a server on a socket in a fresh temp dir; resolves once it listens. */
+export async function serveChild(args: string[] = [], nodeArgs: string[] = []): Promise<ServeChild> {
+  const dir = mkdtempSync(join(tmpdir(), 'vfd-child-'));
+  const sock = join(dir, 'sock');
+  const { child, logs, exited } = await spawnServe(['--listen', sock, '--shm-dir', dir, ...args], nodeArgs);
   return {
     child, sock, dir, logs,
     async stop() {
