@@ -7,6 +7,7 @@
 // (e.g. a small --max-old-space-size, to tell garbage not yet collected from a leak in RSS).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../../src/server/client.js';
+import { Op, Writer } from '../../src/server/protocol.js';
 import { serveChild, type ServeChild } from './serve_child.js';
 import { eventually, trackedAndPinned } from './setup.js';
 
@@ -29,6 +30,18 @@ interface Footprint {
 }
 
 describe('leaks', () => {
+  it('STATS reports the footprint; an unknown flag bit is EINVAL', async () => {
+    const c = await Client.connect(srv.sock);
+    const bad = await c.request(Op.STATS, new Writer().u32(2).done());
+    expect(bad).toEqual({ ret: -22n, data: new Uint8Array(0) });
+    const s = (await c.stats(true)) as unknown as Footprint;
+    expect(s.server.fds).toBeGreaterThan(2);
+    expect(s.server.shmFiles).toBe(0);
+    expect(s.server.jsHeapUsed).toBeGreaterThan(0);
+    expect(s.server.rss).toBeGreaterThan(s.server.jsHeapUsed);
+    await c.end();
+  });
+
   it(`${CYCLES} connect, work, kill cycles leave the server's fds, shared files and heaps flat`, async () => {
     const obs = await Client.connect(srv.sock);
     const stats = async (collect = false) => (await obs.stats(collect)) as unknown as Footprint;

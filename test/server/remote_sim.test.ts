@@ -102,6 +102,40 @@ describe('simulate --server', () => {
     }
   }, 60_000);
 
+  it('runs a dma_unmap handler inside the unmap that caused it, and rethrows what it throws after the reply', async () => {
+    const remote = await RemoteEngine.connect(srv.sock);
+    try {
+      const proc = remote.createProcess();
+      const mem = proc.mmap(1 << 20);
+      const c = remote.openContainer(proc);
+      const g = remote.createGroup({ kind: 'emulated', devices: ['cb-dev'] });
+      c.attach(g);
+      c.setIommu('type1v2');
+      expect(c.openDevice(g)).toBe(5); // 3 the container, 4 the group
+      c.map({ iova: 0n, vaddr: mem, size: 1n << 19n });
+      c.map({ iova: 1n << 19n, vaddr: mem + (1n << 19n), size: 1n << 19n });
+      const dev = g.devices[0];
+      const seen: bigint[][] = [];
+      dev.registerDmaUnmap((iova, size) => {
+        seen.push([iova, size]);
+        dev.unpinPages(0x2000n, 2); // a call inside the callback
+      });
+      expect(dev.pinPages(0x2000n, 2, 3)).toBe(2);
+      expect(c.unmap({ iova: 0n, size: 1n << 19n })).toBe(1n << 19n);
+      expect(seen).toEqual([[0n, 1n << 19n]]);
+      dev.registerDmaUnmap(() => {
+        throw new Error('handler failed');
+      });
+      expect(dev.pinPages(0x80000n, 1, 3)).toBe(1);
+      expect(() => c.unmapAll()).toThrow('handler failed');
+      // the connection goes on: the pin was kept, so the mapping is still there
+      dev.unpinPages(0x80000n, 1);
+      expect(c.unmapAll()).toBe(1n << 19n);
+    } finally {
+      remote.dispose();
+    }
+  }, 30_000);
+
   it('leaves the server as it found it: no process, no group, the same heap', async () => {
     const c = await Client.connect(srv.sock);
     const s = await c.stats();
