@@ -26,6 +26,14 @@ class Link {
   /** Frames of this tick, written together at its end. */
   pending: Uint8Array[] = [];
   constructor(readonly socket: Socket) {}
+
+  /** Writes the frames of this tick, as one buffer. */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const out = this.pending.length === 1 ? this.pending[0] : concat(this.pending);
+    this.pending = [];
+    if (!this.closed) this.socket.write(out);
+  }
 }
 
 export class Client {
@@ -122,17 +130,11 @@ export class Client {
     const p = new Promise<ClientReply>((res) => L.waiting.set(id, res));
     // requests issued in one tick go out in one write of one buffer
     L.pending.push(frame(op, id, ctx, payload));
-    if (L.pending.length === 1) {
-      process.nextTick(() => {
-        const out = L.pending.length === 1 ? L.pending[0] : concat(L.pending);
-        L.pending = [];
-        if (!L.closed) L.socket.write(out);
-      });
-    }
+    if (L.pending.length === 1) process.nextTick(() => L.flush());
     return p;
   }
 
-  private async num([op, payload]: Request): Promise<number> {
+  private async num(op: number, payload: Uint8Array): Promise<number> {
     return Number((await this.request(op, payload)).ret);
   }
 
@@ -142,12 +144,12 @@ export class Client {
 
   /** open(2) of a device path: a new fd, or -errno. */
   open(path: string): Promise<number> {
-    return this.num(req.open(path));
+    return this.num(...req.open(path));
   }
 
   /** close(2): 0 or -errno. */
   close(fd: number): Promise<number> {
-    return this.num(req.close(fd));
+    return this.num(...req.close(fd));
   }
 
   /**
@@ -170,7 +172,7 @@ export class Client {
 
   /** `proc.munmap`: 0 or -errno. */
   munmap(addr: bigint, length: bigint | number): Promise<number> {
-    return this.num(req.munmap(addr, length));
+    return this.num(...req.munmap(addr, length));
   }
 
   /** Bytes of the process's memory, or -errno (-EFAULT: not mapped). */
@@ -180,33 +182,33 @@ export class Client {
 
   /** Stores bytes in the process's memory: 0 or -errno. */
   write(addr: bigint, bytes: Uint8Array): Promise<number> {
-    return this.num(req.write(addr, bytes));
+    return this.num(...req.write(addr, bytes));
   }
 
   /** Copies process memory [addr, addr+length) to the shared file at `offset`: 0 or -errno. */
   shmFromMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
-    return this.num(req.shmFromMem(addr, offset, length));
+    return this.num(...req.shmFromMem(addr, offset, length));
   }
 
   /** Copies the shared file at `offset` into process memory at `addr`: 0 or -errno. */
   shmToMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
-    return this.num(req.shmToMem(addr, offset, length));
+    return this.num(...req.shmToMem(addr, offset, length));
   }
 
   /** Creates a host IOMMU group from a spec (`kind=iommu,devices=a+b`): its number, or -errno. */
   createGroup(spec: string): Promise<number> {
-    return this.num(req.createGroup(spec));
+    return this.num(...req.createGroup(spec));
   }
 
   /** Removes a host group (as unbinding its devices): 0, -EBUSY while it is open, -ENOENT. */
   removeGroup(id: number): Promise<number> {
-    return this.num(req.removeGroup(id));
+    return this.num(...req.removeGroup(id));
   }
 
   /** Registers `handler` as the device's dma_unmap op: 0 or -errno. */
   registerDmaUnmap(device: string, handler: DmaUnmapHandler): Promise<number> {
     this.link.handlers.set(device, handler);
-    return this.num(req.registerDmaUnmap(device));
+    return this.num(...req.registerDmaUnmap(device));
   }
 
   /** vfio_pin_pages on `device`: npage or -errno, with the pfns when asked for. */
@@ -216,7 +218,7 @@ export class Client {
 
   /** vfio_unpin_pages on `device`. */
   async unpinPages(device: string, iova: bigint, npage: number): Promise<number> {
-    return this.num(req.unpinPages(device, iova, npage));
+    return this.num(...req.unpinPages(device, iova, npage));
   }
 
   /** vfio_dma_rw on `device`: 0 or -errno; a read fills `data`. */
@@ -234,6 +236,7 @@ export class Client {
     return new Promise((res) => {
       if (this.link.closed) return res();
       this.link.socket.once('close', () => res());
+      this.link.flush(); // requests made in this tick go out first
       this.link.socket.end();
     });
   }
