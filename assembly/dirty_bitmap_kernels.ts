@@ -7,11 +7,13 @@
 import { coarseBlock, double32, pairs2 } from './bit_fold';
 
 const ONES: u64 = 0xffffffffffffffff;
-// One sequential pass over a bitmap in DRAM is bound by latency, not bandwidth: a single stream
-// counts 32 MiB in 4.1 ms here. Six passes over six parts, taking 512-byte steps in turn, keep
-// more lines in flight: 2.3 ms for the same count (Buffer.copy of 32 MiB: 3.1 ms), read-and-clear
-// of 32 MiB 6.8 -> 5.6 ms, OR of 32 MiB 5.0 -> 4.2 ms (four streams: 2.6, 5.7, 5.0 ms).
-const STREAMS: u32 = 6;
+// Passes over long ranges may be cut into STREAMS parts visited in turn, STEP words at a time.
+// Six streams once kept more lines in flight than one; measured again on this machine, in one
+// process against the kernels of six streams (CPU time over Buffer.copy of 32 MiB, load 12 on 2
+// cores), one sequential stream is faster in every pass: count 1.56x -> 0.54x, clear 1.52x ->
+// 0.49x, conversion to 8 KiB / 64 KiB / 2 MiB pages 2.07x / 1.01x / 0.57x -> 1.05x / 0.72x /
+// 0.51x (the hardware prefetcher follows one stream; six defeat it).
+const STREAMS: u32 = 1;
 const STEP: u32 = 64; // words per turn of one stream
 // A read-and-clear (the stream) goes the other way: one pass in blocks of 64 KiB, each copied
 // (memory.copy when the shift is a whole word) and its source zeroed (memory.fill) while it is
