@@ -12,10 +12,10 @@ const ONES: u64 = 0xffffffffffffffff;
 // process against the kernels of six streams (CPU time over Buffer.copy of 32 MiB, load 12 on 2
 // cores), one sequential stream is faster in every pass: count 1.56x -> 0.54x, clear 1.52x ->
 // 0.49x, conversion to 8 KiB / 64 KiB / 2 MiB pages 2.07x / 1.01x / 0.57x -> 1.05x / 0.72x /
-// 0.51x (the hardware prefetcher follows one stream; six defeat it).
+// 0.51x (presumably the hardware prefetcher follows one stream and not six).
 const STREAMS: u32 = 1;
 const STEP: u32 = 64; // words per turn of one stream
-// A read-and-clear (the stream) goes the other way: one pass in blocks of 64 KiB, each copied
+// A read-and-clear (the stream) goes in one pass of blocks of 64 KiB, each copied
 // (memory.copy when the shift is a whole word) and its source zeroed (memory.fill) while it is
 // still in the cache. 1 TiB (32 MiB) read and cleared, CPU time over Buffer.copy of 32 MiB,
 // interleaved in one process (load 2): six streams 3.0x at shift 0 and 3.2x at shift 13, this
