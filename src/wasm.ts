@@ -86,9 +86,10 @@ export interface CoreExports {
    */
   bitmap_runs(bm: number, first: number, count: number, out: number, max: number): number;
   /**
-   * Every maximal run of bm as u32 (start, length) pairs in a heap block it allocates (grown by
-   * doubling, no count pass), its address stored at the u32 `slot`: the number of runs, -EINVAL
-   * or -ENOMEM (nothing allocated). The caller frees the block with heap_free.
+   * Every maximal run of bm as u32 (start, length) pairs in a heap block it allocates (sized from
+   * a sample of its words, grown by doubling if short; no count pass), its address stored at the
+   * u32 `slot`: the number of runs, -EINVAL or -ENOMEM (nothing allocated). The caller frees the
+   * block with heap_free.
    */
   bitmap_runs_all(bm: number, slot: number): number;
 
