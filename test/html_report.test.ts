@@ -13,6 +13,7 @@ import type { SimConfig } from '../src/sim/config.js';
 import { renderHtmlReport, type Heatmap } from '../src/sim/html_report.js';
 import { COLOURS } from '../src/sim/report/client_common.js';
 import { HEATMAP_MAX_BUCKETS, heatmapBucket } from '../src/sim/report/heatmap_buckets.js';
+import { emptySync } from '../src/sim/cpu_log.js';
 import { SUMMARY_SCHEMA, type RoundRecord, type SimSummary } from '../src/sim/summary.js';
 import { chartLabels, labelOverlaps, limitLine, pixel, type ChartLabels } from './html_report_probe.js';
 
@@ -33,6 +34,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
     accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
+    cpuLog: 'manual', dirtyRingSize: 4096, clearBitmapShift: 18,
   };
 }
 
@@ -60,6 +62,7 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
     wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
+    cpuLog: { mode: 'manual', vcpus: 4, stores: 0, rounds: [], total: emptySync(), shadow: null },
     migrate: {
       status: converged ? 'completed' : 'active', setupTimeS: 0, totalTimeS: 10, downtimeS: converged ? 0.1 : null, expectedDowntimeS: 0.1,
       transferredBytes: 0, remainingBytes: 0, totalBytes: memory, duplicatePages: 0, normalPages: 0, normalBytes: 0, mbps: 0,

@@ -9,6 +9,7 @@ import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
+import { CPU_LOG_MODES } from '../sim/cpu_log.js';
 import { parseCommandLine } from './args.js';
 import { checkOutputDir, checkOutputFile } from './output_paths.js';
 import {
@@ -115,6 +116,12 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.zeroFraction = parseFraction('zero-fraction', t); } },
   { name: 'vcpus', value: 'N', default: '4', help: 'the guest\'s vCPUs (--dirty-limit caps each one)',
     apply: (t, c) => { c.vcpus = parseInteger('vcpus', t, 1, 1024); } },
+  { name: 'cpu-log', value: 'MODE', default: 'manual', help: 'how the VMM reads KVM\'s dirty log of the guest\'s writes: bitmap (KVM_GET_DIRTY_LOG) | manual (GET, then KVM_CLEAR_DIRTY_LOG in chunks, as QEMU with manual protect) | ring (per-vCPU dirty rings)',
+    apply: (t, c) => { c.cpuLog = parseChoice('cpu-log', t, CPU_LOG_MODES); } },
+  { name: 'dirty-ring-size', value: 'N', default: '4096', help: 'with --cpu-log ring: entries per vCPU ring, a power of two from 256 to 65536',
+    apply: (t, c) => { c.dirtyRingSize = parseInteger('dirty-ring-size', t, 256, 65536); } },
+  { name: 'clear-bitmap-shift', value: 'N', default: '18', help: 'with --cpu-log manual: KVM_CLEAR_DIRTY_LOG clears 2^N pages at a time (6 to 31; 18 is 1 GiB)',
+    apply: (t, c) => { c.clearBitmapShift = parseInteger('clear-bitmap-shift', t, 6, 31); } },
   { name: 'cpu-throttle-initial', value: 'PCT', default: '20', help: 'auto-converge: the first vCPU throttle, percent',
     apply: (t, c) => { c.throttle.initial = parseInteger('cpu-throttle-initial', t, 1, 99); } },
   { name: 'cpu-throttle-increment', value: 'PCT', default: '10', help: 'auto-converge: how much each later step raises the throttle, percent',
@@ -193,6 +200,7 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
+  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', 'must be a power of two');
   if (c.vgpu) checkVgpu(c, given);
   const tps = c.trackingPageSize;
   if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');

@@ -5,7 +5,9 @@
 import { performance } from 'node:perf_hooks';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
+import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
+import { KvmGuest, type CpuLogSync } from './cpu_log.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
@@ -29,6 +31,8 @@ export interface Harvest {
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
+  /** What KVM's dirty log reported, and the calls the harvest took. */
+  cpu: CpuLogSync;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -51,8 +55,10 @@ export class MigrationVm {
   private readonly core: Core;
   private readonly vgpu: VgpuDriver | null = null;
   private readonly ptDevice: MdevDevice | null = null;
-  private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
-  private readonly sink: DirtySink;
+  private readonly cpuLog: DirtyBitmap; // what KVM's dirty log reported at a sync, by guest page
+  /** The VM in KVM: the guest's writes go through its vCPUs. */
+  readonly kvm: KvmGuest;
+  private sink: DirtySink;
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
@@ -103,11 +109,11 @@ export class MigrationVm {
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
     this.core = coreOf(c);
-    const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
-    this.sink = {
-      pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
-      range: (first, count) => cpuLog.setRange(first, count),
-    };
+    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
+    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
+      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
+    }));
+    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
     if (config.accelerator.enabled) {
       // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
       this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
@@ -120,6 +126,7 @@ export class MigrationVm {
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
   start(): void {
     this.c.dirty.start();
+    this.kvm.startLogging(this.cpuLog);
     this.trace?.event({ op: 'start' });
     this.vgpu?.start();
     if (this.ptDevice) {
@@ -148,9 +155,10 @@ export class MigrationVm {
     this.activityMs += performance.now() - a0;
   }
 
-  /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
+  /** KVM's dirty log, then a GET_BITMAP read of the whole guest, merged (SPEC-KVM §10). */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    const cpu = this.kvm.sync(this.cpuLog);
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
@@ -161,7 +169,7 @@ export class MigrationVm {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null };
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, cpu };
     } catch (e) {
       report.dispose();
       throw e;
@@ -174,7 +182,10 @@ export class MigrationVm {
    */
   postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
     this.guestScale = 1;
-    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog: this.cpuLog, run: (a: number, b: number) => this.run(a, b) };
+    // The guest runs at the destination now: its writes are the pages it touches there.
+    const cpuLog = this.cpuLog;
+    this.sink = { pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)), range: (first, count) => cpuLog.setRange(first, count) };
+    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog, run: (a: number, b: number) => this.run(a, b) };
     return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
   }
 
@@ -185,6 +196,7 @@ export class MigrationVm {
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
+    this.kvm.dispose();
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();
