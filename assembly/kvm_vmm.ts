@@ -22,14 +22,18 @@ const F_RESET: u32 = 2;
  * Lays out `n` guest stores of 8 bytes: store i goes to guest page pages[i] (u32 at `pages`), or
  * first + i when `pages` is 0, at offset 0; its gpa goes to `gpas` (u64) and its bytes to `data`:
  * the u64 seq + i when the page's bit is set in `valued` (a bitmap, or 0 for none), else zeros.
+ * Returns how many of the stores go to pages [watchFirst, watchFirst + watchCount).
  */
-export function vmm_stores(pages: usize, first: u32, n: u32, gpas: usize, data: usize, valued: usize, seq: f64): void {
+export function vmm_stores(pages: usize, first: u32, n: u32, gpas: usize, data: usize, valued: usize, seq: f64, watchFirst: u32, watchCount: u32): u32 {
   const s = <u64>seq;
+  let watched: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const p = pages ? load<u32>(pages + (<usize>i << 2)) : first + i;
+    if (p - watchFirst < watchCount) watched++;
     store<u64>(gpas + (<usize>i << 3), <u64>p << PAGE_SHIFT);
     store<u64>(data + (<usize>i << 3), valued && testBit(valued, p) ? s + <u64>i : 0);
   }
+  return watched;
 }
 
 /**

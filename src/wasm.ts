@@ -260,8 +260,8 @@ export interface CoreExports {
   /** Bitmap words from firstWord lose the bits set in nwords user words at addr. */
   kvm_clear_log(slot: number, um: number, addr: number, firstWord: number, nwords: number): void;
   // ---- the simulator's VMM (assembly/kvm_vmm.ts) -------------------------------------------------
-  /** Lays out n 8-byte guest stores: gpas (u64) and data (seq + i on pages set in `valued`, else 0). */
-  vmm_stores(pages: number, first: number, n: number, gpas: number, data: number, valued: number, seq: number): void;
+  /** Lays out n 8-byte guest stores: gpas (u64) and data (seq + i on pages set in `valued`, else 0); the stores into the watched pages. */
+  vmm_stores(pages: number, first: number, n: number, gpas: number, data: number, valued: number, seq: number, watchFirst: number, watchCount: number): number;
   /** ORs nwords words of user memory at addr into bitmap bm from word firstWord. */
   vmm_or_user(um: number, addr: number, bm: number, firstWord: number, nwords: number): void;
   /** Reaps DIRTY entries of a ring copy from fetch on into bm (slot table of base/pages pairs); the count. */

@@ -34,7 +34,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
     accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
-    cpuLog: 'manual', dirtyRingSize: 4096, clearBitmapShift: 18,
+    cpuLog: 'manual', dirtyRingSize: 4096, clearBitmapShift: 18, gpuPtPages: 0, gpuPtRate: 0,
   };
 }
 

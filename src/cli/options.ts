@@ -98,6 +98,10 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.vgpuDmaRate = parseRate('vgpu-dma-rate', t); } },
   { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live; unless set, at most the RAM slot at the top of guest memory',
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
+  { name: 'gpu-pt-pages', value: 'N', default: '16', help: 'pages of a guest GPU page table at the top of RAM that the vGPU shadows: it write-protects them through KVM write tracking and its notifier sees every guest store to them (0: none)',
+    apply: (t, c) => { c.gpuPtPages = parseInteger('gpu-pt-pages', t, 0, 65536); } },
+  { name: 'gpu-pt-rate', value: 'N', default: '0', help: 'page-table entries per second the guest\'s GPU driver writes (8-byte stores through the vCPUs, seen by the vGPU\'s notifier)',
+    apply: (t, c) => { c.gpuPtRate = parseInteger('gpu-pt-rate', t, 0, 10_000_000); } },
   { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
   { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits)',
@@ -234,6 +238,7 @@ function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
   if (c.vgpuRegion > top) {
     throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top / MiB} MiB with these --memory and --low-memory)`);
   }
+  if (c.gpuPtPages * 4096 > c.vgpuRegion) throw new OptionError('gpu-pt-pages', 'must fit in the vGPU region');
   if (c.vgpuPinned % VGPU_BUFFER) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
   if (c.vgpuPinned > (c.vgpuRegion - VGPU_RING) / 2) {
     const region = given('vgpu-region') ? '--vgpu-region'

@@ -46,6 +46,10 @@ export interface SimConfig {
   vgpuDmaRate: number;
   /** Guest memory the vGPU's buffers live in (the top of RAM), bytes. */
   vgpuRegion: number;
+  /** Pages of the guest GPU page table the vGPU shadows with KVM write tracking (0: none), at the top of RAM. */
+  gpuPtPages: number;
+  /** Entries of that table the guest's driver writes per second (8-byte stores through the vCPUs). */
+  gpuPtRate: number;
   /** The passthrough device's part. */
   passthrough: PassthroughMode;
   /** Who tracks the passthrough device's writes. */

@@ -77,12 +77,17 @@ export class KvmGuest {
   private readonly harvester: CpuLogHarvester;
   private readonly gpas: number; // core buffers of one batch
   private readonly data: number;
+  private kvmVfioFd = -1;
   private nextVcpu = 0;
   private seq = 1;
   /** Guest stores made (8 bytes each), in all. */
   stores = 0;
   /** Pages whose stores carry a sequence number instead of zeros (dirty-rate's samples), or null. */
   valued: DirtyBitmap | null = null;
+  /** Guest pages [first, first + count) whose stores are counted in `watchedStores` (the GPU page table). */
+  watch: [number, number] = [0, 0];
+  /** Stores of `store` into the watched pages. */
+  watchedStores = 0;
 
   /**
    * The VMM's KVM set-up, before migration: the VM, its dirty-log mode, one memslot per RAM slot
@@ -153,7 +158,7 @@ export class KvmGuest {
         src = check(x.heap_alloc(m * 4), 'vmm store');
         this.core.u32().set(pages.subarray(at, at + m), src >>> 2);
       }
-      x.vmm_stores(src, first + at, m, this.gpas, this.data, this.valued ? this.valued.handle : 0, this.seq);
+      this.watchedStores += x.vmm_stores(src, first + at, m, this.gpas, this.data, this.valued ? this.valued.handle : 0, this.seq, this.watch[0], this.watch[1]) >>> 0;
       if (src) x.heap_free(src);
       const gpas = this.core.u64().slice(this.gpas / 8, this.gpas / 8 + m);
       const data = this.core.u8().slice(this.data, this.data + m * STORE_BYTES);
@@ -161,6 +166,15 @@ export class KvmGuest {
       this.run(this.vcpus[this.nextVcpu], gpas, data);
       this.nextVcpu = (this.nextVcpu + 1) % this.vcpus.length;
     }
+  }
+
+  /**
+   * Stores of `data.length / 8` u64 values to `gpas` (each inside one page), made by the next
+   * vCPU in turn: the guest's writes whose bytes matter (a GPU page table's entries).
+   */
+  storeValues(gpas: BigUint64Array, data: Uint8Array): void {
+    this.run(this.vcpus[this.nextVcpu], gpas, data);
+    this.nextVcpu = (this.nextVcpu + 1) % this.vcpus.length;
   }
 
   /** One vCPU runs a batch of stores; a soft-full exit has the rings reaped, then it runs on. */
@@ -188,8 +202,35 @@ export class KvmGuest {
     return { ...this.harvester.counts(), pages: into.count() };
   }
 
+  /**
+   * The VMM's KVM-VFIO device (created on first use) gets the VFIO group file `groupFd`
+   * (KVM_DEV_VFIO_FILE_ADD), as QEMU does before it opens the group's devices: a device opened
+   * then has this VM as its `dev.kvm`.
+   */
+  addVfioGroup(groupFd: number): void {
+    if (this.kvmVfioFd < 0) {
+      const cd = new Uint8Array(12);
+      new DataView(cd.buffer).setUint32(0, uapi.KVM_DEV_TYPE_VFIO, true);
+      check(this.proc.ioctl(this.vmFd, uapi.KVM_CREATE_DEVICE, cd), 'KVM_CREATE_DEVICE');
+      this.kvmVfioFd = new DataView(cd.buffer).getUint32(4, true);
+    }
+    const fdArg = this.proc.mmap(4096n);
+    const fdBytes = new Uint8Array(4);
+    new DataView(fdBytes.buffer).setInt32(0, groupFd, true);
+    this.proc.write(fdArg, fdBytes);
+    const attr = new Uint8Array(24);
+    const v = new DataView(attr.buffer);
+    v.setUint32(4, uapi.KVM_DEV_VFIO_FILE, true);
+    v.setBigUint64(8, BigInt(uapi.KVM_DEV_VFIO_FILE_ADD), true);
+    v.setBigUint64(16, fdArg, true);
+    check(this.proc.ioctl(this.kvmVfioFd, uapi.KVM_SET_DEVICE_ATTR, attr), 'KVM_SET_DEVICE_ATTR(FILE_ADD)');
+    this.proc.munmap(fdArg, 4096n);
+  }
+
   /** Migration ends: dirty logging off, then the fds close (ring mappings stay until the process exits). */
   dispose(): void {
+    if (this.kvmVfioFd >= 0) this.proc.close(this.kvmVfioFd);
+    this.kvmVfioFd = -1;
     this.harvester.dispose();
     for (const s of this.slots) this.setRegion(s, 0);
     for (const fd of this.vcpuFds) this.proc.close(fd);

@@ -16,6 +16,7 @@ import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
+import { shadowOf, type GpuShadow } from './gpu_shadow.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
@@ -62,6 +63,8 @@ export class MigrationVm {
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
+  /** The vGPU's shadow of the guest's GPU page table, when there is a vGPU. */
+  readonly shadow: GpuShadow | null = null;
   /** The shared accelerator's workload, when there is one. */
   readonly accel: AccelWorkload | null = null;
 
@@ -80,6 +83,7 @@ export class MigrationVm {
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
     const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
+    const mdevFd = (proc as unknown as Process).open(`/dev/vfio/${mdevGroup.id}`);
     c.attach(mdevGroup);
     const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
     if (ptGroup) c.attach(ptGroup);
@@ -90,8 +94,15 @@ export class MigrationVm {
       c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
       trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
+    this.core = coreOf(c);
+    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
+    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
+      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
+    }));
+    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
     const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
     if (config.vgpu) {
+      kvm.addVfioGroup(mdevFd);
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
       this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
@@ -102,18 +113,13 @@ export class MigrationVm {
         dmaRate: config.vgpuDmaRate,
         seed: config.seed,
       });
+      this.shadow = shadowOf(mdevGroup.devices[0], kvm, top.gpa + top.size, config);
     }
     if (ptGroup && config.passthrough === 'pinning') {
       c.openDevice(ptGroup, PT_NAME);
       const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
-    this.core = coreOf(c);
-    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
-    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
-      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
-    }));
-    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
     if (config.accelerator.enabled) {
       // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
       this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
@@ -129,6 +135,7 @@ export class MigrationVm {
     this.kvm.startLogging(this.cpuLog);
     this.trace?.event({ op: 'start' });
     this.vgpu?.start();
+    this.shadow?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
       if (r !== PT_RING_PAGES) throw new Error(`passthrough pinPages failed: ${r}`);
@@ -147,6 +154,7 @@ export class MigrationVm {
       const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
       const lag = this.guestLagS + (b - a) * (1 - this.guestScale);
       this.workload.run(a - this.guestLagS, b - lag, this.sink);
+      this.shadow?.run(a - this.guestLagS, b - lag);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
       this.accel?.run(a, b);
@@ -183,6 +191,7 @@ export class MigrationVm {
   postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
     this.guestScale = 1;
     // The guest runs at the destination now: its writes are the pages it touches there.
+    this.shadow?.stop();
     const cpuLog = this.cpuLog;
     this.sink = { pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)), range: (first, count) => cpuLog.setRange(first, count) };
     const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog, run: (a: number, b: number) => this.run(a, b) };
@@ -193,6 +202,7 @@ export class MigrationVm {
   dispose(): void {
     this.accel?.dispose();
     this.vgpu?.stop();
+    this.shadow?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
