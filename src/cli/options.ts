@@ -204,7 +204,7 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
-  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', 'must be a power of two');
+  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', `must be a power of two, got ${c.dirtyRingSize}`);
   if (c.vgpu) checkVgpu(c, given);
   const tps = c.trackingPageSize;
   if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
@@ -238,7 +238,7 @@ function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
   if (c.vgpuRegion > top) {
     throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top / MiB} MiB with these --memory and --low-memory)`);
   }
-  if (c.gpuPtPages * 4096 > c.vgpuRegion) throw new OptionError('gpu-pt-pages', 'must fit in the vGPU region');
+  if (c.gpuPtPages * 4096 > c.vgpuRegion) throw new OptionError('gpu-pt-pages', `must fit in the vGPU region (${c.vgpuRegion / 4096} pages)`);
   if (c.vgpuPinned % VGPU_BUFFER) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
   if (c.vgpuPinned > (c.vgpuRegion - VGPU_RING) / 2) {
     const region = given('vgpu-region') ? '--vgpu-region'
