@@ -83,3 +83,20 @@ export function vmm_ring_reap(mem: usize, entries: u32, fetch: u32, table: usize
   }
   return n;
 }
+
+/**
+ * A 32-bit hash of each of `n` pages of user memory (f64 host addresses at `addrs`, page aligned)
+ * to u32s at `out`: FNV-1a over the page's u64 words, folded. Pages never written hash as zeros.
+ * Any change of a page's bytes changes its hash but for collisions (1 in 2^32).
+ */
+export function vmm_page_hashes(um: usize, addrs: usize, n: u32, out: usize): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const a = <u64>load<f64>(addrs + (<usize>i << 3));
+    const f = umFrame(um, a >> PAGE_SHIFT);
+    let h: u64 = 0xcbf29ce484222325;
+    for (let w: usize = 0; w < <usize>PAGE_SIZE; w += 8) {
+      h = (h ^ (f ? load<u64>(f + w) : 0)) * 0x100000001b3;
+    }
+    store<u32>(out + (<usize>i << 2), <u32>(h ^ (h >> 32)));
+  }
+}

@@ -266,6 +266,8 @@ export interface CoreExports {
   vmm_or_user(um: number, addr: number, bm: number, firstWord: number, nwords: number): void;
   /** Reaps DIRTY entries of a ring copy from fetch on into bm (slot table of base/pages pairs); the count. */
   vmm_ring_reap(mem: number, entries: number, fetch: number, table: number, nslots: number, bm: number): number;
+  /** A 32-bit hash of each of n user pages (f64 addresses at addrs) to u32s at out. */
+  vmm_page_hashes(um: number, addrs: number, n: number, out: number): void;
 
   // ---- unit_report (assembly/unit_report.ts) ------------------------------------------------
   /**

@@ -147,12 +147,14 @@ export class KvmGuest {
 
   /**
    * The guest writes guest pages `pages[0..n)`, or when `pages` is null the n pages from `first`:
-   * one 8-byte store at the start of each, through the vCPUs, a batch each in turn.
+   * one 8-byte store at the start of each, through the vCPUs: the stores are cut into one batch
+   * per vCPU (at most STORE_BATCH each), and the vCPUs take the batches in turn.
    */
   store(pages: Uint32Array | null, first: number, n: number): void {
     const x = this.core.x;
-    for (let at = 0; at < n; at += STORE_BATCH) {
-      const m = Math.min(STORE_BATCH, n - at);
+    const per = Math.min(STORE_BATCH, Math.ceil(n / this.vcpus.length));
+    for (let at = 0; at < n; at += per) {
+      const m = Math.min(per, n - at);
       let src = 0;
       if (pages) {
         src = check(x.heap_alloc(m * 4), 'vmm store');
@@ -225,6 +227,11 @@ export class KvmGuest {
     v.setBigUint64(16, fdArg, true);
     check(this.proc.ioctl(this.kvmVfioFd, uapi.KVM_SET_DEVICE_ATTR, attr), 'KVM_SET_DEVICE_ATTR(FILE_ADD)');
     this.proc.munmap(fdArg, 4096n);
+  }
+
+  /** Ring entries reaped from each vCPU's ring so far (ring mode), or null. */
+  get ringReapedPerVcpu(): readonly number[] | null {
+    return this.harvester.perVcpu ?? null;
   }
 
   /** Migration ends: dirty logging off, then the fds close (ring mappings stay until the process exits). */

@@ -41,6 +41,8 @@ export interface CpuLogHarvester {
   sync(into: DirtyBitmap): void;
   /** A vCPU stopped soft-full (ring mode only). */
   ringFull(): void;
+  /** Ring entries reaped from each vCPU so far (ring mode), else null. */
+  readonly perVcpu?: readonly number[];
   /** The calls made since the last call of counts(), which restarts them. */
   counts(): Omit<CpuLogSync, 'pages'>;
   dispose(): void;
@@ -165,6 +167,8 @@ class RingHarvester implements CpuLogHarvester {
   private readonly pending: DirtyBitmap;
   private rings: bigint[] = [];
   private fetch: number[] = [];
+  /** Entries reaped from each vCPU's ring, in all (QEMU's per-vCPU dirty pages). */
+  readonly perVcpu: number[] = [];
   private table = 0; // core: u32 (first guest page, pages) per slot id
   private nslots = 0;
   private staging = 0; // core: one ring's bytes
@@ -193,6 +197,7 @@ class RingHarvester implements CpuLogHarvester {
     const { proc, core } = this.c;
     this.rings = vcpuFds.map((fd) => proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes));
     this.fetch = vcpuFds.map(() => 0);
+    for (const _ of vcpuFds) this.perVcpu.push(0);
     this.nslots = slots.length;
     this.table = check(core.x.heap_alloc(8 * slots.length), 'ring table');
     const t = core.u32();
@@ -214,6 +219,7 @@ class RingHarvester implements CpuLogHarvester {
       if (k === 0) return;
       proc.write(addr, core.u8().slice(this.staging, this.staging + this.bytes));
       this.fetch[v] = (this.fetch[v] + k) >>> 0;
+      this.perVcpu[v] += k;
       total += k;
     });
     const r = check(proc.ioctl(vmFd, uapi.KVM_RESET_DIRTY_RINGS), 'KVM_RESET_DIRTY_RINGS');
