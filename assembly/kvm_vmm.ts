@@ -85,18 +85,23 @@ export function vmm_ring_reap(mem: usize, entries: u32, fetch: u32, table: usize
 }
 
 /**
- * A 32-bit hash of each of `n` pages of user memory (f64 host addresses at `addrs`, page aligned)
- * to u32s at `out`: FNV-1a over the page's u64 words, folded. Pages never written hash as zeros.
+ * Hashes `n` pages of user memory, page vfns[i] (u32 at `vfns`) from host address `base`, to u32s
+ * at `out`: FNV-1a over the page's u64 words, folded to 32 bits; pages never written hash as
+ * zeros. With `prev` (hashes of the same pages, or 0) returns how many hashes differ from it.
  * Any change of a page's bytes changes its hash but for collisions (1 in 2^32).
  */
-export function vmm_page_hashes(um: usize, addrs: usize, n: u32, out: usize): void {
+export function vmm_page_hashes(um: usize, base: f64, vfns: usize, n: u32, out: usize, prev: usize): u32 {
+  const b = <u64>base;
+  let changed: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const a = <u64>load<f64>(addrs + (<usize>i << 3));
-    const f = umFrame(um, a >> PAGE_SHIFT);
+    const f = umFrame(um, (b >> PAGE_SHIFT) + <u64>load<u32>(vfns + (<usize>i << 2)));
     let h: u64 = 0xcbf29ce484222325;
     for (let w: usize = 0; w < <usize>PAGE_SIZE; w += 8) {
       h = (h ^ (f ? load<u64>(f + w) : 0)) * 0x100000001b3;
     }
-    store<u32>(out + (<usize>i << 2), <u32>(h ^ (h >> 32)));
+    const v = <u32>(h ^ (h >> 32));
+    store<u32>(out + (<usize>i << 2), v);
+    if (prev && load<u32>(prev + (<usize>i << 2)) != v) changed++;
   }
+  return changed;
 }

@@ -266,8 +266,8 @@ export interface CoreExports {
   vmm_or_user(um: number, addr: number, bm: number, firstWord: number, nwords: number): void;
   /** Reaps DIRTY entries of a ring copy from fetch on into bm (slot table of base/pages pairs); the count. */
   vmm_ring_reap(mem: number, entries: number, fetch: number, table: number, nslots: number, bm: number): number;
-  /** A 32-bit hash of each of n user pages (f64 addresses at addrs) to u32s at out. */
-  vmm_page_hashes(um: number, addrs: number, n: number, out: number): void;
+  /** 32-bit hashes of n user pages (u32 page numbers at vfns from base) to out; how many differ from prev (or 0). */
+  vmm_page_hashes(um: number, base: number, vfns: number, n: number, out: number, prev: number): number;
 
   // ---- unit_report (assembly/unit_report.ts) ------------------------------------------------
   /**

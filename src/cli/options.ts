@@ -59,7 +59,7 @@ export const DEFAULT_EXPORT_FORMATS = 'bitmap,runs';
 type Apply = (text: string, c: SimConfig) => void;
 
 /** One simulation option: its flag, its default as the user would type it, its help. */
-interface OptionSpec {
+export interface OptionSpec {
   name: string;
   value: string; // the placeholder shown in --help
   default: string;
@@ -192,19 +192,11 @@ function topSlot(c: SimConfig) {
  */
 export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   const given = (name: string) => set === undefined || set.has(name);
-  const page = (name: string, v: number) => {
-    if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
-  };
-  if (c.memory < 16 * MiB || c.memory > 1024 * GiB) throw new OptionError('memory', 'must be between 16MiB and 1TiB');
-  page('memory', c.memory);
-  if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
-  page('low-memory', c.lowMemory);
+  checkMemory(c);
   if (set) deriveDefaults(c, set);
   if (!(c.bandwidth > 0)) throw new OptionError('bandwidth', 'must be more than 0');
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
-  if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
-  if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
-  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', `must be a power of two, got ${c.dirtyRingSize}`);
+  checkGuest(c);
   if (c.vgpu) checkVgpu(c, given);
   const tps = c.trackingPageSize;
   if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
@@ -214,6 +206,28 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (c.deviceState.precopyDirtyRate > 64 * GiB) throw new OptionError('device-dirty-rate', 'must be at most 64GiB/s');
   const tooLong = runTooLong(c);
   if (tooLong) throw new UsageError(tooLong);
+}
+
+/** The guest's RAM: --memory and --low-memory. */
+function checkMemory(c: SimConfig): void {
+  const page = (name: string, v: number) => {
+    if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
+  };
+  if (c.memory < 16 * MiB || c.memory > 1024 * GiB) throw new OptionError('memory', 'must be between 16MiB and 1TiB');
+  page('memory', c.memory);
+  if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
+  page('low-memory', c.lowMemory);
+}
+
+/**
+ * The checks of the guest's own options (RAM, step, its write rate, its dirty ring), shared by
+ * `simulate` and `dirty-rate`.
+ */
+export function checkGuest(c: SimConfig): void {
+  checkMemory(c);
+  if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
+  if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
+  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', `must be a power of two, got ${c.dirtyRingSize}`);
 }
 
 function checkAccel(c: SimConfig): void {
@@ -285,7 +299,8 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
 const BOOLEAN_OPTIONS = new Set(['vgpu', 'json', 'auto-converge', 'cpu-throttle-tailslow', 'dirty-limit', 'accelerator']);
-const SIM_OPTION = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
+/** The simulation options by name. */
+export const SIM_OPTION: ReadonlyMap<string, OptionSpec> = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
 
 /**
  * Parses `simulate` arguments: defaults, then the config file (--config), then flags; derives
@@ -338,7 +353,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
 export function simulateHelp(): string {
   const rows: [string, string][] = [
     ['--config FILE', 'read options from a JSON object whose keys are the long option names (e.g. {"memory": "8GiB", "vgpu": false}); flags on the command line win'],
-    ...SIM_OPTIONS.map((o): [string, string] => [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`]),
+    ...SIM_OPTIONS.map((o) => simOptionRow(o.name)),
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
     ['--auto-converge', 'QEMU\'s auto-converge: throttle the vCPUs when the guest dirties memory faster than it is sent (default off)'],
     ['--cpu-throttle-tailslow', 'auto-converge: raise the throttle by less than the increment near the rate that would converge (default off)'],
@@ -353,8 +368,7 @@ export function simulateHelp(): string {
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
   ];
-  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
-  const lines = [
+  return [
     'Usage: vfio-dirty simulate [options]',
     '',
     'Runs a pre-copy live migration of a guest whose device DMA is tracked by the engine: guest CPU',
@@ -365,9 +379,20 @@ export function simulateHelp(): string {
     'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
     '',
     'Options:',
-    ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
-  ];
-  return lines.join('\n');
+    ...optionLines(rows),
+  ].join('\n');
+}
+
+/** Help rows (flag, text) as aligned lines of at most 100 characters. */
+export function optionLines(rows: readonly [string, string][]): string[] {
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`));
+}
+
+/** The help row of simulation option `name` (for commands that share it). */
+export function simOptionRow(name: string): [string, string] {
+  const o = SIM_OPTION.get(name)!;
+  return [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`];
 }
 
 /** Splits `text` into lines of at most `width` characters at spaces. */
