@@ -178,6 +178,16 @@ export function measureDirtyRate(engine: DirtyRateEngine, config: SimConfig, req
 }
 
 /**
+ * The RAM pages (RAM order) page sampling hashes: (RAM x perGiB) >> 30 of them, drawn from the
+ * seed in [0, pages − 1) with repeats, as QEMU draws them (g_rand_int_range).
+ */
+export function samplePages(layout: GuestLayout, perGiB: number, seed: number): Uint32Array {
+  const vfns = new Uint32Array(Math.floor((layout.ramBytes * perGiB) / 2 ** 30));
+  new Prng(seed ^ 0x2545f491).fillBelow(vfns, 0, vfns.length, Math.max(1, layout.ramPages - 1));
+  return vfns;
+}
+
+/**
  * Page sampling (QEMU's record_ramblock_hash_info and calc_page_dirty_rate): RAM is one block,
  * (RAM x sample-pages) >> 30 pages drawn in [0, pages − 1) with repeats, hashed from the process's
  * memory in the core.
@@ -197,14 +207,13 @@ class Sampler {
     this.core = core;
     this.proc = proc;
     this.base = base;
-    this.count = Math.floor((layout.ramBytes * perGiB) / 2 ** 30);
+    const vfns = samplePages(layout, perGiB, seed);
+    this.count = vfns.length;
     const x = core.x;
     this.valued = DirtyBitmap.create(core, layout.gpaPages);
     this.vfns = check(x.heap_alloc(Math.max(4, this.count * 4)), 'sampler');
     this.before = check(x.heap_alloc(Math.max(4, this.count * 4)), 'sampler');
     this.after = check(x.heap_alloc(Math.max(4, this.count * 4)), 'sampler');
-    const vfns = new Uint32Array(this.count);
-    new Prng(seed ^ 0x2545f491).fillBelow(vfns, 0, this.count, Math.max(1, layout.ramPages - 1));
     core.u32().set(vfns, this.vfns >>> 2);
     layout.toGpaPages(vfns, this.count);
     this.valued.setBatch(vfns);
