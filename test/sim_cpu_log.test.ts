@@ -182,3 +182,38 @@ describe('--cpu-log options', () => {
     expect([c.cpuLog, c.dirtyRingSize, c.clearBitmapShift, c.gpuPtPages, c.gpuPtRate]).toEqual(['manual', 4096, 18, 16, 0]);
   });
 });
+
+describe('the CPU log under memory pressure', () => {
+  for (const mode of MODES) {
+    it(`${mode}: a store or sync that fails for want of memory loses no page; redone, the sync has them all`, async () => {
+      let failures = 0;
+      for (let n = 1; n < 60; n++) {
+        const { engine, layout, g, into } = await guest(mode, 3 * MiB, 256, 2);
+        const pages = new Uint32Array(700);
+        new Prng(n).fillBelow(pages, 0, pages.length, layout.ramPages);
+        layout.toGpaPages(pages, pages.length);
+        const want = [...new Set(pages)].sort((a, b) => a - b);
+        engine.failNthAllocation(n);
+        let failed = false;
+        try {
+          g.store(pages, 0, pages.length);
+          g.sync(into);
+        } catch {
+          failed = true;
+        }
+        engine.failNthAllocation(0);
+        if (failed) {
+          failures++;
+          // The VMM redoes what failed: the guest's stores, then the sync.
+          g.store(pages, 0, pages.length);
+          g.sync(into);
+        }
+        const runs = into.runs();
+        const got: number[] = [];
+        for (let i = 0; i < runs.length; i += 2) for (let k = 0; k < runs[i + 1]; k++) got.push(runs[i] + k);
+        expect(got, `n ${n}`).toEqual(want);
+      }
+      expect(failures).toBeGreaterThan(0);
+    });
+  }
+});
