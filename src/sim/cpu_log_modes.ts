@@ -6,6 +6,7 @@ import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { check, vfioError } from '../errors.js';
 import type { Process } from '../process.js';
 import type { Vcpu } from '../kvm/vcpu.js';
+import { nbytes } from '../kvm/memslot.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
 import type { CpuLogOptions, CpuLogSync } from './cpu_log.js';
@@ -107,7 +108,7 @@ class BitmapHarvester implements CpuLogHarvester {
 
   attach(slots: SlotLog[]): void {
     this.slots = slots;
-    this.buffers = slots.map((s) => this.c.proc.mmap(BigInt(bytesOf(s.npages))));
+    this.buffers = slots.map((s) => this.c.proc.mmap(BigInt(nbytes(s.npages))));
   }
 
   sync(into: DirtyBitmap): void {
@@ -119,7 +120,7 @@ class BitmapHarvester implements CpuLogHarvester {
       v.setBigUint64(8, this.buffers[i], true);
       check(proc.ioctl(vmFd, uapi.KVM_GET_DIRTY_LOG, log), 'KVM_GET_DIRTY_LOG');
       this.n.getCalls++;
-      core.x.vmm_or_user(proc.um.handle, Number(this.buffers[i]), into.handle, s.gpaPage / 64, bytesOf(s.npages) / 8);
+      core.x.vmm_or_user(proc.um.handle, Number(this.buffers[i]), into.handle, s.gpaPage / 64, nbytes(s.npages) / 8);
       if (this.manual) this.clear(s, this.buffers[i], into);
     });
   }
@@ -149,11 +150,6 @@ class BitmapHarvester implements CpuLogHarvester {
   }
 
   dispose(): void {}
-}
-
-/** Bytes of a slot's dirty bitmap: 8 per 64 pages. */
-function bytesOf(npages: number): number {
-  return Math.ceil(npages / 64) * 8;
 }
 
 /**

@@ -97,11 +97,14 @@ export class GpuShadow implements PageTrackNotifierNode {
     // Whole entries the store covers take the new bytes (a partial entry is read back whole).
     const first = Math.floor(off / 8);
     const last = Math.floor((off + bytes - 1) / 8);
-    const hva = this.kvm.gfnToHva(BigInt(this.o.firstPage)) ;
     for (let e = first; e <= last; e++) {
       const at = e * 8 - off;
       if (at >= 0 && at + 8 <= bytes) this.shadow[e] = new DataView(data.buffer, data.byteOffset + at, 8).getBigUint64(0, true);
-      else if (hva >= 0n) this.shadow[e] = new DataView(this.kvm.proc.read(hva + BigInt(e * 8), 8).buffer).getBigUint64(0, true);
+      else {
+        // Part of the entry: the rest is in guest memory already (memory is updated before the call).
+        const hva = this.kvm.gfnToHva(BigInt(this.o.firstPage));
+        if (hva >= 0n) this.shadow[e] = new DataView(this.kvm.proc.read(hva + BigInt(e * 8), 8).buffer).getBigUint64(0, true);
+      }
       this.shadowUpdates++;
     }
   }

@@ -173,7 +173,7 @@ export interface AccelSummary {
 export interface CpuLogSummary {
   mode: CpuLogMode;
   vcpus: number;
-  /** Guest stores made through the vCPUs (8 bytes each, one per page write of the workload). */
+  /** Guest stores made through the vCPUs (8 bytes each): the workload's page writes and the GPU driver's entries. */
   stores: number;
   /** Per harvest, round 1 on (element i is round i + 1): the pages the CPU log reported and the calls. */
   rounds: CpuLogSync[];
