@@ -212,7 +212,7 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     expect(await pixel(page, 'convergence', 1, 256 * MiB)).toEqual(hex(COLOURS.precopy));
     expect(await pixel(page, 'convergence', 4, 80 * MiB)).toEqual(hex(COLOURS.stopCopy));
     expect(await page.locator('#rounds tr:nth-child(2) td').allTextContents()).toEqual(
-      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
+      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
   });
 
   it('draws the limit line at 300 ms on the time axis, which is 300 MiB at 1000 MiB/s on the byte axis', async () => {

@@ -12,6 +12,8 @@ import { GuestLayout } from '../src/sim/guest_layout.js';
 import { Prng } from '../src/sim/prng.js';
 import { simulate } from '../src/sim/simulator.js';
 import { formatSummary } from '../src/cli/summary_text.js';
+import { renderHtmlReport } from '../src/sim/html_report.js';
+import { describeCpuLog } from '../src/sim/cpu_log_summary.js';
 import type { SimSummary } from '../src/sim/summary.js';
 
 const MiB = 2 ** 20;
@@ -49,6 +51,9 @@ describe('simulate --cpu-log', () => {
     expect(ring.total).toEqual({ pages: 3616, getCalls: 0, clearCalls: 0, reaped: 3885, resets: 11, fullEvents: 9 });
     expect(ring.stores).toBe(3924);
     expect(bitmap.stores).toBe(3924);
+    // The report shows the same words.
+    expect(renderHtmlReport(runs[1], { columns: 8, pagesPerCell: 2048, lowPages: 16384, ramPages: 16384, rows: [] }))
+      .toContain(JSON.stringify(describeCpuLog(manual, runs[1].config)).slice(1, -1));
     expect(formatSummary(runs[2])).toContain('  cpu dirty log:   dirty ring (256 entries per vCPU), 2 vCPUs, 3924 guest stores; 3616 pages over 2 harvests: '
       + '3885 entries reaped, 9 ring-full exits, 11 resets');
   });

@@ -204,7 +204,7 @@ class RingHarvester implements CpuLogHarvester {
     this.staging = check(core.x.heap_alloc(this.bytes), 'ring staging');
   }
 
-  /** kvm_dirty_ring_reap: every ring reaped into `pending`, then one reset of as many entries. */
+  /** kvm_dirty_ring_reap: every ring reaped into `pending`, then, when any was, one reset of as many entries. */
   private reap(): void {
     const { proc, core, vmFd } = this.c;
     const entries = this.bytes / 16;
@@ -218,9 +218,10 @@ class RingHarvester implements CpuLogHarvester {
       this.perVcpu[v] += k;
       total += k;
     });
+    this.n.reaped += total;
+    if (total === 0) return; // QEMU resets only when it reaped something
     const r = check(proc.ioctl(vmFd, uapi.KVM_RESET_DIRTY_RINGS), 'KVM_RESET_DIRTY_RINGS');
     if (r !== total) throw vfioError(-22, 'KVM_RESET_DIRTY_RINGS', undefined, `reset ${r} entries, ${total} were reaped`);
-    this.n.reaped += total;
     this.n.resets++;
   }
 
