@@ -25,7 +25,8 @@ import {
 
 /** How the progress of a run is shown. */
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
-const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'none'];
+/** The values of --progress. */
+export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'none'];
 
 /** What the simulate command does besides simulating. */
 export interface OutputOptions {
@@ -340,8 +341,7 @@ export function simulateHelp(): string {
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
   ];
-  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
-  const lines = [
+  return wrapHelp([
     'Usage: vfio-dirty simulate [options]',
     '',
     'Runs a pre-copy live migration of a guest whose device DMA is tracked by the engine: guest CPU',
@@ -352,9 +352,16 @@ export function simulateHelp(): string {
     'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
     '',
     'Options:',
+  ], rows);
+}
+
+/** A help text: its `head` lines, then one row per option, descriptions wrapped at 100 columns. */
+export function wrapHelp(head: readonly string[], rows: readonly [string, string][]): string {
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return [
+    ...head,
     ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
-  ];
-  return lines.join('\n');
+  ].join('\n');
 }
 
 /** Splits `text` into lines of at most `width` characters at spaces. */
