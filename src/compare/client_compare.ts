@@ -26,17 +26,19 @@ export const CLIENT_COMPARE = String.raw`
   function count(n) {
     return n >= 1e9 ? +(n / 1e9).toPrecision(3) + 'G' : n >= 1e6 ? +(n / 1e6).toPrecision(3) + 'M' : n >= 1e3 ? +(n / 1e3).toPrecision(3) + 'k' : String(n);
   }
+  var POW2 = [];
+  for (var e = 10; e <= 50; e++) POW2.push(Math.pow(2, e));
   var axisX = {
     scale: 'x', label: 'round (0 = bulk copy)', font: R.font, labelFont: R.labelFont, size: 40, labelSize: 22,
     grid: { show: false }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
     values: function (u, splits) { return splits.map(function (v) { return v == null ? null : String(v); }); },
   };
-  function lines(id, yLabel, rows, tick, text) {
+  function lines(id, yLabel, rows, tick, text, base) {
     var host = document.getElementById(id);
     var u = new uPlot({
       width: R.width(host), height: 320,
       cursor: { drag: { x: false, y: false, setScale: false } },
-      scales: { x: { time: false, auto: false, range: [-0.25, last + 0.25] }, y: { distr: 3, log: 10 } },
+      scales: { x: { time: false, auto: false, range: [-0.25, last + 0.25] }, y: { distr: 3, log: base } },
       axes: [axisX, {
         scale: 'y', label: yLabel, font: R.font, labelFont: R.labelFont, labelSize: 22, size: R.fitSize,
         values: function (u, splits) { return splits.map(function (v) { return v == null ? null : tick(v); }); },
@@ -48,8 +50,8 @@ export const CLIENT_COMPARE = String.raw`
     }, [xs].concat(rows), host);
     R.charts[id] = u;
   }
-  lines('dirty', 'dirty pages at the harvest (log)', perRound(function (r) { return r.phase === 'bulk' ? 0 : r.dirtyPages; }), count, String);
-  lines('sent', 'bytes sent in the round (log)', perRound(function (r) { return r.bytesSent; }), R.bytesTick, R.bytes);
+  lines('dirty', 'dirty pages at the harvest (log)', perRound(function (r) { return r.phase === 'bulk' ? 0 : r.dirtyPages; }), count, String, 10);
+  lines('sent', 'bytes sent in the round (log)', perRound(function (r) { return r.bytesSent; }), R.bytesTick, R.bytes, 2);
 
   // Downtime (left axis, seconds) and bytes sent (right axis), a pair of bars per cell.
   var host = document.getElementById('totals');
@@ -69,6 +71,7 @@ export const CLIENT_COMPARE = String.raw`
       { scale: 's', label: 'downtime', font: R.font, labelFont: R.labelFont, labelSize: 22, size: R.fitSize,
         values: function (u, splits) { return splits.map(function (v) { return v == null ? null : v === 0 ? '0' : R.secsTick(v); }); } },
       { scale: 'bytes', side: 1, label: 'bytes sent', font: R.font, labelFont: R.labelFont, labelSize: 22, size: R.fitSize, grid: { show: false },
+        incrs: POW2,
         values: function (u, splits) { return splits.map(function (v) { return v == null ? null : R.bytesTick(v); }); } },
     ],
     series: [
