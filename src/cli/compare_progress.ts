@@ -21,7 +21,7 @@ export interface MatrixProgress extends MatrixListener {
 
 /** The progress of `total` cells in `mode` on `out`. */
 export function matrixProgress(mode: ProgressMode, out: ProgressStream, total: number): MatrixProgress {
-  if (mode === 'none') return { finish() {} };
+  if (mode === 'none') return { cellStart() {}, round() {}, cellDone() {}, finish() {} };
   const bar = drawsBar(mode, out);
   let done = 0;
   const running = new Map<number, number>(); // cell index -> last round sent (-1: none yet)
