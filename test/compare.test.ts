@@ -121,7 +121,7 @@ describe('the table', () => {
   });
   const results: CellResult[] = [
     { cell: cell(1, 'type1'), summary: fakeSummary(true, [40, 2]) },
-    { cell: cell(2, 'iommufd'), summary: fakeSummary(false, [50, 60, 70], { overReportedPages: 1234 }) },
+    { cell: cell(2, 'iommufd'), summary: fakeSummary(false, [50, 60, 70], { tracking: { overReported: 1234 } }) },
   ];
 
   it('counts pages re-sent after the bulk round, and over-reported pages only when the summary has them', () => {

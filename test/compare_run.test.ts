@@ -2,7 +2,7 @@
 // summaries (the engine's real times aside), a failing cell is named, --json holds the matrix and
 // every summary, each cell rerun alone by `simulate` gives the same figures, and the HTML report
 // embeds the data and draws its charts in a browser.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,6 +185,24 @@ describe('--report', () => {
       const sent = summaries[0].roundsDetail.map((r) => (r.bytesSent > 0 ? r.bytesSent : null));
       expect(charts.sent.data[1].slice(0, sent.length)).toEqual(sent);
       expect(charts.sent.data[1].slice(sent.length).every((v) => v === null)).toBe(true);
+      // Over-reported pages are charted only where the summaries count them.
+      expect(charts.over === undefined).toBe(!summaries[0].roundsDetail.some((r) => 'overReported' in r));
+      await page.close();
+    });
+
+    it('charts the over-reported pages per round when the summaries count them', async () => {
+      const summaries = (await runCells(cells, 0)).map((s) => ({ ...s, roundsDetail: s.roundsDetail.map((r) => ({ ...r, overReported: r.round * 10 })) }));
+      const other = join(dir, 'over.html');
+      writeFileSync(other, renderCompareReport(parseCompareOptions(ARGS).matrix, cells.map((cell, i) => ({ cell, summary: summaries[i] }))));
+      const page = await browser.newPage({ viewport: { width: 1140, height: 900 } });
+      await page.goto(`file://${other}`);
+      const over = await page.evaluate(() => {
+        const u = (globalThis as unknown as { vfioReport: Record<string, { data: (number | null)[][] }> }).vfioReport.over;
+        return { data: u.data, hidden: (globalThis as unknown as { document: { getElementById(id: string): { hidden: boolean } } }).document.getElementById('over-section').hidden };
+      });
+      expect(over.hidden).toBe(false);
+      // Round 0 (bulk) has no harvest; then 10 pages a round, up to each cell's last round.
+      expect(over.data[1].slice(0, summaries[0].roundsDetail.length)).toEqual(summaries[0].roundsDetail.map((r) => (r.round === 0 ? null : r.round * 10)));
       await page.close();
     });
   });

@@ -52,6 +52,11 @@ export const CLIENT_COMPARE = String.raw`
   }
   lines('dirty', 'dirty pages at the harvest (log)', perRound(function (r) { return r.phase === 'bulk' ? 0 : r.dirtyPages; }), count, String, 10);
   lines('sent', 'bytes sent in the round (log)', perRound(function (r) { return r.bytesSent; }), R.bytesTick, R.bytes, 2);
+  // Over-reported pages per harvest, where the runs count them against the truth.
+  if (cells.some(function (c) { return c.summary.roundsDetail.some(function (r) { return typeof r.overReported === 'number'; }); })) {
+    document.getElementById('over-section').hidden = false;
+    lines('over', 'pages over-reported at the harvest (log)', perRound(function (r) { return r.phase === 'bulk' ? 0 : r.overReported || 0; }), count, String, 10);
+  }
 
   // Downtime (left axis, seconds) and bytes sent (right axis), a pair of bars per cell.
   var host = document.getElementById('totals');

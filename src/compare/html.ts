@@ -53,6 +53,11 @@ ${table}
 <h2>Bytes sent per round</h2>
 <p class="note">Round 0 is the bulk copy of all RAM; each later round sends what its harvest found dirty (the last one with the guest stopped).</p>
 <div class="figure" id="sent" role="img" aria-label="bytes sent per round, one line per cell"></div>
+<section id="over-section" hidden>
+<h2>Over-reported pages per round</h2>
+<p class="note">Pages each harvest reported that nothing wrote since the previous one (the engine knows the truth): sent without need. A cell with none has no point on this log scale.</p>
+<div class="figure" id="over" role="img" aria-label="over-reported pages per round, one line per cell"></div>
+</section>
 <h2>Downtime and bytes sent, per cell</h2>
 <p class="note">Left bar: downtime (a cell that did not converge shows the downtime it would have had at its last harvest). Right bar: all bytes sent over the link.</p>
 <div class="figure" id="totals" role="img" aria-label="downtime and bytes sent per cell"></div>

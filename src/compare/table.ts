@@ -20,11 +20,11 @@ export function pagesResent(s: SimSummary): number {
 }
 
 /**
- * Pages the tracking reported dirty that the guest and devices did not write, when the summary
- * counts them (runs whose tracking knows the truth); null otherwise.
+ * Pages the tracking reported dirty that nothing wrote (the summary's `tracking.overReported`,
+ * counted against the truth the engine knows), when the summary has it; null otherwise.
  */
 export function pagesOverReported(s: SimSummary): number | null {
-  const n = (s as { overReportedPages?: unknown }).overReportedPages;
+  const n = (s as { tracking?: { overReported?: unknown } | null }).tracking?.overReported;
   return typeof n === 'number' ? n : null;
 }
 
