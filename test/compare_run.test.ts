@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareCommand } from '../src/cli/compare.js';
 import { main } from '../src/cli/main.js';
 import { renderCompareReport } from '../src/compare/html.js';
 import { parseCompareOptions, type CompareCell } from '../src/compare/matrix.js';
@@ -77,6 +78,17 @@ describe('a failing cell', () => {
     expect((err as CellError).cell.index).toBe(2);
     if (jobs === 0) expect(done).toEqual([1]); // cell 3 never ran
     expect(done).not.toContain(2);
+  });
+
+  it('fails the command (exit status 1 from main) with nothing printed and no report written', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cmp-fail-')), 'r.html');
+    const o = parseCompareOptions([...ARGS, '--report', file, '--progress', 'lines', '--jobs', '0']);
+    o.cells[1] = { ...o.cells[1], config: { ...o.cells[1].config, bandwidth: 1 } };
+    const out: string[] = [];
+    const err = await compareCommand.run(o, { out: { write: (x: string) => out.push(x) }, err: { write: () => {} } }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`cell 2 (dirty-rate=32MiB/s seed 2): ${runTooLong(o.cells[1].config)}`);
+    expect(out.join('')).toMatch(/^\[1\/4\] cell 1 \(dirty-rate=32MiB\/s seed 1\): [^\n]*\n$/); // cell 1's progress line alone
+    expect(existsSync(file)).toBe(false);
   });
 });
 
