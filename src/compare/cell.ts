@@ -1,6 +1,6 @@
 // One cell of a comparison: a simulation on a fresh engine, as `vfio-dirty simulate` runs it, the
 // engine disposed after. The worker thread and the in-process runner both call this.
-import { createEngine } from '../index.js';
+import { Engine } from '../engine.js';
 import type { SimConfig } from '../sim/config.js';
 import { simulate } from '../sim/simulator.js';
 import type { RoundRecord, SimSummary } from '../sim/summary.js';
@@ -14,7 +14,7 @@ export type RoundListener = (r: RoundRecord) => void;
  * @throws what the simulator throws (the engine is disposed first)
  */
 export async function runCell(config: SimConfig, onRound?: RoundListener): Promise<SimSummary> {
-  const engine = await createEngine();
+  const engine = await Engine.create();
   try {
     const progress = onRound && { roundStart() {}, advance() {}, roundEnd: onRound, finish() {} };
     return simulate(engine, config, { progress }).summary;
