@@ -46,13 +46,15 @@ export function compareHelp(): string {
   ];
   return wrapHelp(
     [
-      'Usage: vfio-dirty compare [simulate options] [--strategies LIST] [--sweep NAME=V1,V2,...] [--seeds N | --seed-list LIST]',
+      'Usage: vfio-dirty compare [simulate options] [--strategies LIST] [--sweep NAME=V1,V2,...]',
+      '                          [--seeds N | --seed-list LIST] [--jobs N] [--json] [--report FILE]',
       '',
       'Runs one configuration, made of every simulate option (flags and --config, with simulate\'s',
       'defaults and checks), as a matrix of simulated migrations: tracking strategies x values of one',
-      'option x seeds, each cell on a fresh engine, spread over worker threads. Prints one row per cell',
-      `and each cell's simulate command line, which reruns it alone with the same figures. At most ${MAX_CELLS} cells.`,
-      'See `vfio-dirty simulate --help` for the simulate options; --export and --trace are simulate\'s alone.',
+      'option x seeds, each cell on a fresh engine, spread over worker threads. Prints one row per',
+      'cell and each cell\'s simulate command line, which reruns it alone with the same figures.',
+      `At most ${MAX_CELLS} cells. \`vfio-dirty simulate --help\` lists the simulate options;`,
+      '--export and --trace are simulate\'s alone.',
       '',
       'Options:',
     ],
