@@ -1,7 +1,7 @@
 // `vfio-dirty compare`, its command line: the matrix built from simulate's own parser (each cell
 // is simulate's command line with the cell's arguments), one exact message and exit status 2 for
 // each bad input with nothing run and nothing written, the text table, and the progress modes.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ async function run(argv: string[]) {
 }
 
 const HINT = 'Run `vfio-dirty compare --help` for the options and their defaults.\n';
+const SIMULATE_ONLY = 'is simulate\'s alone: compare writes --json and --report for the whole matrix; rerun a cell with simulate for it';
 const small = ['--memory', '64MiB', '--vgpu-pinned', '8MiB'];
 
 describe('the matrix', () => {
@@ -85,8 +86,9 @@ describe('bad usage: exit 2, one line, nothing run or written', () => {
     [['--jobs'], '--jobs: needs a value (see --help)'],
     [['--json=yes'], '--json: takes no value'],
     [['--progress', 'fancy'], '--progress: must be one of auto, bar, lines, none, got "fancy"'],
-    [['--export', 'dir'], '--export: writes files of one run: compare writes --json and --report; rerun a cell with simulate for its files'],
-    [['--trace=t.jsonl'], '--trace: writes files of one run: compare writes --json and --report; rerun a cell with simulate for its files'],
+    [['--export', 'dir'], `--export: ${SIMULATE_ONLY}`],
+    [['--export-format=all'], `--export-format: ${SIMULATE_ONLY}`],
+    [['--trace=t.jsonl'], `--trace: ${SIMULATE_ONLY}`],
     [['--memory', '3MiB'], '--memory: must be between 16MiB and 1TiB'],
     [['--bogus'], '--bogus: unknown option (see --help)'],
   ])('%j', async (args, message) => {
@@ -94,6 +96,14 @@ describe('bad usage: exit 2, one line, nothing run or written', () => {
     const r = await run(['compare', '--report', file, '--progress', 'none', ...args]);
     expect(r).toEqual({ code: 2, out: '', err: `vfio-dirty: compare: ${message}\n${HINT}` });
     expect(existsSync(file)).toBe(false);
+  });
+
+  it('refuses simulate\'s other outputs from a config file too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cmp-'));
+    const config = join(dir, 'c.json');
+    writeFileSync(config, JSON.stringify({ memory: '1GiB', trace: join(dir, 't.jsonl') }));
+    expect(await run(['compare', '--config', config])).toEqual({ code: 2, out: '', err: `vfio-dirty: compare: --trace: ${SIMULATE_ONLY}\n${HINT}` });
+    expect(readdirSync(dir)).toEqual(['c.json']);
   });
 
   it('checks --report before anything runs', async () => {

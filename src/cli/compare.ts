@@ -8,7 +8,7 @@ import { runCells } from '../compare/run.js';
 import { compareJson, formatCompare, type CellResult } from '../compare/table.js';
 import type { Command, Io } from './command.js';
 import { matrixProgress } from './compare_progress.js';
-import { wrapHelp } from './options.js';
+import { optionLines } from './options.js';
 
 /** Runs the comparison with the outputs `o` asks for; returns the exit status. */
 export async function runCompare(o: CompareOptions, io: Io): Promise<number> {
@@ -44,22 +44,20 @@ export function compareHelp(): string {
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
   ];
-  return wrapHelp(
-    [
-      'Usage: vfio-dirty compare [simulate options] [--strategies LIST] [--sweep NAME=V1,V2,...]',
-      '                          [--seeds N | --seed-list LIST] [--jobs N] [--json] [--report FILE]',
-      '',
-      'Runs one configuration, made of every simulate option (flags and --config, with simulate\'s',
-      'defaults and checks), as a matrix of simulated migrations: tracking strategies x values of one',
-      'option x seeds, each cell on a fresh engine, spread over worker threads. Prints one row per',
-      'cell and each cell\'s simulate command line, which reruns it alone with the same figures.',
-      `At most ${MAX_CELLS} cells. \`vfio-dirty simulate --help\` lists the simulate options;`,
-      '--export and --trace are simulate\'s alone.',
-      '',
-      'Options:',
-    ],
-    rows,
-  );
+  return [
+    'Usage: vfio-dirty compare [simulate options] [--strategies LIST] [--sweep NAME=V1,V2,...]',
+    '                          [--seeds N | --seed-list LIST] [--jobs N] [--json] [--report FILE]',
+    '',
+    'Runs one configuration, made of every simulate option (flags and --config, with simulate\'s',
+    'defaults and checks), as a matrix of simulated migrations: tracking strategies x values of one',
+    'option x seeds, each cell on a fresh engine, spread over worker threads. Prints one row per',
+    'cell and each cell\'s simulate command line, which reruns it alone with the same figures.',
+    `At most ${MAX_CELLS} cells. \`vfio-dirty simulate --help\` lists the simulate options;`,
+    '--export and --trace are simulate\'s alone.',
+    '',
+    'Options:',
+    ...optionLines(rows),
+  ].join('\n');
 }
 
 /** The `compare` command of the table in main.ts. */

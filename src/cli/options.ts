@@ -341,7 +341,8 @@ export function simulateHelp(): string {
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
   ];
-  return wrapHelp([
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  const lines = [
     'Usage: vfio-dirty simulate [options]',
     '',
     'Runs a pre-copy live migration of a guest whose device DMA is tracked by the engine: guest CPU',
@@ -352,16 +353,15 @@ export function simulateHelp(): string {
     'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
     '',
     'Options:',
-  ], rows);
+    ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
+  ];
+  return lines.join('\n');
 }
 
-/** A help text: its `head` lines, then one row per option, descriptions wrapped at 100 columns. */
-export function wrapHelp(head: readonly string[], rows: readonly [string, string][]): string {
+/** Help rows (flag, text) as aligned lines of at most 100 characters. */
+export function optionLines(rows: readonly [string, string][]): string[] {
   const width = Math.max(...rows.map((r) => r[0].length)) + 2;
-  return [
-    ...head,
-    ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
-  ].join('\n');
+  return rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`));
 }
 
 /** Splits `text` into lines of at most `width` characters at spaces. */

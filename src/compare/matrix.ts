@@ -61,8 +61,11 @@ const OWN: ReadonlyMap<string, boolean> = new Map([
   ['strategies', true], ['sweep', true], ['seeds', true], ['seed-list', true], ['jobs', true],
   ['json', false], ['report', true], ['progress', true],
 ]);
-/** simulate's options that write files per run: a cell is rerun with simulate for those. */
+/** simulate's outputs that compare takes (for the whole matrix); it refuses the others. */
+const OUTPUTS_TAKEN = new Set(['json', 'report', 'progress', 'exportFormats']);
+/** simulate's outputs of one run, refused by name before simulate's parser sees them. */
 const PER_RUN = ['export', 'export-format', 'trace'];
+const SIMULATE_ONLY = 'is simulate\'s alone: compare writes --json and --report for the whole matrix; rerun a cell with simulate for it';
 
 /**
  * Takes compare's own options out of `argv`; what is left is simulate's.
@@ -75,7 +78,7 @@ function splitArgs(argv: readonly string[]): { own: Map<string, string | true>; 
     const m = /^--([^=]+)(?:=([\s\S]*))?$/.exec(argv[i]);
     const name = m?.[1];
     if (name !== undefined && PER_RUN.includes(name)) {
-      throw new OptionError(name, 'writes files of one run: compare writes --json and --report; rerun a cell with simulate for its files');
+      throw new OptionError(name, SIMULATE_ONLY);
     }
     if (name === undefined || !OWN.has(name)) {
       base.push(argv[i]);
@@ -138,8 +141,10 @@ export function parseCompareOptions(argv: string[]): CompareOptions {
   const output: CompareOutput = { json: sim.output.json, report: sim.output.report, progress: sim.output.progress, jobs: availableParallelism() };
   const matrix: MatrixDefinition = { base, strategies: null, sweep: null, seeds: [] };
   if (sim.help || sim.version) return { matrix, cells: [], output, help: sim.help, version: sim.version };
-  if (sim.output.export !== undefined) throw new OptionError('export', 'writes files of one run: compare writes --json and --report; rerun a cell with simulate for its files');
-  if (sim.output.trace !== undefined) throw new OptionError('trace', 'writes files of one run: compare writes --json and --report; rerun a cell with simulate for its files');
+  // Any other output of simulate (from a config file, or one simulate gains) is refused by name.
+  for (const [key, value] of Object.entries(sim.output)) {
+    if (!OUTPUTS_TAKEN.has(key) && value !== undefined) throw new OptionError(key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), SIMULATE_ONLY);
+  }
   const strategies = own.get('strategies');
   if (typeof strategies === 'string') matrix.strategies = [...parseChoiceList('strategies', strategies, TRACKING_MODES)];
   const sweep = own.get('sweep');
