@@ -69,6 +69,7 @@ export {
   kvm_slot_find,
   kvm_track_count,
   kvm_track_add,
+  kvm_slot_tracked,
 } from './kvm_memslot';
 export { kvm_ring_create, kvm_ring_free, kvm_ring_mem, kvm_ring_used, kvm_ring_reset } from './kvm_dirty_ring';
 export {

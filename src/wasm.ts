@@ -235,6 +235,8 @@ export interface CoreExports {
   kvm_track_count(slot: number, p: number): number;
   /** Count of page p += delta (±1, saturating); +1 protects. 0 or -ENOMEM. */
   kvm_track_add(slot: number, p: number, delta: number): number;
+  /** Pages of a slot whose write-track count is above 0. */
+  kvm_slot_tracked(slot: number): number;
   /** A zeroed dirty ring of `bytes`: its handle, or -ENOMEM. */
   kvm_ring_create(bytes: number): number;
   /** Frees a ring. */

@@ -7,6 +7,7 @@ import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_work
 import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
+import { remoteRefusal } from '../server/remote_engine.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
 import { parseCommandLine } from './args.js';
@@ -42,6 +43,8 @@ export interface OutputOptions {
   progress: ProgressMode;
   /** Write the run as a replayable trace to this file. */
   trace?: string;
+  /** Run on the engine of the `vfio-dirty serve` server listening at this socket. */
+  server?: string;
 }
 
 export interface SimulateOptions {
@@ -269,6 +272,7 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['report', (v, o) => { o.report = v as string; }],
   ['export', (v, o) => { o.export = v as string; }],
   ['trace', (v, o) => { o.trace = v as string; }],
+  ['server', (v, o) => { o.server = v as string; }],
   ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
@@ -315,6 +319,10 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
     else apply(k, v, '');
   }
   checkConfig(config, set);
+  if (output.server !== undefined) {
+    const refused = remoteRefusal(config);
+    if (refused) throw new OptionError(refused, 'cannot be used with --server yet: the server protocol does not carry its calls');
+  }
   if (output.report !== undefined) checkOutputFile('report', output.report);
   if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
@@ -337,6 +345,7 @@ export function simulateHelp(): string {
     ['--export DIR', 'write each round\'s files to DIR (created if needed): round-NNN.bitmap (kernel layout), round-NNN.runs.json, round-NNN.runs.bin, as --export-format says (default none)'],
     ['--export-format LIST', `the files --export writes: all, or a comma-separated list of ${EXPORT_FORMATS.join(', ')} (formats in docs/formats.md) (default ${DEFAULT_EXPORT_FORMATS})`],
     ['--trace FILE', 'write the run as a replayable trace (JSON Lines, docs/simulate.md): vfio-dirty replay FILE reproduces every harvest, byte for byte (default none)'],
+    ['--server PATH', 'run on the engine of a `vfio-dirty serve` server listening at the socket PATH, through its protocol, instead of an engine in this process (default none)'],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
