@@ -89,6 +89,7 @@ describe('bad usage: exit 2, one line, nothing run or written', () => {
     [['--export', 'dir'], `--export: ${SIMULATE_ONLY}`],
     [['--export-format=all'], `--export-format: ${SIMULATE_ONLY}`],
     [['--trace=t.jsonl'], `--trace: ${SIMULATE_ONLY}`],
+    [['--server', 'serve.sock'], `--server: ${SIMULATE_ONLY}`],
     [['--memory', '3MiB'], '--memory: must be between 16MiB and 1TiB'],
     [['--bogus'], '--bogus: unknown option (see --help)'],
   ])('%j', async (args, message) => {
