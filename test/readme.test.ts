@@ -42,6 +42,7 @@ const MEASURED: RegExp[] = [
   /(max )[\d.]+( ms)/g,
   /(guest and device activity )[\d.]+( ms)/g,
   /(wall time: +)[\d.]+( s)/g,
+  /^(\s*\d+ .*? )\s*[\d.]+()$/gm, // a compare row's last column, the engine's time
 ];
 
 interface Block {

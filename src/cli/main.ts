@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The `vfio-dirty` command: one table of commands (simulate, replay), each with its summary,
+// The `vfio-dirty` command: one table of commands (simulate, compare, replay, serve), each with its summary,
 // parser, help and runner. Exit status: 0 done (a migration that did not converge included), 1
 // the run failed (a bad trace line, a file that could not be written), 2 bad usage. Every error
 // is one line `vfio-dirty: ...`, never a stack trace; a closed stdout ends the output quietly.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command, Io } from './command.js';
+import { compareCommand } from './compare.js';
 import { replayCommand } from './replay.js';
 import { simulateCommand } from './simulate.js';
 import { dirtyRateCommand } from './dirty_rate.js';
@@ -20,7 +21,7 @@ type AnyCommand = Command<{ help: boolean; version: boolean }>;
 
 /** Every command, in help order. */
 export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
-  ([simulateCommand, replayCommand, serveCommand, dirtyRateCommand] as AnyCommand[]).map((c) => [c.name, c]),
+  ([simulateCommand, compareCommand, replayCommand, dirtyRateCommand, serveCommand] as AnyCommand[]).map((c) => [c.name, c]),
 );
 
 export function mainHelp(): string {

@@ -27,7 +27,8 @@ import {
 
 /** How the progress of a run is shown. */
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
-const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'none'];
+/** The values of --progress. */
+export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'none'];
 
 /** What the simulate command does besides simulating. */
 export interface OutputOptions {

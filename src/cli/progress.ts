@@ -100,9 +100,14 @@ export class BarProgress implements ProgressSink {
   }
 }
 
+/** Whether a mode draws a bar on `out`: `bar`, or `auto` on a terminal (`lines` elsewhere). */
+export function drawsBar(mode: 'auto' | 'bar' | 'lines' | 'none', out: ProgressStream): boolean {
+  return mode === 'bar' || (mode === 'auto' && out.isTTY === true);
+}
+
 /** The sink for a mode: `auto` draws a bar on a terminal and plain lines elsewhere. */
 export function progressFor(mode: 'auto' | 'bar' | 'lines' | 'none', out: ProgressStream, limitS: number): ProgressSink {
   if (mode === 'none') return silentProgress;
-  if (mode === 'bar' || (mode === 'auto' && out.isTTY)) return new BarProgress(out, limitS);
+  if (drawsBar(mode, out)) return new BarProgress(out, limitS);
   return new LineProgress(out, limitS);
 }

@@ -7,7 +7,7 @@ import { CLIENT_COMMON, COLOURS } from './report/client_common.js';
 import { CLIENT_CONVERGENCE } from './report/client_convergence.js';
 import { CLIENT_HEATMAP } from './report/client_heatmap.js';
 import { heatmapBucket } from './report/heatmap_buckets.js';
-import { uplotAssets } from './report/vendor.js';
+import { BASE_CSS, embeddedJson, esc, uplotInline } from './report/page.js';
 import type { SimSummary } from './summary.js';
 import { describeCpuLog, describeShadow, describeSync } from './cpu_log_summary.js';
 
@@ -39,9 +39,8 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
     colours: COLOURS,
     heatmap: { ...hm, rows: hm.rows.map((r) => ({ round: r.round, cells: Buffer.from(r.cells).toString('base64') })) },
   };
-  // JSON inside <script>: escape '<' so no '</script>' can end the element early.
-  const json = JSON.stringify(data).replace(/</g, '\\u003c');
-  const uplot = uplotAssets();
+  const json = embeddedJson(data);
+  const uplot = uplotInline();
   const c = summary.config;
   const title = `vfio-dirty: pre-copy migration of a ${sizeText(c.memory)} guest`;
   return `<!DOCTYPE html>
@@ -50,12 +49,9 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
+${uplot.style}
 <style>
-/* uPlot ${uplot.version} (MIT), inlined */
-${uplot.css}
-</style>
-<style>
-${PAGE_CSS}
+${BASE_CSS}${PAGE_CSS}
 </style>
 </head>
 <body>
@@ -82,15 +78,11 @@ ${PAGE_CSS}
 <h2>Rounds</h2>
 <div class="table-wrap"><table id="rounds"></table></div>
 <footer>
-<details><summary>Charts drawn with uPlot ${uplot.version}, inlined in this page, under the MIT licence.</summary>
-<pre id="licence-uplot">${esc(uplot.licence)}</pre></details>
+${uplot.licence}
 </footer>
 </main>
 <script type="application/json" id="report-data">${json}</script>
-<script>
-/*! uPlot ${uplot.version} (MIT licence, see the page's footer) */
-${uplot.js}
-</script>
+${uplot.script}
 <script>
 ${CLIENT_COMMON}
 ${CLIENT_TEXT}
@@ -110,15 +102,7 @@ function sizeText(bytes: number): string {
   return `${bytes} B`;
 }
 
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
-}
-
 const PAGE_CSS = `
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2230; background: #fff; }
-  main { max-width: 1100px; margin: 24px auto; padding: 0 20px; }
-  h1 { font-size: 20px; margin: 0 0 4px; }
-  h2 { font-size: 16px; margin: 28px 0 4px; }
   .verdict { font-weight: 600; margin-bottom: 6px; }
   .ok { color: ${COLOURS.stopCopy}; } .bad { color: ${COLOURS.limit}; }
   #facts, #info, #rounds { border-collapse: collapse; font-variant-numeric: tabular-nums; }
@@ -130,20 +114,12 @@ const PAGE_CSS = `
   #facts td:first-child { color: #556; }
   #facts td, #info td { text-align: left; padding: 1px 10px 1px 0; }
   #rounds tr.bulk td { color: #556; font-style: italic; }
-  .note { font-size: 12px; color: #556; margin: 0 0 8px; max-width: 980px; }
-  .figure { position: relative; }
   .scale { font-size: 12px; color: #556; margin: 4px 0 6px; display: flex; align-items: flex-start; gap: 6px; height: 30px; }
   .swatch { display: inline-block; width: 14px; height: 12px; border: 1px solid #ccd; }
   .scale-clean { margin-right: 14px; }
   .ramp-box { position: relative; display: inline-block; width: 240px; height: 28px; }
   .ramp { position: absolute; left: 0; right: 0; top: 0; height: 12px; border: 1px solid #ccd; }
   .tick { position: absolute; top: 14px; transform: translateX(-50%); white-space: nowrap; }
-  .tip { position: absolute; z-index: 10; pointer-events: none; background: rgba(29,34,48,0.92); color: #fff;
-         font-size: 12px; padding: 5px 8px; border-radius: 4px; white-space: nowrap; }
-  .tip-head { font-weight: 600; }
-  .uplot .u-legend { font-size: 12px; text-align: left; }
-  footer { margin-top: 28px; font-size: 12px; color: #556; }
-  footer pre { white-space: pre-wrap; max-width: 760px; }
 `;
 
 // The summary and the rounds table: text, no chart.

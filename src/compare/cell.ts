@@ -1,0 +1,24 @@
+// One cell of a comparison: a simulation on a fresh engine, as `vfio-dirty simulate` runs it, the
+// engine disposed after. The worker thread and the in-process runner both call this.
+import { Engine } from '../engine.js';
+import type { SimConfig } from '../sim/config.js';
+import { simulate } from '../sim/simulator.js';
+import type { RoundRecord, SimSummary } from '../sim/summary.js';
+
+/** What a cell reports while it runs: a round has been sent (or ended the run). */
+export type RoundListener = (r: RoundRecord) => void;
+
+/**
+ * Runs one simulated migration of `config` on an engine of its own.
+ * @returns its summary
+ * @throws what the simulator throws (the engine is disposed first)
+ */
+export async function runCell(config: SimConfig, onRound?: RoundListener): Promise<SimSummary> {
+  const engine = await Engine.create();
+  try {
+    const progress = onRound && { roundStart() {}, advance() {}, roundEnd: onRound, finish() {} };
+    return simulate(engine, config, { progress }).summary;
+  } finally {
+    engine.dispose();
+  }
+}

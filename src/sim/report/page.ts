@@ -1,0 +1,52 @@
+// What every report page shares: HTML escaping, the data embedded as JSON, uPlot inlined (its
+// style sheet, its script and the licence notice in the footer), and the base style.
+import { uplotAssets } from './vendor.js';
+
+/** Text as HTML: `&`, `<`, `>` and `"` escaped. */
+export function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+}
+
+/** `data` as JSON for a <script type="application/json" id="report-data"> element. */
+export function embeddedJson(data: unknown): string {
+  // JSON inside <script>: escape '<' so no '</script>' can end the element early.
+  return JSON.stringify(data).replace(/</g, '\\u003c');
+}
+
+/** uPlot's parts of a page: a <style>, a <script>, and the licence notice for the footer. */
+export interface UplotInline {
+  version: string;
+  style: string;
+  script: string;
+  licence: string;
+}
+
+/**
+ * uPlot, inlined as a page embeds it.
+ * @throws Error when the `uplot` package cannot be read
+ */
+export function uplotInline(): UplotInline {
+  const u = uplotAssets();
+  return {
+    version: u.version,
+    style: `<style>\n/* uPlot ${u.version} (MIT), inlined */\n${u.css}\n</style>`,
+    script: `<script>\n/*! uPlot ${u.version} (MIT licence, see the page's footer) */\n${u.js}\n</script>`,
+    licence: `<details><summary>Charts drawn with uPlot ${u.version}, inlined in this page, under the MIT licence.</summary>\n<pre id="licence-uplot">${esc(u.licence)}</pre></details>`,
+  };
+}
+
+/** The style every report page starts from. */
+export const BASE_CSS = `
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2230; background: #fff; }
+  main { max-width: 1100px; margin: 24px auto; padding: 0 20px; }
+  h1 { font-size: 20px; margin: 0 0 4px; }
+  h2 { font-size: 16px; margin: 28px 0 4px; }
+  .note { font-size: 12px; color: #556; margin: 0 0 8px; max-width: 980px; }
+  .figure { position: relative; }
+  .tip { position: absolute; z-index: 10; pointer-events: none; background: rgba(29,34,48,0.92); color: #fff;
+         font-size: 12px; padding: 5px 8px; border-radius: 4px; white-space: nowrap; }
+  .tip-head { font-weight: 600; }
+  .uplot .u-legend { font-size: 12px; text-align: left; }
+  footer { margin-top: 28px; font-size: 12px; color: #556; }
+  footer pre { white-space: pre-wrap; max-width: 760px; }
+`;
