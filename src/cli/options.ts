@@ -7,6 +7,7 @@ import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_work
 import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
+import { trackingProblem, traceProblem } from '../sim/tracking.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
 import { parseCommandLine } from './args.js';
@@ -99,11 +100,13 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
   { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
-  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits)',
+  { name: 'passthrough-dma-rate', value: 'RATE', default: '32MiB/s', help: 'what the passthrough device writes into guest RAM by its own DMA, in 64 KiB writes: into its pinned ring with pinning, else into 512 receive buffers spread over RAM',
+    apply: (t, c) => { c.passthroughDmaRate = parseRate('passthrough-dma-rate', t); } },
+  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits); device and iommufd need --passthrough unpinned, which they imply when --passthrough is not given',
     apply: (t, c) => { c.tracking = parseChoice('tracking', t, TRACKING_MODES); } },
-  { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these)',
+  { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these; the VMM asks for two: RAM below and above 4 GiB)',
     apply: (t, c) => { c.trackerRanges = parseInteger('tracker-ranges', t, 1, 256); } },
-  { name: 'tracking-page-size', value: 'SIZE', default: '4KiB', help: 'the page size dirty tracking reports in, a power of two from 4KiB to 2MiB',
+  { name: 'tracking-page-size', value: 'SIZE', default: '4KiB', help: 'the page size dirty tracking reports in, a power of two from 4KiB to 2MiB (type1: 4KiB only); each reported page marks all its 4 KiB guest pages',
     apply: (t, c) => { c.trackingPageSize = parseSize('tracking-page-size', t); } },
   { name: 'seed', value: 'N', default: '1', help: 'seed of every random choice: the same seed gives the same run',
     apply: (t, c) => { c.seed = parseInteger('seed', t, 0, Number.MAX_SAFE_INTEGER); } },
@@ -194,8 +197,10 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
   if (c.vgpu) checkVgpu(c, given);
-  const tps = c.trackingPageSize;
-  if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
+  if (c.tracking !== 'type1' && c.passthrough === 'none' && set && !set.has('passthrough')) c.passthrough = 'unpinned';
+  const tracking = trackingProblem(c);
+  if (tracking) throw new OptionError(tracking.option, tracking.message);
+  if (c.passthroughDmaRate > 4 * GiB) throw new OptionError('passthrough-dma-rate', 'must be at most 4GiB/s');
   if (c.throttle.autoConverge && c.throttle.dirtyLimit) throw new OptionError('dirty-limit', 'cannot be used with --auto-converge (QEMU refuses both)');
   if (c.throttle.dirtyLimit && !(c.throttle.vcpuDirtyLimit > 0)) throw new OptionError('vcpu-dirty-limit', 'must be more than 0');
   if (c.accelerator.enabled) checkAccel(c);
@@ -315,6 +320,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
   }
   checkConfig(config, set);
   if (output.report !== undefined) checkOutputFile('report', output.report);
+  if (output.trace !== undefined && traceProblem(config)) throw new OptionError('trace', traceProblem(config)!.replace(/^--trace /, ''));
   if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
   else if (set.has('export-format')) throw new OptionError('export-format', 'needs --export DIR');

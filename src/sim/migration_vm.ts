@@ -14,6 +14,8 @@ import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
+import { createTracker, PassthroughDma, passthroughGroup } from './passthrough.js';
+import { trackingProblem, traceProblem, TruthLog, type PassthroughTracker, type PtDevice } from './tracking.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
@@ -29,6 +31,8 @@ export interface Harvest {
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
+  /** Pages truly written since the last harvest, and those the report holds beyond them. */
+  truth: { truePages: number; overReported: number };
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -56,6 +60,9 @@ export class MigrationVm {
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
+  private readonly truth: TruthLog; // what was truly written since the last harvest
+  private readonly tracker: PassthroughTracker | null = null;
+  private readonly ptDma: PassthroughDma | null = null;
   /** The shared accelerator's workload, when there is one. */
   readonly accel: AccelWorkload | null = null;
 
@@ -66,7 +73,9 @@ export class MigrationVm {
   constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
     this.trace = trace;
-    if (config.tracking !== 'type1' || config.trackingPageSize !== GUEST_PAGE) throw new RangeError('--tracking device|iommufd and --tracking-page-size are not built yet');
+    const problem = trackingProblem(config);
+    if (problem) throw new RangeError(`--${problem.option}: ${problem.message}`);
+    if (trace && traceProblem(config)) throw new RangeError(traceProblem(config)!);
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
     const base = proc.mmap(BigInt(config.memory));
@@ -75,8 +84,8 @@ export class MigrationVm {
     const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
     c.attach(mdevGroup);
-    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
-    if (ptGroup) c.attach(ptGroup);
+    const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
+    if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
     c.setIommu('type1v2');
     trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
     if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
@@ -84,7 +93,9 @@ export class MigrationVm {
       c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
       trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
-    const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
+    this.core = coreOf(c);
+    const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
+    const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
     if (config.vgpu) {
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
@@ -102,7 +113,12 @@ export class MigrationVm {
       const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
-    this.core = coreOf(c);
+    if (ptGroup) {
+      const dev = ptGroup.devices[0] as unknown as PtDevice;
+      const targets = config.passthrough === 'pinning' ? { ring: { firstPage: PT_RING_GPA / GUEST_PAGE, pages: PT_RING_PAGES } } : { pool: true as const };
+      this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
+      this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME);
+    }
     const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
     this.sink = {
       pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
@@ -121,6 +137,7 @@ export class MigrationVm {
   start(): void {
     this.c.dirty.start();
     this.trace?.event({ op: 'start' });
+    this.tracker?.start();
     this.vgpu?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
@@ -142,6 +159,7 @@ export class MigrationVm {
       this.workload.run(a - this.guestLagS, b - lag, this.sink);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
+      this.ptDma?.run(a, b);
       this.accel?.run(a, b);
       onStep?.((i + 1) / steps);
     }
@@ -151,6 +169,7 @@ export class MigrationVm {
   /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    this.cpuLog.orInto(this.truth.bitmap, 0);
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
@@ -158,10 +177,12 @@ export class MigrationVm {
     }
     const report = readReport(this.c, { iova: 0n, size, core: this.core });
     try {
+      this.tracker?.harvest(report.bitmap);
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null };
+      const truth = this.truth.settle(report.bitmap);
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, truth };
     } catch (e) {
       report.dispose();
       throw e;
@@ -185,6 +206,9 @@ export class MigrationVm {
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
+    this.tracker?.stop();
+    this.tracker?.dispose();
+    this.truth.dispose();
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();

@@ -54,6 +54,7 @@ interface HarvestFacts {
   ms: number;
   cells: Uint8Array;
   accel: { written: number; unseen: number } | null;
+  truth: { truePages: number; overReported: number };
   /** The dirty runs, kept when this harvest may switch to postcopy. */
   dirtyRuns: Uint32Array | null;
 }
@@ -144,21 +145,21 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
     devicePendingBytes: deviceBytes + config.deviceState.stopCopy, pendingBytes: config.memory + deviceBytes + config.deviceState.stopCopy,
     dirtySyncCount: 1, dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: bytes,
     mbps: throughputMbps(bytes, durationS), pagesPerSecond: durationS > 0 ? layout.ramPages / durationS : 0,
-    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0,
+    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0, truePages: 0, overReported: 0,
   };
 }
 
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
 function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages, accel } = vm.harvest();
+  const { report, devicePages, accel, truth } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
     const ms = performance.now() - h0;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null };
+    return { devicePages, dirtyPages, runs, ms, cells, accel, truth, dirtyRuns: keepRuns ? report.compactRuns() : null };
   } finally {
     report.dispose();
   }
@@ -215,6 +216,8 @@ function roundRecord(round: number, startS: number, lastHarvestS: number, decisi
     accelUnseen: h.accel?.unseen ?? 0,
     allDirty: h.devicePages >= x.layout.ramPages,
     harvestMs: h.ms,
+    truePages: h.truth.truePages,
+    overReported: h.truth.overReported,
   };
 }
 

@@ -1,0 +1,109 @@
+// A harvest per RAM section, as QEMU syncs one (hw/vfio): for each RAM slot, a zeroed bitmap in
+// the VMM's memory at the tracking page size, one report call into it (DMA_LOGGING_REPORT or
+// IOMMU_HWPT_GET_DIRTY_BITMAP), and the bits merged into the harvest at 4 KiB guest pages. A
+// reported page larger than 4 KiB marks every guest page in it: over-reported, never under.
+//
+//   slot:      [gpa ......................... gpa + size)
+//   request:   [iova (gpa rounded down to p) .. end rounded up to p)   nbits = length / p
+//   merged:    bit j -> guest pages [(iova + j·p) / 4 KiB, +p / 4 KiB), clipped to the slot
+import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { vfioError } from '../errors.js';
+import type { Core } from '../wasm.js';
+import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
+
+/** The VMM process calls a tracker makes (the typed API's Process). */
+export interface TrackProcess {
+  mmap(length: bigint | number): bigint;
+  open(path: string): number;
+  ioctl(fd: number, request: number, arg?: number | bigint | string | Uint8Array): number;
+  read(addr: bigint, length: number): Uint8Array;
+  write(addr: bigint, bytes: Uint8Array): void;
+  close(fd: number): number;
+}
+
+/** One RAM slot's report request, at the tracking page size. */
+export interface Section {
+  iova: bigint;
+  length: bigint;
+  /** Bits of the report: length / page size. */
+  nbits: number;
+  /** The slot's first guest page and its pages, what the merge covers. */
+  firstPage: number;
+  pages: number;
+  /** Guest pages from iova to the slot's start (0 when the slot is aligned to the page size). */
+  skip: number;
+}
+
+/** The sections of `slots` at page size `pageSize` (a power of two, at least 4 KiB). */
+export function sectionsOf(slots: readonly RamSlot[], pageSize: number): Section[] {
+  return slots.map((s) => {
+    const start = Math.floor(s.gpa / pageSize) * pageSize;
+    const end = Math.ceil((s.gpa + s.size) / pageSize) * pageSize;
+    return {
+      iova: BigInt(start), length: BigInt(end - start), nbits: (end - start) / pageSize,
+      firstPage: s.gpa / GUEST_PAGE, pages: s.size / GUEST_PAGE, skip: (s.gpa - start) / GUEST_PAGE,
+    };
+  });
+}
+
+/** The report bitmaps of a tracker's sections: one buffer in the VMM's memory, one core bitmap each. */
+export class SectionReader {
+  readonly sections: readonly Section[];
+  private readonly proc: TrackProcess;
+  private readonly pageSize: number;
+  private readonly buffer: bigint;
+  private readonly zeros: Uint8Array;
+  private readonly bitmaps: DirtyBitmap[] = [];
+
+  constructor(core: Core, proc: TrackProcess, slots: readonly RamSlot[], pageSize: number) {
+    this.proc = proc;
+    this.pageSize = pageSize;
+    this.sections = sectionsOf(slots, pageSize);
+    const most = Math.max(...this.sections.map((s) => bytesOf(s.nbits)));
+    this.buffer = proc.mmap(most);
+    this.zeros = new Uint8Array(most);
+    try {
+      for (const s of this.sections) this.bitmaps.push(DirtyBitmap.create(core, s.nbits));
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * One report call per section into the zeroed buffer (`call(section, bufferAddress)` returns
+   * the ioctl's result), each merged into `into` at guest pages.
+   * @throws VfioError named `what` when a call fails (what was merged before stays merged)
+   */
+  read(into: DirtyBitmap, what: string, call: (s: Section, bitmap: bigint) => number): void {
+    const k = Math.log2(this.pageSize / GUEST_PAGE);
+    this.sections.forEach((s, i) => {
+      const nbytes = bytesOf(s.nbits);
+      this.proc.write(this.buffer, this.zeros.subarray(0, nbytes));
+      const r = call(s, this.buffer);
+      if (r < 0) throw vfioError(r, what, { start: s.iova, length: s.length });
+      const bm = this.bitmaps[i];
+      bm.core.u8().set(this.proc.read(this.buffer, nbytes), bm.wordAddress(0));
+      if (k === 0) {
+        bm.orInto(into, s.firstPage, s.skip, s.pages);
+        return;
+      }
+      const fine = bm.convert(-k);
+      try {
+        fine.orInto(into, s.firstPage, s.skip, s.pages);
+      } finally {
+        fine.dispose();
+      }
+    });
+  }
+
+  dispose(): void {
+    for (const b of this.bitmaps) b.dispose();
+    this.bitmaps.length = 0;
+  }
+}
+
+/** The bytes of a report bitmap of `nbits` bits: whole u64 words. */
+function bytesOf(nbits: number): number {
+  return Math.ceil(nbits / 64) * 8;
+}
