@@ -58,7 +58,7 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     schema: SUMMARY_SCHEMA, config: c, slots: [{ gpa: 0, size: memory }], converged, rounds: dirty.length,
     totalTimeS: 10, downtimeS: roundsDetail[roundsDetail.length - 1].expectedDowntimeS,
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
-    tracking: { mode: 'type1', pageSize: 4096, trackerRanges: null, reportedPages: 0, truePages: 0, overReported: 0, underReported: 0 },
+    tracking: { mode: 'type1', mechanism: 'type1, the container\'s GET_BITMAP, 4 KiB pages', pageSize: 4096, trackerRanges: null, reportedPages: 0, truePages: 0, overReported: 0, underReported: 0 },
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
     wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
     migrate: {
@@ -210,7 +210,7 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     expect(await pixel(page, 'convergence', 1, 256 * MiB)).toEqual(hex(COLOURS.precopy));
     expect(await pixel(page, 'convergence', 4, 80 * MiB)).toEqual(hex(COLOURS.stopCopy));
     expect(await page.locator('#rounds tr:nth-child(2) td').allTextContents()).toEqual(
-      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
+      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
   });
 
   it('draws the limit line at 300 ms on the time axis, which is 300 MiB at 1000 MiB/s on the byte axis', async () => {

@@ -1,5 +1,6 @@
 // The human-readable summary printed at the end of `vfio-dirty simulate`.
 import type { SimSummary } from '../sim/summary.js';
+import { overReportText } from '../sim/tracking.js';
 import { fmtS } from './progress.js';
 import { formatBytes } from './units.js';
 
@@ -15,6 +16,8 @@ export function formatSummary(s: SimSummary): string {
     `  total time:      ${fmtS(s.totalTimeS)} (virtual)`,
     `  downtime:        ${fmtS(s.downtimeS)}${s.converged ? '' : ' if forced now'} (limit ${fmtS(c.downtimeLimit)})`,
     `  bytes sent:      ${formatBytes(s.bytesSent)} (${(s.bytesSent / c.memory).toFixed(2)}x guest RAM)`,
+    `  dirty tracking:  ${s.tracking.mechanism}`,
+    `                   ${overReportText(s.tracking)}`,
     ...infoMigrate(s),
     `  engine time:     ${s.engine.totalMs.toFixed(1)} ms real over ${s.engine.harvests} harvests` +
       ` (mean ${s.engine.meanMs.toFixed(2)} ms, max ${s.engine.maxMs.toFixed(2)} ms);` +

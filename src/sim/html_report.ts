@@ -161,6 +161,7 @@ const CLIENT_TEXT = String.raw`
     ['bandwidth', (cfg.bandwidth / MiB).toFixed(1) + ' MiB/s'],
     ['workload', cfg.workload + ' at ' + (cfg.dirtyRate / MiB).toFixed(1) + ' MiB/s, seed ' + cfg.seed],
     ['devices', (cfg.vgpu ? 'vGPU pinning ' + R.bytes(cfg.vgpuPinned) : 'no vGPU') + ', passthrough ' + cfg.passthrough],
+    ['dirty tracking', s.tracking.mechanism + ': ' + s.tracking.overReported + ' pages over-reported of ' + s.tracking.reportedPages + ' reported (' + s.tracking.truePages + ' truly written, 0 under-reported)'],
     ['engine time (real)', s.engine.totalMs.toFixed(1) + ' ms over ' + s.engine.harvests + ' harvests'],
     ['convergence aid', cfg.throttle.autoConverge ? 'auto-converge (initial ' + cfg.throttle.initial + ' %, increment ' + cfg.throttle.increment + ' %, max ' + cfg.throttle.max + ' %' + (cfg.throttle.tailslow ? ', tailslow' : '') + '): throttle ' + m.cpuThrottlePercentage + ' % at the end'
       : cfg.throttle.dirtyLimit ? 'dirty-limit ' + (cfg.throttle.vcpuDirtyLimit / MiB).toFixed(1) + ' MiB/s per vCPU x ' + cfg.vcpus + (m.dirtyLimit > 0 ? ' (in service)' : ' (not triggered)') : 'none'],
@@ -200,6 +201,7 @@ const CLIENT_TEXT = String.raw`
     ['start', function (r) { return R.secs(r.startS); }],
     ['dirty', function (r, bulk) { return bulk ? '' : R.bytes(r.dirtyPages * 4096); }],
     ['device', function (r, bulk) { return bulk ? '' : R.bytes(r.devicePages * 4096); }],
+    ['over-reported', function (r, bulk) { return bulk ? '' : R.bytes(r.overReported * 4096); }],
     ['runs', function (r) { return String(r.runs); }],
     ['rate MiB/s', function (r, bulk) { return bulk ? '' : (r.dirtyRate / MiB).toFixed(1); }],
     ['expected downtime', function (r) { return R.secs(r.expectedDowntimeS); }],

@@ -82,6 +82,8 @@ export interface RoundRecord {
 export interface TrackingSummary {
   /** --tracking. */
   mode: TrackingMode;
+  /** The mechanism in words, e.g. `device DMA logging, a tracker of 4 ranges, 4 KiB pages`. */
+  mechanism: string;
   /** --tracking-page-size, bytes. */
   pageSize: number;
   /** --tracker-ranges with --tracking device, else null. */

@@ -123,6 +123,7 @@ export function trackingSummary(c: SimConfig, rounds: readonly RoundRecord[]): T
   const sum = (f: (r: RoundRecord) => number) => harvested.reduce((a, r) => a + f(r), 0);
   return {
     mode: c.tracking,
+    mechanism: mechanismOf(c),
     pageSize: c.trackingPageSize,
     trackerRanges: c.tracking === 'device' ? c.trackerRanges : null,
     reportedPages: sum((r) => r.dirtyPages),
@@ -130,4 +131,18 @@ export function trackingSummary(c: SimConfig, rounds: readonly RoundRecord[]): T
     overReported: sum((r) => r.overReported),
     underReported: 0,
   };
+}
+
+/** The tracking mechanism of `c` in words (the text summary and the HTML report print it). */
+export function mechanismOf(c: SimConfig): string {
+  const page = c.trackingPageSize >= MiB ? `${c.trackingPageSize / MiB} MiB` : `${c.trackingPageSize / 1024} KiB`;
+  const how = c.tracking === 'device' ? `device DMA logging, a tracker of ${c.trackerRanges} range${c.trackerRanges === 1 ? '' : 's'}`
+    : c.tracking === 'iommufd' ? 'iommufd, the HWPT\'s IOPTE dirty bits' : 'type1, the container\'s GET_BITMAP';
+  return `${how}, ${page} pages`;
+}
+
+/** "N pages reported, M truly written, K over-reported (x %)": one harvest's or a run's figures. */
+export function overReportText(t: { reportedPages: number; truePages: number; overReported: number }): string {
+  const pct = t.reportedPages > 0 ? ((100 * t.overReported) / t.reportedPages).toFixed(1) : '0.0';
+  return `${t.reportedPages} pages reported, ${t.truePages} truly written, ${t.overReported} over-reported (${pct} %), 0 under-reported`;
 }
