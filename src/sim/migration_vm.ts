@@ -33,6 +33,8 @@ export interface Harvest {
   accel: { written: number; unseen: number } | null;
   /** Pages truly written since the last harvest, and those the report holds beyond them. */
   truth: { truePages: number; overReported: number };
+  /** Real milliseconds the truth's bookkeeping took: the simulator's, not a tracking cost. */
+  truthMs: number;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -169,7 +171,9 @@ export class MigrationVm {
   /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    let t0 = performance.now();
     this.cpuLog.orInto(this.truth.bitmap, 0);
+    let truthMs = performance.now() - t0;
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
@@ -181,8 +185,10 @@ export class MigrationVm {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
+      t0 = performance.now();
       const truth = this.truth.settle(report.bitmap);
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, truth };
+      truthMs += performance.now() - t0;
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, truth, truthMs };
     } catch (e) {
       report.dispose();
       throw e;

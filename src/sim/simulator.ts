@@ -152,11 +152,11 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
 function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages, accel, truth } = vm.harvest();
+  const { report, devicePages, accel, truth, truthMs } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
-    const ms = performance.now() - h0;
+    const ms = performance.now() - h0 - truthMs;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
     return { devicePages, dirtyPages, runs, ms, cells, accel, truth, dirtyRuns: keepRuns ? report.compactRuns() : null };
