@@ -244,10 +244,12 @@ describe('option rules', () => {
     expect(fails(argv)).toContain(message);
   });
 
-  it('--tracking device|iommufd implies an unpinned passthrough device', () => {
+  it('any --tracking implies an unpinned passthrough device unless --passthrough is given', () => {
     expect(parseSimulateOptions(['--tracking', 'iommufd']).config).toMatchObject({ tracking: 'iommufd', passthrough: 'unpinned' });
     expect(parseSimulateOptions(['--tracking', 'device', '--tracking-page-size', '2MiB', '--tracker-ranges', '1']).config)
       .toMatchObject({ tracking: 'device', passthrough: 'unpinned', trackingPageSize: 2 * MiB, trackerRanges: 1 });
+    expect(parseSimulateOptions(['--tracking', 'type1']).config).toMatchObject({ tracking: 'type1', passthrough: 'unpinned' });
+    expect(parseSimulateOptions(['--tracking', 'type1', '--passthrough', 'none']).config).toMatchObject({ tracking: 'type1', passthrough: 'none' });
     expect(parseSimulateOptions([]).config).toMatchObject({ tracking: 'type1', passthrough: 'none', passthroughDmaRate: 32 * MiB });
   });
 

@@ -102,7 +102,7 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
   { name: 'passthrough-dma-rate', value: 'RATE', default: '32MiB/s', help: 'what the passthrough device writes into guest RAM by its own DMA, in 64 KiB writes: into its pinned ring with pinning, else into 512 receive buffers spread over RAM',
     apply: (t, c) => { c.passthroughDmaRate = parseRate('passthrough-dma-rate', t); } },
-  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits); device and iommufd need --passthrough unpinned, which they imply when --passthrough is not given',
+  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits); device and iommufd need --passthrough unpinned; without --passthrough, any --tracking implies it',
     apply: (t, c) => { c.tracking = parseChoice('tracking', t, TRACKING_MODES); } },
   { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these; the VMM asks for two: RAM below and above 4 GiB)',
     apply: (t, c) => { c.trackerRanges = parseInteger('tracker-ranges', t, 1, 256); } },
@@ -197,7 +197,9 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
   if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
   if (c.vgpu) checkVgpu(c, given);
-  if (c.tracking !== 'type1' && c.passthrough === 'none' && set && !set.has('passthrough')) c.passthrough = 'unpinned';
+  // --tracking is about the passthrough device: naming any mode brings one, so that the three
+  // mechanisms are compared on the same device.
+  if (set?.has('tracking') && !set.has('passthrough') && c.passthrough === 'none') c.passthrough = 'unpinned';
   const tracking = trackingProblem(c);
   if (tracking) throw new OptionError(tracking.option, tracking.message);
   if (c.passthroughDmaRate > 4 * GiB) throw new OptionError('passthrough-dma-rate', 'must be at most 4GiB/s');

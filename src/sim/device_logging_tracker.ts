@@ -54,7 +54,7 @@ export function loggingRanges(slots: readonly RamSlot[], pageSize: number): Logg
 export class DeviceLoggingTracker implements PassthroughTracker {
   private readonly proc: TrackProcess;
   private readonly container: SimContainer;
-  private readonly fd: number;
+  private fd = -1;
   private readonly reader: SectionReader;
   private readonly slots: readonly RamSlot[];
   private readonly pageSize: number;
@@ -69,8 +69,8 @@ export class DeviceLoggingTracker implements PassthroughTracker {
     this.container = container;
     this.slots = slots;
     this.pageSize = pageSize;
-    this.fd = container.openDevice(group, name);
     try {
+      this.fd = container.openDevice(group, name);
       const mig = migrationGet();
       this.ioctl(mig, 'VFIO_DEVICE_FEATURE(MIGRATION GET)');
       if (!(u64At(mig, 8) & BigInt(uapi.VFIO_MIGRATION_STOP_COPY))) {
@@ -79,7 +79,11 @@ export class DeviceLoggingTracker implements PassthroughTracker {
       this.ioctl(loggingProbe(), 'VFIO_DEVICE_FEATURE(DMA_LOGGING PROBE)');
       this.reader = new SectionReader(core, proc, slots, pageSize);
     } catch (e) {
-      this.closeAll();
+      try {
+        this.closeAll();
+      } catch {
+        // The set-up's own error is the one to report.
+      }
       throw e;
     }
   }
@@ -114,7 +118,8 @@ export class DeviceLoggingTracker implements PassthroughTracker {
   }
 
   private closeAll(): void {
-    this.proc.close(this.fd);
+    if (this.fd >= 0) this.proc.close(this.fd);
+    this.fd = -1;
     this.container.unmapAll();
     this.container.close();
   }

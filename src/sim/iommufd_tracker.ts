@@ -73,7 +73,11 @@ export class IommufdTracker implements PassthroughTracker {
       }
       this.reader = new SectionReader(core, proc, slots, pageSize);
     } catch (e) {
-      this.teardown();
+      try {
+        this.teardown();
+      } catch {
+        // The set-up's own error is the one to report.
+      }
       throw e;
     }
   }
@@ -113,7 +117,7 @@ export class IommufdTracker implements PassthroughTracker {
       this.proc.ioctl(this.iommufd, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP, getDirtyBitmap(this.hwpt, s.iova, s.length, this.pageSize, data, noClear)));
   }
 
-  /** Undoes whatever the set-up did, in reverse; tolerant of a partial set-up. */
+  /** Undoes whatever the set-up did, in reverse, from wherever a partial set-up stopped. */
   private teardown(): void {
     this.reader?.dispose();
     this.reader = null;

@@ -53,7 +53,7 @@ export function trackingProblem(c: SimConfig): { option: string; message: string
     return null;
   }
   if (c.passthrough === 'none') {
-    return { option: 'passthrough', message: `none leaves --tracking ${c.tracking} nothing to track: it tracks the passthrough device's own DMA (use --passthrough unpinned, which --tracking ${c.tracking} implies when --passthrough is not given)` };
+    return { option: 'passthrough', message: `none leaves --tracking ${c.tracking} nothing to track: it tracks the passthrough device's own DMA (use --passthrough unpinned, which --tracking implies when --passthrough is not given)` };
   }
   if (c.passthrough === 'pinning') {
     return { option: 'passthrough', message: `pinning narrows type1's report only; with --tracking ${c.tracking} the device is tracked without pins: use --passthrough unpinned` };
