@@ -2,12 +2,15 @@
 // the VMM's memory at the tracking page size, one report call into it (DMA_LOGGING_REPORT or
 // IOMMU_HWPT_GET_DIRTY_BITMAP), and the bits merged into the harvest at 4 KiB guest pages. A
 // reported page larger than 4 KiB marks every guest page in it: over-reported, never under.
+// The VMM touches its own buffer the way a process touches its memory: zeroing it and reading it
+// back are one core copy each (the process's memory lives in the core), so that a harvest's
+// engine time is the tracking calls' and not the host copying bitmaps in and out.
 //
 //   slot:      [gpa ......................... gpa + size)
 //   request:   [iova (gpa rounded down to p) .. end rounded up to p)   nbits = length / p
 //   merged:    bit j -> guest pages [(iova + j·p) / 4 KiB, +p / 4 KiB), clipped to the slot
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
-import { vfioError } from '../errors.js';
+import { check, vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
 import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
 
@@ -19,6 +22,8 @@ export interface TrackProcess {
   read(addr: bigint, length: number): Uint8Array;
   write(addr: bigint, bytes: Uint8Array): void;
   close(fd: number): number;
+  /** The process's memory in the core. */
+  readonly um: { readonly handle: number };
 }
 
 /** One RAM slot's report request, at the tracking page size. */
@@ -52,17 +57,21 @@ export class SectionReader {
   private readonly proc: TrackProcess;
   private readonly pageSize: number;
   private readonly buffer: bigint;
-  private readonly zeros: Uint8Array;
+  private readonly core: Core;
+  private zeros = 0; // a zeroed block of the core heap, as long as the largest bitmap
   private readonly bitmaps: DirtyBitmap[] = [];
 
+  /** @throws OutOfMemoryError (VfioError ENOMEM) when the core cannot allocate; nothing is kept then */
   constructor(core: Core, proc: TrackProcess, slots: readonly RamSlot[], pageSize: number) {
+    this.core = core;
     this.proc = proc;
     this.pageSize = pageSize;
     this.sections = sectionsOf(slots, pageSize);
     const most = Math.max(...this.sections.map((s) => bytesOf(s.nbits)));
     this.buffer = proc.mmap(most);
-    this.zeros = new Uint8Array(most);
     try {
+      this.zeros = check(core.x.heap_alloc(most), 'section bitmaps');
+      core.u8().fill(0, this.zeros, this.zeros + most);
       for (const s of this.sections) this.bitmaps.push(DirtyBitmap.create(core, s.nbits));
     } catch (e) {
       this.dispose();
@@ -77,13 +86,17 @@ export class SectionReader {
    */
   read(into: DirtyBitmap, what: string, call: (s: Section, bitmap: bigint) => number): void {
     const k = Math.log2(this.pageSize / GUEST_PAGE);
+    const x = this.core.x;
+    const um = this.proc.um.handle;
+    const at = Number(this.buffer);
     this.sections.forEach((s, i) => {
       const nbytes = bytesOf(s.nbits);
-      this.proc.write(this.buffer, this.zeros.subarray(0, nbytes));
+      const range = { start: s.iova, length: s.length };
+      check(x.um_write(um, at, this.zeros, nbytes), `${what}: zeroing the bitmap`, range);
       const r = call(s, this.buffer);
-      if (r < 0) throw vfioError(r, what, { start: s.iova, length: s.length });
+      if (r < 0) throw vfioError(r, what, range);
       const bm = this.bitmaps[i];
-      bm.core.u8().set(this.proc.read(this.buffer, nbytes), bm.wordAddress(0));
+      check(x.um_read(um, at, bm.wordAddress(0), nbytes), `${what}: reading the bitmap`, range);
       if (k === 0) {
         bm.orInto(into, s.firstPage, s.skip, s.pages);
         return;
@@ -100,6 +113,8 @@ export class SectionReader {
   dispose(): void {
     for (const b of this.bitmaps) b.dispose();
     this.bitmaps.length = 0;
+    this.core.x.heap_free(this.zeros);
+    this.zeros = 0;
   }
 }
 
