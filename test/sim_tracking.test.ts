@@ -221,6 +221,49 @@ describe('the trackers against the engine', () => {
   });
 });
 
+describe('the trackers under memory pressure', () => {
+  for (const [tracking, trackingPageSize] of [['device', 4096], ['device', 2 * MiB], ['iommufd', 4096], ['iommufd', 2 * MiB]] as const) {
+    it(`${tracking} at ${trackingPageSize / 1024} KiB: a failed set-up keeps nothing; a harvest allocates nothing after its report calls`, async () => {
+      const c = config({ tracking, trackingPageSize });
+      const engine = await createEngine();
+      const layout = new GuestLayout(c.memory, c.lowMemory);
+      const proc = engine.createProcess();
+      const base = proc.mmap(BigInt(c.memory));
+      let n = 1;
+      let tracker = null;
+      let group = null;
+      for (; !tracker; n++) {
+        group = engine.createGroup(passthroughGroup(c, `pt${n}`));
+        const live = engine.core.x.heap_live();
+        engine.failNthAllocation(n);
+        try {
+          tracker = createTracker(engine as unknown as SimEngine, engine.core, proc, base, layout, c, group, `pt${n}`)!;
+        } catch (e) {
+          expect((e as Error).message).toMatch(/ENOMEM|out of memory/i);
+          expect(engine.core.x.heap_live(), `n=${n}: ${(e as Error).message}`).toBe(live);
+        }
+        engine.failNthAllocation(0);
+      }
+      expect(n).toBeGreaterThan(3);
+      const dev = group!.devices[0];
+      const into = DirtyBitmap.create(engine.core, layout.gpaPages);
+      tracker.start();
+      expect(dev.dmaWrite(0x1_0000_0000n, Uint8Array.of(1))).toBe(0);
+      tracker.harvest(into); // frames the VMM's bitmap buffer
+      into.clear();
+      expect(dev.dmaWrite(0x3000n, Uint8Array.of(1))).toBe(0);
+      engine.failNthAllocation(1);
+      tracker.harvest(into);
+      expect(engine.core.x.heap_fail_pending()).not.toBe(0); // nothing allocated: the failure never landed
+      engine.failNthAllocation(0);
+      expect(into.count()).toBe(trackingPageSize / 4096);
+      expect(into.test(3)).toBe(true);
+      tracker.stop();
+      tracker.dispose();
+    });
+  }
+});
+
 describe('option rules', () => {
   const fails = (argv: string[]) => {
     try {

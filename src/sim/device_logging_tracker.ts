@@ -13,9 +13,9 @@ import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
-import type { RamSlot } from './guest_layout.js';
+import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
 import { SectionReader, type TrackProcess } from './section_reader.js';
-import type { SimContainer, SimGroup } from './sim_engine.js';
+import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import type { PassthroughTracker } from './tracking.js';
 import { loggingProbe, loggingReport, loggingStart, loggingStop, migrationGet, struct, u64At } from './uapi_args.js';
 
@@ -53,7 +53,10 @@ export function loggingRanges(slots: readonly RamSlot[], pageSize: number): Logg
 /** The passthrough device's DMA logging, driven through its device fd. */
 export class DeviceLoggingTracker implements PassthroughTracker {
   private readonly proc: TrackProcess;
-  private readonly container: SimContainer;
+  private readonly group: SimGroup;
+  private container: SimContainer | null = null;
+  private groupFd = -1;
+  private attached = false;
   private fd = -1;
   private readonly reader: SectionReader;
   private readonly slots: readonly RamSlot[];
@@ -61,15 +64,25 @@ export class DeviceLoggingTracker implements PassthroughTracker {
   private logging = false;
 
   /**
-   * The container, its mappings and the device fd; the MIGRATION and logging probes.
-   * @throws VfioError when the device cannot migrate or log (what was set up is torn down)
+   * The device's own container (which does not track: QEMU uses device logging for a container
+   * whose devices can all log, and the vGPU in the VM's container cannot), the RAM slots mapped
+   * from the VMM's memory at `base` (RAM order), the device fd; the MIGRATION and logging probes.
+   * @throws VfioError when a call fails or the device cannot migrate or log (what was set up is
+   *   torn down, the group detached and its fd closed)
    */
-  constructor(core: Core, proc: TrackProcess, container: SimContainer, group: SimGroup, name: string, slots: readonly RamSlot[], pageSize: number) {
+  constructor(core: Core, engine: SimEngine, proc: TrackProcess & SimProcess, group: SimGroup, name: string, base: bigint, slots: readonly RamSlot[], pageSize: number) {
     this.proc = proc;
-    this.container = container;
+    this.group = group;
     this.slots = slots;
     this.pageSize = pageSize;
     try {
+      this.groupFd = proc.open(`/dev/vfio/${group.id}`); // the container's attach finds and uses it
+      if (this.groupFd < 0) throw vfioError(this.groupFd, `open(/dev/vfio/${group.id})`);
+      const container = (this.container = engine.openContainer(proc));
+      container.attach(group);
+      this.attached = true;
+      container.setIommu('type1v2');
+      for (const s of slots) container.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
       this.fd = container.openDevice(group, name);
       const mig = migrationGet();
       this.ioctl(mig, 'VFIO_DEVICE_FEATURE(MIGRATION GET)');
@@ -117,11 +130,21 @@ export class DeviceLoggingTracker implements PassthroughTracker {
     this.closeAll();
   }
 
+  /** The device fd, the mappings, the group's attachment, the container and the group fd go. */
   private closeAll(): void {
     if (this.fd >= 0) this.proc.close(this.fd);
     this.fd = -1;
-    this.container.unmapAll();
-    this.container.close();
+    if (this.container) {
+      if (this.attached) {
+        this.container.unmapAll();
+        this.container.detach(this.group);
+      }
+      this.attached = false;
+      this.container.close();
+      this.container = null;
+    }
+    if (this.groupFd >= 0) this.proc.close(this.groupFd);
+    this.groupFd = -1;
   }
 
   private ioctl(arg: Uint8Array, what: string): void {

@@ -43,23 +43,7 @@ export function createTracker(
     return new IommufdTracker(core, p, group.devices[0] as unknown as PtDevice, base, layout.slots, layout.gpaPages, c.trackingPageSize);
   }
   if (c.tracking !== 'device') return null;
-  // A container of its own, which does not track: QEMU uses device logging for a container whose
-  // devices can all log, and the vGPU in the VM's container cannot.
-  const container = engine.openContainer(proc);
-  try {
-    container.attach(group);
-    container.setIommu('type1v2');
-    for (const s of layout.slots) container.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
-  } catch (e) {
-    try {
-      container.unmapAll();
-      container.close();
-    } catch {
-      // The set-up's own error is the one to report.
-    }
-    throw e;
-  }
-  return new DeviceLoggingTracker(core, p, container, group, name, layout.slots, c.trackingPageSize);
+  return new DeviceLoggingTracker(core, engine, proc as TrackProcess & SimProcess, group, name, base, layout.slots, c.trackingPageSize);
 }
 
 /** Where the device writes: a pinned ring (guest page, pages), or the pool of buffers. */

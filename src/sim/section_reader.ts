@@ -55,24 +55,30 @@ export function sectionsOf(slots: readonly RamSlot[], pageSize: number): Section
 export class SectionReader {
   readonly sections: readonly Section[];
   private readonly proc: TrackProcess;
-  private readonly pageSize: number;
   private readonly buffer: bigint;
   private readonly core: Core;
   private zeros = 0; // a zeroed block of the core heap, as long as the largest bitmap
   private readonly bitmaps: DirtyBitmap[] = [];
+  private readonly fine: DirtyBitmap[] = []; // at 4 KiB, for a page size above it
+  private readonly k: number; // log2(page size / 4 KiB)
 
   /** @throws OutOfMemoryError (VfioError ENOMEM) when the core cannot allocate; nothing is kept then */
   constructor(core: Core, proc: TrackProcess, slots: readonly RamSlot[], pageSize: number) {
     this.core = core;
     this.proc = proc;
-    this.pageSize = pageSize;
+    this.k = Math.log2(pageSize / GUEST_PAGE);
     this.sections = sectionsOf(slots, pageSize);
     const most = Math.max(...this.sections.map((s) => bytesOf(s.nbits)));
     this.buffer = proc.mmap(most);
     try {
       this.zeros = check(core.x.heap_alloc(most), 'section bitmaps');
       core.u8().fill(0, this.zeros, this.zeros + most);
-      for (const s of this.sections) this.bitmaps.push(DirtyBitmap.create(core, s.nbits));
+      // Everything a read needs is allocated here: once a report call has consumed the tracker's
+      // bits, nothing can fail before they are merged.
+      for (const s of this.sections) {
+        this.bitmaps.push(DirtyBitmap.create(core, s.nbits));
+        if (this.k > 0) this.fine.push(DirtyBitmap.create(core, s.nbits * 2 ** this.k));
+      }
     } catch (e) {
       this.dispose();
       throw e;
@@ -85,7 +91,6 @@ export class SectionReader {
    * @throws VfioError named `what` when a call fails (what was merged before stays merged)
    */
   read(into: DirtyBitmap, what: string, call: (s: Section, bitmap: bigint) => number): void {
-    const k = Math.log2(this.pageSize / GUEST_PAGE);
     const x = this.core.x;
     const um = this.proc.um.handle;
     const at = Number(this.buffer);
@@ -97,22 +102,20 @@ export class SectionReader {
       if (r < 0) throw vfioError(r, what, range);
       const bm = this.bitmaps[i];
       check(x.um_read(um, at, bm.wordAddress(0), nbytes), `${what}: reading the bitmap`, range);
-      if (k === 0) {
+      if (this.k === 0) {
         bm.orInto(into, s.firstPage, s.skip, s.pages);
         return;
       }
-      const fine = bm.convert(-k);
-      try {
-        fine.orInto(into, s.firstPage, s.skip, s.pages);
-      } finally {
-        fine.dispose();
-      }
+      const fine = this.fine[i];
+      check(x.bitmap_convert(bm.handle, fine.handle, -this.k), `${what}: converting to 4 KiB pages`, range);
+      fine.orInto(into, s.firstPage, s.skip, s.pages);
     });
   }
 
   dispose(): void {
-    for (const b of this.bitmaps) b.dispose();
+    for (const b of [...this.bitmaps, ...this.fine]) b.dispose();
     this.bitmaps.length = 0;
+    this.fine.length = 0;
     this.core.x.heap_free(this.zeros);
     this.zeros = 0;
   }
