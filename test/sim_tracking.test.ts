@@ -39,6 +39,7 @@ describe('exact figures of seeded 64 MiB runs', () => {
     const s = await run(config({ tracking: 'type1', maxRounds: 10 }));
     expect(s.converged).toBe(false);
     expect(s.rounds).toBe(10);
+    expect(s.allDirtyRounds).toBe(10);
     expect(s.roundsDetail.slice(1).every((r) => r.dirtyPages === 16384 && r.overReported === 16384 - r.truePages)).toBe(true);
     expect(figures(s).slice(0, 3)).toEqual([[16384, 2095, 14289], [16384, 2787, 13597], [16384, 2825, 13559]]);
     expect(s.tracking).toEqual({
@@ -67,6 +68,7 @@ describe('exact figures of seeded 64 MiB runs', () => {
   it('one tracker range over a 32-bit and a 64-bit extent at 2 MiB: over-reported, and it no longer converges', async () => {
     const s = await run(config({ tracking: 'device', trackerRanges: 1, trackingPageSize: 2 * MiB, maxRounds: 10 }));
     expect([s.converged, s.rounds]).toEqual([false, 10]);
+    expect(s.allDirtyRounds).toBe(0); // coarse pages, not type1's rule for a group that never pins
     expect(figures(s).slice(0, 3)).toEqual([[12210, 2095, 10115], [12648, 2123, 10525], [12213, 2196, 10017]]);
     expect(s.tracking).toMatchObject({ reportedPages: 134718, truePages: 22952, overReported: 111766, underReported: 0 });
   });

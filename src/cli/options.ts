@@ -98,7 +98,7 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.vgpuDmaRate = parseRate('vgpu-dma-rate', t); } },
   { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live; unless set, at most the RAM slot at the top of guest memory',
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
-  { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
+  { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (its driver never pins: under type1 every round is all-dirty) | pinning (its driver pins, so type1 counts only pinned pages)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
   { name: 'passthrough-dma-rate', value: 'RATE', default: '32MiB/s', help: 'what the passthrough device writes into guest RAM by its own DMA, in 64 KiB writes: into its pinned ring with pinning, else into 512 receive buffers spread over RAM',
     apply: (t, c) => { c.passthroughDmaRate = parseRate('passthrough-dma-rate', t); } },

@@ -214,7 +214,7 @@ function roundRecord(round: number, startS: number, lastHarvestS: number, decisi
     pagesPerSecond: durationS > 0 ? normalPages / durationS : 0,
     accelPages: h.accel?.written ?? 0,
     accelUnseen: h.accel?.unseen ?? 0,
-    allDirty: h.devicePages >= x.layout.ramPages,
+    allDirty: config.tracking === 'type1' && h.devicePages >= x.layout.ramPages, // the non-pinned-group rule is type1's
     harvestMs: h.ms,
     truePages: h.truth.truePages,
     overReported: h.truth.overReported,
