@@ -51,8 +51,10 @@ export type DmaTargets = { ring: { firstPage: number; pages: number } } | { pool
 
 /** The passthrough device's own writes over virtual time. */
 export class PassthroughDma {
-  /** dmaWrite calls made. */
+  /** Writes the device made (64 KiB each). */
   writes = 0;
+  /** dmaWrite calls made: a buffer written several times in one step is written once. */
+  calls = 0;
   private readonly dev: PtDevice;
   private readonly layout: GuestLayout;
   private readonly rate: number;
@@ -60,6 +62,8 @@ export class PassthroughDma {
   private readonly prng: Prng;
   private readonly buffers: Uint32Array; // RAM index of each buffer's first page
   private readonly data = new Uint8Array(PT_DMA_CHUNK);
+  private readonly hit: Uint8Array; // per buffer: written in this step
+  private readonly order: number[] = []; // the buffers written in this step, first write first
 
   constructor(dev: PtDevice, layout: GuestLayout, rate: number, seed: number, truth: TruthLog, targets: DmaTargets) {
     this.dev = dev;
@@ -74,22 +78,33 @@ export class PassthroughDma {
       this.buffers = new Uint32Array(PT_DMA_BUFFERS);
       for (let i = 0; i < PT_DMA_BUFFERS; i++) this.buffers[i] = this.prng.below(chunks) * CHUNK_PAGES;
     }
+    this.hit = new Uint8Array(this.buffers.length);
   }
 
-  /** The device's writes in virtual time (t0, t1], seconds. */
+  /**
+   * The device's writes in virtual time (t0, t1], seconds. No harvest falls inside a step, so a
+   * buffer the step writes several times is written once: what any tracker sees is the same.
+   */
   run(t0: number, t1: number): void {
     const perS = this.rate / PT_DMA_CHUNK;
     const n = by(perS, t1) - by(perS, t0);
+    const many = this.buffers.length > 1;
     for (let i = 0; i < n; i++) {
-      const first = this.buffers[this.buffers.length === 1 ? 0 : this.prng.below(this.buffers.length)];
-      this.data.fill((this.writes + 1) & 0xff);
-      this.layout.forEachGpaRange(first, CHUNK_PAGES, (page, count) => {
+      const b = many ? this.prng.below(this.buffers.length) : 0;
+      if (!this.hit[b]) this.order.push(b);
+      this.hit[b] = 1;
+    }
+    this.writes += n;
+    for (const b of this.order) {
+      this.hit[b] = 0;
+      this.data.fill((++this.calls) & 0xff);
+      this.layout.forEachGpaRange(this.buffers[b], CHUNK_PAGES, (page, count) => {
         const iova = BigInt(page) * BigInt(GUEST_PAGE);
         const r = this.dev.dmaWrite(iova, count === CHUNK_PAGES ? this.data : this.data.subarray(0, count * GUEST_PAGE));
         if (r < 0) throw vfioError(r, 'passthrough dmaWrite', { start: iova, length: BigInt(count * GUEST_PAGE) });
         this.truth.markRange(page, count);
       });
-      this.writes++;
     }
+    this.order.length = 0;
   }
 }
