@@ -51,7 +51,7 @@ export type DmaTargets = { ring: { firstPage: number; pages: number } } | { pool
 
 /** The passthrough device's own writes over virtual time. */
 export class PassthroughDma {
-  /** Writes the device made (64 KiB each). */
+  /** Writes the device made (64 KiB each; with pinning, its ring each). */
   writes = 0;
   /** dmaWrite calls made: a buffer written several times in one step is written once. */
   calls = 0;
@@ -61,7 +61,8 @@ export class PassthroughDma {
   private readonly truth: TruthLog;
   private readonly prng: Prng;
   private readonly buffers: Uint32Array; // RAM index of each buffer's first page
-  private readonly data = new Uint8Array(PT_DMA_CHUNK);
+  private readonly pages: number; // guest pages of one write: a buffer, or the whole ring
+  private readonly data: Uint8Array;
   private readonly hit: Uint8Array; // per buffer: written in this step
   private readonly order: number[] = []; // the buffers written in this step, first write first
 
@@ -71,6 +72,8 @@ export class PassthroughDma {
     this.rate = rate;
     this.truth = truth;
     this.prng = new Prng(seed ^ 0x2545f491);
+    this.pages = 'ring' in targets ? targets.ring.pages : CHUNK_PAGES;
+    this.data = new Uint8Array(this.pages * GUEST_PAGE);
     if ('ring' in targets) {
       this.buffers = Uint32Array.of(targets.ring.firstPage); // low RAM: RAM index = guest page
     } else {
@@ -86,7 +89,7 @@ export class PassthroughDma {
    * buffer the step writes several times is written once: what any tracker sees is the same.
    */
   run(t0: number, t1: number): void {
-    const perS = this.rate / PT_DMA_CHUNK;
+    const perS = this.rate / this.data.length;
     const n = by(perS, t1) - by(perS, t0);
     const many = this.buffers.length > 1;
     for (let i = 0; i < n; i++) {
@@ -98,9 +101,9 @@ export class PassthroughDma {
     for (const b of this.order) {
       this.hit[b] = 0;
       this.data.fill((++this.calls) & 0xff);
-      this.layout.forEachGpaRange(this.buffers[b], CHUNK_PAGES, (page, count) => {
+      this.layout.forEachGpaRange(this.buffers[b], this.pages, (page, count) => {
         const iova = BigInt(page) * BigInt(GUEST_PAGE);
-        const r = this.dev.dmaWrite(iova, count === CHUNK_PAGES ? this.data : this.data.subarray(0, count * GUEST_PAGE));
+        const r = this.dev.dmaWrite(iova, count === this.pages ? this.data : this.data.subarray(0, count * GUEST_PAGE));
         if (r < 0) throw vfioError(r, 'passthrough dmaWrite', { start: iova, length: BigInt(count * GUEST_PAGE) });
         this.truth.markRange(page, count);
       });
