@@ -64,7 +64,7 @@ ${PAGE_CSS}
 <p class="note">QEMU's figures at the end of the run, under its labels: transferred counts every byte on the wire (8-byte page headers, zero pages as 9 bytes, device data); remaining is the RAM left dirty.</p>
 <table id="info"></table>
 <h2>Dirty pages over guest memory, per round</h2>
-<p class="note">Each row is one harvest (GET_BITMAP of the device merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; its colour the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts. Hover a cell for its values.</p>
+<p class="note">Each row is one harvest (the dirty tracking's reports, the header names it, merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; its colour the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts. Hover a cell for its values.</p>
 <div class="scale" id="heat-scale" aria-label="colour scale: share of a cell's pages dirty">
   <span class="scale-title">share of the cell's pages dirty:</span>
   <span class="swatch" id="heat-clean"></span><span class="scale-clean">clean (0)</span>
