@@ -27,7 +27,7 @@ const PT_NAME = '0000:65:00.0';
 /** A harvest: the merged report (the caller disposes it) and what the device report alone found. */
 export interface Harvest {
   report: DirtyReport;
-  /** Pages the GET_BITMAP read found dirty, before the CPU log was merged. */
+  /** Pages the GET_BITMAP read and the passthrough device's tracker found dirty, before the CPU log was merged. */
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
@@ -168,7 +168,10 @@ export class MigrationVm {
     this.activityMs += performance.now() - a0;
   }
 
-  /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
+  /**
+   * A GET_BITMAP read of the whole guest, the passthrough device's tracker's reports and the CPU
+   * dirty log (then cleared), merged; judged against the truth (an under-report throws).
+   */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
     let t0 = performance.now();

@@ -24,7 +24,7 @@ export interface RoundRecord {
   phase: RoundPhase;
   /** Virtual time at which the round starts, seconds. */
   startS: number;
-  /** Pages the device report (GET_BITMAP) found dirty; bulk: 0. */
+  /** Pages the device reports (GET_BITMAP, and the passthrough device's tracker with --tracking device|iommufd) found dirty; bulk: 0. */
   devicePages: number;
   /** Pages dirty after merging the CPU dirty log; bulk: every RAM page. */
   dirtyPages: number;
