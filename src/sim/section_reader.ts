@@ -57,7 +57,6 @@ export class SectionReader {
   private readonly proc: TrackProcess;
   private readonly buffer: bigint;
   private readonly core: Core;
-  private zeros = 0; // a zeroed block of the core heap, as long as the largest bitmap
   private readonly bitmaps: DirtyBitmap[] = [];
   private readonly fine: DirtyBitmap[] = []; // at 4 KiB, for a page size above it
   private readonly k: number; // log2(page size / 4 KiB)
@@ -71,8 +70,6 @@ export class SectionReader {
     const most = Math.max(...this.sections.map((s) => bytesOf(s.nbits)));
     this.buffer = proc.mmap(most);
     try {
-      this.zeros = check(core.x.heap_alloc(most), 'section bitmaps');
-      core.u8().fill(0, this.zeros, this.zeros + most);
       // Everything a read needs is allocated here: once a report call has consumed the tracker's
       // bits, nothing can fail before they are merged.
       for (const s of this.sections) {
@@ -97,10 +94,11 @@ export class SectionReader {
     this.sections.forEach((s, i) => {
       const nbytes = bytesOf(s.nbits);
       const range = { start: s.iova, length: s.length };
-      check(x.um_write(um, at, this.zeros, nbytes), `${what}: zeroing the bitmap`, range);
+      const bm = this.bitmaps[i];
+      bm.clear(); // only the words holding bits are written; then it is the zeros to copy
+      check(x.um_write(um, at, bm.wordAddress(0), nbytes), `${what}: zeroing the bitmap`, range);
       const r = call(s, this.buffer);
       if (r < 0) throw vfioError(r, what, range);
-      const bm = this.bitmaps[i];
       check(x.um_read(um, at, bm.wordAddress(0), nbytes), `${what}: reading the bitmap`, range);
       if (this.k === 0) {
         bm.orInto(into, s.firstPage, s.skip, s.pages);
@@ -116,8 +114,6 @@ export class SectionReader {
     for (const b of [...this.bitmaps, ...this.fine]) b.dispose();
     this.bitmaps.length = 0;
     this.fine.length = 0;
-    this.core.x.heap_free(this.zeros);
-    this.zeros = 0;
   }
 }
 
