@@ -54,7 +54,7 @@ export function loggingRanges(slots: readonly RamSlot[], pageSize: number): Logg
 export class DeviceLoggingTracker implements PassthroughTracker {
   private readonly proc: TrackProcess;
   private readonly group: SimGroup;
-  private container: SimContainer | null = null;
+  private container: (SimContainer & { detach(group: SimGroup): void }) | null = null;
   private groupFd = -1;
   private attached = false;
   private fd = -1;
@@ -78,7 +78,8 @@ export class DeviceLoggingTracker implements PassthroughTracker {
     try {
       this.groupFd = proc.open(`/dev/vfio/${group.id}`); // the container's attach finds and uses it
       if (this.groupFd < 0) throw vfioError(this.groupFd, `open(/dev/vfio/${group.id})`);
-      const container = (this.container = engine.openContainer(proc));
+      // The typed API's container (a remote engine has no device logging: simulate refuses it there).
+      const container = (this.container = engine.openContainer(proc) as SimContainer & { detach(group: SimGroup): void });
       container.attach(group);
       this.attached = true;
       container.setIommu('type1v2');

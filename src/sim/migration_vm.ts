@@ -5,7 +5,9 @@
 import { performance } from 'node:perf_hooks';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
+import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
+import { KvmGuest, type CpuLogSync } from './cpu_log.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
@@ -16,6 +18,7 @@ import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
 import { createTracker, PassthroughDma, passthroughGroup } from './passthrough.js';
 import { trackingProblem, traceProblem, TruthLog, type PassthroughTracker, type PtDevice } from './tracking.js';
+import { shadowOf, type GpuShadow } from './gpu_shadow.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
@@ -31,6 +34,8 @@ export interface Harvest {
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
+  /** What KVM's dirty log reported, and the calls the harvest took. */
+  cpu: CpuLogSync;
   /** Pages truly written since the last harvest, and those the report holds beyond them. */
   truth: { truePages: number; overReported: number };
   /** Real milliseconds the truth's bookkeeping took: the simulator's, not a tracking cost. */
@@ -57,14 +62,18 @@ export class MigrationVm {
   private readonly core: Core;
   private readonly vgpu: VgpuDriver | null = null;
   private readonly ptDevice: MdevDevice | null = null;
-  private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
-  private readonly sink: DirtySink;
+  private readonly cpuLog: DirtyBitmap; // what KVM's dirty log reported at a sync, by guest page
+  /** The VM in KVM: the guest's writes go through its vCPUs. */
+  readonly kvm: KvmGuest;
+  private sink: DirtySink;
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
   private readonly truth: TruthLog; // what was truly written since the last harvest
   private readonly tracker: PassthroughTracker | null = null;
   private readonly ptDma: PassthroughDma | null = null;
+  /** The vGPU's shadow of the guest's GPU page table, when there is a vGPU. */
+  readonly shadow: GpuShadow | null = null;
   /** The shared accelerator's workload, when there is one. */
   readonly accel: AccelWorkload | null = null;
 
@@ -85,6 +94,7 @@ export class MigrationVm {
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
     const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
+    const mdevFd = (proc as unknown as Process).open(`/dev/vfio/${mdevGroup.id}`);
     c.attach(mdevGroup);
     const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
     if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
@@ -97,8 +107,14 @@ export class MigrationVm {
     }
     this.core = coreOf(c);
     const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
+    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
+    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
+      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
+    }));
+    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
     const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
     if (config.vgpu) {
+      kvm.addVfioGroup(mdevFd);
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
       this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
@@ -109,6 +125,7 @@ export class MigrationVm {
         dmaRate: config.vgpuDmaRate,
         seed: config.seed,
       });
+      this.shadow = shadowOf(mdevGroup.devices[0], kvm, top.gpa + top.size, config);
     }
     if (ptGroup && config.passthrough === 'pinning') {
       c.openDevice(ptGroup, PT_NAME);
@@ -121,11 +138,6 @@ export class MigrationVm {
       this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
       this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME);
     }
-    const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
-    this.sink = {
-      pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
-      range: (first, count) => cpuLog.setRange(first, count),
-    };
     if (config.accelerator.enabled) {
       // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
       this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
@@ -138,9 +150,11 @@ export class MigrationVm {
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
   start(): void {
     this.c.dirty.start();
+    this.kvm.startLogging(this.cpuLog);
     this.trace?.event({ op: 'start' });
     this.tracker?.start();
     this.vgpu?.start();
+    this.shadow?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
       if (r !== PT_RING_PAGES) throw new Error(`passthrough pinPages failed: ${r}`);
@@ -159,6 +173,7 @@ export class MigrationVm {
       const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
       const lag = this.guestLagS + (b - a) * (1 - this.guestScale);
       this.workload.run(a - this.guestLagS, b - lag, this.sink);
+      this.shadow?.run(a - this.guestLagS, b - lag);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
       this.ptDma?.run(a, b);
@@ -169,13 +184,14 @@ export class MigrationVm {
   }
 
   /**
-   * A GET_BITMAP read of the whole guest, the passthrough device's tracker's reports and the CPU
-   * dirty log (then cleared), merged; judged against the truth (an under-report throws).
+   * KVM's dirty log, then a GET_BITMAP read of the whole guest and the passthrough device's
+   * tracker's reports, merged (SPEC-KVM §10); judged against the truth (an under-report throws).
    */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    const cpu = this.kvm.sync(this.cpuLog);
     let t0 = performance.now();
-    this.cpuLog.orInto(this.truth.bitmap, 0);
+    this.cpuLog.orInto(this.truth.bitmap, 0); // the guest CPU's part of the truth: KVM's log
     let truthMs = performance.now() - t0;
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
@@ -191,7 +207,7 @@ export class MigrationVm {
       t0 = performance.now();
       const truth = this.truth.settle(report.bitmap);
       truthMs += performance.now() - t0;
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, truth, truthMs };
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, cpu, truth, truthMs };
     } catch (e) {
       report.dispose();
       throw e;
@@ -204,7 +220,11 @@ export class MigrationVm {
    */
   postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
     this.guestScale = 1;
-    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog: this.cpuLog, run: (a: number, b: number) => this.run(a, b) };
+    // The guest runs at the destination now: its writes are the pages it touches there.
+    this.shadow?.stop();
+    const cpuLog = this.cpuLog;
+    this.sink = { pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)), range: (first, count) => cpuLog.setRange(first, count) };
+    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog, run: (a: number, b: number) => this.run(a, b) };
     return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
   }
 
@@ -212,12 +232,14 @@ export class MigrationVm {
   dispose(): void {
     this.accel?.dispose();
     this.vgpu?.stop();
+    this.shadow?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
     this.tracker?.stop();
     this.tracker?.dispose();
     this.truth.dispose();
+    this.kvm.dispose();
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();

@@ -22,7 +22,6 @@ export interface SimGroup {
 }
 export interface SimContainer extends DirtyContainer {
   attach(group: SimGroup): void;
-  detach(group: SimGroup): void;
   setIommu(type: 'type1v2' | 'type1'): void;
   openDevice(group: SimGroup, name?: string): number;
   map(m: { iova: bigint; vaddr: bigint; size: bigint; read?: boolean; write?: boolean }): void;
