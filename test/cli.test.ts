@@ -77,14 +77,14 @@ describe('vfio-dirty', () => {
     const s = JSON.parse(a.out());
     expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
     expect(Object.keys(s).sort()).toEqual(
-      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'cpuLog', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'cpuLog', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'tracking', 'wallMs'],
     );
     expect(s.schema).toBe(SUMMARY_SCHEMA);
     expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
     expect(Object.keys(s.roundsDetail[0]).sort()).toEqual([
       'accelPages', 'accelUnseen', 'allDirty', 'bytesSent', 'deviceBytes', 'devicePages', 'devicePendingBytes', 'dirtyLimit', 'dirtyPages', 'dirtyPagesRate', 'dirtyRate',
-      'dirtySyncCount', 'durationS', 'expectedDowntimeS', 'harvestMs', 'mbps', 'normalPages', 'pagesPerSecond', 'pagesSent', 'pendingBytes',
-      'phase', 'round', 'runs', 'startS', 'throttlePct', 'transferredBytes', 'zeroPages',
+      'dirtySyncCount', 'durationS', 'expectedDowntimeS', 'harvestMs', 'mbps', 'normalPages', 'overReported', 'pagesPerSecond', 'pagesSent', 'pendingBytes',
+      'phase', 'round', 'runs', 'startS', 'throttlePct', 'transferredBytes', 'truePages', 'zeroPages',
     ]);
     expect(Object.keys(s.migrate).sort()).toEqual([
       'cpuThrottlePercentage', 'dirtyLimit', 'dirtyPagesRate', 'dirtySyncCount', 'downtimeBytes', 'downtimeS', 'duplicatePages',
@@ -93,9 +93,10 @@ describe('vfio-dirty', () => {
     ]);
     expect(Object.keys(s.config).sort()).toEqual([
       'accelerator', 'bandwidth', 'clearBitmapShift', 'cpuLog', 'deviceState', 'dirtyRate', 'dirtyRingSize', 'downtimeLimit', 'gpuPtPages', 'gpuPtRate', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
-      'memory', 'passthrough', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'trackerRanges', 'tracking', 'trackingPageSize', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+      'memory', 'passthrough', 'passthroughDmaRate', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'trackerRanges', 'tracking', 'trackingPageSize', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
       'zeroFraction',
     ]);
+    expect(Object.keys(s.tracking).sort()).toEqual(['mechanism', 'mode', 'overReported', 'pageSize', 'reportedPages', 'trackerRanges', 'truePages', 'underReported']);
     expect(s.config.memory).toBe(512 * 2 ** 20);
     expect(s.roundsDetail[0].phase).toBe('bulk');
     expect(s.roundsDetail.at(-1).phase).toBe(s.converged ? 'stop-copy' : 'unconverged');

@@ -30,7 +30,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
   return {
     memory, lowMemory: 3 * GiB, bandwidth: 1000 * MiB, downtimeLimit: 0.3, maxRounds, workload: 'mixed', dirtyRate: 512 * MiB,
     hotFraction: 0.1, hotWeight: 0.9, vgpu: false, vgpuPinned: 0, vgpuChurn: 0, vgpuDmaRate: 0, vgpuRegion: 0,
-    passthrough: 'none', tracking: 'type1', trackerRanges: 4, trackingPageSize: 4096, seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
+    passthrough: 'none', passthroughDmaRate: 32 * MiB, tracking: 'type1', trackerRanges: 4, trackingPageSize: 4096, seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0, vcpus: 4,
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
     accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
@@ -46,7 +46,7 @@ function record(i: number, phase: RoundRecord['phase'], bytes: number, bw: numbe
     bytesSent: sent * PAGE, durationS: (sent * PAGE) / bw, dirtyRate: 10 * MiB, expectedDowntimeS: (pages * PAGE) / bw,
     normalPages: sent, zeroPages: 0, deviceBytes: 0, devicePendingBytes: 0, pendingBytes: pages * PAGE, dirtySyncCount: i + 1,
     dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: 0, mbps: 0, pagesPerSecond: 0, accelPages: 0, accelUnseen: 0,
-    allDirty: false, harvestMs: 0.5,
+    allDirty: false, harvestMs: 0.5, truePages: pages >> 1, overReported: pages - (pages >> 1),
   };
 }
 
@@ -60,6 +60,7 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     schema: SUMMARY_SCHEMA, config: c, slots: [{ gpa: 0, size: memory }], converged, rounds: dirty.length,
     totalTimeS: 10, downtimeS: roundsDetail[roundsDetail.length - 1].expectedDowntimeS,
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
+    tracking: { mode: 'type1', mechanism: 'type1, the container\'s GET_BITMAP, 4 KiB pages', pageSize: 4096, trackerRanges: null, reportedPages: 0, truePages: 0, overReported: 0, underReported: 0 },
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
     wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
     cpuLog: { mode: 'manual', vcpus: 4, stores: 0, rounds: [], total: emptySync(), shadow: null },
@@ -212,7 +213,7 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     expect(await pixel(page, 'convergence', 1, 256 * MiB)).toEqual(hex(COLOURS.precopy));
     expect(await pixel(page, 'convergence', 4, 80 * MiB)).toEqual(hex(COLOURS.stopCopy));
     expect(await page.locator('#rounds tr:nth-child(2) td').allTextContents()).toEqual(
-      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
+      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
   });
 
   it('draws the limit line at 300 ms on the time axis, which is 300 MiB at 1000 MiB/s on the byte axis', async () => {

@@ -7,6 +7,7 @@ import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_work
 import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
+import { trackingProblem, traceProblem } from '../sim/tracking.js';
 import { remoteRefusal } from '../server/remote_engine.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
@@ -106,13 +107,15 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.gpuPtPages = parseInteger('gpu-pt-pages', t, 0, 65536); } },
   { name: 'gpu-pt-rate', value: 'N', default: '0', help: 'page-table entries per second the guest\'s GPU driver writes (8-byte stores through the vCPUs, seen by the vGPU\'s notifier)',
     apply: (t, c) => { c.gpuPtRate = parseInteger('gpu-pt-rate', t, 0, 10_000_000); } },
-  { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
+  { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (its driver never pins: under type1 every round is all-dirty) | pinning (its driver pins, so type1 counts only pinned pages)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
-  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits)',
+  { name: 'passthrough-dma-rate', value: 'RATE', default: '32MiB/s', help: 'what the passthrough device writes into guest RAM by its own DMA, in 64 KiB writes: into its pinned ring with pinning, else into 512 receive buffers spread over RAM',
+    apply: (t, c) => { c.passthroughDmaRate = parseRate('passthrough-dma-rate', t); } },
+  { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits); device and iommufd need --passthrough unpinned; without --passthrough, any --tracking implies it',
     apply: (t, c) => { c.tracking = parseChoice('tracking', t, TRACKING_MODES); } },
-  { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these)',
+  { name: 'tracker-ranges', value: 'N', default: '4', help: 'with --tracking device: the ranges the device\'s tracker holds (it merges more into these; the VMM asks for two: RAM below and above 4 GiB)',
     apply: (t, c) => { c.trackerRanges = parseInteger('tracker-ranges', t, 1, 256); } },
-  { name: 'tracking-page-size', value: 'SIZE', default: '4KiB', help: 'the page size dirty tracking reports in, a power of two from 4KiB to 2MiB',
+  { name: 'tracking-page-size', value: 'SIZE', default: '4KiB', help: 'the page size dirty tracking reports in, a power of two from 4KiB to 2MiB (type1: 4KiB only); each reported page marks all its 4 KiB guest pages',
     apply: (t, c) => { c.trackingPageSize = parseSize('tracking-page-size', t); } },
   { name: 'seed', value: 'N', default: '1', help: 'seed of every random choice: the same seed gives the same run',
     apply: (t, c) => { c.seed = parseInteger('seed', t, 0, Number.MAX_SAFE_INTEGER); } },
@@ -202,8 +205,12 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
   checkGuest(c);
   if (c.vgpu) checkVgpu(c, given);
-  const tps = c.trackingPageSize;
-  if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
+  // --tracking is about the passthrough device: naming any mode brings one, so that the three
+  // mechanisms are compared on the same device.
+  if (set?.has('tracking') && !set.has('passthrough') && c.passthrough === 'none') c.passthrough = 'unpinned';
+  const tracking = trackingProblem(c);
+  if (tracking) throw new OptionError(tracking.option, tracking.message);
+  if (c.passthroughDmaRate > 4 * GiB) throw new OptionError('passthrough-dma-rate', 'must be at most 4GiB/s');
   if (c.throttle.autoConverge && c.throttle.dirtyLimit) throw new OptionError('dirty-limit', 'cannot be used with --auto-converge (QEMU refuses both)');
   if (c.throttle.dirtyLimit && !(c.throttle.vcpuDirtyLimit > 0)) throw new OptionError('vcpu-dirty-limit', 'must be more than 0');
   if (c.accelerator.enabled) checkAccel(c);
@@ -352,6 +359,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
     if (refused) throw new OptionError(refused, 'cannot be used with --server yet: the server protocol does not carry its calls');
   }
   if (output.report !== undefined) checkOutputFile('report', output.report);
+  if (output.trace !== undefined && traceProblem(config)) throw new OptionError('trace', traceProblem(config)!.replace(/^--trace /, ''));
   if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
   else if (set.has('export-format')) throw new OptionError('export-format', 'needs --export DIR');

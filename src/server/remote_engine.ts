@@ -27,6 +27,8 @@ export const REMOTE_REFUSALS: readonly Refusal[] = [
   { option: 'tracking', applies: (c) => c.tracking !== 'type1' },
   { option: 'tracking-page-size', applies: (c) => c.trackingPageSize !== 4096 },
   { option: 'accelerator', applies: (c) => c.accelerator.enabled },
+  // The passthrough device's own DMA (dev.dmaWrite): run remotely with --passthrough-dma-rate 0.
+  { option: 'passthrough-dma-rate', applies: (c) => c.passthrough !== 'none' && c.passthroughDmaRate > 0 },
 ];
 
 /** The first option of `config` a remote run cannot serve, or undefined. */

@@ -52,6 +52,8 @@ export interface SimConfig {
   gpuPtRate: number;
   /** The passthrough device's part. */
   passthrough: PassthroughMode;
+  /** Bytes/s the passthrough device writes into guest RAM by its own DMA (dmaWrite). */
+  passthroughDmaRate: number;
   /** Who tracks the passthrough device's writes. */
   tracking: TrackingMode;
   /** --tracking device: the ranges the device's tracker holds (its maxRanges), 1..256. */

@@ -5,6 +5,7 @@ import { throughputMbps } from './convergence.js';
 import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
 import { SUMMARY_SCHEMA, type CpuLogSummary, type PostcopySummary, type EngineCost, type MigrateInfo, type RoundRecord, type SimSummary } from './summary.js';
 import type { Throttle } from './throttle.js';
+import { trackingSummary } from './tracking.js';
 
 /** The summary of a run whose rounds are `rounds` (the last is stop-copy or unconverged). */
 export function summarize(
@@ -26,6 +27,7 @@ export function summarize(
     bytesSent,
     migrate: migrateInfo(config, rounds, converged, throttle),
     postcopy,
+    tracking: trackingSummary(config, rounds),
     allDirtyRounds: rounds.filter((r) => r.allDirty).length,
     accelerator: accel && {
       pasid: accel.pasid,

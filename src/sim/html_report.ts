@@ -63,7 +63,7 @@ ${BASE_CSS}${PAGE_CSS}
 <p class="note">QEMU's figures at the end of the run, under its labels: transferred counts every byte on the wire (8-byte page headers, zero pages as 9 bytes, device data); remaining is the RAM left dirty.</p>
 <table id="info"></table>
 <h2>Dirty pages over guest memory, per round</h2>
-<p class="note">Each row is one harvest (GET_BITMAP of the device merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; its colour the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts. Hover a cell for its values.</p>
+<p class="note">Each row is one harvest (the dirty tracking's reports, the header names it, merged with the CPU dirty log); each cell a slice of guest RAM in RAM order; its colour the share of its pages that were dirty. The dashed line marks where RAM above 4 GiB starts. Hover a cell for its values.</p>
 <div class="scale" id="heat-scale" aria-label="colour scale: share of a cell's pages dirty">
   <span class="scale-title">share of the cell's pages dirty:</span>
   <span class="swatch" id="heat-clean"></span><span class="scale-clean">clean (0)</span>
@@ -140,6 +140,7 @@ const CLIENT_TEXT = String.raw`
     ['bandwidth', (cfg.bandwidth / MiB).toFixed(1) + ' MiB/s'],
     ['workload', cfg.workload + ' at ' + (cfg.dirtyRate / MiB).toFixed(1) + ' MiB/s, seed ' + cfg.seed],
     ['devices', (cfg.vgpu ? 'vGPU pinning ' + R.bytes(cfg.vgpuPinned) : 'no vGPU') + ', passthrough ' + cfg.passthrough],
+    ['dirty tracking', s.tracking.mechanism + ': ' + s.tracking.overReported + ' pages over-reported of ' + s.tracking.reportedPages + ' reported (' + s.tracking.truePages + ' truly written, 0 under-reported)'],
     ['engine time (real)', s.engine.totalMs.toFixed(1) + ' ms over ' + s.engine.harvests + ' harvests'],
     ['convergence aid', cfg.throttle.autoConverge ? 'auto-converge (initial ' + cfg.throttle.initial + ' %, increment ' + cfg.throttle.increment + ' %, max ' + cfg.throttle.max + ' %' + (cfg.throttle.tailslow ? ', tailslow' : '') + '): throttle ' + m.cpuThrottlePercentage + ' % at the end'
       : cfg.throttle.dirtyLimit ? 'dirty-limit ' + (cfg.throttle.vcpuDirtyLimit / MiB).toFixed(1) + ' MiB/s per vCPU x ' + cfg.vcpus + (m.dirtyLimit > 0 ? ' (in service)' : ' (not triggered)') : 'none'],
@@ -181,6 +182,7 @@ const CLIENT_TEXT = String.raw`
     ['start', function (r) { return R.secs(r.startS); }],
     ['dirty', function (r, bulk) { return bulk ? '' : R.bytes(r.dirtyPages * 4096); }],
     ['device', function (r, bulk) { return bulk ? '' : R.bytes(r.devicePages * 4096); }],
+    ['over-reported', function (r, bulk) { return bulk ? '' : R.bytes(r.overReported * 4096); }],
     ['CPU log', function (r, bulk) { return bulk ? '' : R.data.cpuLog.rounds[r.round - 1] || ''; }],
     ['runs', function (r) { return String(r.runs); }],
     ['rate MiB/s', function (r, bulk) { return bulk ? '' : (r.dirtyRate / MiB).toFixed(1); }],

@@ -16,6 +16,8 @@ import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
+import { createTracker, PassthroughDma, passthroughGroup } from './passthrough.js';
+import { trackingProblem, traceProblem, TruthLog, type PassthroughTracker, type PtDevice } from './tracking.js';
 import { shadowOf, type GpuShadow } from './gpu_shadow.js';
 import { Workload, type DirtySink } from './workload.js';
 
@@ -28,12 +30,16 @@ const PT_NAME = '0000:65:00.0';
 /** A harvest: the merged report (the caller disposes it) and what the device report alone found. */
 export interface Harvest {
   report: DirtyReport;
-  /** Pages the GET_BITMAP read found dirty, before the CPU log was merged. */
+  /** Pages the GET_BITMAP read and the passthrough device's tracker found dirty, before the CPU log was merged. */
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
   /** What KVM's dirty log reported, and the calls the harvest took. */
   cpu: CpuLogSync;
+  /** Pages truly written since the last harvest, and those the report holds beyond them. */
+  truth: { truePages: number; overReported: number };
+  /** Real milliseconds the truth's bookkeeping took: the simulator's, not a tracking cost. */
+  truthMs: number;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -63,6 +69,9 @@ export class MigrationVm {
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
+  private readonly truth: TruthLog; // what was truly written since the last harvest
+  private readonly tracker: PassthroughTracker | null = null;
+  private readonly ptDma: PassthroughDma | null = null;
   /** The vGPU's shadow of the guest's GPU page table, when there is a vGPU. */
   readonly shadow: GpuShadow | null = null;
   /** The shared accelerator's workload, when there is one. */
@@ -75,7 +84,9 @@ export class MigrationVm {
   constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
     this.trace = trace;
-    if (config.tracking !== 'type1' || config.trackingPageSize !== GUEST_PAGE) throw new RangeError('--tracking device|iommufd and --tracking-page-size are not built yet');
+    const problem = trackingProblem(config);
+    if (problem) throw new RangeError(`--${problem.option}: ${problem.message}`);
+    if (trace && traceProblem(config)) throw new RangeError(traceProblem(config)!);
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
     const base = proc.mmap(BigInt(config.memory));
@@ -85,8 +96,8 @@ export class MigrationVm {
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
     const mdevFd = (proc as unknown as Process).open(`/dev/vfio/${mdevGroup.id}`);
     c.attach(mdevGroup);
-    const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
-    if (ptGroup) c.attach(ptGroup);
+    const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
+    if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
     c.setIommu('type1v2');
     trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
     if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
@@ -95,12 +106,13 @@ export class MigrationVm {
       trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
     this.core = coreOf(c);
+    const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
     this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
     const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
       mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
     }));
     this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
-    const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
+    const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
     if (config.vgpu) {
       kvm.addVfioGroup(mdevFd);
       c.openDevice(mdevGroup, 'vgpu0');
@@ -120,6 +132,12 @@ export class MigrationVm {
       const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
+    if (ptGroup) {
+      const dev = ptGroup.devices[0] as unknown as PtDevice;
+      const targets = config.passthrough === 'pinning' ? { ring: { firstPage: PT_RING_GPA / GUEST_PAGE, pages: PT_RING_PAGES } } : { pool: true as const };
+      this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
+      this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME);
+    }
     if (config.accelerator.enabled) {
       // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
       this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
@@ -134,6 +152,7 @@ export class MigrationVm {
     this.c.dirty.start();
     this.kvm.startLogging(this.cpuLog);
     this.trace?.event({ op: 'start' });
+    this.tracker?.start();
     this.vgpu?.start();
     this.shadow?.start();
     if (this.ptDevice) {
@@ -157,16 +176,23 @@ export class MigrationVm {
       this.shadow?.run(a - this.guestLagS, b - lag);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
+      this.ptDma?.run(a, b);
       this.accel?.run(a, b);
       onStep?.((i + 1) / steps);
     }
     this.activityMs += performance.now() - a0;
   }
 
-  /** KVM's dirty log, then a GET_BITMAP read of the whole guest, merged (SPEC-KVM §10). */
+  /**
+   * KVM's dirty log, then a GET_BITMAP read of the whole guest and the passthrough device's
+   * tracker's reports, merged (SPEC-KVM §10); judged against the truth (an under-report throws).
+   */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
     const cpu = this.kvm.sync(this.cpuLog);
+    let t0 = performance.now();
+    this.cpuLog.orInto(this.truth.bitmap, 0); // the guest CPU's part of the truth: KVM's log
+    let truthMs = performance.now() - t0;
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
@@ -174,10 +200,14 @@ export class MigrationVm {
     }
     const report = readReport(this.c, { iova: 0n, size, core: this.core });
     try {
+      this.tracker?.harvest(report.bitmap);
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, cpu };
+      t0 = performance.now();
+      const truth = this.truth.settle(report.bitmap);
+      truthMs += performance.now() - t0;
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, cpu, truth, truthMs };
     } catch (e) {
       report.dispose();
       throw e;
@@ -206,6 +236,9 @@ export class MigrationVm {
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
+    this.tracker?.stop();
+    this.tracker?.dispose();
+    this.truth.dispose();
     this.kvm.dispose();
     this.cpuLog.dispose();
     this.c.unmapAll();

@@ -5,7 +5,11 @@ import type { MdevDevice } from './vgpu.js';
 
 export interface SimEngine {
   createProcess(opts?: { memlockLimit?: bigint; capIpcLock?: boolean }): SimProcess;
-  createGroup(opts: { kind: 'iommu' | 'emulated'; devices?: string[] }): SimGroup;
+  createGroup(opts: {
+    kind: 'iommu' | 'emulated';
+    devices?: (string | { name: string; dmaLogging?: { maxRanges?: number } })[];
+    iommuDirtyTracking?: boolean;
+  }): SimGroup;
   openContainer(proc: SimProcess): SimContainer;
   memoryInUse(): number;
 }

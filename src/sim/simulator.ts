@@ -56,6 +56,7 @@ interface HarvestFacts {
   ms: number;
   cells: Uint8Array;
   accel: { written: number; unseen: number } | null;
+  truth: { truePages: number; overReported: number };
   /** The dirty runs, kept when this harvest may switch to postcopy. */
   dirtyRuns: Uint32Array | null;
   cpu: CpuLogSync;
@@ -149,21 +150,21 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
     devicePendingBytes: deviceBytes + config.deviceState.stopCopy, pendingBytes: config.memory + deviceBytes + config.deviceState.stopCopy,
     dirtySyncCount: 1, dirtyPagesRate: 0, throttlePct: 0, dirtyLimit: 0, transferredBytes: bytes,
     mbps: throughputMbps(bytes, durationS), pagesPerSecond: durationS > 0 ? layout.ramPages / durationS : 0,
-    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0,
+    accelPages: 0, accelUnseen: 0, allDirty: false, harvestMs: 0, truePages: 0, overReported: 0,
   };
 }
 
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
 function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages, accel, cpu } = vm.harvest();
+  const { report, devicePages, accel, cpu, truth, truthMs } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
-    const ms = performance.now() - h0;
+    const ms = performance.now() - h0 - truthMs;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null, cpu };
+    return { devicePages, dirtyPages, runs, ms, cells, accel, truth, dirtyRuns: keepRuns ? report.compactRuns() : null, cpu };
   } finally {
     report.dispose();
   }
@@ -218,8 +219,10 @@ function roundRecord(round: number, startS: number, lastHarvestS: number, decisi
     pagesPerSecond: durationS > 0 ? normalPages / durationS : 0,
     accelPages: h.accel?.written ?? 0,
     accelUnseen: h.accel?.unseen ?? 0,
-    allDirty: h.devicePages >= x.layout.ramPages,
+    allDirty: config.tracking === 'type1' && h.devicePages >= x.layout.ramPages, // the non-pinned-group rule is type1's
     harvestMs: h.ms,
+    truePages: h.truth.truePages,
+    overReported: h.truth.overReported,
   };
 }
 

@@ -1,7 +1,7 @@
 // What a simulated migration produces: one record per round and a summary, in plain units
 // (bytes, seconds; engine cost in real milliseconds). `--json` prints `SimSummary` as is; the
 // README documents this schema and `SUMMARY_SCHEMA` names its version.
-import type { SimConfig } from './config.js';
+import type { SimConfig, TrackingMode } from './config.js';
 import type { CpuLogMode, CpuLogSync } from './cpu_log.js';
 
 /** The schema name and version of the JSON summary. */
@@ -25,7 +25,7 @@ export interface RoundRecord {
   phase: RoundPhase;
   /** Virtual time at which the round starts, seconds. */
   startS: number;
-  /** Pages the device report (GET_BITMAP) found dirty; bulk: 0. */
+  /** Pages the device reports (GET_BITMAP, and the passthrough device's tracker with --tracking device|iommufd) found dirty; bulk: 0. */
   devicePages: number;
   /** Pages dirty after merging the CPU dirty log; bulk: every RAM page. */
   dirtyPages: number;
@@ -73,6 +73,30 @@ export interface RoundRecord {
   allDirty: boolean;
   /** Real milliseconds the engine spent on this round's harvest (GET_BITMAP, merge, count, runs). */
   harvestMs: number;
+  /** Guest pages truly written (guest CPU, vGPU dma_rw, passthrough DMA) since the previous harvest; bulk: 0. */
+  truePages: number;
+  /** Pages this harvest reported beyond the truly written ones (dirtyPages - truePages); bulk: 0. */
+  overReported: number;
+}
+
+/** How the passthrough device's writes were tracked, and how the reports compare with the truth. */
+export interface TrackingSummary {
+  /** --tracking. */
+  mode: TrackingMode;
+  /** The mechanism in words, e.g. `device DMA logging, a tracker of 4 ranges, 4 KiB pages`. */
+  mechanism: string;
+  /** --tracking-page-size, bytes. */
+  pageSize: number;
+  /** --tracker-ranges with --tracking device, else null. */
+  trackerRanges: number | null;
+  /** Pages reported dirty over all harvests (the sum of the rounds' dirtyPages). */
+  reportedPages: number;
+  /** Pages truly written, summed over the harvests' periods. */
+  truePages: number;
+  /** reportedPages - truePages: sent without need. */
+  overReported: number;
+  /** Truly written pages missing from a report: always 0 (a run that would under-report fails). */
+  underReported: 0;
 }
 
 /** Engine cost, real time, apart from the virtual time of the migration. */
@@ -218,6 +242,8 @@ export interface SimSummary {
   postcopy: PostcopySummary | null;
   /** The shared accelerator (--accelerator), or null. */
   accelerator: AccelSummary | null;
+  /** The dirty tracking of the passthrough device and its over-report against the truth. */
+  tracking: TrackingSummary;
   /** Whether any harvest was all-dirty because a non-pinning IOMMU-backed group was attached. */
   allDirtyRounds: number;
   /** The guest CPU's dirty log in KVM. */

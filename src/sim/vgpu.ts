@@ -139,6 +139,6 @@ export class VgpuDriver {
 }
 
 /** Events at `perSecond` made by virtual time t, counted from 0. */
-function by(perSecond: number, t: number): number {
+export function by(perSecond: number, t: number): number {
   return Math.floor(perSecond * t + 1e-9);
 }

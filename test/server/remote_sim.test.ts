@@ -44,8 +44,8 @@ const small = ['--memory', '512MiB', '--vgpu-region', '64MiB', '--vgpu-pinned', 
 describe('simulate --server', () => {
   it.each([
     ['the defaults, scaled down', []],
-    ['a pinning passthrough device (dma_unmap events) and auto-converge', ['--passthrough', 'pinning', '--auto-converge', '--dirty-rate', '2GiB/s']],
-    ['no vGPU, an unpinned passthrough device, postcopy', ['--no-vgpu', '--passthrough', 'unpinned', '--postcopy-after', '2']],
+    ['a pinning passthrough device (dma_unmap events) and auto-converge', ['--passthrough', 'pinning', '--passthrough-dma-rate', '0', '--auto-converge', '--dirty-rate', '2GiB/s']],
+    ['no vGPU, an unpinned passthrough device, postcopy', ['--no-vgpu', '--passthrough', 'unpinned', '--passthrough-dma-rate', '0', '--postcopy-after', '2']],
   ])('gives the figures of the in-process run: %s', async (_name, extra) => {
     const local = await run([...small, ...extra]);
     const remote = await run([...small, ...extra, '--server', srv.sock]);
@@ -57,7 +57,7 @@ describe('simulate --server', () => {
 
   it('exports and traces the same bytes as the in-process run', async () => {
     const dirs = ['local', 'remote'].map((d) => join(tmp, d));
-    const args = (d: string) => [...small, '--passthrough', 'pinning', '--export', join(d, 'x'), '--export-format', 'all', '--trace', join(d, 't.jsonl')];
+    const args = (d: string) => [...small, '--passthrough', 'pinning', '--passthrough-dma-rate', '0', '--export', join(d, 'x'), '--export-format', 'all', '--trace', join(d, 't.jsonl')];
     expect((await run(args(dirs[0]))).status).toBe(0);
     expect((await run([...args(dirs[1]), '--server', srv.sock])).status).toBe(0);
     const files = readdirSync(join(dirs[0], 'x')).sort();
@@ -147,6 +147,7 @@ describe('simulate --server', () => {
   it.each([
     [['--accelerator'], '--accelerator: cannot be used with --server yet'],
     [['--tracking', 'device'], '--tracking: cannot be used with --server yet'],
+    [['--passthrough', 'unpinned'], '--passthrough-dma-rate: cannot be used with --server yet'],
   ])('refuses %j with a one-line error naming the option', async (extra, message) => {
     expect(() => parseSimulateOptions(['--server', srv.sock, ...extra])).toThrow(message);
     const r = await run(['--server', srv.sock, ...extra]);
