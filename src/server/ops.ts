@@ -3,6 +3,9 @@
 // the i64 result with the bytes the call wrote back. The entries live beside this file, one file
 // per subsystem (ops_<subsystem>.ts); this is the one table they form.
 import type { Handler } from './ops_common.js';
+import { deviceOps } from './ops_device.js';
+import { kvmOps } from './ops_kvm.js';
+import { pasidOps } from './ops_pasid.js';
 import { processOps } from './ops_process.js';
 import { vfioOps } from './ops_vfio.js';
 
@@ -12,4 +15,7 @@ export { MAX_DATA, deviceByName, holdsGroup, type Reply } from './ops_common.js'
 export const opTable: Record<number, Handler | undefined> = {
   ...processOps,
   ...vfioOps,
+  ...kvmOps,
+  ...deviceOps,
+  ...pasidOps,
 };
