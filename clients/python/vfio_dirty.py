@@ -314,9 +314,11 @@ class Client:
         """A page-track node on the device's VM: track_write(client, gpa, data),
         remove_region(client, gfn, nr_pages); each runs inside its callback."""
         events = (1 if track_write else 0) | (2 if remove_region else 0)
-        self._track_write[device] = track_write
-        self._remove_region[device] = remove_region
-        return self.request(OP_DEV_KVM_REGISTER_NODE, _str(device) + struct.pack('<I', events))[0]
+        ret = self.request(OP_DEV_KVM_REGISTER_NODE, _str(device) + struct.pack('<I', events))[0]
+        if ret == 0:  # registering sends no event: the handlers are set once the node is in
+            self._track_write[device] = track_write
+            self._remove_region[device] = remove_region
+        return ret
 
     def unregister_kvm_node(self, device):
         return self.request(OP_DEV_KVM_UNREGISTER_NODE, _str(device))[0]
@@ -366,8 +368,10 @@ class Client:
 
     def add_ioasid_notifier(self, fn, priority=0):
         """fn(client, event, id, sid) -> NOTIFY_* value, on this process's VM PASID set."""
-        self._ioasid = fn
-        return self.request(OP_IOASID_ADD_NOTIFIER, struct.pack('<i', priority))[0]
+        ret = self.request(OP_IOASID_ADD_NOTIFIER, struct.pack('<i', priority))[0]
+        if ret == 0:
+            self._ioasid = fn
+        return ret
 
     def remove_ioasid_notifier(self):
         return self.request(OP_IOASID_REMOVE_NOTIFIER)[0]

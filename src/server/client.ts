@@ -337,12 +337,16 @@ export class Client {
   }
 
   /** A page-track node on the device's VM; its callbacks run with a client inside them. */
-  registerKvmNode(device: string, node: KvmNodeHandlers): Promise<number> {
-    const h = subsystemHandlers(this.link);
-    if (node.trackWrite) h.trackWrite.set(device, node.trackWrite);
-    if (node.trackRemoveRegion) h.removeRegion.set(device, node.trackRemoveRegion);
+  async registerKvmNode(device: string, node: KvmNodeHandlers): Promise<number> {
     const events = (node.trackWrite ? 1 : 0) | (node.trackRemoveRegion ? 2 : 0);
-    return this.num(Op.DEV_KVM_REGISTER_NODE, new Writer().str(device).u32(events).done());
+    const r = await this.num(Op.DEV_KVM_REGISTER_NODE, new Writer().str(device).u32(events).done());
+    if (r === 0) {
+      // registering sends no event, so the handlers can be set once the node is in
+      const h = subsystemHandlers(this.link);
+      if (node.trackWrite) h.trackWrite.set(device, node.trackWrite);
+      if (node.trackRemoveRegion) h.removeRegion.set(device, node.trackRemoveRegion);
+    }
+    return r;
   }
 
   /** Unregisters this connection's node of the device: 0. */
@@ -395,11 +399,11 @@ export class Client {
   }
 
   /** The IOASID notifier of this process's VM set (null removes it); its result answers the event. */
-  ioasidNotifier(fn: IoasidHandler | null, priority = 0): Promise<number> {
-    const h = subsystemHandlers(this.link);
+  async ioasidNotifier(fn: IoasidHandler | null, priority = 0): Promise<number> {
     if (!fn) return this.num(Op.IOASID_REMOVE_NOTIFIER, EMPTY);
-    h.ioasid = fn;
-    return this.num(Op.IOASID_ADD_NOTIFIER, new Writer().u32(priority).done());
+    const r = await this.num(Op.IOASID_ADD_NOTIFIER, new Writer().u32(priority).done());
+    if (r === 0) subsystemHandlers(this.link).ioasid = fn;
+    return r;
   }
 
   /** IOASID_BIND (3) or IOASID_UNBIND (4) of an ID of this process's VM set. */

@@ -2,6 +2,7 @@
 // vCPU, named by its vCPU fd in the connection, and a device model's calls on its device's VM
 // (`dev.kvm`): write tracking, a page-track node whose callbacks are events 0x4002 and 0x4003, and
 // the KVM-VFIO unlink notification as event 0x4004.
+import { callbackScope } from '../kvm/callbacks.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { PageTrackNotifierNode } from '../kvm/page_track.js';
 import type { Vcpu } from '../kvm/vcpu.js';
@@ -74,6 +75,7 @@ const registerNode: Handler = (host, s, r) => {
   if (typeof dk === 'number') return [dk];
   if (events & ~(NODE_TRACK_WRITE | NODE_REMOVE_REGION)) return [-PErr.EINVAL];
   const [d, kvm] = dk;
+  callbackScope(host.engine).forbidIn('track', 'pageTrackRegisterNotifier'); // G4, before EEXIST
   let mine = nodesOf.get(s);
   if (!mine) nodesOf.set(s, (mine = new Map()));
   if (mine.has(d)) return [-PErr.EEXIST];

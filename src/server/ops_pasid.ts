@@ -113,6 +113,7 @@ const notifierOf = new WeakMap<Session, { nb: IoasidNotifier; sid: number }>();
 const addNotifier: Handler = (host, s, r) => {
   const priority = r.u32() | 0;
   if (!r.ok) return [-PErr.EBADMSG];
+  if (host.engine.calls.inCallback) return [-PErr.EDEADLK]; // N1's first check, before ours
   if (notifierOf.has(s)) return [-PErr.EEXIST];
   const sid = vmSetOf(s.proc!);
   if (sid < 0) return [-PErr.ENOENT];
@@ -129,9 +130,9 @@ const addNotifier: Handler = (host, s, r) => {
 
 const removeNotifier: Handler = (host, s) => {
   const n = notifierOf.get(s);
+  if (host.engine.calls.inCallback) return [-PErr.EDEADLK];
   if (!n) return [-PErr.ENOENT];
   const ret = host.engine.ioasid.removeNotifier(n.nb, { sid: n.sid });
-  if (ret === -PErr.EDEADLK) return [ret];
   notifierOf.delete(s);
   s.ends.delete(n.nb);
   return [ret === -PErr.EINVAL ? 0 : ret]; // its set went with the VM: the notifier with it
