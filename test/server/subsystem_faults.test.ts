@@ -76,7 +76,7 @@ describe('a client killed while holding KVM, logging, PASIDs and a bond', () => 
     const mem = await obs.mmap(4096); // the observer's own page, written once before the first measure
     expect(await obs.write(mem, new Uint8Array([1]))).toBe(0);
     const quiet = async () => {
-      const s = (await obs.stats()) as Stats;
+      const s = (await obs.stats()) as unknown as Stats;
       return s.processes === 1 && s.groups.every((g) => !g.open);
     };
     const cycle = async (): Promise<number> => {
@@ -87,7 +87,7 @@ describe('a client killed while holding KVM, logging, PASIDs and a bond', () => 
       });
       try {
         // another client is served while the holder holds everything
-        expect(((await obs.stats()) as Stats).processes).toBe(2);
+        expect(((await obs.stats()) as unknown as Stats).processes).toBe(2);
         expect(await obs.open('/dev/vfio/1')).toBe(-16); // EBUSY: held
         expect(await obs.write(mem, new Uint8Array([1]))).toBe(0);
         expect(await obs.read(mem, 1)).toEqual(new Uint8Array([1]));
@@ -95,7 +95,7 @@ describe('a client killed while holding KVM, logging, PASIDs and a bond', () => 
         py.kill('SIGKILL');
       }
       await eventually(quiet);
-      return ((await obs.stats()) as Stats).heapUsed;
+      return ((await obs.stats()) as unknown as Stats).heapUsed;
     };
     const first = await cycle();
     const again = [await cycle(), await cycle()];

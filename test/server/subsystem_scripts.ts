@@ -101,3 +101,26 @@ export function accelV34(): Step[] {
     ['accel_dma_write', '/dev/sec-1', 1, x(V1), '05'], ['sva_unbind', 1], ['sva_pasid', 1],
   ];
 }
+
+/** SPEC-DEVICE-DIRTY V52 (setup F): a cdev bound to iommufd, HWPT dirty tracking, device writes. */
+export function iommufdV52(dev: string): Step[] {
+  const V = MEM;
+  const B = MEM + 0x81000n; // after a guard page
+  const get = le(48, [[0, 32, 48], [4, 32, 3], [16, 64, 0x100000], [24, 64, 0x80000], [32, 64, 0x1000], [40, 64, B]]);
+  const harvest: Step[] = [
+    ['write', x(B), hex(new Uint8Array(16))], ['ioctl', 3, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP, b(get)], ['read', x(B), 16],
+  ];
+  return [
+    ['group', `kind=iommu,devices=${dev},iommuDirtyTracking=1`], ['open', '/dev/iommu'],
+    ['ioctl', 3, uapi.IOMMU_IOAS_ALLOC, b(le(12, [[0, 32, 12]]))],
+    ['open', '/dev/vfio/devices/vfio0'],
+    ['ioctl', 4, uapi.VFIO_DEVICE_BIND_IOMMUFD, b(le(16, [[0, 32, 16], [8, 32, 3]]))],
+    ['ioctl', 3, uapi.IOMMU_HWPT_ALLOC, b(le(48, [[0, 32, 48], [4, 32, 2], [8, 32, 2], [12, 32, 1]]))],
+    ['ioctl', 4, uapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT, b(le(12, [[0, 32, 12], [8, 32, 3]]))],
+    ['mmap', 0x80000], ['mmap', 4096],
+    ['ioctl', 3, uapi.IOMMU_IOAS_MAP, b(le(40, [[0, 32, 40], [4, 32, 7], [8, 32, 1], [16, 64, V], [24, 64, 0x80000], [32, 64, 0x100000]]))],
+    ['ioctl', 3, uapi.IOMMU_HWPT_SET_DIRTY_TRACKING, b(le(16, [[0, 32, 16], [4, 32, 1], [8, 32, 3]]))],
+    ...['0x100000', '0x102000', '0x140000'].map((a): Step => ['dev_dma_write', dev, a, '00']),
+    ...harvest, ...harvest,
+  ];
+}

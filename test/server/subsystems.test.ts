@@ -9,7 +9,7 @@ import { createEngine } from '../../src/index.js';
 import { Client } from '../../src/server/client.js';
 import { testServer } from './helpers.js';
 import { runInProcess, runWithClient, type Result, type Step } from './script.js';
-import { accelV34, deviceV21, kvmV54, pasidV21 } from './subsystem_scripts.js';
+import { accelV34, deviceV21, iommufdV52, kvmV54, pasidV21 } from './subsystem_scripts.js';
 
 const here = new URL('.', import.meta.url).pathname;
 
@@ -64,6 +64,16 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py.at(-6)).toEqual(['0', '09 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00']);
     expect(py.at(-3)).toEqual(['0', '00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00']);
     expect(py.at(-1)).toEqual(['-14']); // outside the mapping: an IOMMU fault
+  });
+
+  it('SPEC-DEVICE-DIRTY V52: a cdev bound to iommufd, HWPT dirty bits of dev.dmaWrite, harvested twice', async () => {
+    const steps = iommufdV52('f52');
+    const { py, node, local } = await threeWays(steps);
+    expect(py).toEqual(local);
+    expect(node).toEqual(local);
+    expect(py[4][1].slice(36, 47)).toBe('02 00 00 00'); // BIND wrote devid 2 at @12
+    expect(py.at(-4)).toEqual(['0', '05 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00']);
+    expect(py.at(-1)).toEqual(['0', '00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00']);
   });
 
   it('SPEC-PASID V21: the VM set notifier as events, FREE [1,3] notifies 1, 2, 3', async () => {
