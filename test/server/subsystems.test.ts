@@ -71,7 +71,7 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     const { py, node, local } = await threeWays(steps);
     expect(py).toEqual(local);
     expect(node).toEqual(local);
-    expect(py[4][1].slice(36, 47)).toBe('02 00 00 00'); // BIND wrote devid 2 at @12
+    expect(py[4]).toEqual(['0', '10 00 00 00 00 00 00 00 03 00 00 00 02 00 00 00']); // BIND wrote devid 2 at @12
     expect(py.at(-4)).toEqual(['0', '05 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00']);
     expect(py.at(-1)).toEqual(['0', '00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00']);
   });
