@@ -20,7 +20,8 @@ export const GROUP_SPEC_HELP = [
   'migrationFlags=N               VFIO_MIGRATION_* of every device; default 3 with a tracker, else 0',
 ];
 
-function big(s: string, what: string): bigint {
+/** A decimal or 0x-hex number of a spec; throws RangeError naming `what`. */
+export function big(s: string, what: string): bigint {
   if (!/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(s)) throw new RangeError(`${what}: not a number: ${JSON.stringify(s)}`);
   return BigInt(s);
 }
@@ -31,12 +32,14 @@ function range(s: string, what: string): [bigint, bigint] {
   return [big(m[1], what), big(m[2], what)];
 }
 
-function flag(v: string, what: string): boolean {
+/** `1` or `0` of a spec. */
+export function flag(v: string, what: string): boolean {
   if (v !== '0' && v !== '1') throw new RangeError(`${what}: 1 or 0`);
   return v === '1';
 }
 
-function int(v: string, what: string): number {
+/** A number of a spec that fits a u32. */
+export function int(v: string, what: string): number {
   const n = big(v, what);
   if (n > 0xffff_ffffn) throw new RangeError(`${what}: too large`);
   return Number(n);
@@ -68,24 +71,28 @@ function withDeviceKeys(o: GroupOptions, k: DeviceKeys): void {
   }));
 }
 
+/** The `key=value` pairs of a comma-separated spec (none for an empty one). */
+export function specPairs(spec: string, what: string): [string, string][] {
+  if (spec.trim() === '') return [];
+  return spec.split(',').map((part) => {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new RangeError(`${what}: expected key=value, not ${JSON.stringify(part)}`);
+    return [part.slice(0, eq), part.slice(eq + 1)];
+  });
+}
+
 /** Parses a group spec; throws RangeError naming the bad key. */
 export function parseGroupSpec(spec: string): GroupOptions {
   const o: GroupOptions = {};
   const dk: DeviceKeys = {};
-  if (spec.trim() === '') return o;
-  for (const part of spec.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new RangeError(`group spec: expected key=value, not ${JSON.stringify(part)}`);
-    const k = part.slice(0, eq);
-    const v = part.slice(eq + 1);
+  for (const [k, v] of specPairs(spec, 'group spec')) {
     if (k === 'kind') {
       if (v !== 'iommu' && v !== 'emulated') throw new RangeError(`kind: iommu or emulated, not ${JSON.stringify(v)}`);
       o.kind = v;
     } else if (k === 'devices') {
       o.devices = v.split('+');
     } else if (k === 'viable') {
-      if (v !== '0' && v !== '1') throw new RangeError('viable: 1 or 0');
-      o.viable = v === '1';
+      o.viable = flag(v, 'viable');
     } else if (k === 'pgsizes') {
       o.pgsizeBitmap = big(v, 'pgsizes');
     } else if (k === 'aperture') {

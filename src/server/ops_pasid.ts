@@ -2,38 +2,15 @@
 // the host's administration), SVA bonds of the connection's process, the accelerator's DMA tagged
 // with that process's PASID, and IOASID notifiers on the connection's VM set as event 0x4005.
 // PASID allocation for a VM is VFIO_IOMMU_PASID_REQUEST, an IOCTL.
-import type { Accelerator, AcceleratorOptions } from '../accel/accelerator.js';
+import type { Accelerator } from '../accel/accelerator.js';
 import type { SvaHandle } from '../accel/sva.js';
 import type { IoasidNotifier } from '../ioasid/notifier.js';
 import { INV } from '../ioasid/set.js';
 import { vmSetOf } from '../ioasid/vfio_pasid.js';
+import { parseAccelSpec } from './accel_spec.js';
 import type { Host, Session } from './host.js';
 import { MAX_DATA, type Handler } from './ops_common.js';
 import { EVENT_IOASID, Op, PErr, Writer, type Reader } from './protocol.js';
-
-/** Help text of the accelerator spec (CREATE_ACCELERATOR): comma-separated key=value pairs. */
-export const ACCEL_SPEC_KEYS = ['name', 'api', 'algorithms', 'queues', 'sva', 'maxPasids', 'mmioSize', 'dusSize'];
-
-/** Parses an accelerator spec; throws RangeError for a bad key or number. */
-export function parseAccelSpec(spec: string): AcceleratorOptions {
-  const o: Record<string, string | number | boolean> = {};
-  if (spec.trim() === '') return o;
-  for (const part of spec.split(',')) {
-    const eq = part.indexOf('=');
-    const k = part.slice(0, eq);
-    const v = part.slice(eq + 1);
-    if (eq <= 0 || !ACCEL_SPEC_KEYS.includes(k)) throw new RangeError(`accelerator spec: bad part ${JSON.stringify(part)}`);
-    if (k === 'name' || k === 'api' || k === 'algorithms') o[k] = v;
-    else if (k === 'sva') {
-      if (v !== '0' && v !== '1') throw new RangeError('sva: 1 or 0');
-      o.sva = v === '1';
-    } else {
-      if (!/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(v)) throw new RangeError(`${k}: not a number`);
-      o[k] = Number(v);
-    }
-  }
-  return o as AcceleratorOptions;
-}
 
 /** The accelerators the server's clients created, by path. */
 const accelsOf = new WeakMap<Host, Map<string, Accelerator>>();

@@ -8,7 +8,7 @@ import { vmSetOf } from '../../src/ioasid/vfio_pasid.js';
 import type { PageTrackNotifierNode } from '../../src/kvm/page_track.js';
 import type { Client } from '../../src/server/client.js';
 import { parseGroupSpec } from '../../src/server/group_spec.js';
-import { parseAccelSpec } from '../../src/server/ops_pasid.js';
+import { parseAccelSpec } from '../../src/server/accel_spec.js';
 import { hex, bytes } from '../helpers/uapi_structs.js';
 
 /**
