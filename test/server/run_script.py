@@ -29,6 +29,8 @@ def subsystem_step(c, s, out, state):
         return [[str(c.vcpu_write(s[1], int(s[2], 0), unh(s[3])))]]
     if k == 'vcpu_write_guest':
         return [[str(c.vcpu_write_guest(s[1], int(s[2], 0), unh(s[3])))]]
+    if k == 'vcpu_write_many':
+        return [[str(c.vcpu_write_many(s[1], [int(g, 0) for g in s[2]], unh(s[3]), s[4]))]]
     if k == 'vcpu_read':
         return rows(c.vcpu_read(s[1], int(s[2], 0), s[3]))
     if k == 'kvm':

@@ -32,6 +32,7 @@ export type Step =
   // KVM (vCPU named by its fd), a device model on dev.kvm, device DMA, accelerators, IOASID
   | ['vcpu_write' | 'vcpu_write_guest', number, string, string]
   | ['vcpu_read', number, string, number]
+  | ['vcpu_write_many', number, string[], string, number] // vcpu fd, gpas, data, bytes each
   | ['kvm', 'trackAdd' | 'trackRemove' | 'trackCount' | 'gfnToHva', string, string]
   | ['kvm_node', string] // trackWrite and trackRemoveRegion recorded as rows
   | ['kvm_unlink', string, string | null] // recorded; with a gfn: trackRemove(gfn), unregister the node
@@ -122,6 +123,11 @@ export function runInProcess(engine: Engine, steps: Step[]): Result[] {
         const v = proc.vcpuFromFd(s[1]);
         if (typeof v === 'number') out.push([String(v)]);
         else out.push([String(s[0] === 'vcpu_write' ? v.write(B(s[2]), bytes(s[3])) : v.writeGuest(B(s[2]), bytes(s[3])))]);
+        break;
+      }
+      case 'vcpu_write_many': {
+        const v = proc.vcpuFromFd(s[1]);
+        out.push([String(typeof v === 'number' ? v : v.writeMany(BigUint64Array.from(s[2].map(B)), bytes(s[3]), s[4]))]);
         break;
       }
       case 'vcpu_read': {
@@ -282,6 +288,7 @@ async function subsystemStepWithClient(c: Client, s: Step, out: Result[]): Promi
     case 'vcpu_write': return [[String(await c.vcpuWrite(s[1], B(s[2]), bytes(s[3])))]];
     case 'vcpu_write_guest': return [[String(await c.vcpuWriteGuest(s[1], B(s[2]), bytes(s[3])))]];
     case 'vcpu_read': return rows(await c.vcpuRead(s[1], B(s[2]), s[3]));
+    case 'vcpu_write_many': return [[String(await c.vcpuWriteMany(s[1], BigUint64Array.from(s[2].map(B)), bytes(s[3]), s[4]))]];
     case 'kvm': return [[String(await c.deviceKvm(s[1], s[2], B(s[3])))]];
     case 'kvm_node': {
       const name = s[1];

@@ -44,6 +44,11 @@ export function kvmV54(dev: string): Step[] {
     attr(2n), ['kvm', 'trackCount', dev, '0x105'],
     ['vcpu_write', 5, '0x105008', '11 12 13 14 15 16 17 18'], ...get,
     ['vcpu_read', 5, '0x105008', 8], ['kvm', 'gfnToHva', dev, '0x103'],
+    // the device keeps its KVM until closed (F5): a new node sees batch stores and the slot's removal
+    ['kvm_node', dev], ['kvm', 'trackAdd', dev, '0x101'],
+    ['vcpu_write_many', 5, ['0x100000', '0x101000'], '01 02 03 04 05 06 07 08', 4],
+    ['ioctl', 4, uapi.KVM_SET_USER_MEMORY_REGION, b(region(0, 0, 0x100000n, 0n, U))],
+    ['kvm', 'trackCount', dev, '0x101'],
   ];
 }
 

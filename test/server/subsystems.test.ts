@@ -53,8 +53,11 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py[unlink + 3][0]).toBe('0');
     expect(py[unlink + 4]).toEqual(['0']); // writeTrackCount(0x105) = 0
     expect(py[unlink + 5]).toEqual(['8']); // no trackWrite any more
-    expect(rows.filter((r) => r.startsWith('track_write'))).toHaveLength(1);
+    expect(rows.filter((r) => r.startsWith('track_write'))).toHaveLength(2);
     expect(py[unlink + 7]).toEqual(['0', '20 00 00 00 00 00 00 00']);
+    // the batch: one store notified (page 0x101 tracked), both made; then the slot's removal
+    expect(rows.slice(-7)).toEqual(['0', '0', 'track_write vgpu54 1052672 05 06 07 08', '2',
+      'remove_region vgpu54 256 16', expect.stringMatching(/^0 /), '-22']);
   });
 
   it('SPEC-DEVICE-DIRTY V21: a tracker made with dmaLogging in CREATE_GROUP records dev.dmaWrite', async () => {
