@@ -43,11 +43,12 @@ export function deviceByName(host: Host, name: string): VfioDevice | undefined {
 
 /**
  * Whether `proc` holds device `d` for driver calls: it holds its group (group path), or has the
- * device's own cdev fd open (iommufd path).
+ * device's cdev fd open and bound to an iommufd (iommufd path; BIND is exclusive, an unbound cdev
+ * fd is not: any process may open one).
  */
 export function holdsDevice(proc: Process, d: VfioDevice): boolean {
   if (holdsGroup(proc, d.group)) return true;
-  for (const f of proc.fds.values()) if (f instanceof CdevFile && f.dev === d) return true;
+  for (const f of proc.fds.values()) if (f instanceof CdevFile && f.dev === d && f.binding) return true;
   return false;
 }
 

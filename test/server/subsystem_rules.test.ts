@@ -60,6 +60,11 @@ describe('files of every subsystem through OPEN, IOCTL and MMAP_FD', () => {
     expect(ioas[8]).toBe(1); // the new IOAS id, written back
     expect(await c.open('/dev/vfio/devices/vfio1')).toBe(4); // r-pt (emulated r-vgpu is index 0)
     expect(await c.ioctl(4, uapi.VFIO_DEVICE_RESET)).toBe(EINVAL); // an unbound cdev's access gate
+    expect(await c.devDmaRead('r-pt', 0n, 1)).toBe(EPERM); // an unbound cdev fd holds nothing
+    const bind = new Uint8Array(16);
+    bind.set([16, 0, 0, 0, 0, 0, 0, 0, 3]);
+    expect(await c.ioctl(4, uapi.VFIO_DEVICE_BIND_IOMMUFD, bind)).toBe(0);
+    expect(await c.devDmaRead('r-pt', 0n, 1)).toBe(-14); // held now: blocked DMA is an IOMMU fault
     expect(await c.open('/dev/vfio/devices/vfio0')).toBe(ENOENT);
     const path = await c.createAccelerator('name=rq,queues=1');
     expect(path).toBe('/dev/rq-0');
