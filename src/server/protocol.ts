@@ -213,17 +213,20 @@ export class Writer {
   }
 
   u32(x: number): this {
-    this.v.setUint32(this.room(4), x >>> 0, true);
+    const o = this.room(4); // before reading this.v: room() may replace the view
+    this.v.setUint32(o, x >>> 0, true);
     return this;
   }
 
   u64(x: bigint): this {
-    this.v.setBigUint64(this.room(8), BigInt.asUintN(64, x), true);
+    const o = this.room(8);
+    this.v.setBigUint64(o, BigInt.asUintN(64, x), true);
     return this;
   }
 
   i64(x: bigint): this {
-    this.v.setBigInt64(this.room(8), BigInt.asIntN(64, x), true);
+    const o = this.room(8);
+    this.v.setBigInt64(o, BigInt.asIntN(64, x), true);
     return this;
   }
 
