@@ -367,16 +367,23 @@ long vfd_pin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t np
 	return (long)vfd_request(c, OP_DEV_PIN_PAGES, p, b.n, pfns, pfns ? (size_t)npage * 8 : 0, NULL);
 }
 
-long vfd_unpin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t npage)
+/* A request whose payload is `str device`, `u64 a`, `u32 b`; up to `cap` reply bytes into `data`. */
+static long str_u64_u32(struct vfd *c, uint16_t op, const char *device, uint64_t a, uint32_t b32, void *data,
+                        size_t cap)
 {
 	unsigned char p[160];
 	struct buf b = { p, 0, sizeof(p) };
 	putstr(&b, device);
-	put64(&b, iova);
-	put32(&b, npage);
+	put64(&b, a);
+	put32(&b, b32);
 	if (b.n > b.cap)
 		return -ENAMETOOLONG;
-	return (long)vfd_request(c, OP_DEV_UNPIN_PAGES, p, b.n, NULL, 0, NULL);
+	return (long)vfd_request(c, op, p, b.n, data, cap, NULL);
+}
+
+long vfd_unpin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t npage)
+{
+	return str_u64_u32(c, OP_DEV_UNPIN_PAGES, device, iova, npage, NULL, 0);
 }
 
 long vfd_dma_rw(struct vfd *c, const char *device, uint64_t iova, void *data, uint32_t len, int write)
@@ -486,12 +493,5 @@ long vfd_dev_dma_write(struct vfd *c, const char *device, uint64_t iova, const v
 
 long vfd_dev_dma_read(struct vfd *c, const char *device, uint64_t iova, void *buf, uint32_t len)
 {
-	unsigned char p[160];
-	struct buf b = { p, 0, sizeof(p) };
-	putstr(&b, device);
-	put64(&b, iova);
-	put32(&b, len);
-	if (b.n > b.cap)
-		return -ENAMETOOLONG;
-	return (long)vfd_request(c, OP_DEV_DMA_READ, p, b.n, buf, len, NULL);
+	return str_u64_u32(c, OP_DEV_DMA_READ, device, iova, len, buf, len);
 }

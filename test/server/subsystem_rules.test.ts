@@ -50,6 +50,14 @@ async function vmWithDevice(c: Client): Promise<void> {
   ok(await c.ioctl(7, uapi.VFIO_GROUP_GET_DEVICE_FD, 'r-vgpu'), 9);
 }
 
+/** Group `gid` at fd `gfd` set to a TYPE1v2 container at fd `cfd` (the next two fds). */
+async function attached(c: Client, gid: number, cfd: number, gfd: number): Promise<void> {
+  expect(await c.open('/dev/vfio/vfio')).toBe(cfd);
+  expect(await c.open(`/dev/vfio/${gid}`)).toBe(gfd);
+  expect(await c.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, cfd)).toBe(0);
+  expect(await c.ioctl(cfd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
+}
+
 describe('files of every subsystem through OPEN, IOCTL and MMAP_FD', () => {
   it('/dev/iommu, a device cdev, an accelerator queue and a vCPU ring', async () => {
     const c = await Client.connect(srv.path);
@@ -154,10 +162,7 @@ describe('ownership between connections', () => {
     expect(await b.devDmaRead('r-pt', 0n, 1)).toBe(EPERM);
     expect(await b.sva('unbind', 1)).toBe(EINVAL);
     // PASIDs: a's VM set and a's SVA PASID
-    expect(await a.open('/dev/vfio/vfio')).toBe(10);
-    expect(await a.open('/dev/vfio/3')).toBe(11);
-    expect(await a.ioctl(11, uapi.VFIO_GROUP_SET_CONTAINER, 10)).toBe(0);
-    expect(await a.ioctl(10, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
+    await attached(a, 3, 10, 11);
     const req = new Uint8Array([16, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0, 0]);
     const id = await a.ioctl(10, uapi.VFIO_IOMMU_PASID_REQUEST, req);
     expect(id).toBeGreaterThan(0);
@@ -180,10 +185,7 @@ describe('ownership between connections', () => {
 describe('IOASID notifier events', () => {
   it('inside the event, IOCTL and adding a notifier are EDEADLK; EVENT_DONE sets the result', async () => {
     const c = await Client.connect(srv.path);
-    expect(await c.open('/dev/vfio/vfio')).toBe(3);
-    expect(await c.open('/dev/vfio/3')).toBe(4);
-    expect(await c.ioctl(4, uapi.VFIO_GROUP_SET_CONTAINER, 3)).toBe(0);
-    expect(await c.ioctl(3, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
+    await attached(c, 3, 3, 4);
     const inside: number[] = [];
     const req = () => new Uint8Array([16, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0, 0]);
     expect(await c.ioasidNotifier(async (i, event) => {
@@ -224,10 +226,7 @@ describe('host administration of the new options', () => {
 describe('a passthrough device\'s DMA', () => {
   it('bad inputs: EINVAL (emulated, length 0), EFAULT (no mapping), ENODEV; nothing written', async () => {
     const c = await Client.connect(srv.path);
-    expect(await c.open('/dev/vfio/vfio')).toBe(3);
-    expect(await c.open('/dev/vfio/2')).toBe(4);
-    expect(await c.ioctl(4, uapi.VFIO_GROUP_SET_CONTAINER, 3)).toBe(0);
-    expect(await c.ioctl(3, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
+    await attached(c, 2, 3, 4);
     const mem = await c.mmap(0x2000);
     expect(await c.ioctl(3, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: 3, vaddr: mem, iova: 0n, size: 0x2000n }))).toBe(0);
     expect(await c.devDmaWrite('r-pt', 0x1fffn, new Uint8Array([1, 2]))).toBe(-14);
