@@ -36,6 +36,7 @@ OP_DEV_REGISTER_KVM_UNLINK, OP_DEV_DMA_WRITE, OP_DEV_DMA_READ = 30, 31, 32
 OP_CREATE_ACCELERATOR, OP_REMOVE_ACCELERATOR, OP_SVA_BIND, OP_SVA_UNBIND = 33, 34, 35, 36
 OP_SVA_GET_PASID, OP_ACCEL_DMA_WRITE, OP_ACCEL_DMA_READ = 37, 38, 39
 OP_IOASID_ADD_NOTIFIER, OP_IOASID_REMOVE_NOTIFIER, OP_IOASID_NOTIFY = 40, 41, 42
+OP_ACCEL_REGION_READ, OP_ACCEL_REGION_WRITE = 43, 44
 ARG_NONE, ARG_VALUE, ARG_BYTES, ARG_STRING = 0, 1, 2, 3
 
 # The VFIO uAPI numbers most tools need (linux/vfio.h).
@@ -365,6 +366,14 @@ class Client:
     def accel_dma_read(self, path, pasid, va, length):
         ret, data = self.request(OP_ACCEL_DMA_READ, _str(path) + struct.pack('<IIQ', pasid, length, va))
         return ret if ret < 0 else data
+
+    def accel_region_read(self, path, qid, region, offset, length):
+        """The device's view of a queue region of this process (0 MMIO, 1 DUS): bytes or -errno."""
+        ret, data = self.request(OP_ACCEL_REGION_READ, _str(path) + struct.pack('<IIII', qid, region, offset, length))
+        return ret if ret < 0 else data
+
+    def accel_region_write(self, path, qid, region, offset, data):
+        return self.request(OP_ACCEL_REGION_WRITE, _str(path) + struct.pack('<III', qid, region, offset) + bytes(data))[0]
 
     def add_ioasid_notifier(self, fn, priority=0):
         """fn(client, event, id, sid) -> NOTIFY_* value, on this process's VM PASID set."""

@@ -277,7 +277,7 @@ export class Client {
   destroy(): void {
     this.link.socket.destroy();
   }
-  // ---- KVM, device DMA, accelerators and IOASID notifiers (docs/PROTOCOL.md §4, ops 20-42) -----
+  // ---- KVM, device DMA, accelerators and IOASID notifiers (docs/PROTOCOL.md §4, ops 20-44) -----
 
   /** Runs the handler of an event of ops 0x4002.. inside its callback, then EVENT_DONE with its value. */
   private async onSubsystemEvent(op: number, ev: number, body: Uint8Array): Promise<void> {
@@ -396,6 +396,17 @@ export class Client {
   async accelDmaRead(path: string, pasid: number, va: bigint, length: number): Promise<Uint8Array | number> {
     const r = await this.request(Op.ACCEL_DMA_READ, new Writer().str(path).u32(pasid).u32(length).u64(va).done());
     return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** The device's view of a queue region of this process (0 MMIO, 1 DUS): the bytes, or -errno. */
+  async accelRegionRead(path: string, qid: number, region: number, offset: number, length: number): Promise<Uint8Array | number> {
+    const r = await this.request(Op.ACCEL_REGION_READ, new Writer().str(path).u32(qid).u32(region).u32(offset).u32(length).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** The device writes a queue region of this process: 0 or -errno. */
+  accelRegionWrite(path: string, qid: number, region: number, offset: number, data: Uint8Array): Promise<number> {
+    return this.num(Op.ACCEL_REGION_WRITE, new Writer().str(path).u32(qid).u32(region).u32(offset).bytes(data).done());
   }
 
   /** The IOASID notifier of this process's VM set (null removes it); its result answers the event. */

@@ -84,6 +84,23 @@ function accelDma(host: Host, s: Session, r: Reader): [Accelerator, number, numb
   return mine !== INV && pasid === mine ? [a, pasid, len, va] : -PErr.EPERM;
 }
 
+/**
+ * Decodes `str path, u32 qid, u32 region, u32 offset` of the queue-region requests: the
+ * accelerator, or -ENODEV, or -EPERM when hardware queue `qid` is held by another process (a qid
+ * nobody holds is the engine's -ENXIO).
+ */
+function accelRegion(host: Host, s: Session, r: Reader): [Accelerator, number, number, number] | number {
+  const path = r.str();
+  const qid = r.u32();
+  const region = r.u32();
+  const offset = r.u32() | 0;
+  if (!r.ok) return -PErr.EBADMSG;
+  const a = accelByPath(host, path);
+  if (!a) return -PErr.ENODEV;
+  const q = a.queues().find((x) => x.qid === qid);
+  return q && q.proc !== s.proc ? -PErr.EPERM : [a, qid, region, offset];
+}
+
 /** Each connection's IOASID notifier, and the set it is on. */
 const notifierOf = new WeakMap<Session, { nb: IoasidNotifier; sid: number }>();
 
@@ -163,6 +180,19 @@ export const pasidOps: Record<number, Handler> = {
     if (a[2] > MAX_DATA) return [-PErr.E2BIG];
     const got = a[0].dmaRead(a[1], a[3], a[2]);
     return typeof got === 'number' ? [got] : [0, got];
+  },
+  [Op.ACCEL_REGION_READ]: (host, s, r) => {
+    const q = accelRegion(host, s, r);
+    const len = r.u32() | 0;
+    if (!r.ok) return [-PErr.EBADMSG];
+    if (typeof q === 'number') return [q];
+    const got = q[0].regionRead(q[1], q[2], q[3], len);
+    return typeof got === 'number' ? [got] : [0, got];
+  },
+  [Op.ACCEL_REGION_WRITE]: (host, s, r) => {
+    const q = accelRegion(host, s, r);
+    const data = r.rest().slice();
+    return [typeof q === 'number' ? q : q[0].regionWrite(q[1], q[2], q[3], data)];
   },
   [Op.IOASID_ADD_NOTIFIER]: addNotifier,
   [Op.IOASID_REMOVE_NOTIFIER]: removeNotifier,

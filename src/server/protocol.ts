@@ -69,6 +69,8 @@ export const Op = {
   IOASID_ADD_NOTIFIER: 40,
   IOASID_REMOVE_NOTIFIER: 41,
   IOASID_NOTIFY: 42,
+  ACCEL_REGION_READ: 43,
+  ACCEL_REGION_WRITE: 44,
 } as const;
 
 /** How IOCTL passes its argument: none, a value (u64), struct bytes, or a string (device name). */

@@ -76,6 +76,12 @@ def subsystem_step(c, s, out, state):
             out.append(['ioasid', str(event), str(ioasid), str(sid)])
             return ret
         return [[str(c.add_ioasid_notifier(nb))]]
+    if k == 'accel_region_read':
+        return rows(c.accel_region_read(s[1], s[2], s[3], s[4], s[5]))
+    if k == 'accel_region_write':
+        return [[str(c.accel_region_write(s[1], s[2], s[3], s[4], unh(s[5])))]]
+    if k == 'mmap_fd':
+        return [[str(c.mmap_fd(s[1], int(s[2], 0), s[3]))]]
     if k == 'ioasid_notify':
         return [[str(c.ioasid_notify(s[1], s[2]))]]
     raise ValueError('unknown step %r' % k)

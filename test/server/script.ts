@@ -43,12 +43,17 @@ export type Step =
   | ['sva_unbind' | 'sva_pasid', number]
   | ['accel_dma_write', string, number, string, string]
   | ['accel_dma_read', string, number, string, number]
+  | ['accel_region_read', string, number, number, number, number] // path, qid, region, offset, length
+  | ['accel_region_write', string, number, number, number, string]
+  | ['mmap_fd', number, string, number]
   | ['ioasid_notifier', number] // records each call, returns the number
   | ['ioasid_notify', number, number];
 
 export type Result = (string | null)[];
 
 const B = (s: string): bigint => BigInt(s);
+
+const rows = (r: Uint8Array | number): Result[] => [typeof r === 'number' ? [String(r)] : ['0', hex(r)]];
 
 /** Runs `steps` in a new process of `engine`: one result row per step, plus one per event. */
 export function runInProcess(engine: Engine, steps: Step[]): Result[] {
@@ -208,6 +213,9 @@ export function runInProcess(engine: Engine, steps: Step[]): Result[] {
         break;
       }
       case 'ioasid_notify': out.push([String(engine.ioasid.notify(s[1], s[2]))]); break;
+      case 'accel_region_read': out.push(...rows(accels.get(s[1])!.regionRead(s[2], s[3], s[4], s[5]))); break;
+      case 'accel_region_write': out.push([String(accels.get(s[1])!.regionWrite(s[2], s[3], s[4], bytes(s[5])))]); break;
+      case 'mmap_fd': out.push([String(proc.mmapFd(s[1], B(s[2]), s[3]))]); break;
     }
   }
   proc.exit();
@@ -280,7 +288,6 @@ function valueArg(v: bigint): number | bigint {
   return i >= -(1n << 31n) && i < 1n << 31n ? Number(i) : v;
 }
 
-const rows = (r: Uint8Array | number): Result[] => [typeof r === 'number' ? [String(r)] : ['0', hex(r)]];
 
 /** The KVM, device-DMA, accelerator and IOASID steps through the Node client. */
 async function subsystemStepWithClient(c: Client, s: Step, out: Result[]): Promise<Result[]> {
@@ -322,6 +329,9 @@ async function subsystemStepWithClient(c: Client, s: Step, out: Result[]): Promi
       }))]];
     }
     case 'ioasid_notify': return [[String(await c.ioasidNotify(s[1], s[2]))]];
+    case 'accel_region_read': return rows(await c.accelRegionRead(s[1], s[2], s[3], s[4], s[5]));
+    case 'accel_region_write': return [[String(await c.accelRegionWrite(s[1], s[2], s[3], s[4], bytes(s[5])))]];
+    case 'mmap_fd': return [[String(await c.mmapFd(s[1], B(s[2]), s[3]))]];
     default: throw new Error(`unknown step ${s[0]}`);
   }
 }

@@ -177,6 +177,11 @@ describe('ownership between connections', () => {
     expect(await b.accelDmaRead(path as string, pasid, MEM, 1)).toBe(EPERM);
     expect(await b.accelDmaRead('/dev/none-9', pasid, MEM, 1)).toBe(ENODEV);
     expect(await a.read(MEM, 1)).toEqual(new Uint8Array([9]));
+    expect(await a.open(path as string)).toBe(12); // a queue: hardware queue 0
+    expect(await a.accelRegionRead(path as string, 0, 0, 0, 4)).toEqual(new Uint8Array(4));
+    expect(await b.accelRegionRead(path as string, 0, 0, 0, 4)).toBe(EPERM);
+    expect(await b.accelRegionWrite(path as string, 0, 0, 0, new Uint8Array([1]))).toBe(EPERM);
+    expect(await a.accelRegionRead(path as string, 0, 0, 0, 1)).toEqual(new Uint8Array(1));
     await b.end();
     await a.end();
   });

@@ -104,6 +104,11 @@ export function accelV34(): Step[] {
     ['sva_bind', '/dev/sec-1'], ['sva_pasid', 1], ['sva_bind', '/dev/sec-1'], ['sva_unbind', 1],
     ['accel_dma_write', '/dev/sec-1', 1, x(V1), '05'], ['sva_unbind', 1],
     ['accel_dma_write', '/dev/sec-1', 1, x(V1), '05'], ['sva_unbind', 1], ['sva_pasid', 1],
+    // a job submitted through the queue's DUS mapping, taken by the device, completed in MMIO
+    ['ioctl', 3, uapi.UACCE_CMD_START_Q, null], ['mmap_fd', 3, '0x0', 4096], ['mmap_fd', 3, '0x1000', 8192],
+    ['write', x(MEM + 0x7000n), 'de ad be ef'], ['accel_region_read', '/dev/zip-0', 0, 1, 0, 4],
+    ['accel_region_write', '/dev/zip-0', 0, 0, 8, '01'], ['read', x(MEM + 0x5000n + 8n), 1],
+    ['accel_region_read', '/dev/zip-0', 1, 1, 0, 4], ['accel_region_read', '/dev/zip-0', 0, 2, 0, 4],
   ];
 }
 

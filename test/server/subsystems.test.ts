@@ -89,11 +89,13 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py.at(-6)).toEqual(['1']); // notify(2, BIND): the set chain's result, our EVENT_DONE value
   });
 
-  it('SPEC-PASID V34/V33: accelerator DMA with the connection\'s PASID, SVA bind and unbind', async () => {
+  it('SPEC-PASID V34/V33/DV3: accelerator DMA with the connection\'s PASID, SVA bind and unbind, a queue job', async () => {
     const { py, node, local } = await threeWays(accelV34());
     expect(py).toEqual(local);
     expect(node).toEqual(local);
     expect(py.slice(0, 2)).toEqual([['accel', '/dev/zip-0'], ['accel', '/dev/sec-1']]);
-    expect(py.slice(-9)).toEqual([['1'], ['1'], ['1'], ['0'], ['0'], ['0'], ['-2'], ['-22'], ['-22']]);
+    expect(py.slice(-18, -9)).toEqual([['1'], ['1'], ['1'], ['0'], ['0'], ['0'], ['-2'], ['-22'], ['-22']]);
+    // the job written through the DUS mapping is what the device reads; its MMIO write is seen
+    expect(py.slice(-6)).toEqual([['0'], ['0', 'de ad be ef'], ['0'], ['0', '01'], ['-6'], ['-22']]);
   });
 });
