@@ -102,11 +102,12 @@ const registerNode: Handler = (host, s, r) => {
 const unregisterNode: Handler = (host, s, r) => {
   const name = r.str();
   if (!r.ok) return [-PErr.EBADMSG];
+  callbackScope(host.engine).forbidIn('track', 'pageTrackUnregisterNotifier'); // G4: EDEADLK, node or not
   const mine = nodesOf.get(s);
   const d = [...(mine?.keys() ?? [])].find((x) => x.name === name);
   const e = d && mine!.get(d);
   if (!e) return [0]; // T6: a node that is not registered: no effect
-  e.kvm.pageTrackUnregisterNotifier(e.node); // throws inside a page-track callback (EDEADLK)
+  e.kvm.pageTrackUnregisterNotifier(e.node);
   mine!.delete(d);
   s.ends.delete(e.node);
   return [0];
