@@ -444,13 +444,36 @@ export function bitmap_runs(bm: usize, first: u32, count: u32, out: usize, max: 
   return <i32>listRuns(wordsOf(bm), first, count, out, max);
 }
 
-// The first block of bitmap_runs_all: 65,536 runs (512 KiB); it doubles as it fills.
-const RUNS_ALL_FIRST: u64 = 1 << 16;
+// bitmap_runs_all sizes its block from the run starts of one 4 KiB block of words in every
+// RUNS_SAMPLE (1/16 of the words read), plus 1/8 and RUNS_ALL_SLACK runs, and doubles it in
+// the rare case the estimate falls short. Doubling from 64 K runs instead copied 21 MiB of runs
+// on the way to the 2.6 M runs of 32 MiB at 1 % (2 ms of its 15).
+const RUNS_SAMPLE: u32 = 16;
+const RUNS_ALL_SLACK: u64 = 4096;
+
+/** Estimated runs of bm: run starts in every RUNS_SAMPLE-th 512-word block, scaled up. */
+function estimateRuns(bm: usize): u64 {
+  const w = wordsOf(bm);
+  const nw = nwordsOf(bm);
+  let starts: u64 = 0;
+  let seen: u32 = 0;
+  for (let b: u32 = 0; b < nw; b += 512 * RUNS_SAMPLE) {
+    const e = min(nw, b + 512);
+    let prev: u64 = b ? load<u64>(wordPtr(w, b - 1)) >> 63 : 0;
+    for (let i = b; i < e; i++) {
+      const x = load<u64>(wordPtr(w, i));
+      starts += popcnt(x & ~((x << 1) | prev));
+      prev = x >> 63;
+    }
+    seen += e - b;
+  }
+  return seen ? (starts * <u64>nw) / <u64>seen : 0;
+}
 
 /**
  * Every maximal run of set bits of bm, ascending, as (start, length) u32 pairs in one heap block
- * it allocates and grows by doubling as it fills: no counting pass first, and the runs are
- * written once where they stay. Stores the block's address at the u32 `slot` (4-aligned) and
+ * it allocates, sized from a sample (estimateRuns) and grown by doubling if it fills: no
+ * counting pass first, and the runs are written once where they stay. Stores the block's address at the u32 `slot` (4-aligned) and
  * returns the number of runs (the block holds 2 u32 per run; the caller frees it), or -EINVAL
  * (slot) or -ENOMEM with nothing allocated.
  */
@@ -458,7 +481,8 @@ export function bitmap_runs_all(bm: usize, slot: usize): i32 {
   if (!bufferOk(slot, 4, 4)) return -EINVAL;
   const nb = nbitsOf(bm);
   const most = (<u64>nb + 1) >> 1; // runs a bitmap of nb bits can hold
-  let cap = min<u64>(RUNS_ALL_FIRST, most);
+  const est = estimateRuns(bm);
+  let cap = min<u64>(est + (est >> 3) + RUNS_ALL_SLACK, most);
   let buf = alloc(<usize>(cap << 3));
   if (!buf) return -ENOMEM;
   let n: u32 = 0;

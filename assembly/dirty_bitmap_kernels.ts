@@ -7,12 +7,20 @@
 import { coarseBlock, double32, pairs2 } from './bit_fold';
 
 const ONES: u64 = 0xffffffffffffffff;
-// One sequential pass over a bitmap in DRAM is bound by latency, not bandwidth: a single stream
-// counts 32 MiB in 4.1 ms here. Six passes over six parts, taking 512-byte steps in turn, keep
-// more lines in flight: 2.3 ms for the same count (Buffer.copy of 32 MiB: 3.1 ms), read-and-clear
-// of 32 MiB 6.8 -> 5.6 ms, OR of 32 MiB 5.0 -> 4.2 ms (four streams: 2.6, 5.7, 5.0 ms).
-const STREAMS: u32 = 6;
+// Passes over long ranges may be cut into STREAMS parts visited in turn, STEP words at a time.
+// Six streams once kept more lines in flight than one; measured again on this machine, in one
+// process against the kernels of six streams (CPU time over Buffer.copy of 32 MiB, load 12 on 2
+// cores), one sequential stream is faster in every pass: count 1.56x -> 0.54x, clear 1.52x ->
+// 0.49x, conversion to 8 KiB / 64 KiB / 2 MiB pages 2.07x / 1.01x / 0.57x -> 1.05x / 0.72x /
+// 0.51x (presumably the hardware prefetcher follows one stream and not six).
+const STREAMS: u32 = 1;
 const STEP: u32 = 64; // words per turn of one stream
+// A read-and-clear (the stream) goes in one pass of blocks of 64 KiB, each copied
+// (memory.copy when the shift is a whole word) and its source zeroed (memory.fill) while it is
+// still in the cache. 1 TiB (32 MiB) read and cleared, CPU time over Buffer.copy of 32 MiB,
+// interleaved in one process (load 2): six streams 3.0x at shift 0 and 3.2x at shift 13, this
+// 1.1x at both (blocks of 16 KiB or 256 KiB: within 0.1x of it).
+const CHUNK: u32 = 8192; // stream words per block
 // Zero-padded copy of a partial source block for page-size coarsening (at most 64 words).
 const scratch = memory.data(512, 16);
 
@@ -46,7 +54,6 @@ let jacc: u64 = 0; // count: running total
 const enum Job {
   Count, // jacc += popcount of words jw[from, from + n)
   Clear, // zero words jw[from, from + n), skipping zero groups
-  Stream, // output words [from, from + n) of the stream, then the clear behind it (emitBlock)
   Coarsen, // coarse words [from, from + n)
   Refine, // fine words [from, from + n)
 }
@@ -65,7 +72,6 @@ function interleave(total: u32, job: Job): u32 {
       switch (job) {
         case Job.Count: jacc += popcntWords(wordPtr(jw, from), n); break;
         case Job.Clear: clearSparse(wordPtr(jw, from), n); break;
-        case Job.Stream: emitBlock(from, n, t == 0 && i != 0); break;
         case Job.Coarsen: coarsenBlock(from, n); break;
         default: refineBlock(from, n);
       }
@@ -108,13 +114,6 @@ function clearSparse(p: usize, n: u32): void {
     }
   }
   for (; n; n--, p += 8) if (load<u64>(p)) store<u64>(p, 0);
-}
-
-/** Zeroes n words at p. */
-function zeroWords(p: usize, n: u32): void {
-  const zero = i64x2.splat(0);
-  for (; n >= 2; n -= 2, p += 16) v128.store(p, zero);
-  if (n) store<u64>(p, 0);
 }
 
 /** Popcount of n whole words at p. */
@@ -208,15 +207,16 @@ function shiftWords(dp: usize, sp: usize, m: u32, r: i32, merge: bool): void {
   } else if (m >= 6) {
     // A funnel shift over v128 lanes: each source vector is loaded once and the vector one word
     // on is built from it and the next (a byte shuffle, palignr on x86) instead of loaded again
-    // from an address 8 bytes on, a load that straddles a cache line once in four.
+    // from an address 8 bytes on, a load that straddles a cache line once in four. Plain stores:
+    // in 64 KiB blocks, loading each destination line first (storeOver) cost 0.05x to 0.1x.
     let a = v128.load(sp);
     for (; m >= 6; m -= 4, sp += 32, dp += 32) {
       const b = v128.load(sp, 16);
       const c = v128.load(sp, 32); // sp[4], sp[5]: inside the m + 1 words while m >= 6
       const ab = i8x16.shuffle(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
       const bc = i8x16.shuffle(b, c, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-      storeOver(dp, v128.or(i64x2.shr_u(a, r), i64x2.shl(ab, rl)));
-      storeOver(dp + 16, v128.or(i64x2.shr_u(b, r), i64x2.shl(bc, rl)));
+      v128.store(dp, v128.or(i64x2.shr_u(a, r), i64x2.shl(ab, rl)));
+      v128.store(dp + 16, v128.or(i64x2.shr_u(b, r), i64x2.shl(bc, rl)));
       a = c;
     }
   }
@@ -226,10 +226,9 @@ function shiftWords(dp: usize, sp: usize, m: u32, r: i32, merge: bool): void {
   }
 }
 
-/** Copies m words from sp to dp (not overlapping) through storeOver. */
+/** Copies m words from sp to dp (not overlapping). */
 function copyWords(dp: usize, sp: usize, m: u32): void {
-  for (; m >= 2; m -= 2, sp += 16, dp += 16) storeOver(dp, v128.load(sp));
-  if (m) store<u64>(dp, load<u64>(sp));
+  memory.copy(dp, sp, <usize>m << 3);
 }
 
 /** ORs m words at sp into m words at dp. */
@@ -281,18 +280,16 @@ function emitEdge(p: usize, k: u32, g: i64, L: u32): void {
 
 /**
  * Output words [from, from + n) of the job's stream to jout + 8 * from; with a clear range, then
- * clears the source words this segment no longer reads. Output k reads source words q0 + k and
- * q0 + k + 1, so after this block words below q0 + from + n are done with, except a segment's
- * first word: the previous segment's last output reads it too, so it is cleared after the pass.
- * The words were just read, so they are zeroed whole: testing them first for zero groups cost
- * more than the write-backs it saves at every density measured (read-and-clear of 32 MiB,
- * Buffer.copy = 1: 0.024 % dirty 1.74 -> 1.45, 0.1 % 2.5 -> 1.55, 1 % 1.6 -> 1.5).
+ * clears the source words the stream no longer reads. Output k reads source words q0 + k and
+ * q0 + k + 1, so after this block (blocks go in order) words below q0 + from + n are done with.
+ * The words were just read and are zeroed whole (memory.fill): testing them first for zero
+ * groups cost more than the write-backs it saves at every density measured.
  */
-function emitBlock(from: u32, n: u32, head: bool): void {
+function emitBlock(from: u32, n: u32): void {
   emit(jout + (<usize>from << 3), from, n);
-  const lo = max<i64>(jq0 + from + (head ? 1 : 0), jlo);
+  const lo = max<i64>(jq0 + from, jlo);
   const hi = min<i64>(jq0 + from + n, jhi);
-  if (hi > lo) zeroWords(wordPtr(jw, <u32>lo), <u32>(hi - lo));
+  if (hi > lo) memory.fill(wordPtr(jw, <u32>lo), 0, <usize>(hi - lo) << 3);
 }
 
 /** Makes the stream of bits [first, first + count) (count >= 1) of words w at bit s the job. */
@@ -309,8 +306,9 @@ export function streamJob(w: usize, nw: u32, first: u32, count: u32, s: u32, out
 }
 
 /**
- * Writes the whole stream of the job (L words at jout) in interleaved blocks; with `clear`, the
- * source range is cleared behind it: interior words as blocks finish, end words afterwards.
+ * Writes the whole stream of the job (L words at jout) in blocks of CHUNK words, in order; with
+ * `clear`, the source range is cleared behind it: interior words after each block, while they are
+ * still in the cache, end words afterwards.
  */
 export function streamAll(clear: bool): void {
   const L = (jcount + js + 63) >>> 6;
@@ -321,12 +319,8 @@ export function streamAll(clear: bool): void {
     jlo = fw + 1;
     jhi = lw;
   }
-  const seg = interleave(L, Job.Stream);
+  for (let from: u32 = 0; from < L; from += CHUNK) emitBlock(from, min(CHUNK, L - from));
   if (!clear) return;
-  for (let i: u32 = 1; i < STREAMS && i * seg < L; i++) {
-    const b = jq0 + i * seg; // the first source word of segment i, left by emitBlock
-    if (b >= <i64>jlo && b < <i64>jhi) store<u64>(wordPtr(jw, <u32>b), 0);
-  }
   fillBits(jw, jfirst, min(jcount, 64 - (jfirst & 63)), false);
   if (lw != fw) fillBits(jw, lw << 6, last - (lw << 6) + 1, false);
 }

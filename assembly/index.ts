@@ -69,6 +69,7 @@ export {
   kvm_slot_find,
   kvm_track_count,
   kvm_track_add,
+  kvm_slot_tracked,
 } from './kvm_memslot';
 export { kvm_ring_create, kvm_ring_free, kvm_ring_mem, kvm_ring_used, kvm_ring_reset } from './kvm_dirty_ring';
 export {
@@ -79,6 +80,7 @@ export {
   kvm_get_log,
   kvm_clear_log,
 } from './kvm_vcpu';
+export { vmm_stores, vmm_or_user, vmm_ring_reap, vmm_page_hashes } from './kvm_vmm';
 export {
   ioasid_map_create,
   ioasid_map_free,
@@ -89,4 +91,4 @@ export {
   ioasid_record,
   ioasid_collect,
 } from './ioasid';
-export { sd_create, sd_clear, sd_free, sd_mark, sd_read, sd_fill } from './soft_dirty';
+export { sd_create, sd_clear, sd_free, sd_mark, sd_mark_many, sd_read, sd_fill } from './soft_dirty';

@@ -234,6 +234,11 @@ export function kvm_slot_bitmap(slot: usize): i32 {
   return <i32>load<u32>(slot, S_BITMAP);
 }
 
+/** How many pages of the slot have a write-track count above 0 (for inspection). */
+export function kvm_slot_tracked(slot: usize): i32 {
+  return <i32>load<u32>(slot, S_TRACKED);
+}
+
 /** Write-track count of page p of the slot. */
 export function kvm_track_count(slot: usize, p: u32): i32 {
   return <i32>spCount(<usize>load<u32>(slot, S_COUNTS), p);

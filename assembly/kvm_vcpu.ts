@@ -89,13 +89,22 @@ export function kvm_vcpu_write_guest(vm: usize, as: u32, um: usize, ring: usize,
   }
 }
 
+/** Whether the `bytes` bytes at `p` are all zero. */
+export function allZero(p: usize, bytes: u32): bool {
+  let i: u32 = 0;
+  for (; i + 8 <= bytes; i += 8) if (load<u64>(p + <usize>i)) return false;
+  for (; i < bytes; i++) if (load<u8>(p + <usize>i)) return false;
+  return true;
+}
+
 /**
- * Checks stores [from, n) of a batch (u64 gpas at `gpas`, `bytes` each, none crossing a page):
- * each must lie in a writable slot of `as` whose whole host range is known to be mapped, and its
- * host frames are reserved. Returns the index of the first store that does not pass (the host
- * looks at it closely), n when all pass, or -ENOMEM.
+ * Checks stores [from, n) of a batch (u64 gpas at `gpas`, `bytes` each from `data`, none crossing
+ * a page): each must lie in a writable slot of `as` whose whole host range is known to be mapped,
+ * and its host frames are reserved, except for a store of zeros into a page that has no frame
+ * (it reads as zero and stays so: the store changes no byte). Returns the index of the first
+ * store that does not pass (the host looks at it closely), n when all pass, or -ENOMEM.
  */
-export function kvm_batch_check(vm: usize, as: u32, um: usize, gpas: usize, n: u32, bytes: u32, from: u32): i32 {
+export function kvm_batch_check(vm: usize, as: u32, um: usize, gpas: usize, n: u32, bytes: u32, from: u32, data: usize): i32 {
   for (let i = from; i < n; i++) {
     const a = load<u64>(gpas + (<usize>i << 3));
     if ((a & <u64>(PAGE_SIZE - 1)) + <u64>bytes > <u64>PAGE_SIZE) return <i32>i;
@@ -103,7 +112,8 @@ export function kvm_batch_check(vm: usize, as: u32, um: usize, gpas: usize, n: u
     if (!slot || (load<u32>(slot, S_FLAGS) & READONLY) || !load<u32>(slot, S_BACKED)) return <i32>i;
     const hva = load<u64>(slot, S_UADDR) + (a - (load<u64>(slot, S_BASE) << 12));
     // A store stays in one page: a frame already there is all it needs.
-    if (!umFrame(um, hva >> 12) && umReserve(um, hva, <u64>bytes) < 0) return -ENOMEM;
+    if (umFrame(um, hva >> 12) || allZero(data + <usize>i * <usize>bytes, bytes)) continue;
+    if (umReserve(um, hva, <u64>bytes) < 0) return -ENOMEM;
   }
   return <i32>n;
 }
@@ -130,8 +140,9 @@ export function kvm_vcpu_write_batch(vm: usize, as: u32, um: usize, ring: usize,
     const p = <u32>(gfn - lo);
     if (isTracked(slot, p)) break;
     const hva = load<u64>(slot, S_UADDR) + (a - (lo << 12));
-    const f = umFrame(um, hva >> 12); // reserved by kvm_batch_check
-    memory.copy(f + <usize>(hva & <u64>(PAGE_SIZE - 1)), data + <usize>i * <usize>bytes, bytes);
+    // Framed by kvm_batch_check, unless the store is of zeros into a page that reads as zero.
+    const f = umFrame(um, hva >> 12);
+    if (f) memory.copy(f + <usize>(hva & <u64>(PAGE_SIZE - 1)), data + <usize>i * <usize>bytes, bytes);
     store<f64>(hvas + (<usize>i << 3), <f64>hva);
     storeUntracked(slot, p, ring);
   }

@@ -95,6 +95,19 @@ export function sd_free(root: u32): void {
 }
 
 /**
+ * Marks the pages of `n` stores of `bytes` bytes at the f64 host addresses at `addrs` (a batch of
+ * vCPU stores): 0, or -ENOMEM / -EFAULT when a store could not be marked (the others are).
+ */
+export function sd_mark_many(root: u32, addrs: u32, n: u32, bytes: u32): i32 {
+  let r: i32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = sd_mark(root, load<f64>(<usize>addrs + (<usize>i << 3)), <f64>bytes);
+    if (e < 0) r = e;
+  }
+  return r;
+}
+
+/**
  * Marks every page touched by [addr, addr + len) (len > 0): 0, -EFAULT (past 2^47), or -ENOMEM
  * with no page marked.
  */

@@ -119,20 +119,30 @@ export class GetRig {
 
   private patterns = new Map<number, Uint8Array>();
 
-  /** Keeps, for each density, the dirty pattern restored before each read: the pins plus that share of pages at random. */
+  /**
+   * Keeps, for each density, the dirty pattern restored before each read: the pins plus each
+   * page dirty with that probability (a half: random words; below: that many pages drawn at
+   * random), built in the host so that set-up stays short.
+   */
   prepareDensities(densities: readonly number[]): void {
-    const bm = this.dma.bitmap!;
+    const nbits = this.dma.bitmap!.nbits;
+    const words = Math.ceil(nbits / 64);
     for (const dirty of densities) {
-      bm.clear();
-      const n = Math.round(bm.nbits * dirty);
-      if (n) {
-        const pages = new Uint32Array(n);
-        new Prng(11).fillBelow(pages, 0, n, bm.nbits);
-        bm.setBatch(pages);
+      const rnd = new Prng(11);
+      const pattern = new Uint8Array(words * 8);
+      const w32 = new Uint32Array(pattern.buffer);
+      if (dirty === 0.5) {
+        for (let i = 0; i < w32.length; i++) w32[i] = rnd.u32();
+        if (nbits % 64) w32.fill(0, Math.ceil(nbits / 32)); // no bit at or past nbits
+        if (nbits % 32) w32[Math.floor(nbits / 32)] &= 2 ** (nbits % 32) - 1;
+      } else {
+        for (let n = Math.round(nbits * dirty); n > 0; n--) {
+          const b = rnd.below(nbits);
+          pattern[b >>> 3] |= 1 << (b & 7);
+        }
       }
-      for (const p of this.pinned) bm.set(p);
-      const w = bm.core.x.bitmap_words(bm.handle);
-      this.patterns.set(dirty, bm.core.u8().slice(w, w + Math.ceil(bm.nbits / 64) * 8));
+      for (const p of this.pinned) pattern[p >>> 3] |= 1 << (p & 7);
+      this.patterns.set(dirty, pattern);
     }
   }
 

@@ -13,6 +13,8 @@ import { profileOf, type Profile } from './vfio/profile.js';
 import { assertOwnedBy, VfioContainer } from './vfio/typed.js';
 import { snapshot, type EngineSnapshot } from './vfio/inspect.js';
 import { Calls } from './ioasid/calls.js';
+import { callbackScope } from './kvm/callbacks.js';
+import { subsystemsSnapshot, type SubsystemsSnapshot } from './inspect_subsystems.js';
 import { Ioasid } from './ioasid/ioasid.js';
 import { Accelerators } from './accel/accelerators.js';
 import type { Accelerator, AcceleratorOptions } from './accel/accelerator.js';
@@ -42,7 +44,7 @@ export class Engine {
   /** KVM_MAX_VCPUS (SPEC-KVM §11). */
   kvmMaxVcpus = 1024;
   /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
-  readonly calls = new Calls();
+  readonly calls = new Calls(() => callbackScope(this).forbid('a mutating engine call'));
   /** The IOASID allocator (SPEC-PASID §2). */
   readonly ioasid: Ioasid;
   /** Quota of each VM's PASID set. */
@@ -99,11 +101,21 @@ export class Engine {
   }
 
   /**
+   * Every engine call that creates, removes or arms something calls it: throws once disposed, and
+   * inside a KVM callback (a page-track notifier or an unlink callback), where only the KVM
+   * write-track calls, `proc.read`/`proc.write` and the vendor-driver API may run (SPEC-KVM G4).
+   */
+  private mutating(what: string): void {
+    this.live();
+    callbackScope(this).forbid(`engine.${what}`);
+  }
+
+  /**
    * A new IOMMU group with its devices (CONTRACT.md "The host"). Group numbers are never reused,
    * even after `group.remove()`: a Group held by the embedder cannot come to name another group.
    */
   createGroup(o: GroupOptions = {}): Group {
-    this.live();
+    this.mutating('createGroup');
     const g = new Group(this, this.nextGroupId, o);
     this.nextGroupId++;
     this.groups.set(g.id, g);
@@ -112,13 +124,13 @@ export class Engine {
 
   /** A new shared accelerator run by the reference driver (SPEC-PASID §4.1). */
   createAccelerator(o: AcceleratorOptions = {}): Accelerator {
-    this.live();
+    this.mutating('createAccelerator');
     return this.accelerators.create(o);
   }
 
   /** A new user process. */
   createProcess(o: ProcessOptions = {}): Process {
-    this.live();
+    this.mutating('createProcess');
     const p = new Process(this, o);
     this.processes.push(p);
     return p;
@@ -138,13 +150,14 @@ export class Engine {
   /**
    * Ends the engine: every process exits (in creation order), every group is removed, every
    * subsystem returns what it holds, and the Wasm instance is dropped so its memory can be
-   * collected. Inside a callback (a driver's dma_unmap op, an IOASID notifier, getter or
-   * accelerator observer) it throws and changes nothing. Afterwards every call on the engine, its
+   * collected. Inside a callback (a driver's dma_unmap op, an IOASID notifier, getter or KVM callback,
+   * an accelerator observer) it throws and changes nothing. Afterwards every call on the engine, its
    * groups and accelerators throws Error('engine disposed'), a process's calls say that it has
    * exited, and a typed container's calls throw EBADF (its fd is closed). Idempotent.
    */
   dispose(): void {
     if (this.disposedFlag) return;
+    callbackScope(this).forbid('engine.dispose');
     if (this.calls.inCallback) throw new Error('engine.dispose() cannot run inside a callback');
     for (const c of this.containers) {
       if (c.notifying) throw new Error('engine.dispose() cannot run inside a dma_unmap callback');
@@ -162,7 +175,7 @@ export class Engine {
    * TypeError for a process of another engine.
    */
   openContainer(proc: Process): VfioContainer {
-    this.live();
+    this.mutating('openContainer');
     assertOwnedBy(this, proc, Process, 'process', 'openContainer');
     return new VfioContainer(proc, proc.open('/dev/vfio/vfio'));
   }
@@ -186,7 +199,7 @@ export class Engine {
 
   /** Makes the nth Wasm allocation from now fail with ENOMEM (1: the next one); 0 disarms. */
   failNthAllocation(n: number): void {
-    this.live();
+    this.mutating('failNthAllocation');
     this.core.x.heap_fail_nth(n);
   }
 
@@ -197,12 +210,15 @@ export class Engine {
   }
 
   /**
-   * A deterministic snapshot of the whole model, for tests and debugging. `bitmaps: false` leaves
-   * the dirty bitmaps out (null), for mappings whose hex would be hundreds of MiB.
+   * A deterministic, read-only snapshot of the whole model, for tests and debugging: type1
+   * containers and processes, then VMs, iommufd contexts, the IOASID allocator and accelerators
+   * (see `SubsystemsSnapshot`). `bitmaps: false` leaves the dirty bitmaps out (null), for
+   * mappings or slots whose hex would be hundreds of MiB.
    */
-  inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot {
+  inspect(o: { bitmaps?: boolean } = {}): EngineSnapshot & SubsystemsSnapshot {
     this.live();
-    return snapshot(this, o.bitmaps ?? true);
+    const bitmaps = o.bitmaps ?? true;
+    return { ...snapshot(this, bitmaps), ...this.core.unarmed(() => subsystemsSnapshot(this, bitmaps)) };
   }
 }
 

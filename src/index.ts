@@ -31,6 +31,10 @@ export {
   VfioContainer, DirtyTracking, type MapRequest, type RangeRequest, type ContainerInfo,
 } from './vfio/typed.js';
 export type { EngineSnapshot, ContainerSnapshot, DmaSnapshot } from './vfio/inspect.js';
+export type {
+  SubsystemsSnapshot, KvmSnapshot, SlotSnapshot, IommufdSnapshot, IommufdObjectSnapshot, IoasidSetSnapshot,
+  AcceleratorSnapshot,
+} from './inspect_subsystems.js';
 export { DirtyBitmap } from './core/dirty_bitmap.js';
 export * from './export/index.js';
 export { simulate, type SimResult, type SimHooks } from './sim/simulator.js';

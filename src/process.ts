@@ -281,6 +281,15 @@ export class Process {
     this.sd.mark(addr, length);
   }
 
+  /**
+   * markSoftDirty for a batch of `n` stores of `bytes` bytes whose host addresses are f64 values
+   * at core address `addrs` (the vCPU batch form). @internal
+   */
+  markSoftDirtyMany(addrs: number, n: number, bytes: number): void {
+    this.live('markSoftDirty');
+    this.sd.markMany(addrs, n, bytes);
+  }
+
   /** Clears the soft-dirty record of every page (writing "4" to clear_refs). */
   clearSoftDirty(): void {
     this.live('clearSoftDirty');

@@ -86,9 +86,10 @@ export interface CoreExports {
    */
   bitmap_runs(bm: number, first: number, count: number, out: number, max: number): number;
   /**
-   * Every maximal run of bm as u32 (start, length) pairs in a heap block it allocates (grown by
-   * doubling, no count pass), its address stored at the u32 `slot`: the number of runs, -EINVAL
-   * or -ENOMEM (nothing allocated). The caller frees the block with heap_free.
+   * Every maximal run of bm as u32 (start, length) pairs in a heap block it allocates (sized from
+   * a sample of its words, grown by doubling if short; no count pass), its address stored at the
+   * u32 `slot`: the number of runs, -EINVAL or -ENOMEM (nothing allocated). The caller frees the
+   * block with heap_free.
    */
   bitmap_runs_all(bm: number, slot: number): number;
 
@@ -186,6 +187,8 @@ export interface CoreExports {
   sd_free(sd: number): void;
   /** Marks the pages touched by [addr, addr+len): 0, -EFAULT (past 2^47) or -ENOMEM (nothing marked). */
   sd_mark(sd: number, addr: number, len: number): number;
+  /** Marks the pages of n stores of `bytes` at the f64 addresses at addrs: 0, or -errno when one could not be marked. */
+  sd_mark_many(sd: number, addrs: number, n: number, bytes: number): number;
   /** ORs the marks of pages [first, first+n) into bits 0..n-1 of the byte bitmap at out. */
   sd_read(sd: number, first: number, n: number, out: number): void;
   /** Sets bits [from, from+n) of the byte bitmap at out. */
@@ -235,6 +238,8 @@ export interface CoreExports {
   kvm_track_count(slot: number, p: number): number;
   /** Count of page p += delta (±1, saturating); +1 protects. 0 or -ENOMEM. */
   kvm_track_add(slot: number, p: number, delta: number): number;
+  /** Pages of a slot whose write-track count is above 0. */
+  kvm_slot_tracked(slot: number): number;
   /** A zeroed dirty ring of `bytes`: its handle, or -ENOMEM. */
   kvm_ring_create(bytes: number): number;
   /** Frees a ring. */
@@ -250,13 +255,22 @@ export interface CoreExports {
   /** A checked KVM-internal write: every piece stored and recorded. */
   kvm_vcpu_write_guest(vm: number, as: number, um: number, ring: number, gpa: bigint, src: number, len: number): void;
   /** Checks and reserves stores [from, n) of a batch: index of the first that needs a closer look, n, or -ENOMEM. */
-  kvm_batch_check(vm: number, as: number, um: number, gpas: number, n: number, bytes: number, from: number): number;
+  kvm_batch_check(vm: number, as: number, um: number, gpas: number, n: number, bytes: number, from: number, data: number): number;
   /** Stores [from, n) of a checked batch; host addresses to hvas (f64): the index reached. */
   kvm_vcpu_write_batch(vm: number, as: number, um: number, ring: number, gpas: number, n: number, data: number, bytes: number, from: number, hvas: number): number;
   /** The slot's bitmap to user memory at addr, cleared when `clear`: 0 or -ENOMEM. */
   kvm_get_log(slot: number, um: number, addr: number, clear: number): number;
   /** Bitmap words from firstWord lose the bits set in nwords user words at addr. */
   kvm_clear_log(slot: number, um: number, addr: number, firstWord: number, nwords: number): void;
+  // ---- the simulator's VMM (assembly/kvm_vmm.ts) -------------------------------------------------
+  /** Lays out n 8-byte guest stores: gpas (u64) and data (seq + i on pages set in `valued`, else 0); the stores into the watched pages. */
+  vmm_stores(pages: number, first: number, n: number, gpas: number, data: number, valued: number, seq: number, watchFirst: number, watchCount: number): number;
+  /** ORs nwords words of user memory at addr into bitmap bm from word firstWord. */
+  vmm_or_user(um: number, addr: number, bm: number, firstWord: number, nwords: number): void;
+  /** Reaps DIRTY entries of a ring copy from fetch on into bm (slot table of base/pages pairs); the count. */
+  vmm_ring_reap(mem: number, entries: number, fetch: number, table: number, nslots: number, bm: number): number;
+  /** 32-bit hashes of n user pages (u32 page numbers at vfns from base) to out; how many differ from prev (or 0). */
+  vmm_page_hashes(um: number, base: number, vfns: number, n: number, out: number, prev: number): number;
 
   // ---- unit_report (assembly/unit_report.ts) ------------------------------------------------
   /**

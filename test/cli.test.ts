@@ -77,7 +77,7 @@ describe('vfio-dirty', () => {
     const s = JSON.parse(a.out());
     expect(a.err()).toContain('round  0 bulk'); // progress goes to stderr with --json
     expect(Object.keys(s).sort()).toEqual(
-      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
+      ['accelerator', 'allDirtyRounds', 'bytesSent', 'config', 'converged', 'cpuLog', 'downtimeS', 'engine', 'migrate', 'postcopy', 'rounds', 'roundsDetail', 'schema', 'slots', 'totalTimeS', 'wallMs'],
     );
     expect(s.schema).toBe(SUMMARY_SCHEMA);
     expect(Object.keys(s.engine).sort()).toEqual(['activityMs', 'harvests', 'maxMs', 'meanMs', 'peakHeapBytes', 'totalMs']);
@@ -92,8 +92,8 @@ describe('vfio-dirty', () => {
       'status', 'thresholdBytes', 'totalBytes', 'totalTimeS', 'transferredBytes',
     ]);
     expect(Object.keys(s.config).sort()).toEqual([
-      'accelerator', 'bandwidth', 'deviceState', 'dirtyRate', 'downtimeLimit', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
-      'memory', 'passthrough', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
+      'accelerator', 'bandwidth', 'clearBitmapShift', 'cpuLog', 'deviceState', 'dirtyRate', 'dirtyRingSize', 'downtimeLimit', 'gpuPtPages', 'gpuPtRate', 'heatmapColumns', 'hotFraction', 'hotWeight', 'lowMemory', 'maxRounds',
+      'memory', 'passthrough', 'postcopyAfter', 'postcopyRtt', 'seed', 'step', 'throttle', 'trackerRanges', 'tracking', 'trackingPageSize', 'vcpus', 'vgpu', 'vgpuChurn', 'vgpuDmaRate', 'vgpuPinned', 'vgpuRegion', 'workload',
       'zeroFraction',
     ]);
     expect(s.config.memory).toBe(512 * 2 ** 20);

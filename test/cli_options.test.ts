@@ -49,6 +49,7 @@ describe('simulate options', () => {
       workload: 'mixed', dirtyRate: 512 * MiB, hotFraction: 0.1, hotWeight: 0.9, vgpu: true,
       vgpuPinned: 64 * MiB, vgpuChurn: 32 * MiB, vgpuDmaRate: 16 * MiB, vgpuRegion: GiB,
       passthrough: 'none', tracking: 'type1', trackerRanges: 4, trackingPageSize: 4096, seed: 1, step: 0.1, heatmapColumns: 512, zeroFraction: 0.25, vcpus: 4,
+      cpuLog: 'manual', dirtyRingSize: 4096, clearBitmapShift: 18, gpuPtPages: 16, gpuPtRate: 0,
       throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
       deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
       accelerator: { enabled: false, rate: 64 * MiB, buffers: 16 * MiB, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,

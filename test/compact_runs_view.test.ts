@@ -1,6 +1,7 @@
-// DirtyReport.compactRunsView(): the runs gathered in the core in one call (bitmap_runs_all,
-// growing its block by doubling from 65,536 runs), handed out as a view of Wasm memory; the same
-// values as compactRuns() and the bitmap's own runs(), at every edge of the growth.
+// DirtyReport.compactRunsView(): the runs gathered in the core in one call (bitmap_runs_all, its
+// block sized from the run starts of every 16th 512-word block plus 1/8 and 4,096 runs, grown by
+// doubling when that falls short), handed out as a view of Wasm memory; the same values as
+// compactRuns() and the bitmap's own runs(), at every edge of the growth.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
 import { OutOfMemoryError } from '../src/errors.js';
@@ -60,12 +61,30 @@ describe('compactRunsView', () => {
     full.dispose();
   });
 
-  for (const runs of [65535, 65536, 65537, 131072, 200001]) {
-    it(`gathers ${runs} runs across the block's growth (65,536 first, doubling)`, () => {
+  for (const runs of [65535, 65536, 200001]) {
+    it(`gathers ${runs} runs spread evenly, sized by the sample without growing`, () => {
       const r = reportOf(2 * runs + 3, alternating(1, runs));
+      const allocs = core.x.heap_alloc_calls();
       const view = r.compactRunsView();
+      expect(core.x.heap_alloc_calls() - allocs).toBe(2); // the slot and the block: no growth
       expect(view.length).toBe(2 * runs);
       expect(same(view, pairsOf(1, runs))).toBe(true);
+      expect(same(r.compactRuns(), r.bitmap.runs())).toBe(true);
+      r.dispose();
+    });
+  }
+
+  // Runs from bit 32768 (word 512) to below bit 524288 (word 8192) lie between the sampled blocks
+  // (words 0-511 and 8192-8703): the estimate is 0 and the block grows from 4,096 runs (a block
+  // filled exactly grows once more, to look past its last run).
+  for (const [runs, grows] of [[4095, 0], [4096, 1], [4097, 1], [8193, 2], [200001, 6]]) {
+    it(`gathers ${runs} runs the sample misses, growing the block ${grows} times from 4,096`, () => {
+      const r = reportOf(32768 + 2 * runs + 3, alternating(32768, runs));
+      const allocs = core.x.heap_alloc_calls();
+      const view = r.compactRunsView();
+      expect(core.x.heap_alloc_calls() - allocs).toBe(2 + grows);
+      expect(view.length).toBe(2 * runs);
+      expect(same(view, pairsOf(32768, runs))).toBe(true);
       expect(same(r.compactRuns(), r.bitmap.runs())).toBe(true);
       r.dispose();
     });
@@ -101,7 +120,7 @@ describe('compactRunsView', () => {
   });
 
   it('fails with ENOMEM at every allocation it makes, leaking nothing and changing nothing', () => {
-    const r = reportOf(2 * 70000 + 1, alternating(0, 70000)); // grows once: 3 allocations
+    const r = reportOf(32768 + 2 * 5000 + 1, alternating(32768, 5000)); // unsampled, grows once: 3 allocations
     const live0 = core.x.heap_live();
     for (let n = 1; n <= 3; n++) {
       core.x.heap_fail_nth(n);
@@ -109,7 +128,7 @@ describe('compactRunsView', () => {
       core.x.heap_fail_nth(0);
       expect(core.x.heap_live(), `allocation ${n}`).toBe(live0);
     }
-    expect(same(r.compactRunsView(), pairsOf(0, 70000))).toBe(true);
+    expect(same(r.compactRunsView(), pairsOf(32768, 5000))).toBe(true);
     r.dispose();
   });
 });

@@ -284,6 +284,27 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     }
   });
 
+  it('reads and clears ranges over several 8192-word blocks of the stream, block seams included', () => {
+    const nbits = 64 * (2 * 8192 + 700) + 45;
+    const r = rng(91);
+    for (let t = 0; t < 8; t++) {
+      const [bm, m] = pair(nbits, t % 2 ? 3000 : 40, 300 + t);
+      const s = [0, 13, 63, 1][t % 4];
+      const first = t < 4 ? 0 : r(64 * 8192);
+      const count = t < 4 ? nbits : nbits - first - r(64 * 300);
+      const L = Math.ceil((count + s) / 64);
+      const buf = buffer(L + 2, 0xc3);
+      const want = bytesAt(buf, (L + 2) * 8);
+      expect(m.read(first, count, want, 1, s, true)).toBe(L);
+      expect(core.x.bitmap_read(bm.handle, first, count, buf + 8, s, 1)).toBe(L);
+      expectBytes(bytesAt(buf, (L + 2) * 8), want);
+      expectBytes(bm.toBytes(), m.bytes);
+      expect(bm.count(first, count)).toBe(0);
+      core.x.heap_free(buf);
+      bm.dispose();
+    }
+  });
+
   it('reproduces SPEC V35 and V36 [clean] through readInto', () => {
     const a = DirtyBitmap.create(core, 4); // V35: dma at page 2, pins at pages 2 and 5
     a.set(0);

@@ -13,6 +13,7 @@ import type { SimConfig } from '../src/sim/config.js';
 import { renderHtmlReport, type Heatmap } from '../src/sim/html_report.js';
 import { COLOURS } from '../src/sim/report/client_common.js';
 import { HEATMAP_MAX_BUCKETS, heatmapBucket } from '../src/sim/report/heatmap_buckets.js';
+import { emptySync } from '../src/sim/cpu_log.js';
 import { SUMMARY_SCHEMA, type RoundRecord, type SimSummary } from '../src/sim/summary.js';
 import { chartLabels, labelOverlaps, limitLine, pixel, type ChartLabels } from './html_report_probe.js';
 
@@ -33,6 +34,7 @@ function config(memory: number, maxRounds = 30): SimConfig {
     throttle: { autoConverge: false, initial: 20, increment: 10, max: 99, tailslow: false, triggerThreshold: 50, dirtyLimit: false, vcpuDirtyLimit: MiB },
     deviceState: { precopyInitial: 0, precopyDirtyRate: 0, stopCopy: 0 },
     accelerator: { enabled: false, rate: 0, buffers: 0, fallback: 'none' }, postcopyAfter: 0, postcopyRtt: 1e-4,
+    cpuLog: 'manual', dirtyRingSize: 4096, clearBitmapShift: 18, gpuPtPages: 0, gpuPtRate: 0,
   };
 }
 
@@ -60,6 +62,7 @@ function run(memory: number, dirty: number[], opts: { converged?: boolean; colum
     bytesSent: roundsDetail.reduce((a, r) => a + r.bytesSent, 0), allDirtyRounds: 0,
     engine: { harvests: dirty.length, totalMs: 1.5, meanMs: 0.5, maxMs: 0.6, activityMs: 3, peakHeapBytes: MiB },
     wallMs: 12, roundsDetail, accelerator: null, postcopy: null,
+    cpuLog: { mode: 'manual', vcpus: 4, stores: 0, rounds: [], total: emptySync(), shadow: null },
     migrate: {
       status: converged ? 'completed' : 'active', setupTimeS: 0, totalTimeS: 10, downtimeS: converged ? 0.1 : null, expectedDowntimeS: 0.1,
       transferredBytes: 0, remainingBytes: 0, totalBytes: memory, duplicatePages: 0, normalPages: 0, normalBytes: 0, mbps: 0,
@@ -209,7 +212,7 @@ describe.skipIf(!CHROMIUM)('HTML report in headless chromium', () => {
     expect(await pixel(page, 'convergence', 1, 256 * MiB)).toEqual(hex(COLOURS.precopy));
     expect(await pixel(page, 'convergence', 4, 80 * MiB)).toEqual(hex(COLOURS.stopCopy));
     expect(await page.locator('#rounds tr:nth-child(2) td').allTextContents()).toEqual(
-      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
+      ['0', 'bulk copy (all RAM)', '0 ms', '', '', '', '3', '', '16.38 s', '16.0 GiB', '16.0 GiB', '16.38 s', '0 B', '1', '']);
   });
 
   it('draws the limit line at 300 ms on the time axis, which is 300 MiB at 1000 MiB/s on the byte axis', async () => {

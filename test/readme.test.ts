@@ -31,6 +31,7 @@ const NOT_RUN: Record<string, string> = {
     'starts a daemon that runs until SIGTERM (test/server/ runs the server and both clients)',
   'npm run bench': 'runs every benchmark, about twenty minutes',
   'npm run bench -- --filter vfio': 'runs a group of benchmarks, minutes',
+  'npm run bench -- get': 'runs the GET_BITMAP matrix and the runs group, minutes',
 };
 
 /** Values in transcripts that are measured on a real clock: compared as `#`. */

@@ -3,6 +3,7 @@
 // device side (DMA by PASID and virtual address, queue regions), fault injection and removal.
 import { EBUSY, EDEADLK, EFAULT, EINVAL, ENODEV, ENOENT, ENXIO } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
+import { callbackScope } from '../kvm/callbacks.js';
 import type { Process } from '../process.js';
 import { uapi } from '../uapi.js';
 import type { Bond } from './sva.js';
@@ -130,6 +131,11 @@ export class Accelerator {
     return out;
   }
 
+  /** Its bonds, in the order they began (for inspection). */
+  bondList(): Bond[] {
+    return [...this.bonds.values()];
+  }
+
   /** The bond of `proc` with this accelerator, if any. */
   bondOf(proc: Process): Bond | undefined {
     return this.bonds.get(proc);
@@ -242,6 +248,7 @@ export class Accelerator {
 
   /** §4.9: 0, or -EDEADLK in a callback. */
   remove(): number {
+    callbackScope(this.engine).forbid('accel.remove'); // SPEC-KVM G4: not from a KVM callback
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     if (this.removedFlag) return 0;

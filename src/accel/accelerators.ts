@@ -30,6 +30,11 @@ export class Accelerators implements Subsystem {
     return x instanceof Accelerator && x.engine === this.engine;
   }
 
+  /** The live accelerators, in creation order (for inspection). */
+  list(): readonly Accelerator[] {
+    return this.live;
+  }
+
   /** engine.dispose(): every live accelerator is removed (§4.9), so its calls answer ENODEV. */
   dispose(): void {
     for (const a of [...this.live]) a.remove();

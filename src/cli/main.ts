@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command, Io } from './command.js';
 import { replayCommand } from './replay.js';
 import { simulateCommand } from './simulate.js';
+import { dirtyRateCommand } from './dirty_rate.js';
 import { serveCommand } from '../server/cli.js';
 import { guardStream, printable } from './terminal.js';
 import { UsageError } from './units.js';
@@ -19,7 +20,7 @@ type AnyCommand = Command<{ help: boolean; version: boolean }>;
 
 /** Every command, in help order. */
 export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
-  ([simulateCommand, replayCommand, serveCommand] as AnyCommand[]).map((c) => [c.name, c]),
+  ([simulateCommand, replayCommand, serveCommand, dirtyRateCommand] as AnyCommand[]).map((c) => [c.name, c]),
 );
 
 export function mainHelp(): string {

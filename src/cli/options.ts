@@ -7,8 +7,10 @@ import { ACCEL_BUFFERS_GPA, ACCEL_FALLBACKS, ACCEL_JOB } from '../sim/accel_work
 import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config.js';
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
+import { remoteRefusal } from '../server/remote_engine.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
+import { CPU_LOG_MODES } from '../sim/cpu_log.js';
 import { parseCommandLine } from './args.js';
 import { checkOutputDir, checkOutputFile } from './output_paths.js';
 import {
@@ -41,6 +43,8 @@ export interface OutputOptions {
   progress: ProgressMode;
   /** Write the run as a replayable trace to this file. */
   trace?: string;
+  /** Run on the engine of the `vfio-dirty serve` server listening at this socket. */
+  server?: string;
 }
 
 export interface SimulateOptions {
@@ -58,7 +62,7 @@ export const DEFAULT_EXPORT_FORMATS = 'bitmap,runs';
 type Apply = (text: string, c: SimConfig) => void;
 
 /** One simulation option: its flag, its default as the user would type it, its help. */
-interface OptionSpec {
+export interface OptionSpec {
   name: string;
   value: string; // the placeholder shown in --help
   default: string;
@@ -97,6 +101,10 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.vgpuDmaRate = parseRate('vgpu-dma-rate', t); } },
   { name: 'vgpu-region', value: 'SIZE', default: '1GiB', help: 'guest memory at the top of RAM where the vGPU\'s ring and buffers live; unless set, at most the RAM slot at the top of guest memory',
     apply: (t, c) => { c.vgpuRegion = parseSize('vgpu-region', t); } },
+  { name: 'gpu-pt-pages', value: 'N', default: '16', help: 'pages of a guest GPU page table at the top of RAM that the vGPU shadows: it write-protects them through KVM write tracking and its notifier sees every guest store to them (0: none)',
+    apply: (t, c) => { c.gpuPtPages = parseInteger('gpu-pt-pages', t, 0, 65536); } },
+  { name: 'gpu-pt-rate', value: 'N', default: '0', help: 'page-table entries per second the guest\'s GPU driver writes (8-byte stores through the vCPUs, seen by the vGPU\'s notifier)',
+    apply: (t, c) => { c.gpuPtRate = parseInteger('gpu-pt-rate', t, 0, 10_000_000); } },
   { name: 'passthrough', value: 'MODE', default: 'none', help: 'an IOMMU-backed passthrough device: none | unpinned (every round all-dirty) | pinning (its driver pins, so only pinned pages count)',
     apply: (t, c) => { c.passthrough = parseChoice('passthrough', t, PASSTHROUGH_MODES); } },
   { name: 'tracking', value: 'MODE', default: 'type1', help: 'who tracks the passthrough device\'s writes: type1 (the container\'s GET_BITMAP) | device (its own DMA logging) | iommufd (an IOMMU with dirty bits)',
@@ -115,6 +123,12 @@ export const SIM_OPTIONS: readonly OptionSpec[] = [
     apply: (t, c) => { c.zeroFraction = parseFraction('zero-fraction', t); } },
   { name: 'vcpus', value: 'N', default: '4', help: 'the guest\'s vCPUs (--dirty-limit caps each one)',
     apply: (t, c) => { c.vcpus = parseInteger('vcpus', t, 1, 1024); } },
+  { name: 'cpu-log', value: 'MODE', default: 'manual', help: 'how the VMM reads KVM\'s dirty log of the guest\'s writes: bitmap (KVM_GET_DIRTY_LOG) | manual (GET, then KVM_CLEAR_DIRTY_LOG in chunks, as QEMU with manual protect) | ring (per-vCPU dirty rings)',
+    apply: (t, c) => { c.cpuLog = parseChoice('cpu-log', t, CPU_LOG_MODES); } },
+  { name: 'dirty-ring-size', value: 'N', default: '4096', help: 'with --cpu-log ring: entries per vCPU ring, a power of two from 256 to 65536',
+    apply: (t, c) => { c.dirtyRingSize = parseInteger('dirty-ring-size', t, 256, 65536); } },
+  { name: 'clear-bitmap-shift', value: 'N', default: '18', help: 'with --cpu-log manual: KVM_CLEAR_DIRTY_LOG clears 2^N pages at a time (6 to 31; 18 is 1 GiB)',
+    apply: (t, c) => { c.clearBitmapShift = parseInteger('clear-bitmap-shift', t, 6, 31); } },
   { name: 'cpu-throttle-initial', value: 'PCT', default: '20', help: 'auto-converge: the first vCPU throttle, percent',
     apply: (t, c) => { c.throttle.initial = parseInteger('cpu-throttle-initial', t, 1, 99); } },
   { name: 'cpu-throttle-increment', value: 'PCT', default: '10', help: 'auto-converge: how much each later step raises the throttle, percent',
@@ -181,18 +195,11 @@ function topSlot(c: SimConfig) {
  */
 export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   const given = (name: string) => set === undefined || set.has(name);
-  const page = (name: string, v: number) => {
-    if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
-  };
-  if (c.memory < 16 * MiB || c.memory > 1024 * GiB) throw new OptionError('memory', 'must be between 16MiB and 1TiB');
-  page('memory', c.memory);
-  if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
-  page('low-memory', c.lowMemory);
+  checkMemory(c);
   if (set) deriveDefaults(c, set);
   if (!(c.bandwidth > 0)) throw new OptionError('bandwidth', 'must be more than 0');
   if (!(c.downtimeLimit > 0)) throw new OptionError('downtime-limit', 'must be more than 0');
-  if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
-  if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
+  checkGuest(c);
   if (c.vgpu) checkVgpu(c, given);
   const tps = c.trackingPageSize;
   if (!(tps >= 4096 && tps <= 2 * MiB && (tps & (tps - 1)) === 0)) throw new OptionError('tracking-page-size', 'must be a power of two from 4KiB to 2MiB');
@@ -202,6 +209,28 @@ export function checkConfig(c: SimConfig, set?: ReadonlySet<string>): void {
   if (c.deviceState.precopyDirtyRate > 64 * GiB) throw new OptionError('device-dirty-rate', 'must be at most 64GiB/s');
   const tooLong = runTooLong(c);
   if (tooLong) throw new UsageError(tooLong);
+}
+
+/** The guest's RAM: --memory and --low-memory. */
+function checkMemory(c: SimConfig): void {
+  const page = (name: string, v: number) => {
+    if (v % 4096) throw new OptionError(name, `must be a multiple of 4 KiB, got ${v} bytes`);
+  };
+  if (c.memory < 16 * MiB || c.memory > 1024 * GiB) throw new OptionError('memory', 'must be between 16MiB and 1TiB');
+  page('memory', c.memory);
+  if (c.lowMemory <= 0 || c.lowMemory > 3.5 * GiB) throw new OptionError('low-memory', 'must be more than 0 and at most 3.5GiB');
+  page('low-memory', c.lowMemory);
+}
+
+/**
+ * The checks of the guest's own options (RAM, step, its write rate, its dirty ring), shared by
+ * `simulate` and `dirty-rate`.
+ */
+export function checkGuest(c: SimConfig): void {
+  checkMemory(c);
+  if (!(c.step >= 1e-3 && c.step <= 10)) throw new OptionError('step', 'must be between 1ms and 10s');
+  if (c.dirtyRate > 64 * GiB) throw new OptionError('dirty-rate', 'must be at most 64GiB/s');
+  if (c.dirtyRingSize & (c.dirtyRingSize - 1)) throw new OptionError('dirty-ring-size', `must be a power of two, got ${c.dirtyRingSize}`);
 }
 
 function checkAccel(c: SimConfig): void {
@@ -226,6 +255,7 @@ function checkVgpu(c: SimConfig, given: (name: string) => boolean): void {
   if (c.vgpuRegion > top) {
     throw new OptionError('vgpu-region', `must fit in the RAM slot at the top of guest memory (${top / MiB} MiB with these --memory and --low-memory)`);
   }
+  if (c.gpuPtPages * 4096 > c.vgpuRegion) throw new OptionError('gpu-pt-pages', `must fit in the vGPU region (${c.vgpuRegion / 4096} pages)`);
   if (c.vgpuPinned % VGPU_BUFFER) throw new OptionError('vgpu-pinned', 'must be a multiple of 2MiB (the vGPU pins 2 MiB buffers)');
   if (c.vgpuPinned > (c.vgpuRegion - VGPU_RING) / 2) {
     const region = given('vgpu-region') ? '--vgpu-region'
@@ -268,11 +298,13 @@ const OUTPUT_OPTIONS: ReadonlyMap<string, (v: string | boolean, o: OutputOptions
   ['report', (v, o) => { o.report = v as string; }],
   ['export', (v, o) => { o.export = v as string; }],
   ['trace', (v, o) => { o.trace = v as string; }],
+  ['server', (v, o) => { o.server = v as string; }],
   ['export-format', (v, o) => { o.exportFormats = parseChoiceList('export-format', v as string, EXPORT_FORMATS); }],
   ['progress', (v, o) => { o.progress = parseChoice('progress', v as string, PROGRESS_MODES); }],
 ]);
 const BOOLEAN_OPTIONS = new Set(['vgpu', 'json', 'auto-converge', 'cpu-throttle-tailslow', 'dirty-limit', 'accelerator']);
-const SIM_OPTION = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
+/** The simulation options by name. */
+export const SIM_OPTION: ReadonlyMap<string, OptionSpec> = new Map(SIM_OPTIONS.map((o) => [o.name, o]));
 
 /**
  * Parses `simulate` arguments: defaults, then the config file (--config), then flags; derives
@@ -314,6 +346,10 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
     else apply(k, v, '');
   }
   checkConfig(config, set);
+  if (output.server !== undefined) {
+    const refused = remoteRefusal(config);
+    if (refused) throw new OptionError(refused, 'cannot be used with --server yet: the server protocol does not carry its calls');
+  }
   if (output.report !== undefined) checkOutputFile('report', output.report);
   if (output.trace !== undefined) checkOutputFile('trace', output.trace);
   if (output.export !== undefined) checkOutputDir('export', output.export);
@@ -325,7 +361,7 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
 export function simulateHelp(): string {
   const rows: [string, string][] = [
     ['--config FILE', 'read options from a JSON object whose keys are the long option names (e.g. {"memory": "8GiB", "vgpu": false}); flags on the command line win'],
-    ...SIM_OPTIONS.map((o): [string, string] => [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`]),
+    ...SIM_OPTIONS.map((o) => simOptionRow(o.name)),
     ['--no-vgpu', 'run without the emulated vGPU (default: with it)'],
     ['--auto-converge', 'QEMU\'s auto-converge: throttle the vCPUs when the guest dirties memory faster than it is sent (default off)'],
     ['--cpu-throttle-tailslow', 'auto-converge: raise the throttle by less than the increment near the rate that would converge (default off)'],
@@ -336,25 +372,36 @@ export function simulateHelp(): string {
     ['--export DIR', 'write each round\'s files to DIR (created if needed): round-NNN.bitmap (kernel layout), round-NNN.runs.json, round-NNN.runs.bin, as --export-format says (default none)'],
     ['--export-format LIST', `the files --export writes: all, or a comma-separated list of ${EXPORT_FORMATS.join(', ')} (formats in docs/formats.md) (default ${DEFAULT_EXPORT_FORMATS})`],
     ['--trace FILE', 'write the run as a replayable trace (JSON Lines, docs/simulate.md): vfio-dirty replay FILE reproduces every harvest, byte for byte (default none)'],
+    ['--server PATH', 'run on the engine of a `vfio-dirty serve` server listening at the socket PATH, through its protocol, instead of an engine in this process (default none)'],
     ['--progress MODE', 'auto | bar | lines | none; auto draws a bar on a terminal and plain lines otherwise (default auto)'],
     ['-h, --help', 'show this help'],
     ['--version', 'print the version of vfio-dirty'],
   ];
-  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
-  const lines = [
+  return [
     'Usage: vfio-dirty simulate [options]',
     '',
     'Runs a pre-copy live migration of a guest whose device DMA is tracked by the engine: guest CPU',
-    'writes go to a KVM-style dirty log, the vGPU pins and writes through dmaRw, and every round',
-    'harvests the container with GET_BITMAP. Time is virtual; the engine\'s own cost is real.',
+    'writes go through KVM vCPUs, the vGPU pins and writes through dmaRw, and every round harvests',
+    'KVM\'s dirty log and the container\'s GET_BITMAP. Time is virtual; the engine\'s own cost is real.',
     '',
     'Units: sizes B, KiB, MiB, GiB, TiB (bare numbers are MiB); rates MiB/s, GiB/s, MB/s, GB/s,',
     'Mbit/s, Gbit/s (bare numbers are MiB/s); times ms or s (bare numbers are ms).',
     '',
     'Options:',
-    ...rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`)),
-  ];
-  return lines.join('\n');
+    ...optionLines(rows),
+  ].join('\n');
+}
+
+/** Help rows (flag, text) as aligned lines of at most 100 characters. */
+export function optionLines(rows: readonly [string, string][]): string[] {
+  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return rows.flatMap(([a, b]) => wrap(b, 100 - width - 2).map((l, i) => `  ${(i === 0 ? a : '').padEnd(width)}${l}`));
+}
+
+/** The help row of simulation option `name` (for commands that share it). */
+export function simOptionRow(name: string): [string, string] {
+  const o = SIM_OPTION.get(name)!;
+  return [`--${o.name} ${o.value}`, `${o.help} (default ${o.default})`];
 }
 
 /** Splits `text` into lines of at most `width` characters at spaces. */

@@ -7,7 +7,10 @@ import type { DirtyReport } from '../export/dirty_report.js';
 import { writeReportFiles } from '../export/report_files.js';
 import { writeFileStreamed } from '../export/file_sink.js';
 import { renderHtmlReport } from '../sim/html_report.js';
-import { simulate } from '../sim/simulator.js';
+import { simulate, type SimEngine } from '../sim/simulator.js';
+import type { SimConfig } from '../sim/config.js';
+import { GuestLayout } from '../sim/guest_layout.js';
+import { RemoteEngine } from '../server/remote_engine.js';
 import type { Command, Io } from './command.js';
 import { parseSimulateOptions, simulateHelp, type SimulateOptions } from './options.js';
 import { progressFor } from './progress.js';
@@ -20,7 +23,21 @@ export function roundFileName(round: number): string {
 
 /** Runs the simulation with the outputs `o` asks for; returns the exit status. */
 export async function runSimulate(o: SimulateOptions, io: Io): Promise<number> {
-  const engine = await createEngine();
+  if (o.output.server === undefined) return simulateOn(await createEngine(), o, io);
+  const engine = await RemoteEngine.connect(o.output.server, { shmBytes: bitmapBytes(o.config) });
+  try {
+    return await simulateOn(engine, o, io);
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** Bytes of the kernel-layout bitmap of the whole guest: the shared file a remote run asks for. */
+function bitmapBytes(c: SimConfig): number {
+  return Math.ceil(new GuestLayout(c.memory, c.lowMemory).gpaPages / 64) * 8;
+}
+
+async function simulateOn(engine: SimEngine, o: SimulateOptions, io: Io): Promise<number> {
   // With --json the summary goes to stdout alone; progress goes to stderr then.
   const progress = progressFor(o.output.progress, o.output.json ? io.err : io.out, o.config.downtimeLimit);
   const dir = o.output.export;

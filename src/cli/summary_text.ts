@@ -1,5 +1,6 @@
 // The human-readable summary printed at the end of `vfio-dirty simulate`.
 import type { SimSummary } from '../sim/summary.js';
+import { describeCpuLog, describeShadow } from '../sim/cpu_log_summary.js';
 import { fmtS } from './progress.js';
 import { formatBytes } from './units.js';
 
@@ -16,6 +17,8 @@ export function formatSummary(s: SimSummary): string {
     `  downtime:        ${fmtS(s.downtimeS)}${s.converged ? '' : ' if forced now'} (limit ${fmtS(c.downtimeLimit)})`,
     `  bytes sent:      ${formatBytes(s.bytesSent)} (${(s.bytesSent / c.memory).toFixed(2)}x guest RAM)`,
     ...infoMigrate(s),
+    `  cpu dirty log:   ${describeCpuLog(s.cpuLog, c)}`,
+    ...(s.cpuLog.shadow ? [`  vGPU shadow:     ${describeShadow(s.cpuLog.shadow)}`] : []),
     `  engine time:     ${s.engine.totalMs.toFixed(1)} ms real over ${s.engine.harvests} harvests` +
       ` (mean ${s.engine.meanMs.toFixed(2)} ms, max ${s.engine.maxMs.toFixed(2)} ms);` +
       ` guest and device activity ${s.engine.activityMs.toFixed(0)} ms; peak Wasm heap ${formatBytes(s.engine.peakHeapBytes)}`,

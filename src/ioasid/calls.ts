@@ -13,8 +13,17 @@ export class Calls {
   /** The first exception a callback or work function threw during the outermost call. */
   private error: { e: unknown } | null = null;
 
-  /** True while a callback runs (K1). */
+  /**
+   * @param outsideKvmCallback throws inside a KVM callback (SPEC-KVM G4); the engine passes it.
+   */
+  constructor(private readonly outsideKvmCallback: () => void = () => {}) {}
+
+  /**
+   * True while a callback runs (K1): the caller, a mutating call, then answers EDEADLK. Every
+   * caller is such a call, so inside a KVM callback, where none may run, this throws instead.
+   */
   get inCallback(): boolean {
+    this.outsideKvmCallback();
     return this.cbDepth > 0;
   }
 

@@ -163,6 +163,18 @@ export class Ioasid {
     return s ? setInfoOf(s, this.ids.count(s.map)) : null;
   }
 
+  /** Every set, LIVE or destroying, by ascending sid (for inspection). */
+  allSets(): IoasidSet[] {
+    return [...this.sets.values()].sort((a, b) => a.sid - b.sid);
+  }
+
+  /** The IDs of set `s`, ascending (for inspection). */
+  members(s: IoasidSet): number[] {
+    const out: number[] = [];
+    this.ids.forEachMember(s.map, 0, ID_MAX, (id) => out.push(id));
+    return out;
+  }
+
   /** The set `sid` if it is LIVE. */
   liveSet(sid: number): IoasidSet | undefined {
     const s = this.sets.get(sid);

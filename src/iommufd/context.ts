@@ -11,6 +11,14 @@ import { iommufdIoctl } from './ioctl.js';
 
 export type IommufdObject = Ioas | Hwpt | DeviceBinding;
 
+/** The unreleased contexts of each engine, in creation order (for inspection). */
+const live = new WeakMap<Engine, Set<IommufdCtx>>();
+
+/** The engine's iommufd contexts not yet released, in creation order. */
+export function liveContexts(engine: Engine): IommufdCtx[] {
+  return [...(live.get(engine) ?? [])];
+}
+
 export class IommufdCtx {
   readonly engine: Engine;
   /** Objects by id. */
@@ -22,6 +30,9 @@ export class IommufdCtx {
 
   constructor(engine: Engine) {
     this.engine = engine;
+    let set = live.get(engine);
+    if (!set) live.set(engine, (set = new Set()));
+    set.add(this);
   }
 
   /** The lowest free id. */
@@ -42,6 +53,7 @@ export class IommufdCtx {
     if (this.fdOpen || this.bindings > 0) return;
     for (const o of [...this.objects.values()]) if (o.type === 'hwpt') hwptDestroy(o);
     this.objects.clear();
+    live.get(this.engine)?.delete(this);
   }
 }
 

@@ -1,10 +1,12 @@
 // A device cdev (/dev/vfio/devices/vfio<N>) and its iommufd device object (SPEC-DEVICE-DIRTY
 // §2.3, §4.2): BIND_IOMMUFD, ATTACH_IOMMUFD_PT (to a HWPT, or to an IOAS through an automatic
-// HWPT, replacing a current attachment), DETACH_IOMMUFD_PT, and unbind at release.
+// HWPT, replacing a current attachment), DETACH_IOMMUFD_PT, and unbind at release. A cdev file
+// lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3), and has its own KVM (F4).
 import {
   E2BIG, EADDRINUSE, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EPERM,
 } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile } from '../file.js';
+import type { Kvm } from '../kvm/kvm.js';
 import type { Process } from '../process.js';
 import { bytesArg, deviceIoctl, dv } from '../vfio/device_feature.js';
 import {
@@ -35,11 +37,20 @@ export class DeviceBinding {
   }
 }
 
-/** An fd of a device cdev: unbound until BIND_IOMMUFD, then a device file with access. */
+/**
+ * A device cdev file: unbound until BIND_IOMMUFD, then a device file with access. It lives while
+ * its fd is open or a KVM-VFIO entry holds it; its release unbinds a bound device.
+ */
 export class CdevFile implements OpenFile {
   readonly kind = 'vfio-device-cdev';
   readonly dev: VfioDevice;
   binding: DeviceBinding | null = null;
+  /** The fd is still open. */
+  fdOpen = true;
+  /** KVM-VFIO entries holding the file. */
+  kvmRefs = 0;
+  /** The file's KVM (SPEC-KVM F4): set by FILE_ADD, cleared by FILE_DEL or a release. */
+  kvm: Kvm | null = null;
 
   constructor(dev: VfioDevice) {
     this.dev = dev;
@@ -54,8 +65,21 @@ export class CdevFile implements OpenFile {
     return deviceIoctl(proc, this.dev, request, arg);
   }
 
-  /** Release: a bound device is detached and unbound, and closes. */
+  /** The fd closes; the file is released unless a KVM-VFIO entry still holds it. */
   close(): void {
+    this.fdOpen = false;
+    this.releaseIfUnused();
+  }
+
+  /** A KVM-VFIO entry lets go of the file. */
+  dropRef(): void {
+    this.kvmRefs--;
+    this.releaseIfUnused();
+  }
+
+  /** Release: a bound device is detached and unbound, and closes. */
+  private releaseIfUnused(): void {
+    if (this.fdOpen || this.kvmRefs > 0) return;
     if (this.binding) unbind(this.binding);
   }
 }
@@ -91,6 +115,7 @@ function bind(proc: Process, file: CdevFile, b: Uint8Array | null): number {
   g.boundCdevs++;
   dev.state.binding = binding;
   file.binding = binding;
+  dev.takeKvm(file.kvm); // the device opens with its cdev file's KVM (SPEC-KVM F5)
   v.setUint32(12, binding.id, true);
   return 0;
 }
@@ -183,7 +208,10 @@ function detachIoctl(b: DeviceBinding, buf: Uint8Array | null): number {
   return 0;
 }
 
-/** Unbind at the cdev file's release: detach, destroy the device object, close the device. */
+/**
+ * Unbind at the cdev file's release: detach, destroy the device object, close the device (its
+ * logging stops), and only then drop its KVM (SPEC-KVM F5).
+ */
 export function unbind(b: DeviceBinding): void {
   leave(b);
   const ctx = b.ctx;
@@ -193,5 +221,6 @@ export function unbind(b: DeviceBinding): void {
   b.dev.state.binding = null;
   b.file.binding = null;
   deviceClosedIfUnused(b.dev);
+  b.dev.dropKvm();
   ctx.releaseIfUnused();
 }

@@ -16,6 +16,14 @@ import {
 import { gfnToHva } from './memslot.js';
 import type { Vcpu } from './vcpu.js';
 
+/** The live VMs of each engine, in creation order (for inspection). */
+const live = new WeakMap<Engine, Set<Kvm>>();
+
+/** The engine's VMs not yet destroyed, in creation order. */
+export function liveVms(engine: Engine): Kvm[] {
+  return [...(live.get(engine) ?? [])];
+}
+
 /** A VM. Methods answer -ESRCH (-3n) once it is destroyed (SPEC-KVM K2). */
 export class Kvm {
   readonly engine: Engine;
@@ -43,6 +51,9 @@ export class Kvm {
     this.engine = engine;
     this.proc = proc;
     this.vm = vm;
+    let set = live.get(engine);
+    if (!set) live.set(engine, (set = new Set()));
+    set.add(this);
   }
 
   get core(): Core {
@@ -74,6 +85,7 @@ export class Kvm {
     this.slots.clear();
     this.byHandle.clear();
     this.nodes.length = 0;
+    live.get(this.engine)?.delete(this);
   }
 
   /** T2: count + 1 (saturating at 65535) and protect: 0, -EINVAL without a slot, -ESRCH. */

@@ -1,14 +1,17 @@
 // The KVM-VFIO device (virt/kvm/vfio.c): KVM_CREATE_DEVICE of type VFIO, its attributes FILE_ADD
-// and FILE_DEL with a group or device fd as the token, the file's KVM (F4), the unlink
+// and FILE_DEL with a group, device or device cdev fd as the token, the file's KVM (F4), the unlink
 // notification of the devices that took their KVM from it (F6), and its release (F3, F7).
 import { kvmUapi } from './uapi.js';
-import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, ENXIO, EPERM } from '../../assembly/constants.js';
+import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOTTY, ENXIO, EPERM } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
 import { USER_TOP } from '../u64.js';
 import { DeviceFile } from '../vfio/device_file.js';
 import { GroupFd } from '../vfio/files.js';
-import { releaseIfUnused, type Group, type GroupFile } from '../vfio/group.js';
+import {
+  groupFileReleasedBy, groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice,
+} from '../vfio/group.js';
+import { CdevFile } from '../iommufd/device.js';
 import { structIn } from './args.js';
 import { callbackScope, rethrow } from './callbacks.js';
 import type { Kvm } from './kvm.js';
@@ -22,8 +25,11 @@ const KVM_SET_DEVICE_ATTR = kvmUapi.KVM_SET_DEVICE_ATTR;
 const KVM_GET_DEVICE_ATTR = kvmUapi.KVM_GET_DEVICE_ATTR;
 const KVM_HAS_DEVICE_ATTR = kvmUapi.KVM_HAS_DEVICE_ATTR;
 
-/** A VFIO file held by an entry: the group file, or a device file. */
-type Entry = { kind: 'group'; file: GroupFile } | { kind: 'device'; file: DeviceFile };
+/** A VFIO file held by an entry: the group file, a group-path device file, or a device cdev file. */
+type Entry =
+  | { kind: 'group'; file: GroupFile }
+  | { kind: 'device'; file: DeviceFile }
+  | { kind: 'cdev'; file: CdevFile };
 
 /** A VM's KVM-VFIO device: its list of entries. */
 export class KvmVfio {
@@ -35,32 +41,48 @@ export class KvmVfio {
   }
 }
 
-/** The file behind a VFIO fd, or undefined for every other kind of file. */
+/** The file behind a VFIO fd, or undefined for every other kind of file (F1). */
 function vfioEntry(f: OpenFile): Entry | undefined {
   if (f instanceof GroupFd) return { kind: 'group', file: f.file };
   if (f instanceof DeviceFile) return { kind: 'device', file: f };
+  if (f instanceof CdevFile) return { kind: 'cdev', file: f };
   return undefined;
 }
 
 /**
- * F4/F6: the group's KVM becomes `to`; open devices whose `dev.kvm` is the old VM (and that have
- * a callback) are told, in the group's device order. The first exception, if any.
+ * F6: the devices that took their `dev.kvm` (still `from`) from a file whose KVM just changed from
+ * `from` are told, in the order given, if they have a callback. The first exception, if any.
  */
-function setGroupKvm(g: Group, to: Kvm | null, err: unknown): unknown {
-  const from = g.kvm;
-  g.kvm = to;
-  if (!from || from === to) return err;
+function unlink(from: Kvm, devices: VfioDevice[], err: unknown): unknown {
   const calls: (() => void)[] = [];
-  for (const d of g.devices) {
+  for (const d of devices) {
     const cb = d.kvmUnlink;
-    if (d.openCount > 0 && d.kvm === from && cb) calls.push(() => cb(from));
+    if (d.kvm === from && cb) calls.push(() => cb(from));
   }
   return callbackScope(from.engine).runAll('unlink', calls, err);
 }
 
-/** Sets or clears the KVM of an entry's file (a group-path device file has none). */
+/**
+ * F4/F6: the KVM of an entry's file becomes `to` (a group-path device file has none). A group
+ * file tells its open group-path devices, in the group's device order; a cdev file tells the
+ * device it bound. The first exception, if any.
+ */
 function setFileKvm(e: Entry, to: Kvm | null, err: unknown): unknown {
-  return e.kind === 'group' ? setGroupKvm(e.file.group, to, err) : err;
+  if (e.kind === 'device') return err;
+  const from = e.kind === 'group' ? e.file.group.kvm : e.file.kvm;
+  if (e.kind === 'group') e.file.group.kvm = to;
+  else e.file.kvm = to;
+  if (!from || from === to) return err;
+  const opened = e.kind === 'group'
+    ? e.file.group.devices.filter((d) => d.openCount > 0)
+    : e.file.binding ? [e.file.dev] : [];
+  return unlink(from, opened, err);
+}
+
+/** Takes an entry's reference on its file. */
+function takeRef(e: Entry): void {
+  if (e.kind === 'group') e.file.kvmRefs = (e.file.kvmRefs ?? 0) + 1;
+  else e.file.kvmRefs++;
 }
 
 /** Drops an entry's reference on its file, which may release the file. */
@@ -118,6 +140,25 @@ export class KvmDeviceFile implements OpenFile {
     }
   }
 
+  /**
+   * Whether the release would detach a group from a container that is notifying its drivers of
+   * an UNMAP (CONTRACT: -EDEADLK, nothing closed): a group file that no fd, device file or other
+   * entry holds once this device's entries let go.
+   */
+  releaseBlocked(all: boolean): boolean {
+    const drops = new Map<GroupFile, { deviceFds: number; kvmRefs: number }>();
+    for (const e of this.dev.entries) {
+      if (e.kind === 'cdev') continue; // a cdev-bound device is in no container
+      const gf = e.kind === 'group' ? e.file : e.file.group;
+      const d = drops.get(gf) ?? { deviceFds: 0, kvmRefs: 0 };
+      drops.set(gf, d);
+      if (e.kind === 'group') d.kvmRefs++;
+      else if (!e.file.fdOpen && e.file.kvmRefs === 1) d.deviceFds++;
+    }
+    for (const [gf, d] of drops) if (groupReleaseBlocked(gf, all || groupFileReleasedBy(gf, d))) return true;
+    return false;
+  }
+
   /** F3: release: each entry's KVM cleared (callbacks), then its reference dropped; then the VM's. */
   close(): void {
     const dev = this.dev;
@@ -141,7 +182,8 @@ function setAttr(proc: Process, dev: KvmVfio, arg: IoctlArg): number {
   if (attr !== 1n && attr !== 2n) return -ENXIO;
   const p = v.getBigUint64(16, true);
   if (p + 4n > USER_TOP || !proc.isMapped(p, 4n)) return -EFAULT;
-  const b = proc.read(p, 4);
+  const b = proc.um.read(p, 4);
+  if (typeof b === 'number') return -ENOMEM; // the host's staging copy (no kernel analogue)
   const fd = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
   const f = proc.fds.get(fd);
   if (!f) return -EBADF;
@@ -151,8 +193,7 @@ function setAttr(proc: Process, dev: KvmVfio, arg: IoctlArg): number {
     if (!e) return -EINVAL;
     if (i >= 0) return -EEXIST;
     dev.entries.push(e);
-    if (e.kind === 'group') e.file.kvmRefs = (e.file.kvmRefs ?? 0) + 1;
-    else e.file.kvmRefs++;
+    takeRef(e);
     rethrow(setFileKvm(e, dev.kvm, undefined));
     return 0;
   }

@@ -173,12 +173,12 @@ export class Vcpu {
     try {
       core.u64().set(gpas, g / 8);
       core.u8().set(data, d);
-      const c = this.checkBatch(g, n, bytesEach, asId, gpas);
+      const c = this.checkBatch(g, n, bytesEach, asId, gpas, d, data);
       if (c < 0) return c;
       const um = kvm.proc.um.handle;
       while (done < n) {
         const i = x.kvm_vcpu_write_batch(kvm.vm, asId, um, this.ring, g, n, d, bytesEach, done, h);
-        markStores(kvm, new Float64Array(core.u64().buffer, h + done * 8, i - done), bytesEach);
+        kvm.proc.markSoftDirtyMany(h + done * 8, i - done, bytesEach);
         done = i;
         if (done === n || this.dirtyRingSoftFull) break;
         const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpas[done], d + done * bytesEach, bytesEach, 1);
@@ -197,13 +197,16 @@ export class Vcpu {
     return done;
   }
 
-  /** Checks and reserves every store of a batch: 0 or -errno. */
-  private checkBatch(g: number, n: number, bytes: number, asId: number, gpas: BigUint64Array): number {
+  /**
+   * Checks and reserves every store of a batch (its bytes at core address `d`, and in `data`):
+   * 0 or -errno. A store of zeros into a page that has never been written needs no frame.
+   */
+  private checkBatch(g: number, n: number, bytes: number, asId: number, gpas: BigUint64Array, d: number, data: Uint8Array): number {
     const kvm = this.kvm;
     const x = kvm.core.x;
     let from = 0;
     while (from < n) {
-      const i = x.kvm_batch_check(kvm.vm, asId, kvm.proc.um.handle, g, n, bytes, from);
+      const i = x.kvm_batch_check(kvm.vm, asId, kvm.proc.um.handle, g, n, bytes, from, d);
       if (i < 0 || i === n) return i < 0 ? i : 0;
       // A closer look at store i: crossing a page, outside a writable slot, or a slot not yet
       // known to be wholly mapped.
@@ -212,33 +215,10 @@ export class Vcpu {
       const segs = segmentsOf(kvm, asId, a, bytes, true);
       if (typeof segs === 'number') return segs;
       refreshBacked(kvm, segs[0].slot);
-      const r = reserveFrames(kvm, segs);
+      const r = data.subarray(i * bytes, (i + 1) * bytes).every((b) => b === 0) ? 0 : reserveFrames(kvm, segs);
       if (r < 0) return r;
       from = i + 1;
     }
     return 0;
   }
-}
-
-/**
- * Marks the pages of stores at host addresses `hvas` (in store order) soft-dirty, one call per run
- * of stores on the same or consecutive pages: soft-dirty is kept per page, so the run's hull
- * names exactly the pages stored to.
- */
-function markStores(kvm: Kvm, hvas: Float64Array, bytes: number): void {
-  let start = -1;
-  let end = 0;
-  for (let k = 0; k < hvas.length; k++) {
-    const a = hvas[k];
-    const page = Math.floor(a / 4096);
-    const last = Math.floor((end - 1) / 4096);
-    if (start >= 0 && (page === last || page === last + 1) && a >= start) {
-      end = Math.max(end, a + bytes);
-      continue;
-    }
-    if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
-    start = a;
-    end = a + bytes;
-  }
-  if (start >= 0) kvm.proc.markSoftDirty(BigInt(start), end - start);
 }

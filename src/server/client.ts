@@ -4,28 +4,18 @@
 // the event's id) and its return sends EVENT_DONE.
 import { createConnection, type Socket } from 'node:net';
 import {
-  ArgKind, EVENT_DMA_UNMAP, EVENT_IOASID, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE,
-  EVENT_KVM_UNLINK, HEADER_SIZE, MAGIC, Op, PROTOCOL_VERSION, REPLY_BIT, Reader, Writer,
-  frame,
+  EVENT_DMA_UNMAP, EVENT_IOASID, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE, EVENT_KVM_UNLINK,
+  HEADER_SIZE, Op, REPLY_BIT, Reader, Writer, concat, frame,
 } from './protocol.js';
+import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
 
-/** A reply: the i64 result and the bytes after it. */
-export interface ClientReply {
-  ret: bigint;
-  data: Uint8Array;
-}
+export type { ClientReply } from './requests.js';
 
 /** A dma_unmap callback: runs with a client whose calls happen inside the callback. */
 export type DmaUnmapHandler = (inside: Client, iova: bigint, size: bigint) => void | Promise<void>;
 
-export interface ConnectOptions {
-  /** RLIMIT_MEMLOCK of the process in bytes; default unlimited. */
-  memlockLimit?: bigint;
-  /** CAP_IPC_LOCK; default false. */
-  capIpcLock?: boolean;
-  /** Bytes of shared file to ask for (SHM_* requests); default 0 (none). */
-  shmBytes?: bigint | number;
-}
+/** What HELLO declares: RLIMIT_MEMLOCK, CAP_IPC_LOCK, the shared file's size. */
+export type ConnectOptions = HelloOptions;
 
 const EMPTY = new Uint8Array(0);
 
@@ -36,8 +26,17 @@ class Link {
   readonly handlers = new Map<string, DmaUnmapHandler>();
   buf: Uint8Array = new Uint8Array(0);
   closed = false;
-  corked = false;
+  /** Frames of this tick, written together at its end. */
+  pending: Uint8Array[] = [];
   constructor(readonly socket: Socket) {}
+
+  /** Writes the frames of this tick, as one buffer. */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const out = this.pending.length === 1 ? this.pending[0] : concat(this.pending);
+    this.pending = [];
+    if (!this.closed) this.socket.write(out);
+  }
 }
 
 export class Client {
@@ -63,16 +62,12 @@ export class Client {
     socket.on('data', (d: Buffer) => c.onData(d));
     socket.on('close', () => c.onClose());
     socket.on('error', () => {});
-    const p = new Writer().u32(MAGIC).u32(PROTOCOL_VERSION).u32(PROTOCOL_VERSION)
-      .u32(o.capIpcLock ? 1 : 0).u64(o.memlockLimit ?? (1n << 64n) - 1n).u64(BigInt(o.shmBytes ?? 0)).done();
-    const r = await c.request(Op.HELLO, p);
+    const r = await c.send(req.hello(o));
     if (r.ret < 0n) {
       socket.destroy();
       throw new Error(`HELLO refused: errno ${-r.ret}`);
     }
-    const rd = new Reader(r.data);
-    c.shmSize = rd.u64();
-    c.shmPath = rd.str();
+    ({ shmSize: c.shmSize, shmPath: c.shmPath } = reply.hello(r));
     return c;
   }
 
@@ -110,7 +105,7 @@ export class Client {
     try {
       await this.link.handlers.get(name)?.(inside, iova, size);
     } finally {
-      if (!this.link.closed) await inside.request(Op.EVENT_DONE, new Writer().i64(0n).done());
+      if (!this.link.closed) await inside.send(req.eventDone(0n));
     }
   }
 
@@ -136,16 +131,9 @@ export class Client {
     const id = L.nextId;
     L.nextId = (L.nextId + 1) >>> 0 || 1;
     const p = new Promise<ClientReply>((res) => L.waiting.set(id, res));
-    if (!L.corked) {
-      // requests issued in one tick go out in one write
-      L.corked = true;
-      L.socket.cork();
-      process.nextTick(() => {
-        L.corked = false;
-        L.socket.uncork();
-      });
-    }
-    L.socket.write(frame(op, id, ctx, payload));
+    // requests issued in one tick go out in one write of one buffer
+    L.pending.push(frame(op, id, ctx, payload));
+    if (L.pending.length === 1) process.nextTick(() => L.flush());
     return p;
   }
 
@@ -153,115 +141,97 @@ export class Client {
     return Number((await this.request(op, payload)).ret);
   }
 
+  private send([op, payload]: Request): Promise<ClientReply> {
+    return this.request(op, payload);
+  }
+
   /** open(2) of a device path: a new fd, or -errno. */
   open(path: string): Promise<number> {
-    return this.num(Op.OPEN, new TextEncoder().encode(path));
+    return this.num(...req.open(path));
   }
 
   /** close(2): 0 or -errno. */
   close(fd: number): Promise<number> {
-    return this.num(Op.CLOSE, new Writer().u32(fd).done());
+    return this.num(...req.close(fd));
   }
 
   /**
    * ioctl(2) as `proc.ioctl` takes it: a number/bigint value, a device name, or the struct's bytes
    * (updated in place with what the kernel writes back). Resolves with the result or -errno.
    */
-  async ioctl(fd: number, request: number, arg?: number | bigint | string | Uint8Array): Promise<number> {
-    const bytes = typeof arg === 'string' ? new TextEncoder().encode(arg) : arg instanceof Uint8Array ? arg : null;
-    const p = new Uint8Array(16 + (bytes ? bytes.length : arg === undefined ? 0 : 8));
-    const v = new DataView(p.buffer);
-    v.setUint32(0, fd >>> 0, true);
-    v.setUint32(4, request >>> 0, true);
-    v.setUint32(8, arg === undefined ? ArgKind.NONE : bytes ? (arg instanceof Uint8Array ? ArgKind.BYTES : ArgKind.STRING) : ArgKind.VALUE, true);
-    if (bytes) p.set(bytes, 16);
-    else if (arg !== undefined) v.setBigUint64(16, BigInt.asUintN(64, BigInt(arg as number | bigint)), true);
-    const r = await this.request(Op.IOCTL, p);
-    if (arg instanceof Uint8Array && r.data.length === arg.length) arg.set(r.data);
-    return Number(r.ret);
+  async ioctl(fd: number, request: number, arg?: IoctlArg): Promise<number> {
+    return reply.ioctl(await this.send(req.ioctl(fd, request, arg)), arg);
   }
 
   /** mmap of anonymous memory in the process: the address, or -errno as a bigint. */
   async mmap(length: bigint | number): Promise<bigint> {
-    return (await this.request(Op.MMAP, new Writer().u64(BigInt(length)).done())).ret;
+    return (await this.send(req.mmap(length))).ret;
   }
 
   /** `proc.mmapFd`: the address, or -errno as a bigint. */
   async mmapFd(fd: number, offset: bigint, length: bigint | number): Promise<bigint> {
-    return (await this.request(Op.MMAP_FD, new Writer().u32(fd).u32(0).u64(offset).u64(BigInt(length)).done())).ret;
+    return (await this.send(req.mmapFd(fd, offset, length))).ret;
   }
 
   /** `proc.munmap`: 0 or -errno. */
   munmap(addr: bigint, length: bigint | number): Promise<number> {
-    return this.num(Op.MUNMAP, new Writer().u64(addr).u64(BigInt(length)).done());
+    return this.num(...req.munmap(addr, length));
   }
 
   /** Bytes of the process's memory, or -errno (-EFAULT: not mapped). */
   async read(addr: bigint, length: number): Promise<Uint8Array | number> {
-    const r = await this.request(Op.READ_MEM, new Writer().u64(addr).u32(length).done());
-    return r.ret < 0n ? Number(r.ret) : r.data;
+    return reply.read(await this.send(req.read(addr, length)));
   }
 
   /** Stores bytes in the process's memory: 0 or -errno. */
   write(addr: bigint, bytes: Uint8Array): Promise<number> {
-    return this.num(Op.WRITE_MEM, new Writer().u64(addr).bytes(bytes).done());
+    return this.num(...req.write(addr, bytes));
   }
 
   /** Copies process memory [addr, addr+length) to the shared file at `offset`: 0 or -errno. */
   shmFromMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
-    return this.num(Op.SHM_FROM_MEM, new Writer().u64(addr).u64(offset).u64(length).done());
+    return this.num(...req.shmFromMem(addr, offset, length));
   }
 
   /** Copies the shared file at `offset` into process memory at `addr`: 0 or -errno. */
   shmToMem(addr: bigint, offset: bigint, length: bigint): Promise<number> {
-    return this.num(Op.SHM_TO_MEM, new Writer().u64(addr).u64(offset).u64(length).done());
+    return this.num(...req.shmToMem(addr, offset, length));
   }
 
   /** Creates a host IOMMU group from a spec (`kind=iommu,devices=a+b`): its number, or -errno. */
   createGroup(spec: string): Promise<number> {
-    return this.num(Op.CREATE_GROUP, new TextEncoder().encode(spec));
+    return this.num(...req.createGroup(spec));
   }
 
   /** Removes a host group (as unbinding its devices): 0, -EBUSY while it is open, -ENOENT. */
   removeGroup(id: number): Promise<number> {
-    return this.num(Op.REMOVE_GROUP, new Writer().u32(id).done());
+    return this.num(...req.removeGroup(id));
   }
 
   /** Registers `handler` as the device's dma_unmap op: 0 or -errno. */
   registerDmaUnmap(device: string, handler: DmaUnmapHandler): Promise<number> {
     this.link.handlers.set(device, handler);
-    return this.num(Op.DEV_REGISTER_DMA_UNMAP, new Writer().str(device).done());
+    return this.num(...req.registerDmaUnmap(device));
   }
 
   /** vfio_pin_pages on `device`: npage or -errno, with the pfns when asked for. */
   async pinPages(device: string, iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): Promise<number> {
-    const r = await this.request(Op.DEV_PIN_PAGES,
-      new Writer().str(device).u64(iova).u32(npage).u32(prot).u32(pfns ? 1 : 0).done());
-    if (pfns && r.ret > 0n) {
-      const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-      for (let i = 0; i < Number(r.ret) && i < pfns.length; i++) pfns[i] = v.getBigUint64(i * 8, true);
-    }
-    return Number(r.ret);
+    return reply.pinPages(await this.send(req.pinPages(device, iova, npage, prot, pfns !== undefined)), pfns);
   }
 
   /** vfio_unpin_pages on `device`. */
   async unpinPages(device: string, iova: bigint, npage: number): Promise<number> {
-    return this.num(Op.DEV_UNPIN_PAGES, new Writer().str(device).u64(iova).u32(npage).done());
+    return this.num(...req.unpinPages(device, iova, npage));
   }
 
   /** vfio_dma_rw on `device`: 0 or -errno; a read fills `data`. */
   async dmaRw(device: string, iova: bigint, data: Uint8Array, write: boolean): Promise<number> {
-    const w = new Writer().str(device).u64(iova).u32(write ? 1 : 0).u32(data.length);
-    if (write) w.bytes(data);
-    const r = await this.request(Op.DEV_DMA_RW, w.done());
-    if (!write && r.ret === 0n) data.set(r.data.subarray(0, data.length));
-    return Number(r.ret);
+    return reply.dmaRw(await this.send(req.dmaRw(device, iova, data, write)), data, write);
   }
 
-  /** The server's counters (sessions, processes, heap bytes, groups). */
-  async stats(): Promise<Record<string, unknown>> {
-    const r = await this.request(Op.STATS, new Uint8Array(0));
-    return JSON.parse(new TextDecoder().decode(r.data)) as Record<string, unknown>;
+  /** The server's counters (sessions, processes, heap bytes, groups, its footprint); `collect`: after a full GC. */
+  async stats(collect = false): Promise<Record<string, unknown>> {
+    return reply.stats(await this.send(req.stats(collect)));
   }
 
   /** Ends the connection: the process exits on the server. */
@@ -269,6 +239,7 @@ export class Client {
     return new Promise((res) => {
       if (this.link.closed) return res();
       this.link.socket.once('close', () => res());
+      this.link.flush(); // requests made in this tick go out first
       this.link.socket.end();
     });
   }
@@ -302,7 +273,7 @@ export class Client {
       }
     } finally {
       // unknown events are answered 0, as the protocol asks
-      if (!this.link.closed) await inside.request(Op.EVENT_DONE, new Writer().i64(value).done());
+      if (!this.link.closed) await inside.send(req.eventDone(value));
     }
   }
 

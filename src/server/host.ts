@@ -1,13 +1,13 @@
 // The engine side of the server, run in a worker thread (worker.ts): one session per connection,
 // each a process of the model; replies and events queued per connection and posted to the main
 // thread in order; driver callbacks delivered as events, blocking until the client answers.
-import { closeSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
 import type { VfioDevice } from '../vfio/group.js';
-import { concat, frame, readHeader, Reader, replyFrame, splitFrames, HEADER_SIZE, Op, PErr } from './protocol.js';
+import { frame, readHeader, Reader, splitFrames, writeReplyHead, Writer, HEADER_SIZE, Op, PErr } from './protocol.js';
 import { opTable, type Reply } from './ops.js';
 
 /** A connection's share of the engine. */
@@ -36,6 +36,37 @@ interface PendingEvent {
   value: bigint;
 }
 
+/** Bytes above which a connection's output buffer is dropped for a small one once sent. */
+const OUT_LARGE = 1 << 20;
+
+/** A connection's outgoing frames, written in place: no allocation per reply. */
+class OutBuffer extends Writer {
+  /** Queues a frame. */
+  frame(f: Uint8Array): void {
+    const o = this.room(f.length); // before reading this.buf: room() may replace it
+    this.buf.set(f, o);
+  }
+
+  /** Queues a reply: header, i64 result, data. */
+  reply(op: number, id: number, ret: number | bigint, data?: Uint8Array): void {
+    const n = HEADER_SIZE + 8 + (data ? data.length : 0);
+    const o = this.room(n);
+    writeReplyHead(this.v, o, n, op, id, ret);
+    if (data) this.buf.set(data, o + HEADER_SIZE + 8);
+  }
+
+  /** The bytes written (a copy), the buffer emptied (and shrunk after a large reply). */
+  take(): Uint8Array<ArrayBuffer> {
+    const out = this.buf.slice(0, this.len);
+    if (this.buf.length > OUT_LARGE) {
+      this.buf = new Uint8Array(64);
+      this.v = new DataView(this.buf.buffer);
+    }
+    this.len = 0;
+    return out;
+  }
+}
+
 /** What the main thread hands the worker. */
 export interface HostConfig {
   shmDir: string;
@@ -54,7 +85,7 @@ export type ToMain =
 export class Host {
   readonly engine: Engine;
   readonly sessions = new Map<number, Session>();
-  private readonly out = new Map<number, Uint8Array[]>();
+  private readonly out = new Map<number, OutBuffer>();
   private readonly pending: PendingEvent[] = [];
   private nextEvent = 1;
   /** The ctx (event id) of the request running now; 0 at top level. */
@@ -109,26 +140,39 @@ export class Host {
     this.out.delete(conn);
   }
 
+  private outOf(conn: number): OutBuffer {
+    let q = this.out.get(conn);
+    if (!q) this.out.set(conn, (q = new OutBuffer()));
+    return q;
+  }
+
   /** Queues a frame for `conn`. */
   emit(conn: number, f: Uint8Array): void {
-    const q = this.out.get(conn);
-    if (q) q.push(f);
-    else this.out.set(conn, [f]);
+    this.outOf(conn).frame(f);
+  }
+
+  /** Queues a reply for `conn`, written in place: header, i64 result, data. */
+  emitReply(conn: number, op: number, id: number, ret: number | bigint, data?: Uint8Array): void {
+    this.outOf(conn).reply(op, id, ret, data);
   }
 
   /** Posts every queued frame to the main thread, one message per connection. */
   flush(): void {
     for (const [conn, q] of this.out) {
-      if (q.length === 0) continue;
-      const data = concat(q);
+      if (q.len === 0) continue;
+      const data = q.take();
       this.post({ t: 'out', conn, data }, [data.buffer]);
     }
-    this.out.clear();
   }
 
   /** Runs top-level frames of `conn` (ctx 0), concatenated in `data`. */
   frames(conn: number, data: Uint8Array): void {
-    for (const f of splitFrames(data)) this.request(conn, f);
+    const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let o = 0; o + HEADER_SIZE <= data.length;) {
+      const n = v.getUint32(o, true);
+      this.request(conn, data.subarray(o, o + n));
+      o += n;
+    }
   }
 
   /** Frames that name a callback (ctx != 0), and deaths; called from the nested port. */
@@ -142,7 +186,7 @@ export class Host {
       const h = readHeader(f);
       const ev = this.pending.find((e) => e.id === h.ctx && e.conn === m.conn);
       if (!ev) {
-        this.emit(m.conn, replyFrame(h.op, h.id, -PErr.ESRCH));
+        this.emitReply(m.conn, h.op, h.id, -PErr.ESRCH);
         continue;
       }
       if (h.op === Op.EVENT_DONE) {
@@ -150,7 +194,7 @@ export class Host {
         const v = r.i64();
         ev.done = true;
         ev.value = r.ok ? v : 0n;
-        this.emit(m.conn, replyFrame(h.op, h.id, 0));
+        this.emitReply(m.conn, h.op, h.id, 0);
         continue;
       }
       const outer = this.ctx;
@@ -167,14 +211,17 @@ export class Host {
   private request(conn: number, f: Uint8Array): void {
     const s = this.sessions.get(conn);
     if (!s) return;
-    const h = readHeader(f);
+    // the header's op, flags and id, read without allocating (this runs for every request)
+    const op = f[4] | (f[5] << 8);
+    const flags = f[6] | (f[7] << 8);
+    const id = (f[8] | (f[9] << 8) | (f[10] << 16) | (f[11] << 24)) >>> 0;
     let reply: Reply;
-    const handler = opTable[h.op];
-    if (h.flags !== 0) reply = [-PErr.EINVAL];
+    const handler = opTable[op];
+    if (flags !== 0) reply = [-PErr.EINVAL];
     else if (!handler) reply = [-PErr.ENOSYS];
-    else if (h.op === Op.EVENT_DONE) reply = [-PErr.ESRCH]; // top level: no callback is waiting
-    else if (!s.proc && h.op !== Op.HELLO) reply = [-PErr.EPROTO];
-    else if (s.proc && h.op === Op.HELLO) reply = [-PErr.EPROTO];
+    else if (op === Op.EVENT_DONE) reply = [-PErr.ESRCH]; // top level: no callback is waiting
+    else if (!s.proc && op !== Op.HELLO) reply = [-PErr.EPROTO];
+    else if (s.proc && op === Op.HELLO) reply = [-PErr.EPROTO];
     else {
       const r = new Reader(f.subarray(HEADER_SIZE));
       try {
@@ -184,10 +231,10 @@ export class Host {
         reply = [-PErr.EINVAL];
         // a call the engine refuses inside a callback (SPEC-KVM G4 throws): the kernel would deadlock
         if (e instanceof Error && / is not allowed inside a/.test(e.message)) reply = [-PErr.EDEADLK];
-        else this.log('error', 'request-threw', { conn, op: h.op, error: String((e as Error)?.message ?? e) });
+        else this.log('error', 'request-threw', { conn, op, error: String((e as Error)?.message ?? e) });
       }
     }
-    this.emit(conn, replyFrame(h.op, h.id, reply[0], reply[1]));
+    this.emitReply(conn, op, id, reply[0], reply[1]);
   }
 
   /**
@@ -247,6 +294,23 @@ export class Host {
   shmWrite(s: Session, offset: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) done += writeSync(s.shm!.fd, data, done, data.length - done, offset + done);
+  }
+
+  /**
+   * The server process's footprint (for STATS): resident bytes, this thread's JS heap (with
+   * `collect`, after a full collection when node runs with --expose-gc), open fds, and files in
+   * the shared-file directory. What a leak check watches besides the engine's heap.
+   */
+  footprint(collect: boolean): { rss: number; jsHeapUsed: number; fds: number; shmFiles: number } {
+    if (collect) (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    let fds = -1;
+    try {
+      fds = readdirSync('/proc/self/fd').length - 1; // less the one this listing opened
+    } catch {
+      /* not Linux: unknown */
+    }
+    return { rss: m.rss, jsHeapUsed: m.heapUsed, fds, shmFiles: readdirSync(this.config.shmDir).length };
   }
 
   /** Pending callbacks (for STATS). */

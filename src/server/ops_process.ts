@@ -158,7 +158,9 @@ export const processOps: Record<number, Handler> = {
     return [ret];
   },
   [Op.EVENT_DONE]: () => [-PErr.ESRCH],
-  [Op.STATS]: (host) => {
+  [Op.STATS]: (host, _s, r) => {
+    const flags = r.b.length >= 4 ? r.u32() : 0; // optional: bit 0 collects garbage first
+    if (flags & ~1) return [-PErr.EINVAL];
     const e = host.engine;
     const stats = {
       sessions: host.sessions.size,
@@ -167,6 +169,7 @@ export const processOps: Record<number, Handler> = {
       containers: e.containers.size,
       groups: [...e.groups.values()].map((g) => ({ id: g.id, open: g.file !== null, devices: g.devices.map((d) => d.name) })),
       pendingEvents: host.pendingEvents,
+      server: host.footprint((flags & 1) !== 0),
     };
     return [0, new TextEncoder().encode(JSON.stringify(stats))];
   },

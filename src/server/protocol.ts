@@ -124,18 +124,24 @@ export function frame(op: number, id: number, ctx: number, ...parts: Uint8Array[
 export function replyFrame(op: number, id: number, ret: number | bigint, data?: Uint8Array): Uint8Array {
   const n = HEADER_SIZE + 8 + (data ? data.length : 0);
   const out = new Uint8Array(n);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, n, true);
-  v.setUint16(4, op | REPLY_BIT, true);
-  v.setUint32(8, id >>> 0, true);
-  if (typeof ret === 'number' && ret >= -0x8000_0000 && ret <= 0x7fff_ffff) {
-    v.setInt32(16, ret, true);
-    v.setInt32(20, ret < 0 ? -1 : 0, true);
-  } else {
-    v.setBigInt64(16, BigInt(ret), true);
-  }
+  writeReplyHead(new DataView(out.buffer), 0, n, op, id, ret);
   if (data) out.set(data, HEADER_SIZE + 8);
   return out;
+}
+
+/** Writes a reply's header and i64 result at `off` of `v`, for a frame of `size` bytes (the data, if any, follows). */
+export function writeReplyHead(v: DataView, off: number, size: number, op: number, id: number, ret: number | bigint): void {
+  v.setUint32(off, size, true);
+  v.setUint16(off + 4, op | REPLY_BIT, true);
+  v.setUint16(off + 6, 0, true);
+  v.setUint32(off + 8, id >>> 0, true);
+  v.setUint32(off + 12, 0, true);
+  if (typeof ret === 'number' && ret >= -0x8000_0000 && ret <= 0x7fff_ffff) {
+    v.setInt32(off + 16, ret, true);
+    v.setInt32(off + 20, ret < 0 ? -1 : 0, true);
+  } else {
+    v.setBigInt64(off + 16, BigInt(ret), true);
+  }
 }
 
 /** Little-endian field reader over a payload; `ok` turns false on a read past its end. */
@@ -198,11 +204,12 @@ export class Reader {
 
 /** Little-endian field writer that grows as needed. */
 export class Writer {
-  private buf = new Uint8Array(64);
-  private v = new DataView(this.buf.buffer);
+  protected buf = new Uint8Array(64);
+  protected v = new DataView(this.buf.buffer);
   len = 0;
 
-  private room(n: number): number {
+  /** The offset of `n` more bytes, growing the buffer as needed (the caller writes every one). */
+  protected room(n: number): number {
     if (this.len + n > this.buf.length) {
       const nb = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
       nb.set(this.buf.subarray(0, this.len));

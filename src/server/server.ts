@@ -123,15 +123,22 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     }
     const buf = c.buf.length ? Buffer.concat([c.buf, data]) : data;
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    // top-level frames are forwarded as runs of bytes (no object per frame: this is the hot path)
     const top: Uint8Array[] = [];
     const nested: Uint8Array[] = [];
     const direct: Uint8Array[] = [];
+    let run = -1; // start of the current run of top-level frames
+    const endRun = (at: number): void => {
+      if (run >= 0) top.push(buf.subarray(run, at));
+      run = -1;
+    };
     let o = 0;
     while (buf.length - o >= 4) {
       const size = v.getUint32(o, true);
       if (size < HEADER_SIZE) {
         const n = Math.max(size, 4);
         if (buf.length - o < n) break;
+        endRun(o);
         direct.push(replyFrame(0, 0, -PErr.EBADMSG));
         log('warn', 'bad-frame', { conn: c.id, reason: 'size below header', size });
         o += n;
@@ -139,6 +146,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       }
       if (buf.length - o < HEADER_SIZE) break;
       if (size > maxFrame) {
+        endRun(o);
         const h = readHeader(buf, o);
         direct.push(replyFrame(h.op, h.id, -PErr.EMSGSIZE));
         log('warn', 'bad-frame', { conn: c.id, reason: 'frame too long', size, op: h.op, id: h.id });
@@ -148,18 +156,21 @@ export async function startServer(o: ServerOptions): Promise<Server> {
         continue;
       }
       if (buf.length - o < size) break;
-      const f = buf.subarray(o, o + size);
-      if (v.getUint32(o + 12, true) !== 0) nested.push(f);
-      else if (stopping) {
-        const h = readHeader(f);
+      if (v.getUint32(o + 12, true) !== 0) {
+        endRun(o);
+        nested.push(buf.subarray(o, o + size));
+      } else if (stopping) {
+        endRun(o);
+        const h = readHeader(buf, o);
         direct.push(replyFrame(h.op, h.id, -PErr.ESHUTDOWN));
-      } else top.push(f);
+      } else if (run < 0) run = o;
       o += size;
     }
+    endRun(o);
     c.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
     if (direct.length) c.socket.write(Buffer.concat(direct));
     if (top.length) {
-      const data = concat(top);
+      const data = top.length === 1 ? new Uint8Array(top[0]) : concat(top); // a copy: the chunk is not ours to transfer
       worker.postMessage({ t: 'frames', conn: c.id, data }, [data.buffer]);
     }
     if (nested.length) {

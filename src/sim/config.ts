@@ -3,6 +3,7 @@
 // defaults and their help); tests and library users may build it directly.
 import type { AccelConfig } from './accel_workload.js';
 import type { WorkloadKind } from './workload.js';
+import type { CpuLogMode } from './cpu_log.js';
 
 /** How a passthrough (IOMMU-backed) device takes part: absent, never pinning, or pinning. */
 export type PassthroughMode = 'none' | 'unpinned' | 'pinning';
@@ -45,6 +46,10 @@ export interface SimConfig {
   vgpuDmaRate: number;
   /** Guest memory the vGPU's buffers live in (the top of RAM), bytes. */
   vgpuRegion: number;
+  /** Pages of the guest GPU page table the vGPU shadows with KVM write tracking (0: none), at the top of RAM. */
+  gpuPtPages: number;
+  /** Entries of that table the guest's driver writes per second (8-byte stores through the vCPUs). */
+  gpuPtRate: number;
   /** The passthrough device's part. */
   passthrough: PassthroughMode;
   /** Who tracks the passthrough device's writes. */
@@ -63,6 +68,12 @@ export interface SimConfig {
   zeroFraction: number;
   /** The guest's vCPUs (dirty-limit caps each one). */
   vcpus: number;
+  /** How the VMM reads KVM's dirty log of the guest CPU's writes (cpu_log.ts). */
+  cpuLog: CpuLogMode;
+  /** --cpu-log ring: entries per vCPU dirty ring (QEMU's dirty-ring-size). */
+  dirtyRingSize: number;
+  /** --cpu-log manual: pages per KVM_CLEAR_DIRTY_LOG chunk, as a power of two (QEMU's clear-bitmap-shift). */
+  clearBitmapShift: number;
   /** Convergence aids (QEMU's auto-converge and dirty-limit capabilities and parameters). */
   throttle: ThrottleConfig;
   /** The migration state of a VFIO device (migration v2); all 0 when it has none. */

@@ -3,13 +3,14 @@
 import type { SimConfig } from './config.js';
 import { throughputMbps } from './convergence.js';
 import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
-import { SUMMARY_SCHEMA, type PostcopySummary, type EngineCost, type MigrateInfo, type RoundRecord, type SimSummary } from './summary.js';
+import { SUMMARY_SCHEMA, type CpuLogSummary, type PostcopySummary, type EngineCost, type MigrateInfo, type RoundRecord, type SimSummary } from './summary.js';
 import type { Throttle } from './throttle.js';
 
 /** The summary of a run whose rounds are `rounds` (the last is stop-copy or unconverged). */
 export function summarize(
   config: SimConfig, slots: readonly RamSlot[], rounds: readonly RoundRecord[], converged: boolean,
   throttle: Throttle, accel: { pasid: number; jobs: number } | null, postcopy: PostcopySummary | null, engine: EngineCost, wallMs: number,
+  cpuLog: CpuLogSummary,
 ): SimSummary {
   const last = rounds[rounds.length - 1];
   const totalTimeS = last.startS + last.durationS;
@@ -34,6 +35,7 @@ export function summarize(
       unseenAtEnd: last.accelUnseen,
       lost: converged ? last.accelUnseen : 0,
     },
+    cpuLog,
     engine,
     wallMs,
     roundsDetail: [...rounds],

@@ -9,6 +9,7 @@ import { CLIENT_HEATMAP } from './report/client_heatmap.js';
 import { heatmapBucket } from './report/heatmap_buckets.js';
 import { uplotAssets } from './report/vendor.js';
 import type { SimSummary } from './summary.js';
+import { describeCpuLog, describeShadow, describeSync } from './cpu_log_summary.js';
 
 /** Dirty density of guest memory per round, in RAM order (low RAM, then high RAM). */
 export interface Heatmap {
@@ -33,6 +34,8 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
   const hm = heatmapBucket(heatmap);
   const data = {
     summary,
+    cpuLog: { text: describeCpuLog(summary.cpuLog, summary.config), rounds: summary.cpuLog.rounds.map((r) => describeSync(summary.cpuLog.mode, r)),
+      shadow: summary.cpuLog.shadow && describeShadow(summary.cpuLog.shadow) },
     colours: COLOURS,
     heatmap: { ...hm, rows: hm.rows.map((r) => ({ round: r.round, cells: Buffer.from(r.cells).toString('base64') })) },
   };
@@ -165,6 +168,8 @@ const CLIENT_TEXT = String.raw`
     ['convergence aid', cfg.throttle.autoConverge ? 'auto-converge (initial ' + cfg.throttle.initial + ' %, increment ' + cfg.throttle.increment + ' %, max ' + cfg.throttle.max + ' %' + (cfg.throttle.tailslow ? ', tailslow' : '') + '): throttle ' + m.cpuThrottlePercentage + ' % at the end'
       : cfg.throttle.dirtyLimit ? 'dirty-limit ' + (cfg.throttle.vcpuDirtyLimit / MiB).toFixed(1) + ' MiB/s per vCPU x ' + cfg.vcpus + (m.dirtyLimit > 0 ? ' (in service)' : ' (not triggered)') : 'none'],
   ];
+  facts.push(['CPU dirty log', R.data.cpuLog.text]);
+  if (R.data.cpuLog.shadow) facts.push(['vGPU shadow', R.data.cpuLog.shadow]);
   if (s.postcopy) {
     facts.push(['postcopy', 'after round ' + s.postcopy.round + ': ' + s.postcopy.pages + ' pages streamed in ' + R.secs(s.postcopy.streamS) +
       '; ' + s.postcopy.faults + ' fetched on demand, ' + R.secs(s.postcopy.waitS) + ' of vCPU wait']);
@@ -200,6 +205,7 @@ const CLIENT_TEXT = String.raw`
     ['start', function (r) { return R.secs(r.startS); }],
     ['dirty', function (r, bulk) { return bulk ? '' : R.bytes(r.dirtyPages * 4096); }],
     ['device', function (r, bulk) { return bulk ? '' : R.bytes(r.devicePages * 4096); }],
+    ['CPU log', function (r, bulk) { return bulk ? '' : R.data.cpuLog.rounds[r.round - 1] || ''; }],
     ['runs', function (r) { return String(r.runs); }],
     ['rate MiB/s', function (r, bulk) { return bulk ? '' : (r.dirtyRate / MiB).toFixed(1); }],
     ['expected downtime', function (r) { return R.secs(r.expectedDowntimeS); }],

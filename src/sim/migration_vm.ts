@@ -5,7 +5,9 @@
 import { performance } from 'node:perf_hooks';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
+import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
+import { KvmGuest, type CpuLogSync } from './cpu_log.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
@@ -14,6 +16,7 @@ import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
+import { shadowOf, type GpuShadow } from './gpu_shadow.js';
 import { Workload, type DirtySink } from './workload.js';
 
 /** The passthrough device's rings, pinned in `pinning` mode: 64 KiB at GPA 1 MiB. */
@@ -29,6 +32,8 @@ export interface Harvest {
   devicePages: number;
   /** The accelerator's buffer pages written since the last harvest, and those no harvest has seen. */
   accel: { written: number; unseen: number } | null;
+  /** What KVM's dirty log reported, and the calls the harvest took. */
+  cpu: CpuLogSync;
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -51,11 +56,15 @@ export class MigrationVm {
   private readonly core: Core;
   private readonly vgpu: VgpuDriver | null = null;
   private readonly ptDevice: MdevDevice | null = null;
-  private readonly cpuLog: DirtyBitmap; // the KVM dirty log, by guest page
-  private readonly sink: DirtySink;
+  private readonly cpuLog: DirtyBitmap; // what KVM's dirty log reported at a sync, by guest page
+  /** The VM in KVM: the guest's writes go through its vCPUs. */
+  readonly kvm: KvmGuest;
+  private sink: DirtySink;
   private readonly workload: Workload;
   private readonly trace: TraceRecorder | undefined;
   private harvests = 0;
+  /** The vGPU's shadow of the guest's GPU page table, when there is a vGPU. */
+  readonly shadow: GpuShadow | null = null;
   /** The shared accelerator's workload, when there is one. */
   readonly accel: AccelWorkload | null = null;
 
@@ -74,6 +83,7 @@ export class MigrationVm {
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
     const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
+    const mdevFd = (proc as unknown as Process).open(`/dev/vfio/${mdevGroup.id}`);
     c.attach(mdevGroup);
     const ptGroup = config.passthrough !== 'none' ? engine.createGroup({ kind: 'iommu', devices: [PT_NAME] }) : null;
     if (ptGroup) c.attach(ptGroup);
@@ -84,8 +94,15 @@ export class MigrationVm {
       c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
       trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
     }
+    this.core = coreOf(c);
+    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
+    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
+      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
+    }));
+    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
     const traced = (d: MdevDevice, name: string) => (trace ? trace.device(d, name) : d);
     if (config.vgpu) {
+      kvm.addVfioGroup(mdevFd);
       c.openDevice(mdevGroup, 'vgpu0');
       const top = layout.slots[layout.slots.length - 1];
       this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
@@ -96,18 +113,13 @@ export class MigrationVm {
         dmaRate: config.vgpuDmaRate,
         seed: config.seed,
       });
+      this.shadow = shadowOf(mdevGroup.devices[0], kvm, top.gpa + top.size, config);
     }
     if (ptGroup && config.passthrough === 'pinning') {
       c.openDevice(ptGroup, PT_NAME);
       const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
       pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
     }
-    this.core = coreOf(c);
-    const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
-    this.sink = {
-      pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)),
-      range: (first, count) => cpuLog.setRange(first, count),
-    };
     if (config.accelerator.enabled) {
       // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
       this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
@@ -120,8 +132,10 @@ export class MigrationVm {
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
   start(): void {
     this.c.dirty.start();
+    this.kvm.startLogging(this.cpuLog);
     this.trace?.event({ op: 'start' });
     this.vgpu?.start();
+    this.shadow?.start();
     if (this.ptDevice) {
       const r = this.ptDevice.pinPages(BigInt(PT_RING_GPA), PT_RING_PAGES, 3);
       if (r !== PT_RING_PAGES) throw new Error(`passthrough pinPages failed: ${r}`);
@@ -140,6 +154,7 @@ export class MigrationVm {
       const b = i === steps - 1 ? t1 : t0 + ((t1 - t0) * (i + 1)) / steps;
       const lag = this.guestLagS + (b - a) * (1 - this.guestScale);
       this.workload.run(a - this.guestLagS, b - lag, this.sink);
+      this.shadow?.run(a - this.guestLagS, b - lag);
       this.guestLagS = lag;
       this.vgpu?.run(a, b);
       this.accel?.run(a, b);
@@ -148,9 +163,10 @@ export class MigrationVm {
     this.activityMs += performance.now() - a0;
   }
 
-  /** A GET_BITMAP read of the whole guest, merged with the CPU dirty log, which is then cleared. */
+  /** KVM's dirty log, then a GET_BITMAP read of the whole guest, merged (SPEC-KVM §10). */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);
+    const cpu = this.kvm.sync(this.cpuLog);
     this.accel?.markBuffers(this.cpuLog);
     if (this.trace) {
       this.trace.cpuDirty(this.cpuLog);
@@ -161,7 +177,7 @@ export class MigrationVm {
       const devicePages = report.count;
       report.mergeFrom(this.cpuLog);
       this.cpuLog.clear();
-      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null };
+      return { report, devicePages, accel: this.accel ? this.accel.harvested(report) : null, cpu };
     } catch (e) {
       report.dispose();
       throw e;
@@ -174,7 +190,11 @@ export class MigrationVm {
    */
   postcopy(dirty: Uint32Array, t0: number): PostcopyResult {
     this.guestScale = 1;
-    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog: this.cpuLog, run: (a: number, b: number) => this.run(a, b) };
+    // The guest runs at the destination now: its writes are the pages it touches there.
+    this.shadow?.stop();
+    const cpuLog = this.cpuLog;
+    this.sink = { pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)), range: (first, count) => cpuLog.setRange(first, count) };
+    const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog, run: (a: number, b: number) => this.run(a, b) };
     return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
   }
 
@@ -182,9 +202,11 @@ export class MigrationVm {
   dispose(): void {
     this.accel?.dispose();
     this.vgpu?.stop();
+    this.shadow?.stop();
     if (this.ptDevice) this.ptDevice.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES);
     this.c.dirty.stop();
     this.trace?.event({ op: 'stop' });
+    this.kvm.dispose();
     this.cpuLog.dispose();
     this.c.unmapAll();
     this.c.close();

@@ -14,6 +14,8 @@ import { summarize } from './figures.js';
 import { GUEST_PAGE, type GuestLayout } from './guest_layout.js';
 import type { Heatmap } from './html_report.js';
 import { MigrationVm } from './migration_vm.js';
+import { cpuLogSummary } from './cpu_log_summary.js';
+import type { CpuLogSync } from './cpu_log.js';
 import { runTooLong } from './run_bounds.js';
 import type { SimEngine } from './sim_engine.js';
 import type { PostcopySummary, RoundRecord, SimSummary } from './summary.js';
@@ -56,6 +58,7 @@ interface HarvestFacts {
   accel: { written: number; unseen: number } | null;
   /** The dirty runs, kept when this harvest may switch to postcopy. */
   dirtyRuns: Uint32Array | null;
+  cpu: CpuLogSync;
 }
 
 /**
@@ -77,6 +80,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
   const rounds: RoundRecord[] = [bulkRound(vm.layout, config)];
   const heatRows: Heatmap['rows'] = [];
   const harvestMs: number[] = [];
+  const cpuSyncs: CpuLogSync[] = [];
   let peakHeap = engine.memoryInUse();
   let converged = false;
   let postcopy: PostcopySummary | null = null;
@@ -93,6 +97,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
       const mayPostcopy = config.postcopyAfter > 0 && round >= config.postcopyAfter;
       const h = harvest(vm, round, columns, pagesPerCell, hooks, mayPostcopy);
       harvestMs.push(h.ms);
+      cpuSyncs.push(h.cpu);
       peakHeap = Math.max(peakHeap, engine.memoryInUse());
       heatRows.push({ round, cells: h.cells });
       const prev = rounds[rounds.length - 1];
@@ -126,7 +131,7 @@ export function simulate(engine: SimEngine, config: SimConfig, hooks: SimHooks =
     maxMs: Math.max(...harvestMs),
     activityMs: vm.activityMs,
     peakHeapBytes: peakHeap,
-  }, performance.now() - wall0);
+  }, performance.now() - wall0, cpuLogSummary(vm, cpuSyncs));
   return { summary, heatmap: { columns, pagesPerCell, lowPages: vm.layout.lowPages, ramPages: vm.layout.ramPages, rows: heatRows } };
 }
 
@@ -151,14 +156,14 @@ function bulkRound(layout: GuestLayout, config: SimConfig): RoundRecord {
 /** A harvest, timed (GET_BITMAP, merge, popcount, runs), its heat-map row, then the hook. */
 function harvest(vm: MigrationVm, round: number, columns: number, pagesPerCell: number, hooks: SimHooks, keepRuns: boolean): HarvestFacts {
   const h0 = performance.now();
-  const { report, devicePages, accel } = vm.harvest();
+  const { report, devicePages, accel, cpu } = vm.harvest();
   try {
     const dirtyPages = report.count;
     const runs = countRuns(report.bitmap);
     const ms = performance.now() - h0;
     const cells = density(report, vm.layout, columns, pagesPerCell);
     hooks.onHarvest?.(round, report);
-    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null };
+    return { devicePages, dirtyPages, runs, ms, cells, accel, dirtyRuns: keepRuns ? report.compactRuns() : null, cpu };
   } finally {
     report.dispose();
   }

@@ -2,6 +2,7 @@
 // (bytes, seconds; engine cost in real milliseconds). `--json` prints `SimSummary` as is; the
 // README documents this schema and `SUMMARY_SCHEMA` names its version.
 import type { SimConfig } from './config.js';
+import type { CpuLogMode, CpuLogSync } from './cpu_log.js';
 
 /** The schema name and version of the JSON summary. */
 export const SUMMARY_SCHEMA = 'vfio-dirty/simulate-summary/v2';
@@ -168,6 +169,32 @@ export interface AccelSummary {
   lost: number;
 }
 
+/** The guest CPU's dirty log in KVM, as the VMM read it (--cpu-log). */
+export interface CpuLogSummary {
+  mode: CpuLogMode;
+  vcpus: number;
+  /** Guest stores made through the vCPUs (8 bytes each): the workload's page writes and the GPU driver's entries. */
+  stores: number;
+  /** Per harvest, round 1 on (element i is round i + 1): the pages the CPU log reported and the calls. */
+  rounds: CpuLogSync[];
+  /** The sums over every harvest. */
+  total: CpuLogSync;
+  /** The vGPU's shadow of a guest GPU page table through KVM write tracking, or null without a vGPU. */
+  shadow: ShadowSummary | null;
+}
+
+/** What the vGPU's write-tracking notifier saw. */
+export interface ShadowSummary {
+  /** Guest pages of the GPU page table the vGPU write-protects. */
+  trackedPages: number;
+  /** Guest stores to those pages. */
+  guestStores: number;
+  /** trackWrite calls that named one of its pages (each updates the shadow). */
+  trackedWrites: number;
+  /** Shadow entries updated from the guest's bytes. */
+  shadowUpdates: number;
+}
+
 /** The summary of one simulated migration. */
 export interface SimSummary {
   schema: typeof SUMMARY_SCHEMA;
@@ -193,6 +220,8 @@ export interface SimSummary {
   accelerator: AccelSummary | null;
   /** Whether any harvest was all-dirty because a non-pinning IOMMU-backed group was attached. */
   allDirtyRounds: number;
+  /** The guest CPU's dirty log in KVM. */
+  cpuLog: CpuLogSummary;
   /** Real cost of the engine. */
   engine: EngineCost;
   /** Real milliseconds the whole run took. */

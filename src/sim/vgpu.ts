@@ -5,6 +5,7 @@
 // one of these is a real engine call; a failed one is a defect of the simulation and throws.
 //
 //   vGPU region (top of RAM): | ring, 8 MiB (dmaRw) | buffer slots, 2 MiB each (pinned) ...  |
+import type { Kvm } from '../kvm/kvm.js';
 import { uapi } from '../uapi.js';
 import { vfioError } from '../errors.js';
 import { Prng } from './prng.js';
@@ -12,6 +13,9 @@ import { Prng } from './prng.js';
 /** What the driver needs of its device: the CONTRACT's VfioDevice. */
 export interface MdevDevice {
   registerDmaUnmap(fn: (iova: bigint, size: bigint) => void): void;
+  /** The VM the device was opened with (SPEC-KVM F5), where the engine provides one. */
+  readonly kvm?: Kvm | null;
+  registerKvmUnlink?(cb: ((kvm: Kvm) => void) | null): void;
   pinPages(iova: bigint, npage: number, prot: number): number;
   unpinPages(iova: bigint, npage: number): void;
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number;

@@ -5,7 +5,7 @@ import type { IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
 import { deviceIoctl } from './device_feature.js';
 import { VFIO_DEVICE_BIND_IOMMUFD } from './device_uapi.js';
-import { groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
+import { groupFileReleasedBy, groupReleaseBlocked, releaseIfUnused, type GroupFile, type VfioDevice } from './group.js';
 import { deviceClosedIfUnused } from './dma_logging.js';
 
 export class DeviceFile implements OpenFile {
@@ -54,6 +54,6 @@ export class DeviceFile implements OpenFile {
   /** Closing the group file's last reference detaches the group: refused while its container notifies. */
   releaseBlocked(all: boolean): boolean {
     if (!all && this.kvmRefs > 0) return false; // a KVM-VFIO entry keeps the file: nothing is released
-    return groupReleaseBlocked(this.group, all || (!this.group.fdOpen && this.group.deviceFds === 1));
+    return groupReleaseBlocked(this.group, all || groupFileReleasedBy(this.group, { deviceFds: 1 }));
   }
 }

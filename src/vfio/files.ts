@@ -4,7 +4,7 @@ import { EBUSY, ENOENT } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile, Subsystem } from '../file.js';
 import type { Process } from '../process.js';
 import type { Container } from './container.js';
-import { groupReleaseBlocked, releaseIfUnused, type GroupFile } from './group.js';
+import { groupFileReleasedBy, groupReleaseBlocked, releaseIfUnused, type GroupFile } from './group.js';
 import { containerIoctl, groupIoctl } from './ioctl.js';
 
 /** An fd of /dev/vfio/vfio. */
@@ -47,7 +47,7 @@ export class GroupFd implements OpenFile {
 
   /** Closing the last reference detaches the group: refused while its container notifies. */
   releaseBlocked(all: boolean): boolean {
-    return groupReleaseBlocked(this.file, all || this.file.deviceFds === 0);
+    return groupReleaseBlocked(this.file, all || groupFileReleasedBy(this.file, { fd: true }));
   }
 }
 

@@ -2,6 +2,7 @@
 import { EBUSY } from '../../assembly/constants.js';
 import type { Container } from './container.js';
 import type { Kvm } from '../kvm/kvm.js';
+import { callbackScope } from '../kvm/callbacks.js';
 import type { Engine } from '../engine.js';
 import { pinPages, unpinPages, dmaRw } from './pin.js';
 import { resolveDevices, type DeviceSpec, type DeviceState } from './device_state.js';
@@ -129,9 +130,11 @@ export class Group {
    * the group file is open (its fd, or a device fd obtained through it). The kernel's removal
    * waits for the device fds to close; the engine cannot wait, so it refuses, and nothing
    * changes. Afterwards `/dev/vfio/<id>` is ENOENT, the engine no longer lists the group, and its
-   * number is never handed out again. 0 and nothing if already removed.
+   * number is never handed out again. 0 and nothing if already removed. Throws inside a KVM
+   * callback.
    */
   remove(): number {
+    callbackScope(this.engine).forbid('group.remove'); // SPEC-KVM G4: not from a KVM callback
     if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
     if (this.file || this.boundCdevs > 0) return -EBUSY; // a bound cdev holds its device too
     this.removedFlag = true;
@@ -212,9 +215,11 @@ export class VfioDevice {
     this.kvmUnlink = cb;
   }
 
-  /** At open (count 0 -> 1): the device takes the group's KVM with a VM reference. */
-  takeKvm(): void {
-    const k = this.group.kvm;
+  /**
+   * At open (count 0 -> 1): the device takes the KVM of the file that opens it, with a VM
+   * reference: the group's (group path) or its cdev file's (at BIND).
+   */
+  takeKvm(k: Kvm | null = this.group.kvm): void {
     if (k && !k.destroyed) {
       k.get();
       this.kvm = k;
@@ -254,6 +259,15 @@ export class VfioDevice {
  */
 export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
   return releases && (file.group.container?.notifying ?? false);
+}
+
+/**
+ * Whether dropping these references to `file` releases it: its fd (`fd`), `deviceFds` device files
+ * and `kvmRefs` KVM-VFIO entries, with nothing else left holding it (SPEC-KVM F3).
+ */
+export function groupFileReleasedBy(file: GroupFile, drop: { fd?: boolean; deviceFds?: number; kvmRefs?: number }): boolean {
+  return (!file.fdOpen || drop.fd === true) && file.deviceFds === (drop.deviceFds ?? 0)
+    && (file.kvmRefs ?? 0) === (drop.kvmRefs ?? 0);
 }
 
 /** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */

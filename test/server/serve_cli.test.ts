@@ -1,6 +1,6 @@
 // `vfio-dirty serve` as a process: socket permissions, JSON logs, and a graceful SIGTERM that
 // answers every request it received and removes its socket.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,36 +8,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Client } from '../../src/server/client.js';
 import { uapi } from '../../src/uapi.js';
 import { bundledCli } from './cli_bundle.js';
+import { spawnServe, type Serving } from './serve_child.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vfd-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Running {
-  child: ChildProcess;
-  logs: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
+type Running = Serving;
 
-async function serve(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [await bundledCli(), 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  let pending = '';
-  const listening = new Promise<void>((res, rej) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      pending += d.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const l of lines) {
-        const j = JSON.parse(l) as Record<string, unknown>;
-        logs.push(j);
-        if (j.event === 'listen') res();
-      }
-    });
-    child.once('exit', (code) => rej(new Error(`serve exited ${code}`)));
-  });
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  await listening;
-  return { child, logs, exited };
+function serve(args: string[]): Promise<Running> {
+  return spawnServe(args);
 }
 
 describe('vfio-dirty serve', () => {

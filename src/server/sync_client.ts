@@ -1,0 +1,186 @@
+// The blocking Node client of `vfio-dirty serve`: the calls of client.ts, each returning its
+// result synchronously (sync_link.ts blocks the caller until the reply arrives). Made for the
+// simulator, whose engine calls are synchronous. An event that arrives while a call waits is a
+// callback the engine makes during that call: its handler runs there, on the caller's stack, its
+// own calls go out inside the callback (ctx = the event id), then EVENT_DONE, then the wait goes
+// on; exactly how a kernel callback nests in the ioctl that caused it.
+import { EVENT_DMA_UNMAP, HEADER_SIZE, REPLY_BIT, Reader, frame } from './protocol.js';
+import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
+import { SyncLink } from './sync_link.js';
+
+/** A dma_unmap callback, run synchronously inside the call that caused it. */
+export type SyncDmaUnmapHandler = (iova: bigint, size: bigint) => void;
+
+/** A connection (one process of the engine) whose calls block until answered. */
+export class SyncClient {
+  /** The shared file's path and size (after a HELLO that asked for one). */
+  readonly shmPath: string;
+  readonly shmSize: bigint;
+  private readonly link: SyncLink;
+  private readonly handlers = new Map<string, SyncDmaUnmapHandler>();
+  private readonly header = new Uint8Array(HEADER_SIZE);
+  private nextId = 1;
+  /** The event whose callback runs now (0: none): calls made meanwhile go inside it. */
+  private ctx = 0;
+  /** The first error a callback handler threw, rethrown when the call that caused it returns. */
+  private callbackError: unknown = null;
+
+  /**
+   * Connects to the server at `path` and performs HELLO, blocking.
+   * @throws Error when the connection fails or HELLO is refused (then with `errno`, also in the message)
+   */
+  constructor(path: string, o: HelloOptions = {}) {
+    this.link = new SyncLink(path);
+    const r = this.call(req.hello(o));
+    if (r.ret < 0n) {
+      this.link.close();
+      throw Object.assign(new Error(`HELLO refused by ${path}: errno ${-r.ret}`), { errno: Number(-r.ret) });
+    }
+    ({ shmSize: this.shmSize, shmPath: this.shmPath } = reply.hello(r));
+  }
+
+  /** Whether the server has ended the connection. */
+  get closed(): boolean {
+    return this.link.closed;
+  }
+
+  /**
+   * Sends one request and blocks until its reply, running the callbacks it causes meanwhile.
+   * @throws Error when the connection ends first; what a callback handler threw
+   */
+  call([op, payload]: Request): ClientReply {
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    this.link.write(frame(op, id, this.ctx, payload) as Uint8Array<ArrayBuffer>);
+    for (;;) {
+      const [fop, fid, body] = this.nextFrame();
+      if (fop & REPLY_BIT) {
+        if (fid !== id) continue; // not ours: a reply to a request whose caller gave up (none today)
+        const r: ClientReply = { ret: new DataView(body.buffer, body.byteOffset).getBigInt64(0, true), data: body.subarray(8) };
+        if (this.ctx === 0 && this.callbackError !== null) {
+          const e = this.callbackError;
+          this.callbackError = null;
+          throw e;
+        }
+        return r;
+      }
+      this.onEvent(fop, fid, body);
+    }
+  }
+
+  /** The next frame: op, id and payload. */
+  private nextFrame(): [number, number, Uint8Array] {
+    const h = this.header;
+    this.link.readExact(h, 0, HEADER_SIZE);
+    const v = new DataView(h.buffer);
+    const size = v.getUint32(0, true);
+    const body = new Uint8Array(Math.max(0, size - HEADER_SIZE));
+    this.link.readExact(body, 0, body.length);
+    return [v.getUint16(4, true), v.getUint32(8, true), body];
+  }
+
+  /** A callback: its handler runs with calls inside it, then EVENT_DONE answers it. */
+  private onEvent(op: number, ev: number, body: Uint8Array): void {
+    const outer = this.ctx;
+    this.ctx = ev;
+    try {
+      if (op === EVENT_DMA_UNMAP) {
+        const r = new Reader(body);
+        const iova = r.u64();
+        const size = r.u64();
+        this.handlers.get(r.str())?.(iova, size);
+      }
+    } catch (e) {
+      this.callbackError ??= e;
+    } finally {
+      this.call(req.eventDone(0n));
+      this.ctx = outer;
+    }
+  }
+
+  /** The result of a call as a number (fd, 0, npage, or -errno). */
+  private num(r: Request): number {
+    return Number(this.call(r).ret);
+  }
+
+  /** open(2) of a device path: a new fd, or -errno. */
+  open(path: string): number {
+    return this.num(req.open(path));
+  }
+
+  /** close(2): 0 or -errno. */
+  close(fd: number): number {
+    return this.num(req.close(fd));
+  }
+
+  /** ioctl(2); struct bytes are updated in place with what the kernel writes back. */
+  ioctl(fd: number, request: number, arg?: IoctlArg): number {
+    return reply.ioctl(this.call(req.ioctl(fd, request, arg)), arg);
+  }
+
+  /** mmap of anonymous memory: the address, or -errno as a bigint. */
+  mmap(length: bigint | number): bigint {
+    return this.call(req.mmap(length)).ret;
+  }
+
+  /** `proc.munmap`: 0 or -errno. */
+  munmap(addr: bigint, length: bigint | number): number {
+    return this.num(req.munmap(addr, length));
+  }
+
+  /** Bytes of the process's memory, or -errno. */
+  read(addr: bigint, length: number): Uint8Array | number {
+    return reply.read(this.call(req.read(addr, length)));
+  }
+
+  /** Stores bytes in the process's memory: 0 or -errno. */
+  write(addr: bigint, bytes: Uint8Array): number {
+    return this.num(req.write(addr, bytes));
+  }
+
+  /** Copies process memory [addr, addr+length) to the shared file at `offset`: 0 or -errno. */
+  shmFromMem(addr: bigint, offset: bigint, length: bigint): number {
+    return this.num(req.shmFromMem(addr, offset, length));
+  }
+
+  /** Creates a host IOMMU group from a spec: its number, or -errno. */
+  createGroup(spec: string): number {
+    return this.num(req.createGroup(spec));
+  }
+
+  /** Removes a host group: 0, -EBUSY while it is open, -ENOENT. */
+  removeGroup(id: number): number {
+    return this.num(req.removeGroup(id));
+  }
+
+  /** Registers `handler` as the device's dma_unmap op: 0 or -errno. */
+  registerDmaUnmap(device: string, handler: SyncDmaUnmapHandler): number {
+    this.handlers.set(device, handler);
+    return this.num(req.registerDmaUnmap(device));
+  }
+
+  /** vfio_pin_pages: npage or -errno, with the pfns when asked for. */
+  pinPages(device: string, iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
+    return reply.pinPages(this.call(req.pinPages(device, iova, npage, prot, pfns !== undefined)), pfns);
+  }
+
+  /** vfio_unpin_pages. */
+  unpinPages(device: string, iova: bigint, npage: number): number {
+    return this.num(req.unpinPages(device, iova, npage));
+  }
+
+  /** vfio_dma_rw: 0 or -errno; a read fills `data`. */
+  dmaRw(device: string, iova: bigint, data: Uint8Array, write: boolean): number {
+    return reply.dmaRw(this.call(req.dmaRw(device, iova, data, write)), data, write);
+  }
+
+  /** The server's counters (sessions, processes, heapUsed, groups, ...). */
+  stats(): Record<string, unknown> {
+    return reply.stats(this.call(req.stats()));
+  }
+
+  /** Ends the connection: the process exits on the server. */
+  end(): void {
+    this.link.close();
+  }
+}

@@ -1,0 +1,164 @@
+// `simulate --server PATH`: the same run on a remote engine (a `vfio-dirty serve` child process,
+// driven through the protocol) gives the same summary, heat map, exports and trace as in process;
+// the server is left as it was found; options the protocol cannot carry yet are refused by name.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { parseSimulateOptions } from '../../src/cli/options.js';
+import { Client } from '../../src/server/client.js';
+import { RemoteEngine } from '../../src/server/remote_engine.js';
+import { simulate } from '../../src/sim/simulator.js';
+import { createEngine } from '../../src/index.js';
+import { serveChild, type ServeChild } from './serve_child.js';
+import { eventually } from './setup.js';
+
+let srv: ServeChild;
+let heapAtStart = 0;
+const tmp = mkdtempSync(join(tmpdir(), 'vfd-remote-sim-'));
+beforeAll(async () => {
+  srv = await serveChild();
+  const c = await Client.connect(srv.sock);
+  heapAtStart = Number((await c.stats()).heapUsed);
+  await c.end();
+}, 30_000);
+afterAll(async () => {
+  expect(await srv.stop()).toBe(0);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Real-time figures, which differ from run to run; peak heap is the server's engine alone. */
+const REAL_TIME = new Set(['harvestMs', 'wallMs', 'totalMs', 'meanMs', 'maxMs', 'activityMs', 'peakHeapBytes']);
+const figures = (json: string): string => JSON.stringify(JSON.parse(json), (k, v: unknown) => (REAL_TIME.has(k) ? undefined : v));
+
+async function run(args: string[]): Promise<{ status: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const status = await main(['simulate', ...args], { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => err.push(s) } });
+  return { status, out: out.join(''), err: err.join('') };
+}
+
+const small = ['--memory', '512MiB', '--vgpu-region', '64MiB', '--vgpu-pinned', '8MiB', '--max-rounds', '5', '--progress', 'none', '--json'];
+
+describe('simulate --server', () => {
+  it.each([
+    ['the defaults, scaled down', []],
+    ['a pinning passthrough device (dma_unmap events) and auto-converge', ['--passthrough', 'pinning', '--auto-converge', '--dirty-rate', '2GiB/s']],
+    ['no vGPU, an unpinned passthrough device, postcopy', ['--no-vgpu', '--passthrough', 'unpinned', '--postcopy-after', '2']],
+  ])('gives the figures of the in-process run: %s', async (_name, extra) => {
+    const local = await run([...small, ...extra]);
+    const remote = await run([...small, ...extra, '--server', srv.sock]);
+    expect(local.status).toBe(0);
+    expect(remote).toMatchObject({ status: 0, err: '' });
+    expect(figures(remote.out)).toBe(figures(local.out));
+    expect(JSON.parse(remote.out).engine.peakHeapBytes).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('exports and traces the same bytes as the in-process run', async () => {
+    const dirs = ['local', 'remote'].map((d) => join(tmp, d));
+    const args = (d: string) => [...small, '--passthrough', 'pinning', '--export', join(d, 'x'), '--export-format', 'all', '--trace', join(d, 't.jsonl')];
+    expect((await run(args(dirs[0]))).status).toBe(0);
+    expect((await run([...args(dirs[1]), '--server', srv.sock])).status).toBe(0);
+    const files = readdirSync(join(dirs[0], 'x')).sort();
+    expect(files.length).toBeGreaterThan(2);
+    expect(readdirSync(join(dirs[1], 'x')).sort()).toEqual(files);
+    for (const f of files) expect(readFileSync(join(dirs[1], 'x', f)).equals(readFileSync(join(dirs[0], 'x', f)))).toBe(true);
+    expect(readFileSync(join(dirs[1], 't.jsonl'), 'utf8')).toBe(readFileSync(join(dirs[0], 't.jsonl'), 'utf8'));
+  }, 60_000);
+
+  it('reads bitmaps with READ_MEM when the server refuses a shared file that large (E2BIG)', async () => {
+    const tight = await serveChild(['--shm-max', '4KiB']);
+    try {
+      const { config } = parseSimulateOptions(small);
+      const remote = await RemoteEngine.connect(tight.sock, { shmBytes: 1 << 20 });
+      let r;
+      try {
+        r = simulate(remote, config);
+      } finally {
+        remote.dispose();
+      }
+      const l = simulate(await createEngine(), config);
+      expect(figures(JSON.stringify(r.summary))).toBe(figures(JSON.stringify(l.summary)));
+      expect(r.heatmap).toEqual(l.heatmap);
+      // the process's HELLO asked for 1 MiB and was refused; its retry asked for none
+      const hellos = () => tight.logs.filter((x) => x.event === 'hello').map((x) => x.shm);
+      await eventually(async () => hellos().length === 2);
+      expect(hellos()).toEqual([0, 0]);
+    } finally {
+      expect(await tight.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it('fails with a clear error, without hanging, when the server dies during the run', async () => {
+    const doomed = await serveChild();
+    const { config } = parseSimulateOptions(small);
+    const remote = await RemoteEngine.connect(doomed.sock, { shmBytes: 1 << 20 });
+    try {
+      expect(() => simulate(remote, config, { onHarvest: () => doomed.child.kill('SIGKILL') })).toThrow('connection to the server ended');
+      remote.dispose(); // nothing left to clean: every connection is gone with the server
+    } finally {
+      await doomed.stop();
+    }
+  }, 60_000);
+
+  it('runs a dma_unmap handler inside the unmap that caused it, and rethrows what it throws after the reply', async () => {
+    const remote = await RemoteEngine.connect(srv.sock);
+    try {
+      const proc = remote.createProcess();
+      const mem = proc.mmap(1 << 20);
+      const c = remote.openContainer(proc);
+      const g = remote.createGroup({ kind: 'emulated', devices: ['cb-dev'] });
+      c.attach(g);
+      c.setIommu('type1v2');
+      expect(c.openDevice(g)).toBe(5); // 3 the container, 4 the group
+      c.map({ iova: 0n, vaddr: mem, size: 1n << 19n });
+      c.map({ iova: 1n << 19n, vaddr: mem + (1n << 19n), size: 1n << 19n });
+      const dev = g.devices[0];
+      const seen: bigint[][] = [];
+      dev.registerDmaUnmap((iova, size) => {
+        seen.push([iova, size]);
+        dev.unpinPages(0x2000n, 2); // a call inside the callback
+      });
+      expect(dev.pinPages(0x2000n, 2, 3)).toBe(2);
+      expect(c.unmap({ iova: 0n, size: 1n << 19n })).toBe(1n << 19n);
+      expect(seen).toEqual([[0n, 1n << 19n]]);
+      dev.registerDmaUnmap(() => {
+        throw new Error('handler failed');
+      });
+      expect(dev.pinPages(0x80000n, 1, 3)).toBe(1);
+      expect(() => c.unmapAll()).toThrow('handler failed');
+      // the connection goes on: the pin was kept, so the mapping is still there
+      dev.unpinPages(0x80000n, 1);
+      expect(c.unmapAll()).toBe(1n << 19n);
+    } finally {
+      remote.dispose();
+    }
+  }, 30_000);
+
+  it('leaves the server as it found it: no process, no group, the same heap', async () => {
+    const c = await Client.connect(srv.sock);
+    const s = await c.stats();
+    await c.end();
+    expect(s).toMatchObject({ sessions: 1, processes: 1, containers: 0, groups: [], pendingEvents: 0 });
+    expect(s.heapUsed).toBe(heapAtStart);
+  });
+
+  it.each([
+    [['--accelerator'], '--accelerator: cannot be used with --server yet'],
+    [['--tracking', 'device'], '--tracking: cannot be used with --server yet'],
+  ])('refuses %j with a one-line error naming the option', async (extra, message) => {
+    expect(() => parseSimulateOptions(['--server', srv.sock, ...extra])).toThrow(message);
+    const r = await run(['--server', srv.sock, ...extra]);
+    expect(r.status).toBe(2);
+    // the error on one line, then the usage hint every usage error ends with
+    expect(r.err.split('\n')[0]).toBe(`vfio-dirty: simulate: ${message}: the server protocol does not carry its calls`);
+    expect(r.err.split('\n')).toHaveLength(3);
+  });
+
+  it('fails with a clear error when nothing listens at PATH', async () => {
+    const r = await run([...small, '--server', join(tmp, 'nobody')]);
+    expect(r.status).toBe(1);
+    expect(r.err).toBe(`vfio-dirty: simulate: cannot connect to ${join(tmp, 'nobody')}\n`);
+  });
+});
