@@ -149,6 +149,20 @@ describe('KVM requests', () => {
   });
 });
 
+describe('large events', () => {
+  it('a trackWrite event carrying a whole page arrives intact (the reply buffer grows for it)', async () => {
+    const c = await Client.connect(srv.path);
+    await vmWithDevice(c);
+    const got: Uint8Array[] = [];
+    expect(await c.registerKvmNode('r-vgpu', { trackWrite: (_i, _gpa, data) => void got.push(data) })).toBe(0);
+    expect(await c.deviceKvm('trackAdd', 'r-vgpu', 0x105n)).toBe(0n);
+    const page = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7 + 1) & 0xff);
+    expect(await c.vcpuWrite(5, 0x105000n, page)).toBe(4096);
+    expect(got).toEqual([page]);
+    await c.end();
+  });
+});
+
 describe('ownership between connections', () => {
   it('another connection\'s device, vCPU, PASID and handle are EPERM / EBADF / EINVAL', async () => {
     const a = await Client.connect(srv.path);
