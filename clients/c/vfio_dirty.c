@@ -15,6 +15,9 @@ enum {
 	OP_HELLO = 1, OP_OPEN, OP_CLOSE, OP_IOCTL, OP_MMAP, OP_MMAP_FD, OP_MUNMAP, OP_READ_MEM,
 	OP_WRITE_MEM, OP_SHM_FROM_MEM, OP_SHM_TO_MEM, OP_CREATE_GROUP, OP_DEV_REGISTER_DMA_UNMAP,
 	OP_DEV_PIN_PAGES, OP_DEV_UNPIN_PAGES, OP_DEV_DMA_RW, OP_EVENT_DONE, OP_STATS, OP_REMOVE_GROUP,
+	OP_VCPU_WRITE, OP_VCPU_READ, OP_VCPU_WRITE_GUEST, OP_VCPU_WRITE_MANY,
+	OP_DEV_KVM_REGISTER_NODE = 28, OP_DEV_KVM_UNREGISTER_NODE, OP_DEV_REGISTER_KVM_UNLINK,
+	OP_DEV_DMA_WRITE, OP_DEV_DMA_READ,
 };
 #define REPLY_BIT 0x8000
 #define EVENT_DMA_UNMAP 0x4001
@@ -34,6 +37,8 @@ struct vfd {
 	void *shm;
 	uint64_t shm_size;
 	struct handler handlers[MAX_HANDLERS];
+	vfd_event_fn on_other;   /* events 0x4002.. (vfd_set_event_handler) */
+	void *other_opaque;
 };
 
 struct hdr {
@@ -89,11 +94,11 @@ static int64_t wait_reply(struct vfd *c, uint32_t id, void *data, size_t cap, si
 		}
 		if (h.op == EVENT_DMA_UNMAP) {
 			on_event(c, h.id, body, n);
-		} else if (h.op & 0x4000) { /* an event this client does not know: returns 0 */
+		} else if (h.op & 0x4000) { /* the event handler's value, or 0 without one */
 			uint32_t outer = c->ctx;
-			int64_t zero = 0;
 			c->ctx = h.id;
-			vfd_request(c, OP_EVENT_DONE, &zero, 8, NULL, 0, NULL);
+			int64_t value = c->on_other ? c->on_other(c, h.op, body, n, c->other_opaque) : 0;
+			vfd_request(c, OP_EVENT_DONE, &value, 8, NULL, 0, NULL);
 			c->ctx = outer;
 		}
 		free(body);
@@ -281,17 +286,22 @@ long vfd_read(struct vfd *c, uint64_t addr, void *buf, uint32_t len)
 	return (long)vfd_request(c, OP_READ_MEM, p, b.n, buf, len, NULL);
 }
 
-long vfd_write(struct vfd *c, uint64_t addr, const void *data, uint32_t len)
+/* A request whose payload is `head` (hn bytes) then `data`. */
+static long with_data(struct vfd *c, uint16_t op, const void *head, size_t hn, const void *data, uint32_t len)
 {
-	unsigned char *p = malloc(8 + (size_t)len);
+	unsigned char *p = malloc(hn + len);
 	if (!p)
 		return -ENOMEM;
-	struct buf b = { p, 0, 8 + (size_t)len };
-	put64(&b, addr);
-	put(&b, data, len);
-	long r = (long)vfd_request(c, OP_WRITE_MEM, p, b.n, NULL, 0, NULL);
+	memcpy(p, head, hn);
+	memcpy(p + hn, data, len);
+	long r = (long)vfd_request(c, op, p, hn + len, NULL, 0, NULL);
 	free(p);
 	return r;
+}
+
+long vfd_write(struct vfd *c, uint64_t addr, const void *data, uint32_t len)
+{
+	return with_data(c, OP_WRITE_MEM, &addr, 8, data, len);
 }
 
 static long shm_copy(struct vfd *c, uint16_t op, uint64_t addr, uint64_t off, uint64_t len)
@@ -357,16 +367,23 @@ long vfd_pin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t np
 	return (long)vfd_request(c, OP_DEV_PIN_PAGES, p, b.n, pfns, pfns ? (size_t)npage * 8 : 0, NULL);
 }
 
-long vfd_unpin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t npage)
+/* A request whose payload is `str device`, `u64 a`, `u32 b`; up to `cap` reply bytes into `data`. */
+static long str_u64_u32(struct vfd *c, uint16_t op, const char *device, uint64_t a, uint32_t b32, void *data,
+                        size_t cap)
 {
 	unsigned char p[160];
 	struct buf b = { p, 0, sizeof(p) };
 	putstr(&b, device);
-	put64(&b, iova);
-	put32(&b, npage);
+	put64(&b, a);
+	put32(&b, b32);
 	if (b.n > b.cap)
 		return -ENAMETOOLONG;
-	return (long)vfd_request(c, OP_DEV_UNPIN_PAGES, p, b.n, NULL, 0, NULL);
+	return (long)vfd_request(c, op, p, b.n, data, cap, NULL);
+}
+
+long vfd_unpin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t npage)
+{
+	return str_u64_u32(c, OP_DEV_UNPIN_PAGES, device, iova, npage, NULL, 0);
 }
 
 long vfd_dma_rw(struct vfd *c, const char *device, uint64_t iova, void *data, uint32_t len, int write)
@@ -385,4 +402,96 @@ long vfd_dma_rw(struct vfd *c, const char *device, uint64_t iova, void *data, ui
 	long r = (long)vfd_request(c, OP_DEV_DMA_RW, p, b.n, write ? NULL : data, write ? 0 : len, NULL);
 	free(p);
 	return r;
+}
+
+/* ---- KVM, device DMA (docs/PROTOCOL.md §4, ops 20-32) ------------------------------------ */
+
+void vfd_set_event_handler(struct vfd *c, vfd_event_fn fn, void *opaque)
+{
+	c->on_other = fn;
+	c->other_opaque = opaque;
+}
+
+static long vcpu_store(struct vfd *c, uint16_t op, int vcpu_fd, uint64_t gpa, const void *data, uint32_t len,
+                       uint32_t as_id)
+{
+	unsigned char p[16];
+	struct buf b = { p, 0, sizeof(p) };
+	put32(&b, (uint32_t)vcpu_fd);
+	put32(&b, as_id);
+	put64(&b, gpa);
+	return with_data(c, op, p, b.n, data, len);
+}
+
+long vfd_vcpu_write(struct vfd *c, int vcpu_fd, uint64_t gpa, const void *data, uint32_t len, uint32_t as_id)
+{
+	return vcpu_store(c, OP_VCPU_WRITE, vcpu_fd, gpa, data, len, as_id);
+}
+
+long vfd_vcpu_write_guest(struct vfd *c, int vcpu_fd, uint64_t gpa, const void *data, uint32_t len,
+                          uint32_t as_id)
+{
+	return vcpu_store(c, OP_VCPU_WRITE_GUEST, vcpu_fd, gpa, data, len, as_id);
+}
+
+long vfd_vcpu_read(struct vfd *c, int vcpu_fd, uint64_t gpa, void *buf, uint32_t len, uint32_t as_id)
+{
+	unsigned char p[20];
+	struct buf b = { p, 0, sizeof(p) };
+	put32(&b, (uint32_t)vcpu_fd);
+	put32(&b, as_id);
+	put64(&b, gpa);
+	put32(&b, len);
+	return (long)vfd_request(c, OP_VCPU_READ, p, b.n, buf, len, NULL);
+}
+
+/* A request whose payload is `str device` then one u32 or u64 (width 4 or 8). */
+static int64_t device_call(struct vfd *c, uint16_t op, const char *device, uint64_t v, int width)
+{
+	unsigned char p[160];
+	struct buf b = { p, 0, sizeof(p) };
+	putstr(&b, device);
+	if (width == 8)
+		put64(&b, v);
+	else if (width == 4)
+		put32(&b, (uint32_t)v);
+	if (b.n > b.cap)
+		return -ENAMETOOLONG;
+	return vfd_request(c, op, p, b.n, NULL, 0, NULL);
+}
+
+int64_t vfd_dev_kvm(struct vfd *c, int call, const char *device, uint64_t gfn)
+{
+	if (call < VFD_KVM_TRACK_ADD || call > VFD_KVM_GFN_TO_HVA)
+		return -EINVAL;
+	return device_call(c, (uint16_t)call, device, gfn, 8);
+}
+
+long vfd_dev_kvm_register_node(struct vfd *c, const char *device, uint32_t events)
+{
+	return (long)device_call(c, OP_DEV_KVM_REGISTER_NODE, device, events, 4);
+}
+
+long vfd_dev_kvm_unregister_node(struct vfd *c, const char *device)
+{
+	return (long)device_call(c, OP_DEV_KVM_UNREGISTER_NODE, device, 0, 0);
+}
+
+long vfd_dev_register_kvm_unlink(struct vfd *c, const char *device, int enable)
+{
+	return (long)device_call(c, OP_DEV_REGISTER_KVM_UNLINK, device, enable ? 1 : 0, 4);
+}
+
+long vfd_dev_dma_write(struct vfd *c, const char *device, uint64_t iova, const void *data, uint32_t len)
+{
+	unsigned char p[160];
+	struct buf b = { p, 0, sizeof(p) };
+	putstr(&b, device);
+	put64(&b, iova);
+	return b.n > b.cap ? -ENAMETOOLONG : with_data(c, OP_DEV_DMA_WRITE, p, b.n, data, len);
+}
+
+long vfd_dev_dma_read(struct vfd *c, const char *device, uint64_t iova, void *buf, uint32_t len)
+{
+	return str_u64_u32(c, OP_DEV_DMA_READ, device, iova, len, buf, len);
 }

@@ -66,6 +66,36 @@ long vfd_pin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t np
 long vfd_unpin_pages(struct vfd *c, const char *device, uint64_t iova, uint32_t npage);
 long vfd_dma_rw(struct vfd *c, const char *device, uint64_t iova, void *data, uint32_t len, int write);
 
+/*
+ * Events other than dma_unmap (KVM page-track writes 0x4002 and region removal 0x4003, KVM unlink
+ * 0x4004, IOASID notifications 0x4005; payloads in docs/PROTOCOL.md §6): `fn` runs inside the
+ * callback and its return is the EVENT_DONE value. Without a handler they are answered 0.
+ */
+typedef int64_t (*vfd_event_fn)(struct vfd *c, uint16_t op, const unsigned char *payload, size_t len,
+                                void *opaque);
+void vfd_set_event_handler(struct vfd *c, vfd_event_fn fn, void *opaque);
+
+/* KVM: a guest store (bytes stored or -errno), KVM's own write (0), a guest read, by vCPU fd. */
+long vfd_vcpu_write(struct vfd *c, int vcpu_fd, uint64_t gpa, const void *data, uint32_t len, uint32_t as_id);
+long vfd_vcpu_write_guest(struct vfd *c, int vcpu_fd, uint64_t gpa, const void *data, uint32_t len,
+                          uint32_t as_id);
+long vfd_vcpu_read(struct vfd *c, int vcpu_fd, uint64_t gpa, void *buf, uint32_t len, uint32_t as_id);
+
+/* A device model's calls on its device's VM (dev.kvm): the result, or -errno. */
+#define VFD_KVM_TRACK_ADD 24
+#define VFD_KVM_TRACK_REMOVE 25
+#define VFD_KVM_TRACK_COUNT 26
+#define VFD_KVM_GFN_TO_HVA 27
+int64_t vfd_dev_kvm(struct vfd *c, int call, const char *device, uint64_t gfn);
+/* A page-track node: events bit 0 track writes (0x4002), bit 1 region removal (0x4003). */
+long vfd_dev_kvm_register_node(struct vfd *c, const char *device, uint32_t events);
+long vfd_dev_kvm_unregister_node(struct vfd *c, const char *device);
+long vfd_dev_register_kvm_unlink(struct vfd *c, const char *device, int enable);
+
+/* A passthrough device's own DMA through its IOMMU: 0 or -errno. */
+long vfd_dev_dma_write(struct vfd *c, const char *device, uint64_t iova, const void *data, uint32_t len);
+long vfd_dev_dma_read(struct vfd *c, const char *device, uint64_t iova, void *buf, uint32_t len);
+
 /* Sends one request (op, payload) and waits for its reply: ret, and up to `cap` data bytes. */
 int64_t vfd_request(struct vfd *c, uint16_t op, const void *payload, size_t len, void *data,
                     size_t cap, size_t *data_len);

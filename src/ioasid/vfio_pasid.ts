@@ -84,3 +84,8 @@ export function pasidRequest(c: Container, b: Uint8Array | null): number {
   }
   return -EINVAL;
 }
+
+/** The sid of `proc`'s VM set while a container holds its vmm, else -1 (for `serve`'s notifiers). */
+export function vmSetOf(proc: Process): number {
+  return vmmOfProc.get(proc)?.set.sid ?? -1;
+}

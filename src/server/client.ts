@@ -3,7 +3,10 @@
 // Driver callbacks arrive as events; a handler's calls run inside the callback (their frames carry
 // the event's id) and its return sends EVENT_DONE.
 import { createConnection, type Socket } from 'node:net';
-import { EVENT_DMA_UNMAP, HEADER_SIZE, REPLY_BIT, Reader, concat, frame } from './protocol.js';
+import {
+  EVENT_DMA_UNMAP, EVENT_IOASID, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE, EVENT_KVM_UNLINK,
+  HEADER_SIZE, Op, REPLY_BIT, Reader, Writer, concat, frame,
+} from './protocol.js';
 import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
 
 export type { ClientReply } from './requests.js';
@@ -86,7 +89,7 @@ export class Client {
       } else if (op === EVENT_DMA_UNMAP) {
         void this.onDmaUnmap(id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
       } else if (op & 0x4000) {
-        void this.within(id).send(req.eventDone(0n)); // unknown: returns 0
+        void this.onSubsystemEvent(op, id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
       }
       o += Math.max(size, HEADER_SIZE);
     }
@@ -245,4 +248,173 @@ export class Client {
   destroy(): void {
     this.link.socket.destroy();
   }
+  // ---- KVM, device DMA, accelerators and IOASID notifiers (docs/PROTOCOL.md §4, ops 20-44) -----
+
+  /** Runs the handler of an event of ops 0x4002.. inside its callback, then EVENT_DONE with its value. */
+  private async onSubsystemEvent(op: number, ev: number, body: Uint8Array): Promise<void> {
+    const h = subsystemHandlers(this.link);
+    const r = new Reader(body);
+    const inside = this.within(ev);
+    let value = 0n;
+    try {
+      if (op === EVENT_KVM_TRACK_WRITE) {
+        const gpa = r.u64();
+        const n = r.u32();
+        const name = r.str();
+        await h.trackWrite.get(name)?.(inside, gpa, r.bytes(n).slice());
+      } else if (op === EVENT_KVM_TRACK_REMOVE_REGION) {
+        const gfn = r.u64();
+        const nr = r.u32();
+        await h.removeRegion.get(r.str())?.(inside, gfn, nr);
+      } else if (op === EVENT_KVM_UNLINK) {
+        await h.unlink.get(r.str())?.(inside);
+      } else if (op === EVENT_IOASID && h.ioasid) {
+        value = BigInt((await h.ioasid(inside, r.u32(), r.u32(), r.u32())) ?? 0);
+      }
+    } finally {
+      // unknown events are answered 0, as the protocol asks
+      if (!this.link.closed) await inside.send(req.eventDone(value));
+    }
+  }
+
+  /** A guest store through vCPU fd `vcpuFd`: the bytes stored, or -errno. */
+  vcpuWrite(vcpuFd: number, gpa: bigint, data: Uint8Array, asId = 0): Promise<number> {
+    return this.num(Op.VCPU_WRITE, new Writer().u32(vcpuFd).u32(asId).u64(gpa).bytes(data).done());
+  }
+
+  /** KVM's own write into guest memory (recorded, never notified): 0 or -errno. */
+  vcpuWriteGuest(vcpuFd: number, gpa: bigint, data: Uint8Array, asId = 0): Promise<number> {
+    return this.num(Op.VCPU_WRITE_GUEST, new Writer().u32(vcpuFd).u32(asId).u64(gpa).bytes(data).done());
+  }
+
+  /** A guest read: the bytes, or -errno. */
+  async vcpuRead(vcpuFd: number, gpa: bigint, length: number, asId = 0): Promise<Uint8Array | number> {
+    const r = await this.request(Op.VCPU_READ, new Writer().u32(vcpuFd).u32(asId).u64(gpa).u32(length).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** Store i writes data[i·bytesEach ..] at gpas[i]: the stores made, or -errno. */
+  vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number, asId = 0): Promise<number> {
+    const w = new Writer().u32(vcpuFd).u32(asId).u32(gpas.length).u32(bytesEach);
+    for (const g of gpas) w.u64(g);
+    return this.num(Op.VCPU_WRITE_MANY, w.bytes(data).done());
+  }
+
+  /** A device model's call on its device's VM: track add / remove / count, or gfn to hva. */
+  async deviceKvm(call: 'trackAdd' | 'trackRemove' | 'trackCount' | 'gfnToHva', device: string, gfn: bigint): Promise<bigint> {
+    const op = { trackAdd: Op.DEV_KVM_TRACK_ADD, trackRemove: Op.DEV_KVM_TRACK_REMOVE,
+      trackCount: Op.DEV_KVM_TRACK_COUNT, gfnToHva: Op.DEV_KVM_GFN_TO_HVA }[call];
+    return (await this.request(op, new Writer().str(device).u64(gfn).done())).ret;
+  }
+
+  /** A page-track node on the device's VM; its callbacks run with a client inside them. */
+  async registerKvmNode(device: string, node: KvmNodeHandlers): Promise<number> {
+    const events = (node.trackWrite ? 1 : 0) | (node.trackRemoveRegion ? 2 : 0);
+    const r = await this.num(Op.DEV_KVM_REGISTER_NODE, new Writer().str(device).u32(events).done());
+    if (r === 0) {
+      // registering sends no event, so the handlers can be set once the node is in
+      const h = subsystemHandlers(this.link);
+      if (node.trackWrite) h.trackWrite.set(device, node.trackWrite);
+      if (node.trackRemoveRegion) h.removeRegion.set(device, node.trackRemoveRegion);
+    }
+    return r;
+  }
+
+  /** Unregisters this connection's node of the device: 0. */
+  unregisterKvmNode(device: string): Promise<number> {
+    return this.num(Op.DEV_KVM_UNREGISTER_NODE, new Writer().str(device).done());
+  }
+
+  /** The device's KVM unlink callback, or null to remove it. */
+  registerKvmUnlink(device: string, cb: ((inside: Client) => void | Promise<void>) | null): Promise<number> {
+    const h = subsystemHandlers(this.link);
+    if (cb) h.unlink.set(device, cb);
+    else h.unlink.delete(device);
+    return this.num(Op.DEV_REGISTER_KVM_UNLINK, new Writer().str(device).u32(cb ? 1 : 0).done());
+  }
+
+  /** A passthrough device's own DMA write: 0 or -errno. */
+  devDmaWrite(device: string, iova: bigint, data: Uint8Array): Promise<number> {
+    return this.num(Op.DEV_DMA_WRITE, new Writer().str(device).u64(iova).bytes(data).done());
+  }
+
+  /** A passthrough device's own DMA read: the bytes, or -errno. */
+  async devDmaRead(device: string, iova: bigint, length: number): Promise<Uint8Array | number> {
+    const r = await this.request(Op.DEV_DMA_READ, new Writer().str(device).u64(iova).u32(length).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** A new accelerator from a spec ('name=zip,queues=4'): its path, or -errno. */
+  async createAccelerator(spec = ''): Promise<string | number> {
+    const r = await this.request(Op.CREATE_ACCELERATOR, new TextEncoder().encode(spec));
+    return r.ret < 0n ? Number(r.ret) : new TextDecoder().decode(r.data);
+  }
+
+  /** An SVA call: bind (path: a handle), unbind or getPasid (handle). */
+  sva(call: 'bind', path: string): Promise<number>;
+  sva(call: 'unbind' | 'getPasid', handle: number): Promise<number>;
+  sva(call: 'bind' | 'unbind' | 'getPasid', x: string | number): Promise<number> {
+    if (call === 'bind') return this.num(Op.SVA_BIND, new Writer().str(x as string).done());
+    return this.num(call === 'unbind' ? Op.SVA_UNBIND : Op.SVA_GET_PASID, new Writer().u32(x as number).done());
+  }
+
+  /** The accelerator's DMA tagged with this process's PASID: write 0 or -errno. */
+  accelDmaWrite(path: string, pasid: number, va: bigint, data: Uint8Array): Promise<number> {
+    return this.num(Op.ACCEL_DMA_WRITE, new Writer().str(path).u32(pasid).u32(0).u64(va).bytes(data).done());
+  }
+
+  /** The accelerator's DMA read: the bytes, or -errno. */
+  async accelDmaRead(path: string, pasid: number, va: bigint, length: number): Promise<Uint8Array | number> {
+    const r = await this.request(Op.ACCEL_DMA_READ, new Writer().str(path).u32(pasid).u32(length).u64(va).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** The device's view of a queue region of this process (0 MMIO, 1 DUS): the bytes, or -errno. */
+  async accelRegionRead(path: string, qid: number, region: number, offset: number, length: number): Promise<Uint8Array | number> {
+    const r = await this.request(Op.ACCEL_REGION_READ, new Writer().str(path).u32(qid).u32(region).u32(offset).u32(length).done());
+    return r.ret < 0n ? Number(r.ret) : r.data;
+  }
+
+  /** The device writes a queue region of this process: 0 or -errno. */
+  accelRegionWrite(path: string, qid: number, region: number, offset: number, data: Uint8Array): Promise<number> {
+    return this.num(Op.ACCEL_REGION_WRITE, new Writer().str(path).u32(qid).u32(region).u32(offset).bytes(data).done());
+  }
+
+  /** The IOASID notifier of this process's VM set (null removes it); its result answers the event. */
+  async ioasidNotifier(fn: IoasidHandler | null, priority = 0): Promise<number> {
+    if (!fn) return this.num(Op.IOASID_REMOVE_NOTIFIER, EMPTY);
+    const r = await this.num(Op.IOASID_ADD_NOTIFIER, new Writer().u32(priority).done());
+    if (r === 0) subsystemHandlers(this.link).ioasid = fn;
+    return r;
+  }
+
+  /** IOASID_BIND (3) or IOASID_UNBIND (4) of an ID of this process's VM set. */
+  ioasidNotify(id: number, cmd: number): Promise<number> {
+    return this.num(Op.IOASID_NOTIFY, new Writer().u32(id).u32(cmd).done());
+  }
+}
+
+/** A page-track node's callbacks, run with a client inside the callback. */
+export interface KvmNodeHandlers {
+  trackWrite?: (inside: Client, gpa: bigint, data: Uint8Array) => void | Promise<void>;
+  trackRemoveRegion?: (inside: Client, gfn: bigint, nrPages: number) => void | Promise<void>;
+}
+
+/** An IOASID notifier: returns the NOTIFY_* value of the callback. */
+export type IoasidHandler = (inside: Client, event: number, id: number, sid: number) => number | void | Promise<number | void>;
+
+interface SubsystemHandlers {
+  trackWrite: Map<string, NonNullable<KvmNodeHandlers['trackWrite']>>;
+  removeRegion: Map<string, NonNullable<KvmNodeHandlers['trackRemoveRegion']>>;
+  unlink: Map<string, (inside: Client) => void | Promise<void>>;
+  ioasid: IoasidHandler | null;
+}
+
+/** The event handlers of a connection (shared by the client and its callback views). */
+const handlersOf = new WeakMap<object, SubsystemHandlers>();
+
+function subsystemHandlers(link: object): SubsystemHandlers {
+  let h = handlersOf.get(link);
+  if (!h) handlersOf.set(link, (h = { trackWrite: new Map(), removeRegion: new Map(), unlink: new Map(), ioasid: null }));
+  return h;
 }

@@ -13,6 +13,14 @@ export const DEFAULT_MAX_FRAME = (16 << 20) + HEADER_SIZE;
 export const REPLY_BIT = 0x8000;
 /** Op of an event frame (server to client) for a type1 dma_unmap callback. */
 export const EVENT_DMA_UNMAP = 0x4001;
+/** Event: a page-track node's trackWrite (an emulated guest store on a write-tracked page). */
+export const EVENT_KVM_TRACK_WRITE = 0x4002;
+/** Event: a page-track node's trackRemoveRegion (a memslot was deleted). */
+export const EVENT_KVM_TRACK_REMOVE_REGION = 0x4003;
+/** Event: the KVM-VFIO unlink notification of a device (its KVM association ended). */
+export const EVENT_KVM_UNLINK = 0x4004;
+/** Event: an IOASID notifier call (ALLOC, FREE, BIND, UNBIND of an ID of the VM set). */
+export const EVENT_IOASID = 0x4005;
 
 /** Request operation codes (client to server). */
 export const Op = {
@@ -35,6 +43,34 @@ export const Op = {
   EVENT_DONE: 17,
   STATS: 18,
   REMOVE_GROUP: 19,
+  // KVM: guest accesses through a vCPU fd, and a device model's calls on its device's VM
+  VCPU_WRITE: 20,
+  VCPU_READ: 21,
+  VCPU_WRITE_GUEST: 22,
+  VCPU_WRITE_MANY: 23,
+  DEV_KVM_TRACK_ADD: 24,
+  DEV_KVM_TRACK_REMOVE: 25,
+  DEV_KVM_TRACK_COUNT: 26,
+  DEV_KVM_GFN_TO_HVA: 27,
+  DEV_KVM_REGISTER_NODE: 28,
+  DEV_KVM_UNREGISTER_NODE: 29,
+  DEV_REGISTER_KVM_UNLINK: 30,
+  // a passthrough device's own DMA (device dirty tracking)
+  DEV_DMA_WRITE: 31,
+  DEV_DMA_READ: 32,
+  // accelerators, SVA and IOASID notifiers
+  CREATE_ACCELERATOR: 33,
+  REMOVE_ACCELERATOR: 34,
+  SVA_BIND: 35,
+  SVA_UNBIND: 36,
+  SVA_GET_PASID: 37,
+  ACCEL_DMA_WRITE: 38,
+  ACCEL_DMA_READ: 39,
+  IOASID_ADD_NOTIFIER: 40,
+  IOASID_REMOVE_NOTIFIER: 41,
+  IOASID_NOTIFY: 42,
+  ACCEL_REGION_READ: 43,
+  ACCEL_REGION_WRITE: 44,
 } as const;
 
 /** How IOCTL passes its argument: none, a value (u64), struct bytes, or a string (device name). */
@@ -43,7 +79,7 @@ export const ArgKind = { NONE: 0, VALUE: 1, BYTES: 2, STRING: 3 } as const;
 /** Linux errno numbers the protocol layer answers with (the engine's own come from the model). */
 export const PErr = {
   EPERM: 1, ENOENT: 2, EBADF: 9, ENOMEM: 12, EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19,
-  EINVAL: 22, ESRCH: 3, E2BIG: 7, ENOSYS: 38, EPROTO: 71, EBADMSG: 74, EMSGSIZE: 90,
+  EINVAL: 22, ESRCH: 3, EDEADLK: 35, E2BIG: 7, ENOSYS: 38, EPROTO: 71, EBADMSG: 74, EMSGSIZE: 90,
   EPROTONOSUPPORT: 93, ESHUTDOWN: 108, ETIMEDOUT: 110,
 } as const;
 
@@ -186,17 +222,20 @@ export class Writer {
   }
 
   u32(x: number): this {
-    this.v.setUint32(this.room(4), x >>> 0, true);
+    const o = this.room(4); // before reading this.v: room() may replace the view
+    this.v.setUint32(o, x >>> 0, true);
     return this;
   }
 
   u64(x: bigint): this {
-    this.v.setBigUint64(this.room(8), BigInt.asUintN(64, x), true);
+    const o = this.room(8);
+    this.v.setBigUint64(o, BigInt.asUintN(64, x), true);
     return this;
   }
 
   i64(x: bigint): this {
-    this.v.setBigInt64(this.room(8), BigInt.asIntN(64, x), true);
+    const o = this.room(8);
+    this.v.setBigInt64(o, BigInt.asIntN(64, x), true);
     return this;
   }
 

@@ -40,4 +40,16 @@ describe('shipped clients', () => {
     // the kernel writes back the unmapped size into the struct
     expect(stdout).toBe('setup 0 pin 4\nevent c-cb 0 1048576 unpin 0\nunmap 0 size 1048576 events 1\n');
   });
+
+  it('a C VMM and device model: a vCPU store notifies its page-track node; a device DMA write is logged', async () => {
+    const exe = join(srv.dir, 'c_subsystems');
+    await run('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-std=c11', '-I', join(clients, 'c'), '-o', exe,
+      join(here, 'c_subsystems.c'), join(clients, 'c', 'vfio_dirty.c')], { timeout: 60_000 });
+    const { stdout } = await run(exe, [srv.path], { timeout: 20_000 });
+    expect(stdout).toBe([
+      'setup 0 count 1', 'track 0x4002 gpa 0x105008 bytes 8', 'vcpu_write 8',
+      'dirty log 20 00 00 00 00 00 00 00', 'guest 01 02 03 04 05 06 07 08',
+      'device setup 0 dma 0 unmapped -14', 'report 20 00 00 00 00 00 00 00', 'dma read 0 hi', '',
+    ].join('\n'));
+  });
 });
