@@ -1,15 +1,15 @@
 // The three ways the simulator's VMM harvests KVM's dirty log (SPEC-KVM §10, QEMU's
 // accel/kvm/kvm-all.c): GET_DIRTY_LOG (bitmap), GET then CLEAR in chunks (manual protect), and the
 // dirty ring. Each sync ORs the pages into a bitmap by guest page; the per-page and per-entry
-// work runs in the core (assembly/kvm_vmm.ts).
+// work runs in the local core over the bytes read from process memory (assembly/kvm_vmm.ts,
+// the bitmap kernels), whether the process is in this engine or behind a server.
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { check, vfioError } from '../errors.js';
-import type { Process } from '../process.js';
-import type { Vcpu } from '../kvm/vcpu.js';
 import { nbytes } from '../kvm/memslot.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
 import type { CpuLogOptions, CpuLogSync } from './cpu_log.js';
+import type { KvmProcess } from './sim_engine.js';
 
 /** A memslot as the VMM made it. */
 export interface SlotLog {
@@ -24,12 +24,11 @@ export interface SlotLog {
 
 /** What a harvester works with. */
 export interface HarvestContext {
-  proc: Process;
+  proc: KvmProcess;
+  /** The local core: the bitmaps and the per-entry work. */
   core: Core;
   vmFd: number;
   gpaPages: number;
-  /** The vCPUs, filled in after `enable`. */
-  vcpus: readonly Vcpu[];
 }
 
 /** One dirty-log mode. */
@@ -89,6 +88,8 @@ class BitmapHarvester implements CpuLogHarvester {
   private readonly chunk: number;
   private slots: SlotLog[] = [];
   private buffers: bigint[] = [];
+  /** Each slot's fetched log, read over into the local core. */
+  private fetched: DirtyBitmap[] = [];
   private readonly n = new Counts();
 
   constructor(o: CpuLogOptions, c: HarvestContext) {
@@ -109,6 +110,7 @@ class BitmapHarvester implements CpuLogHarvester {
   attach(slots: SlotLog[]): void {
     this.slots = slots;
     this.buffers = slots.map((s) => this.c.proc.mmap(BigInt(nbytes(s.npages))));
+    this.fetched = slots.map((s) => DirtyBitmap.create(this.c.core, s.npages));
   }
 
   sync(into: DirtyBitmap): void {
@@ -120,7 +122,11 @@ class BitmapHarvester implements CpuLogHarvester {
       v.setBigUint64(8, this.buffers[i], true);
       check(proc.ioctl(vmFd, uapi.KVM_GET_DIRTY_LOG, log), 'KVM_GET_DIRTY_LOG');
       this.n.getCalls++;
-      core.x.vmm_or_user(proc.um.handle, Number(this.buffers[i]), into.handle, s.gpaPage / 64, nbytes(s.npages) / 8);
+      // the log's bytes (KVM's unsigned longs) are the words of a bitmap of the slot's pages
+      const f = this.fetched[i];
+      const bytes = proc.read(this.buffers[i], nbytes(s.npages));
+      core.u8().set(bytes, f.wordAddress(0));
+      f.orInto(into, s.gpaPage);
       if (this.manual) this.clear(s, this.buffers[i], into);
     });
   }
@@ -149,7 +155,9 @@ class BitmapHarvester implements CpuLogHarvester {
     return this.n.take();
   }
 
-  dispose(): void {}
+  dispose(): void {
+    for (const f of this.fetched.splice(0)) f.dispose();
+  }
 }
 
 /**
@@ -191,7 +199,11 @@ class RingHarvester implements CpuLogHarvester {
 
   attach(slots: SlotLog[], vcpuFds: number[]): void {
     const { proc, core } = this.c;
-    this.rings = vcpuFds.map((fd) => proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes));
+    this.rings = vcpuFds.map((fd) => {
+      const a = proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes);
+      if (a < 0n) throw vfioError(Number(a), 'mmap(dirty ring)');
+      return a;
+    });
     this.fetch = vcpuFds.map(() => 0);
     for (const _ of vcpuFds) this.perVcpu.push(0);
     this.nslots = slots.length;
@@ -210,7 +222,8 @@ class RingHarvester implements CpuLogHarvester {
     const entries = this.bytes / 16;
     let total = 0;
     this.rings.forEach((addr, v) => {
-      core.u8().set(proc.read(addr, this.bytes), this.staging);
+      const ring = proc.read(addr, this.bytes);
+      core.u8().set(ring, this.staging);
       const k = core.x.vmm_ring_reap(this.staging, entries, this.fetch[v], this.table, this.nslots, this.pending.handle) >>> 0;
       if (k === 0) return;
       proc.write(addr, core.u8().slice(this.staging, this.staging + this.bytes));
