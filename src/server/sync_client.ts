@@ -99,8 +99,9 @@ export class SyncClient {
         this.handlers.get(r.str())?.(iova, size);
       } else if (op === EVENT_KVM_TRACK_WRITE) {
         const gpa = r.u64();
-        const data = r.bytes(r.u32()).slice();
-        this.kvmNodes.get(r.str())?.trackWrite?.(gpa, data);
+        const n = r.u32();
+        const node = this.kvmNodes.get(r.str());
+        node?.trackWrite?.(gpa, r.bytes(n).slice());
       } else if (op === EVENT_KVM_TRACK_REMOVE_REGION) {
         const gfn = r.u64();
         const nr = r.u32();
