@@ -3,7 +3,10 @@
 // blocking Node client. A process is a connection; groups are made with CREATE_GROUP and held by
 // the process whose container attached them; the container is driven by ioctls with the kernel's
 // struct bytes (remote_container.ts); the vGPU's driver calls are DEV_* requests and its dma_unmap
-// op an event. The simulator's own bitmaps (CPU log, reports) live in a local Wasm core.
+// op an event. The VMM's KVM side (src/sim/cpu_log.ts) drives the process's `kvm` member: ioctls,
+// VCPU_WRITE_MANY, and dirty logs and rings read over into the local core; the vGPU's page-table
+// shadow uses its device's VM through DEV_KVM_* requests, its node's callbacks being events. The
+// simulator's own bitmaps (the harvested CPU log, reports) live in a local Wasm core.
 //
 // Subsystems the protocol does not carry yet are refused up front (REMOTE_REFUSALS); a new one
 // is a new entry there and new members here, nothing else changes.

@@ -11,6 +11,9 @@ import type { Core } from '../wasm.js';
 import type { CpuLogOptions, CpuLogSync } from './cpu_log.js';
 import type { KvmProcess } from './sim_engine.js';
 
+/** Pages of a dirty log read over at a time: 32 KiB of log. */
+const FETCH_PAGES = 1 << 18;
+
 /** A memslot as the VMM made it. */
 export interface SlotLog {
   id: number;
@@ -88,8 +91,8 @@ class BitmapHarvester implements CpuLogHarvester {
   private readonly chunk: number;
   private slots: SlotLog[] = [];
   private buffers: bigint[] = [];
-  /** Each slot's fetched log, read over into the local core. */
-  private fetched: DirtyBitmap[] = [];
+  /** A piece of a fetched log, read over into the local core (FETCH_PAGES pages at a time). */
+  private piece: DirtyBitmap | null = null;
   private readonly n = new Counts();
 
   constructor(o: CpuLogOptions, c: HarvestContext) {
@@ -110,11 +113,11 @@ class BitmapHarvester implements CpuLogHarvester {
   attach(slots: SlotLog[]): void {
     this.slots = slots;
     this.buffers = slots.map((s) => this.c.proc.mmap(BigInt(nbytes(s.npages))));
-    this.fetched = slots.map((s) => DirtyBitmap.create(this.c.core, s.npages));
+    this.piece = DirtyBitmap.create(this.c.core, Math.min(FETCH_PAGES, Math.max(1, ...slots.map((s) => s.npages))));
   }
 
   sync(into: DirtyBitmap): void {
-    const { proc, core, vmFd } = this.c;
+    const { proc, vmFd } = this.c;
     this.slots.forEach((s, i) => {
       const log = new Uint8Array(16);
       const v = new DataView(log.buffer);
@@ -122,13 +125,24 @@ class BitmapHarvester implements CpuLogHarvester {
       v.setBigUint64(8, this.buffers[i], true);
       check(proc.ioctl(vmFd, uapi.KVM_GET_DIRTY_LOG, log), 'KVM_GET_DIRTY_LOG');
       this.n.getCalls++;
-      // the log's bytes (KVM's unsigned longs) are the words of a bitmap of the slot's pages
-      const f = this.fetched[i];
-      const bytes = proc.read(this.buffers[i], nbytes(s.npages));
-      core.u8().set(bytes, f.wordAddress(0));
-      f.orInto(into, s.gpaPage);
+      this.orFetched(s, this.buffers[i], into);
       if (this.manual) this.clear(s, this.buffers[i], into);
     });
+  }
+
+  /**
+   * ORs the log GET_DIRTY_LOG wrote at `buffer` into `into` from the slot's first page: its bytes
+   * (KVM's unsigned longs) are the words of a bitmap of the slot's pages, read over a piece at a
+   * time into the local core and ORed there.
+   */
+  private orFetched(s: SlotLog, buffer: bigint, into: DirtyBitmap): void {
+    const piece = this.piece!;
+    for (let first = 0; first < s.npages; first += FETCH_PAGES) {
+      const num = Math.min(FETCH_PAGES, s.npages - first);
+      const bytes = this.c.proc.read(buffer + BigInt(first / 8), nbytes(num));
+      this.c.core.u8().set(bytes, piece.wordAddress(0));
+      piece.orInto(into, s.gpaPage + first, 0, num);
+    }
   }
 
   /** CLEAR_DIRTY_LOG of the fetched bits, chunk by chunk, skipping chunks that fetched nothing. */
@@ -156,7 +170,8 @@ class BitmapHarvester implements CpuLogHarvester {
   }
 
   dispose(): void {
-    for (const f of this.fetched.splice(0)) f.dispose();
+    this.piece?.dispose();
+    this.piece = null;
   }
 }
 
