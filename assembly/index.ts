@@ -80,7 +80,7 @@ export {
   kvm_get_log,
   kvm_clear_log,
 } from './kvm_vcpu';
-export { vmm_stores, vmm_or_user, vmm_ring_reap, vmm_page_hashes } from './kvm_vmm';
+export { vmm_stores, vmm_ring_reap, vmm_page_hashes } from './kvm_vmm';
 export {
   ioasid_map_create,
   ioasid_map_free,

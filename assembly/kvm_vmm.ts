@@ -1,6 +1,6 @@
 // The per-page steps of the simulator's VMM (src/sim/cpu_log.ts, src/sim/dirty_rate*.ts), in the
-// core: laying out a batch of guest stores, merging a dirty log read from user memory into a
-// bitmap by guest page, and reaping a dirty ring's entries as QEMU does (kvm_dirty_ring_reap_one).
+// core: laying out a batch of guest stores and reaping a dirty ring's entries as QEMU does
+// (kvm_dirty_ring_reap_one). A slot's fetched dirty log is ORed in with the bitmap kernels.
 import { nbitsOf, wordsOf } from './dirty_bitmap';
 import { umFrame } from './user_memory';
 import { PAGE_SHIFT, PAGE_SIZE } from './constants';
@@ -34,30 +34,6 @@ export function vmm_stores(pages: usize, first: u32, n: u32, gpas: usize, data: 
     store<u64>(data + (<usize>i << 3), valued && testBit(valued, p) ? s + <u64>i : 0);
   }
   return watched;
-}
-
-/**
- * ORs `nwords` u64 words of user memory at `addr` (a dirty log a GET_DIRTY_LOG wrote, 8-byte
- * aligned) into bitmap `bm` from word `firstWord` on. Pages never written read as zero. The words
- * must lie inside the bitmap (the caller's duty).
- */
-export function vmm_or_user(um: usize, addr: f64, bm: usize, firstWord: u32, nwords: u32): void {
-  const a0 = <u64>addr;
-  const out = wordsOf(bm) + (<usize>firstWord << 3);
-  for (let j: u32 = 0; j < nwords; ) {
-    const a = a0 + (<u64>j << 3);
-    const inPage = <u32>((<u64>PAGE_SIZE - (a & <u64>(PAGE_SIZE - 1))) >> 3);
-    const k = min<u32>(nwords - j, inPage);
-    const f = umFrame(um, a >> PAGE_SHIFT);
-    if (f) {
-      const src = f + <usize>(a & <u64>(PAGE_SIZE - 1));
-      for (let i: u32 = 0; i < k; i++) {
-        const w = out + (<usize>(j + i) << 3);
-        store<u64>(w, load<u64>(w) | load<u64>(src + (<usize>i << 3)));
-      }
-    }
-    j += k;
-  }
 }
 
 /**

@@ -266,7 +266,6 @@ export interface CoreExports {
   /** Lays out n 8-byte guest stores: gpas (u64) and data (seq + i on pages set in `valued`, else 0); the stores into the watched pages. */
   vmm_stores(pages: number, first: number, n: number, gpas: number, data: number, valued: number, seq: number, watchFirst: number, watchCount: number): number;
   /** ORs nwords words of user memory at addr into bitmap bm from word firstWord. */
-  vmm_or_user(um: number, addr: number, bm: number, firstWord: number, nwords: number): void;
   /** Reaps DIRTY entries of a ring copy from fetch on into bm (slot table of base/pages pairs); the count. */
   vmm_ring_reap(mem: number, entries: number, fetch: number, table: number, nslots: number, bm: number): number;
   /** 32-bit hashes of n user pages (u32 page numbers at vfns from base) to out; how many differ from prev (or 0). */

@@ -295,22 +295,18 @@ export class Client {
 
   /** Store i writes data[i·bytesEach ..] at gpas[i]: the stores made, or -errno. */
   vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number, asId = 0): Promise<number> {
-    const w = new Writer().u32(vcpuFd).u32(asId).u32(gpas.length).u32(bytesEach);
-    for (const g of gpas) w.u64(g);
-    return this.num(Op.VCPU_WRITE_MANY, w.bytes(data).done());
+    return this.num(...req.vcpuWriteMany(vcpuFd, gpas, data, bytesEach, asId));
   }
 
   /** A device model's call on its device's VM: track add / remove / count, or gfn to hva. */
   async deviceKvm(call: 'trackAdd' | 'trackRemove' | 'trackCount' | 'gfnToHva', device: string, gfn: bigint): Promise<bigint> {
-    const op = { trackAdd: Op.DEV_KVM_TRACK_ADD, trackRemove: Op.DEV_KVM_TRACK_REMOVE,
-      trackCount: Op.DEV_KVM_TRACK_COUNT, gfnToHva: Op.DEV_KVM_GFN_TO_HVA }[call];
-    return (await this.request(op, new Writer().str(device).u64(gfn).done())).ret;
+    return (await this.request(...req.deviceKvm(call, device, gfn))).ret;
   }
 
   /** A page-track node on the device's VM; its callbacks run with a client inside them. */
   async registerKvmNode(device: string, node: KvmNodeHandlers): Promise<number> {
     const events = (node.trackWrite ? 1 : 0) | (node.trackRemoveRegion ? 2 : 0);
-    const r = await this.num(Op.DEV_KVM_REGISTER_NODE, new Writer().str(device).u32(events).done());
+    const r = await this.num(...req.registerKvmNode(device, events));
     if (r === 0) {
       // registering sends no event, so the handlers can be set once the node is in
       const h = subsystemHandlers(this.link);
@@ -322,7 +318,7 @@ export class Client {
 
   /** Unregisters this connection's node of the device: 0. */
   unregisterKvmNode(device: string): Promise<number> {
-    return this.num(Op.DEV_KVM_UNREGISTER_NODE, new Writer().str(device).done());
+    return this.num(...req.unregisterKvmNode(device));
   }
 
   /** The device's KVM unlink callback, or null to remove it. */
@@ -330,7 +326,7 @@ export class Client {
     const h = subsystemHandlers(this.link);
     if (cb) h.unlink.set(device, cb);
     else h.unlink.delete(device);
-    return this.num(Op.DEV_REGISTER_KVM_UNLINK, new Writer().str(device).u32(cb ? 1 : 0).done());
+    return this.num(...req.registerKvmUnlink(device, cb !== null));
   }
 
   /** A passthrough device's own DMA write: 0 or -errno. */

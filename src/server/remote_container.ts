@@ -1,16 +1,14 @@
 // A type1 container of a remote engine, driven as a VMM drives /dev/vfio/vfio: every method is
 // an ioctl carrying the kernel's struct bytes (LP64, little-endian, argsz first). The harvest is
-// GET_BITMAP into a buffer in the process's memory, then brought over in one SHM_FROM_MEM and
-// one read of the shared file straight into the local bitmap (READ_MEM in 16 MiB pieces when the
-// process has no shared file large enough).
-import { closeSync, openSync, readSync } from 'node:fs';
+// GET_BITMAP into a buffer in the process's memory, then brought over straight into the local
+// bitmap by the process's readInto (one SHM_FROM_MEM and one read of the shared file, or READ_MEM
+// in 16 MiB pieces when the process has no shared file large enough).
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { SimContainer, SimGroup } from '../sim/sim_engine.js';
 import { PAGE_SIZE } from '../u64.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
-import { MAX_DATA } from './ops.js';
 import type { RemoteDevice, RemoteProcess } from './remote_engine.js';
 import type { SyncClient } from './sync_client.js';
 
@@ -35,7 +33,6 @@ export class RemoteContainer implements SimContainer {
    * rewrites every word a read of that range touches, and leaves the rest as it found it (zero).
    */
   private bitmapBuf = { addr: 0n, bytes: 0n, iova: -1n, size: 0n };
-  private shmFd = -1;
 
   readonly dirty = {
     start: (): void => this.dirtyPages(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START, 'dirty.start'),
@@ -70,6 +67,13 @@ export class RemoteContainer implements SimContainer {
     this.groupFds.set(group.id, gfd);
     this.check(this.c.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, this.fd), 'attach');
     for (const d of group.devices as readonly RemoteDevice[]) d.holder = this.proc;
+  }
+
+  /** The fd attach opened for `group` in the process. */
+  attachedGroupFd(group: SimGroup): number {
+    const gfd = this.groupFds.get(group.id);
+    if (gfd === undefined) throw vfioError(-22, 'attachedGroupFd', undefined, 'the group is not attached to this container');
+    return gfd;
   }
 
   /** VFIO_SET_IOMMU, then GET_INFO for the page size. */
@@ -134,23 +138,7 @@ export class RemoteContainer implements SimContainer {
     v.setBigUint64(40, buf, true);
     const r = this.c.ioctl(this.fd, uapi.VFIO_IOMMU_DIRTY_PAGES, b);
     if (r < 0) throw vfioError(r, op, { start: iova, length: size });
-    const n = Number(bytes);
-    if (n <= Number(this.c.shmSize)) {
-      this.check(this.c.shmFromMem(buf, 0n, bytes), op);
-      if (this.shmFd < 0) this.shmFd = openSync(this.c.shmPath, 'r');
-      const dst = new Uint8Array(target.asTypedArray().buffer, target.wordAddress(0), n);
-      for (let done = 0; done < n;) {
-        const k = readSync(this.shmFd, dst, done, n - done, done);
-        if (k <= 0) throw new Error(`${op}: the shared file ${this.c.shmPath} is shorter than the bitmap`);
-        done += k;
-      }
-      return;
-    }
-    for (let off = 0; off < n; off += MAX_DATA) {
-      const part = this.c.read(buf + BigInt(off), Math.min(MAX_DATA, n - off));
-      if (typeof part === 'number') throw vfioError(part, op);
-      new Uint8Array(target.asTypedArray().buffer, target.wordAddress(0), n).set(part, off);
-    }
+    this.proc.readInto(buf, new Uint8Array(target.asTypedArray().buffer, target.wordAddress(0), Number(bytes)), op);
   }
 
   /** The process address of the GET_BITMAP buffer for a range (fresh zeroed memory for a new range). */
@@ -166,10 +154,8 @@ export class RemoteContainer implements SimContainer {
     return this.bitmapBuf.addr;
   }
 
-  /** Closes the container fd and the shared file; the buffer goes with the process. */
+  /** Closes the container fd; the buffer goes with the process. */
   close(): void {
-    if (this.shmFd >= 0) closeSync(this.shmFd);
-    this.shmFd = -1;
     this.check(this.c.close(this.fd), 'close');
   }
 }

@@ -3,16 +3,22 @@
 // blocking Node client. A process is a connection; groups are made with CREATE_GROUP and held by
 // the process whose container attached them; the container is driven by ioctls with the kernel's
 // struct bytes (remote_container.ts); the vGPU's driver calls are DEV_* requests and its dma_unmap
-// op an event. The simulator's own bitmaps (CPU log, reports) live in a local Wasm core.
+// op an event. The VMM's KVM side (src/sim/cpu_log.ts) drives the process's `kvm` member: ioctls,
+// VCPU_WRITE_MANY, and dirty logs and rings read over into the local core; the vGPU's page-table
+// shadow uses its device's VM through DEV_KVM_* requests, its node's callbacks being events. The
+// simulator's own bitmaps (the harvested CPU log, reports) live in a local Wasm core.
 //
 // Subsystems the protocol does not carry yet are refused up front (REMOTE_REFUSALS); a new one
 // is a new entry there and new members here, nothing else changes.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Core } from '../wasm.js';
 import { E2BIG } from '../../assembly/constants.js';
 import { vfioError } from '../errors.js';
 import type { SimConfig } from '../sim/config.js';
-import type { SimEngine, SimGroup, SimProcess } from '../sim/sim_engine.js';
-import type { MdevDevice } from '../sim/vgpu.js';
+import type { KvmProcess, SimEngine, SimGroup, SimProcess } from '../sim/sim_engine.js';
+import type { DeviceKvm, MdevDevice } from '../sim/vgpu.js';
+import type { PageTrackNotifierNode } from '../kvm/page_track.js';
+import { MAX_DATA } from './ops.js';
 import { RemoteContainer } from './remote_container.js';
 import { SyncClient } from './sync_client.js';
 
@@ -46,8 +52,33 @@ export interface RemoteEngineOptions {
 export class RemoteProcess implements SimProcess {
   /** Group fds and device fds opened through this process, closed before it ends. */
   readonly fds: number[] = [];
+  /** The shared file, opened on first use. */
+  private shmFd = -1;
+  /** The VMM's KVM calls as requests of this connection. */
+  readonly kvm: KvmProcess;
 
-  constructor(readonly client: SyncClient) {}
+  constructor(readonly client: SyncClient) {
+    const c = client;
+    const ok = (r: number, op: string): number => {
+      if (r < 0) throw vfioError(r, op);
+      return r;
+    };
+    this.kvm = {
+      open: (path) => c.open(path),
+      ioctl: (fd, request, arg) => c.ioctl(fd, request, arg),
+      close: (fd) => c.close(fd),
+      mmap: (length) => this.mmap(length),
+      munmap: (addr, length) => c.munmap(addr, length),
+      mmapFd: (fd, offset, length) => c.mmapFd(fd, offset, length),
+      read: (addr, length) => {
+        const b = new Uint8Array(length);
+        this.readInto(addr, b, 'read');
+        return b;
+      },
+      write: (addr, bytes) => void ok(c.write(addr, bytes), 'write'),
+      vcpuWriteMany: (fd, gpas, data, bytesEach) => c.vcpuWriteMany(fd, gpas, data, bytesEach),
+    };
+  }
 
   /** Anonymous memory in the process (MMAP). */
   mmap(length: bigint | number): bigint {
@@ -56,9 +87,37 @@ export class RemoteProcess implements SimProcess {
     return a;
   }
 
+  /**
+   * Fills `dst` with process memory from `addr`: one SHM_FROM_MEM and one read of the shared file
+   * when it is large enough, else READ_MEM in pieces of at most MAX_DATA bytes.
+   * @throws VfioError (op) when the server refuses; Error when the shared file is short
+   */
+  readInto(addr: bigint, dst: Uint8Array, op: string): void {
+    const c = this.client;
+    const n = dst.length;
+    if (n <= Number(c.shmSize)) {
+      const r = c.shmFromMem(addr, 0n, BigInt(n));
+      if (r < 0) throw vfioError(r, op);
+      if (this.shmFd < 0) this.shmFd = openSync(c.shmPath, 'r');
+      for (let done = 0; done < n;) {
+        const k = readSync(this.shmFd, dst, done, n - done, done);
+        if (k <= 0) throw new Error(`${op}: the shared file ${c.shmPath} is shorter than ${n} bytes`);
+        done += k;
+      }
+      return;
+    }
+    for (let off = 0; off < n; off += MAX_DATA) {
+      const part = c.read(addr + BigInt(off), Math.min(MAX_DATA, n - off));
+      if (typeof part === 'number') throw vfioError(part, op);
+      dst.set(part, off);
+    }
+  }
+
   /** Closes its fds (release effects first, as CLOSE answers after them), then the connection. */
   end(): void {
     try {
+      if (this.shmFd >= 0) closeSync(this.shmFd);
+      this.shmFd = -1;
       if (!this.client.closed) for (const fd of this.fds.splice(0).reverse()) this.client.close(fd);
     } finally {
       this.client.end();
@@ -70,8 +129,39 @@ export class RemoteProcess implements SimProcess {
 export class RemoteDevice implements MdevDevice {
   /** The process whose container attached the group (set by attach). */
   holder: RemoteProcess | null = null;
+  private deviceKvm: DeviceKvm | null = null;
 
   constructor(readonly name: string) {}
+
+  /**
+   * The device's VM as its model uses it (DEV_KVM_* requests of the holding process; a page-track
+   * node's callbacks are its events), once the group is attached. Whether the device has a VM is
+   * the server's to say: each call answers -ESRCH when it has none.
+   */
+  get kvm(): DeviceKvm | null {
+    if (!this.holder) return null;
+    if (this.deviceKvm) return this.deviceKvm;
+    const proc = this.holder;
+    const c = proc.client;
+    const name = this.name;
+    return (this.deviceKvm = {
+      pageTrackRegisterNotifier: (node: PageTrackNotifierNode) => c.registerKvmNode(name, {
+        trackWrite: node.trackWrite && ((gpa, data) => node.trackWrite?.(gpa, data, data.length)),
+        trackRemoveRegion: node.trackRemoveRegion && ((gfn, nr) => node.trackRemoveRegion?.(gfn, nr)),
+      }),
+      pageTrackUnregisterNotifier: () => void c.unregisterKvmNode(name),
+      writeTrackAddGfn: (gfn) => Number(c.deviceKvm('trackAdd', name, gfn)),
+      writeTrackRemoveGfn: (gfn) => Number(c.deviceKvm('trackRemove', name, gfn)),
+      gfnToHva: (gfn) => c.deviceKvm('gfnToHva', name, gfn),
+      proc: { read: (addr, length) => proc.kvm.read(addr, length) },
+    });
+  }
+
+  /** The device's KVM unlink callback (DEV_REGISTER_KVM_UNLINK; the event runs `cb`). */
+  registerKvmUnlink(cb: (() => void) | null): void {
+    const r = this.client('registerKvmUnlink').registerKvmUnlink(this.name, cb);
+    if (r < 0) throw vfioError(r, 'registerKvmUnlink');
+  }
 
   private client(op: string): SyncClient {
     if (!this.holder) throw new Error(`${op} on ${this.name}: its group is not attached to a container yet`);

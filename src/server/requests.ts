@@ -69,6 +69,20 @@ export const req = {
     if (write) w.bytes(data);
     return [Op.DEV_DMA_RW, w.done()];
   },
+  vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number, asId = 0): Request {
+    const w = new Writer().u32(vcpuFd).u32(asId).u32(gpas.length).u32(bytesEach);
+    for (const g of gpas) w.u64(g);
+    return [Op.VCPU_WRITE_MANY, w.bytes(data).done()];
+  },
+  deviceKvm(call: 'trackAdd' | 'trackRemove' | 'trackCount' | 'gfnToHva', device: string, gfn: bigint): Request {
+    const op = { trackAdd: Op.DEV_KVM_TRACK_ADD, trackRemove: Op.DEV_KVM_TRACK_REMOVE,
+      trackCount: Op.DEV_KVM_TRACK_COUNT, gfnToHva: Op.DEV_KVM_GFN_TO_HVA }[call];
+    return [op, new Writer().str(device).u64(gfn).done()];
+  },
+  registerKvmNode: (device: string, events: number): Request => [Op.DEV_KVM_REGISTER_NODE, new Writer().str(device).u32(events).done()],
+  unregisterKvmNode: (device: string): Request => [Op.DEV_KVM_UNREGISTER_NODE, new Writer().str(device).done()],
+  registerKvmUnlink: (device: string, enable: boolean): Request =>
+    [Op.DEV_REGISTER_KVM_UNLINK, new Writer().str(device).u32(enable ? 1 : 0).done()],
   eventDone: (value: bigint): Request => [Op.EVENT_DONE, new Writer().i64(value).done()],
   stats: (collect = false): Request => [Op.STATS, collect ? new Writer().u32(1).done() : EMPTY],
 } as const;

@@ -4,12 +4,18 @@
 // callback the engine makes during that call: its handler runs there, on the caller's stack, its
 // own calls go out inside the callback (ctx = the event id), then EVENT_DONE, then the wait goes
 // on; exactly how a kernel callback nests in the ioctl that caused it.
-import { EVENT_DMA_UNMAP, HEADER_SIZE, REPLY_BIT, Reader, frame } from './protocol.js';
+import { EVENT_DMA_UNMAP, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE, EVENT_KVM_UNLINK, HEADER_SIZE, REPLY_BIT, Reader, frame } from './protocol.js';
 import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
 import { SyncLink } from './sync_link.js';
 
 /** A dma_unmap callback, run synchronously inside the call that caused it. */
 export type SyncDmaUnmapHandler = (iova: bigint, size: bigint) => void;
+
+/** A device model's page-track node (SPEC-KVM T8, T9), its calls run inside the event. */
+export interface SyncKvmNode {
+  trackWrite?(gpa: bigint, data: Uint8Array): void;
+  trackRemoveRegion?(gfn: bigint, nrPages: number): void;
+}
 
 /** A connection (one process of the engine) whose calls block until answered. */
 export class SyncClient {
@@ -18,6 +24,8 @@ export class SyncClient {
   readonly shmSize: bigint;
   private readonly link: SyncLink;
   private readonly handlers = new Map<string, SyncDmaUnmapHandler>();
+  private readonly kvmNodes = new Map<string, SyncKvmNode>();
+  private readonly unlinks = new Map<string, () => void>();
   private readonly header = new Uint8Array(HEADER_SIZE);
   private nextId = 1;
   /** The event whose callback runs now (0: none): calls made meanwhile go inside it. */
@@ -84,11 +92,22 @@ export class SyncClient {
     const outer = this.ctx;
     this.ctx = ev;
     try {
+      const r = new Reader(body);
       if (op === EVENT_DMA_UNMAP) {
-        const r = new Reader(body);
         const iova = r.u64();
         const size = r.u64();
         this.handlers.get(r.str())?.(iova, size);
+      } else if (op === EVENT_KVM_TRACK_WRITE) {
+        const gpa = r.u64();
+        const n = r.u32();
+        const node = this.kvmNodes.get(r.str());
+        node?.trackWrite?.(gpa, r.bytes(n).slice());
+      } else if (op === EVENT_KVM_TRACK_REMOVE_REGION) {
+        const gfn = r.u64();
+        const nr = r.u32();
+        this.kvmNodes.get(r.str())?.trackRemoveRegion?.(gfn, nr);
+      } else if (op === EVENT_KVM_UNLINK) {
+        this.unlinks.get(r.str())?.();
       }
     } catch (e) {
       this.callbackError ??= e;
@@ -126,6 +145,42 @@ export class SyncClient {
   /** `proc.munmap`: 0 or -errno. */
   munmap(addr: bigint, length: bigint | number): number {
     return this.num(req.munmap(addr, length));
+  }
+
+  /** `proc.mmapFd`: the address, or -errno as a bigint. */
+  mmapFd(fd: number, offset: bigint, length: bigint | number): bigint {
+    return this.call(req.mmapFd(fd, offset, length)).ret;
+  }
+
+  /** Guest stores through a vCPU fd (VCPU_WRITE_MANY): the stores made, or -errno. */
+  vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number {
+    return this.num(req.vcpuWriteMany(vcpuFd, gpas, data, bytesEach));
+  }
+
+  /** A device model's call on its device's VM: track add / remove / count, or gfn to hva. */
+  deviceKvm(call: 'trackAdd' | 'trackRemove' | 'trackCount' | 'gfnToHva', device: string, gfn: bigint): bigint {
+    return this.call(req.deviceKvm(call, device, gfn)).ret;
+  }
+
+  /** This connection's page-track node for the device: 0 or -errno. */
+  registerKvmNode(device: string, node: SyncKvmNode): number {
+    const r = this.num(req.registerKvmNode(device, (node.trackWrite ? 1 : 0) | (node.trackRemoveRegion ? 2 : 0)));
+    if (r === 0) this.kvmNodes.set(device, node);
+    return r;
+  }
+
+  /** Unregisters this connection's node for the device: 0. */
+  unregisterKvmNode(device: string): number {
+    const r = this.num(req.unregisterKvmNode(device));
+    this.kvmNodes.delete(device);
+    return r;
+  }
+
+  /** The device's KVM unlink callback, or null to remove it: 0 or -errno. */
+  registerKvmUnlink(device: string, cb: (() => void) | null): number {
+    if (cb) this.unlinks.set(device, cb);
+    else this.unlinks.delete(device);
+    return this.num(req.registerKvmUnlink(device, cb !== null));
   }
 
   /** Bytes of the process's memory, or -errno. */

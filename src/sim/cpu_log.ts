@@ -18,11 +18,12 @@
 import { check, vfioError } from '../errors.js';
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import type { Process } from '../process.js';
-import type { Vcpu } from '../kvm/vcpu.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
 import { GUEST_PAGE, type GuestLayout } from './guest_layout.js';
 import { createHarvester, type SlotLog, type CpuLogHarvester } from './cpu_log_modes.js';
+import { localKvmProcess } from './local_kvm.js';
+import type { KvmProcess } from './sim_engine.js';
 
 /** How the VMM reads the guest CPU's dirty log. */
 export type CpuLogMode = 'bitmap' | 'manual' | 'ring';
@@ -67,12 +68,11 @@ const STORE_BYTES = 8;
 /** The VM the VMM made for the guest, its vCPUs and its dirty log. */
 export class KvmGuest {
   readonly options: CpuLogOptions;
-  private readonly proc: Process;
+  private readonly proc: KvmProcess;
   private readonly core: Core;
   private readonly kvmFd: number;
   readonly vmFd: number;
   private readonly vcpuFds: number[] = [];
-  readonly vcpus: Vcpu[] = [];
   private readonly slots: SlotLog[] = [];
   private readonly harvester: CpuLogHarvester;
   private readonly gpas: number; // core buffers of one batch
@@ -91,16 +91,18 @@ export class KvmGuest {
 
   /**
    * The VMM's KVM set-up, before migration: the VM, its dirty-log mode, one memslot per RAM slot
-   * (dirty logging off) over process memory from `base` in RAM order, and the vCPUs.
+   * (dirty logging off) over process memory from `base` in RAM order, and the vCPUs. `proc` is
+   * an in-process Process or any KvmProcess (a server's); `core` is the local core the
+   * per-entry work runs in.
    * @throws VfioError when an engine call fails (a defect of the simulation)
    */
-  constructor(proc: Process, core: Core, layout: GuestLayout, base: bigint, options: CpuLogOptions) {
+  constructor(kvmProc: Process | KvmProcess, core: Core, layout: GuestLayout, base: bigint, options: CpuLogOptions) {
     this.options = options;
-    this.proc = proc;
+    const proc = (this.proc = 'vcpuFromFd' in kvmProc ? localKvmProcess(kvmProc) : kvmProc);
     this.core = core;
     this.kvmFd = check(proc.open('/dev/kvm'), 'open /dev/kvm');
     this.vmFd = check(proc.ioctl(this.kvmFd, uapi.KVM_CREATE_VM, 0), 'KVM_CREATE_VM');
-    this.harvester = createHarvester(options, { proc, core, vmFd: this.vmFd, gpaPages: layout.gpaPages, vcpus: this.vcpus });
+    this.harvester = createHarvester(options, { proc, core, vmFd: this.vmFd, gpaPages: layout.gpaPages });
     this.harvester.enable();
     layout.slots.forEach((s, id) => {
       const npages = s.size / GUEST_PAGE;
@@ -111,7 +113,6 @@ export class KvmGuest {
     for (let i = 0; i < options.vcpus; i++) {
       const fd = check(proc.ioctl(this.vmFd, uapi.KVM_CREATE_VCPU, i), 'KVM_CREATE_VCPU');
       this.vcpuFds.push(fd);
-      this.vcpus.push(proc.vcpuFromFd(fd) as Vcpu);
     }
     this.harvester.attach(this.slots, this.vcpuFds);
     this.gpas = check(core.x.heap_alloc(STORE_BATCH * 8), 'vmm buffers');
@@ -152,7 +153,7 @@ export class KvmGuest {
    */
   store(pages: Uint32Array | null, first: number, n: number): void {
     const x = this.core.x;
-    const per = Math.min(STORE_BATCH, Math.ceil(n / this.vcpus.length));
+    const per = Math.min(STORE_BATCH, Math.ceil(n / this.vcpuFds.length));
     for (let at = 0; at < n; at += per) {
       const m = Math.min(per, n - at);
       let src = 0;
@@ -165,8 +166,8 @@ export class KvmGuest {
       const gpas = this.core.u64().slice(this.gpas / 8, this.gpas / 8 + m);
       const data = this.core.u8().slice(this.data, this.data + m * STORE_BYTES);
       this.seq += m;
-      this.run(this.vcpus[this.nextVcpu], gpas, data);
-      this.nextVcpu = (this.nextVcpu + 1) % this.vcpus.length;
+      this.run(this.vcpuFds[this.nextVcpu], gpas, data);
+      this.nextVcpu = (this.nextVcpu + 1) % this.vcpuFds.length;
     }
   }
 
@@ -175,22 +176,22 @@ export class KvmGuest {
    * vCPU in turn: the guest's writes whose bytes matter (a GPU page table's entries).
    */
   storeValues(gpas: BigUint64Array, data: Uint8Array): void {
-    this.run(this.vcpus[this.nextVcpu], gpas, data);
-    this.nextVcpu = (this.nextVcpu + 1) % this.vcpus.length;
+    this.run(this.vcpuFds[this.nextVcpu], gpas, data);
+    this.nextVcpu = (this.nextVcpu + 1) % this.vcpuFds.length;
   }
 
-  /** One vCPU runs a batch of stores; a soft-full exit has the rings reaped, then it runs on. */
-  private run(vcpu: Vcpu, gpas: BigUint64Array, data: Uint8Array): void {
+  /**
+   * vCPU fd `vcpuFd` runs a batch of stores; stopping short means its ring became soft-full
+   * (KVM_EXIT_DIRTY_RING_FULL): the rings are reaped, then it runs on.
+   */
+  private run(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array): void {
     let done = 0;
     while (done < gpas.length) {
-      const r = vcpu.writeMany(gpas.subarray(done), data.subarray(done * STORE_BYTES), STORE_BYTES);
+      const r = this.proc.vcpuWriteMany(vcpuFd, gpas.subarray(done), data.subarray(done * STORE_BYTES), STORE_BYTES);
       if (r < 0) throw vfioError(r, 'vcpu.writeMany', { start: gpas[done], length: BigInt(GUEST_PAGE) });
       done += r;
       this.stores += r;
-      if (done < gpas.length) {
-        if (!vcpu.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${done} of ${gpas.length} stores without a full ring`);
-        this.harvester.ringFull();
-      }
+      if (done < gpas.length) this.harvester.ringFull();
     }
   }
 

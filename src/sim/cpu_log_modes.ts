@@ -1,15 +1,18 @@
 // The three ways the simulator's VMM harvests KVM's dirty log (SPEC-KVM §10, QEMU's
 // accel/kvm/kvm-all.c): GET_DIRTY_LOG (bitmap), GET then CLEAR in chunks (manual protect), and the
 // dirty ring. Each sync ORs the pages into a bitmap by guest page; the per-page and per-entry
-// work runs in the core (assembly/kvm_vmm.ts).
+// work runs in the local core over the bytes read from process memory (assembly/kvm_vmm.ts,
+// the bitmap kernels), whether the process is in this engine or behind a server.
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { check, vfioError } from '../errors.js';
-import type { Process } from '../process.js';
-import type { Vcpu } from '../kvm/vcpu.js';
 import { nbytes } from '../kvm/memslot.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
 import type { CpuLogOptions, CpuLogSync } from './cpu_log.js';
+import type { KvmProcess } from './sim_engine.js';
+
+/** Pages of a dirty log read over at a time: 32 KiB of log. */
+const FETCH_PAGES = 1 << 18;
 
 /** A memslot as the VMM made it. */
 export interface SlotLog {
@@ -24,12 +27,11 @@ export interface SlotLog {
 
 /** What a harvester works with. */
 export interface HarvestContext {
-  proc: Process;
+  proc: KvmProcess;
+  /** The local core: the bitmaps and the per-entry work. */
   core: Core;
   vmFd: number;
   gpaPages: number;
-  /** The vCPUs, filled in after `enable`. */
-  vcpus: readonly Vcpu[];
 }
 
 /** One dirty-log mode. */
@@ -89,6 +91,8 @@ class BitmapHarvester implements CpuLogHarvester {
   private readonly chunk: number;
   private slots: SlotLog[] = [];
   private buffers: bigint[] = [];
+  /** A piece of a fetched log, read over into the local core (FETCH_PAGES pages at a time). */
+  private piece: DirtyBitmap | null = null;
   private readonly n = new Counts();
 
   constructor(o: CpuLogOptions, c: HarvestContext) {
@@ -109,10 +113,11 @@ class BitmapHarvester implements CpuLogHarvester {
   attach(slots: SlotLog[]): void {
     this.slots = slots;
     this.buffers = slots.map((s) => this.c.proc.mmap(BigInt(nbytes(s.npages))));
+    this.piece = DirtyBitmap.create(this.c.core, Math.min(FETCH_PAGES, Math.max(1, ...slots.map((s) => s.npages))));
   }
 
   sync(into: DirtyBitmap): void {
-    const { proc, core, vmFd } = this.c;
+    const { proc, vmFd } = this.c;
     this.slots.forEach((s, i) => {
       const log = new Uint8Array(16);
       const v = new DataView(log.buffer);
@@ -120,9 +125,24 @@ class BitmapHarvester implements CpuLogHarvester {
       v.setBigUint64(8, this.buffers[i], true);
       check(proc.ioctl(vmFd, uapi.KVM_GET_DIRTY_LOG, log), 'KVM_GET_DIRTY_LOG');
       this.n.getCalls++;
-      core.x.vmm_or_user(proc.um.handle, Number(this.buffers[i]), into.handle, s.gpaPage / 64, nbytes(s.npages) / 8);
+      this.orFetched(s, this.buffers[i], into);
       if (this.manual) this.clear(s, this.buffers[i], into);
     });
+  }
+
+  /**
+   * ORs the log GET_DIRTY_LOG wrote at `buffer` into `into` from the slot's first page: its bytes
+   * (KVM's unsigned longs) are the words of a bitmap of the slot's pages, read over a piece at a
+   * time into the local core and ORed there.
+   */
+  private orFetched(s: SlotLog, buffer: bigint, into: DirtyBitmap): void {
+    const piece = this.piece!;
+    for (let first = 0; first < s.npages; first += FETCH_PAGES) {
+      const num = Math.min(FETCH_PAGES, s.npages - first);
+      const bytes = this.c.proc.read(buffer + BigInt(first / 8), nbytes(num));
+      this.c.core.u8().set(bytes, piece.wordAddress(0));
+      piece.orInto(into, s.gpaPage + first, 0, num);
+    }
   }
 
   /** CLEAR_DIRTY_LOG of the fetched bits, chunk by chunk, skipping chunks that fetched nothing. */
@@ -149,7 +169,10 @@ class BitmapHarvester implements CpuLogHarvester {
     return this.n.take();
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.piece?.dispose();
+    this.piece = null;
+  }
 }
 
 /**
@@ -191,7 +214,11 @@ class RingHarvester implements CpuLogHarvester {
 
   attach(slots: SlotLog[], vcpuFds: number[]): void {
     const { proc, core } = this.c;
-    this.rings = vcpuFds.map((fd) => proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes));
+    this.rings = vcpuFds.map((fd) => {
+      const a = proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes);
+      if (a < 0n) throw vfioError(Number(a), 'mmap(dirty ring)');
+      return a;
+    });
     this.fetch = vcpuFds.map(() => 0);
     for (const _ of vcpuFds) this.perVcpu.push(0);
     this.nslots = slots.length;
@@ -210,7 +237,8 @@ class RingHarvester implements CpuLogHarvester {
     const entries = this.bytes / 16;
     let total = 0;
     this.rings.forEach((addr, v) => {
-      core.u8().set(proc.read(addr, this.bytes), this.staging);
+      const ring = proc.read(addr, this.bytes);
+      core.u8().set(ring, this.staging);
       const k = core.x.vmm_ring_reap(this.staging, entries, this.fetch[v], this.table, this.nslots, this.pending.handle) >>> 0;
       if (k === 0) return;
       proc.write(addr, core.u8().slice(this.staging, this.staging + this.bytes));

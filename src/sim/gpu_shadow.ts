@@ -4,9 +4,8 @@
 // guest store to those pages reaches `trackWrite`, which copies the new entries into the shadow.
 // The guest's driver updates the table at --gpu-pt-rate stores per second (8-byte entries), and
 // any store of the CPU workload that lands on a table page is seen the same way.
-import type { Kvm } from '../kvm/kvm.js';
 import type { SimConfig } from './config.js';
-import type { MdevDevice } from './vgpu.js';
+import type { DeviceKvm, MdevDevice } from './vgpu.js';
 import type { PageTrackNotifierNode } from '../kvm/page_track.js';
 import type { KvmGuest } from './cpu_log.js';
 import { GUEST_PAGE } from './guest_layout.js';
@@ -28,7 +27,7 @@ const ENTRIES = GUEST_PAGE / 8;
 
 /** The vGPU's write-tracking node and its shadow table. */
 export class GpuShadow implements PageTrackNotifierNode {
-  private readonly kvm: Kvm;
+  private readonly kvm: DeviceKvm;
   private readonly guest: KvmGuest;
   private readonly o: GpuShadowOptions;
   private readonly prng: Prng;
@@ -49,7 +48,7 @@ export class GpuShadow implements PageTrackNotifierNode {
    * @param kvm the device's `dev.kvm`
    * @param guest the guest, whose stores into the table are counted
    */
-  constructor(kvm: Kvm, guest: KvmGuest, o: GpuShadowOptions) {
+  constructor(kvm: DeviceKvm, guest: KvmGuest, o: GpuShadowOptions) {
     this.kvm = kvm;
     this.guest = guest;
     this.o = o;

@@ -8,6 +8,7 @@ import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js'
 import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
 import { KvmGuest, type CpuLogSync } from './cpu_log.js';
+import { localKvmProcess } from './local_kvm.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
@@ -94,8 +95,11 @@ export class MigrationVm {
     // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
     const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
     const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
-    const mdevFd = (proc as unknown as Process).open(`/dev/vfio/${mdevGroup.id}`);
+    const kproc = proc.kvm ?? localKvmProcess(proc as unknown as Process);
+    // The VMM's fd of the group, for KVM_DEV_VFIO_FILE_ADD: the container's own where attaching opened one.
+    const ownFd = c.attachedGroupFd ? -1 : kproc.open(`/dev/vfio/${mdevGroup.id}`);
     c.attach(mdevGroup);
+    const mdevFd = c.attachedGroupFd ? c.attachedGroupFd(mdevGroup) : ownFd;
     const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
     if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
     c.setIommu('type1v2');
@@ -108,7 +112,7 @@ export class MigrationVm {
     this.core = coreOf(c);
     const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
     this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
-    const kvm = (this.kvm = new KvmGuest(proc as unknown as Process, this.core, layout, base, {
+    const kvm = (this.kvm = new KvmGuest(kproc, this.core, layout, base, {
       mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
     }));
     this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };

@@ -15,6 +15,38 @@ export interface SimEngine {
 }
 export interface SimProcess {
   mmap(length: bigint | number): bigint;
+  /** The calls the VMM's KVM side makes (cpu_log.ts), or undefined where the engine has no KVM. */
+  readonly kvm?: KvmProcess;
+}
+
+/**
+ * What the VMM's KVM side (KvmGuest and its harvesters) needs of a process: the syscalls with
+ * the kernel's struct bytes or a value, guest stores through a vCPU fd, and process memory read
+ * and written (a dirty log or ring is read over, then the per-entry work runs in the local Wasm
+ * core either way). Implemented over the in-process Process (local_kvm.ts) and over a server
+ * connection (src/server/remote_engine.ts).
+ */
+export interface KvmProcess {
+  /** open(2): an fd, or -errno. */
+  open(path: string): number;
+  /** ioctl(2) with no argument, a value, or struct bytes updated in place: the result or -errno. */
+  ioctl(fd: number, request: number, arg?: number | bigint | Uint8Array): number;
+  /** close(2): 0 or -errno. */
+  close(fd: number): number;
+  mmap(length: bigint | number): bigint;
+  /** munmap(2): 0 or -errno. */
+  munmap(addr: bigint, length: bigint | number): number;
+  /** mmap(2) of an fd (a vCPU's dirty ring): the address, or -errno as a bigint. */
+  mmapFd(fd: number, offset: bigint, length: number): bigint;
+  /** `length` bytes of process memory from `addr`. @throws Error when refused */
+  read(addr: bigint, length: number): Uint8Array;
+  /** Stores `bytes` at `addr`. @throws Error when refused */
+  write(addr: bigint, bytes: Uint8Array): void;
+  /**
+   * Guest stores through vCPU fd `vcpuFd` (store i: data[i·bytesEach ..] at gpas[i]): the stores
+   * made, fewer only when the vCPU's dirty ring became soft-full; or -errno with none made.
+   */
+  vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number;
 }
 export interface SimGroup {
   readonly id: number;
@@ -23,6 +55,8 @@ export interface SimGroup {
 export interface SimContainer extends DirtyContainer {
   attach(group: SimGroup): void;
   setIommu(type: 'type1v2' | 'type1'): void;
+  /** The fd of an attached group in the container's process, where attaching opened one (a group opens once). */
+  attachedGroupFd?(group: SimGroup): number;
   openDevice(group: SimGroup, name?: string): number;
   map(m: { iova: bigint; vaddr: bigint; size: bigint; read?: boolean; write?: boolean }): void;
   unmap(m: { iova: bigint; size: bigint }): bigint;

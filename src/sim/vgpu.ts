@@ -5,17 +5,28 @@
 // one of these is a real engine call; a failed one is a defect of the simulation and throws.
 //
 //   vGPU region (top of RAM): | ring, 8 MiB (dmaRw) | buffer slots, 2 MiB each (pinned) ...  |
-import type { Kvm } from '../kvm/kvm.js';
+import type { PageTrackNotifierNode } from '../kvm/page_track.js';
 import { uapi } from '../uapi.js';
 import { vfioError } from '../errors.js';
 import { Prng } from './prng.js';
+
+/** What a device model uses of its device's VM (SPEC-KVM §6): page tracking and gfn lookup. */
+export interface DeviceKvm {
+  pageTrackRegisterNotifier(node: PageTrackNotifierNode): number;
+  pageTrackUnregisterNotifier(node: PageTrackNotifierNode): void;
+  writeTrackAddGfn(gfn: bigint): number;
+  writeTrackRemoveGfn(gfn: bigint): number;
+  gfnToHva(gfn: bigint): bigint;
+  /** The VMM process, whose memory the guest's is. */
+  readonly proc: { read(addr: bigint, length: number): Uint8Array };
+}
 
 /** What the driver needs of its device: the CONTRACT's VfioDevice. */
 export interface MdevDevice {
   registerDmaUnmap(fn: (iova: bigint, size: bigint) => void): void;
   /** The VM the device was opened with (SPEC-KVM F5), where the engine provides one. */
-  readonly kvm?: Kvm | null;
-  registerKvmUnlink?(cb: ((kvm: Kvm) => void) | null): void;
+  readonly kvm?: DeviceKvm | null;
+  registerKvmUnlink?(cb: (() => void) | null): void;
   pinPages(iova: bigint, npage: number, prot: number): number;
   unpinPages(iova: bigint, npage: number): void;
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number;

@@ -32,6 +32,12 @@ afterAll(async () => {
 const REAL_TIME = new Set(['harvestMs', 'wallMs', 'totalMs', 'meanMs', 'maxMs', 'activityMs', 'peakHeapBytes']);
 const figures = (json: string): string => JSON.stringify(JSON.parse(json), (k, v: unknown) => (REAL_TIME.has(k) ? undefined : v));
 
+/** The cpuLog part of a JSON summary, as far as these tests read it. */
+interface CpuLogJson {
+  total: { pages: number; getCalls: number; clearCalls: number; reaped: number; resets: number; fullEvents: number };
+  shadow: { trackedWrites: number; guestStores: number };
+}
+
 async function run(args: string[]): Promise<{ status: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -53,6 +59,25 @@ describe('simulate --server', () => {
     expect(remote).toMatchObject({ status: 0, err: '' });
     expect(figures(remote.out)).toBe(figures(local.out));
     expect(JSON.parse(remote.out).engine.peakHeapBytes).toBeGreaterThan(0);
+  }, 60_000);
+
+  it.each([
+    ['bitmap', ['--cpu-log', 'bitmap', '--gpu-pt-rate', '2000'], (c: CpuLogJson) => c.total.getCalls > 0 && c.total.clearCalls === 0],
+    ['manual', ['--cpu-log', 'manual', '--clear-bitmap-shift', '6', '--gpu-pt-rate', '2000'], (c: CpuLogJson) => c.total.clearCalls > c.total.getCalls],
+    ['ring', ['--cpu-log', 'ring', '--dirty-ring-size', '256', '--vcpus', '2', '--gpu-pt-rate', '2000'], (c: CpuLogJson) => c.total.fullEvents > 0 && c.total.resets > 0],
+  ])('runs the KVM CPU log remotely with the in-process figures: --cpu-log %s', async (_mode, extra, used) => {
+    const args = [...small, '--max-rounds', '3', ...extra];
+    const local = await run(args);
+    const remote = await run([...args, '--server', srv.sock]);
+    expect(local.status).toBe(0);
+    expect(remote).toMatchObject({ status: 0, err: '' });
+    expect(figures(remote.out)).toBe(figures(local.out));
+    const cpuLog = JSON.parse(remote.out).cpuLog as CpuLogJson;
+    // the mode's own calls were made (the run exercised what it names), and the shadow saw stores
+    expect(used(cpuLog)).toBe(true);
+    expect(cpuLog.total.pages).toBeGreaterThan(0);
+    expect(cpuLog.shadow.trackedWrites).toBeGreaterThan(0);
+    expect(cpuLog.shadow.trackedWrites).toBe(cpuLog.shadow.guestStores);
   }, 60_000);
 
   it('exports and traces the same bytes as the in-process run', async () => {

@@ -1,0 +1,39 @@
+// The in-process Process as the VMM's KVM side uses it (KvmProcess): the same calls, with a
+// vCPU's stores made through the engine's Vcpu of the fd.
+import { vfioError } from '../errors.js';
+import type { Process } from '../process.js';
+import type { Vcpu } from '../kvm/vcpu.js';
+import type { KvmProcess } from './sim_engine.js';
+
+/** `proc` as a KvmProcess: every call is the Process's own. */
+export function localKvmProcess(proc: Process): KvmProcess {
+  const vcpus = new Map<number, Vcpu>();
+  const vcpuOf = (fd: number): Vcpu => {
+    let v = vcpus.get(fd);
+    if (!v) {
+      const r = proc.vcpuFromFd(fd);
+      if (typeof r === 'number') throw vfioError(r, 'vcpuFromFd');
+      vcpus.set(fd, (v = r));
+    }
+    return v;
+  };
+  return {
+    open: (path) => proc.open(path),
+    ioctl: (fd, request, arg) => proc.ioctl(fd, request, arg),
+    close: (fd) => {
+      vcpus.delete(fd);
+      return proc.close(fd);
+    },
+    mmap: (length) => proc.mmap(length),
+    munmap: (addr, length) => proc.munmap(addr, length),
+    mmapFd: (fd, offset, length) => proc.mmapFd(fd, offset, length),
+    read: (addr, length) => proc.read(addr, length),
+    write: (addr, bytes) => proc.write(addr, bytes),
+    vcpuWriteMany(fd, gpas, data, bytesEach) {
+      const v = vcpuOf(fd);
+      const r = v.writeMany(gpas, data, bytesEach);
+      if (r >= 0 && r < gpas.length && !v.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${r} of ${gpas.length} stores without a full ring`);
+      return r;
+    },
+  };
+}
