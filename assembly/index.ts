@@ -29,8 +29,8 @@ export {
   bitmap_convert,
   bitmap_convert_new,
   bitmap_runs,
-  bitmap_runs_all,
 } from './dirty_bitmap';
+export { bitmap_runs_all } from './dirty_bitmap_runs_all';
 export {
   tree_create,
   tree_free,

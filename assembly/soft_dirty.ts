@@ -142,7 +142,8 @@ export function sd_read(root: u32, first: f64, n: u32, out: u32): void {
       for (let i: u64 = 0; i < k; i++) {
         if ((load<u8>(leaf + <usize>((off + i) >> 3)) >> <u8>((off + i) & 7)) & 1) {
           const b = base + i;
-          store<u8>(out + <usize>(b >> 3), load<u8>(out + <usize>(b >> 3)) | <u8>(<u32>1 << <u32>(b & 7)));
+          const at = <usize>out + <usize>(b >> 3);
+          store<u8>(at, load<u8>(at) | <u8>(<u32>1 << <u32>(b & 7)));
         }
       }
     }
