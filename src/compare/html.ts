@@ -3,7 +3,7 @@
 // of every cell side by side. Like the simulate report it loads nothing from elsewhere: the data
 // (compare's --json document) is embedded, and uPlot is inlined by the same code (report/page.ts).
 import { CLIENT_COMMON, COLOURS } from '../sim/report/client_common.js';
-import { BASE_CSS, embeddedJson, esc, uplotInline } from '../sim/report/page.js';
+import { embeddedJson, esc, pageHead, uplotInline } from '../sim/report/page.js';
 import { CELL_PALETTE, CLIENT_COMPARE } from './client_compare.js';
 import type { MatrixDefinition } from './matrix.js';
 import { compareJson, compareTable, simulateCommandLine, type CellResult } from './table.js';
@@ -28,20 +28,7 @@ export function renderCompareReport(m: MatrixDefinition, results: readonly CellR
     m.sweep && `--${m.sweep.option} over ${m.sweep.values.join(', ')}`,
     `seed${m.seeds.length > 1 ? 's' : ''} ${m.seeds.join(', ')}`,
   ].filter(Boolean).join(' \u00d7 ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
-${uplot.style}
-<style>
-${BASE_CSS}${PAGE_CSS}
-</style>
-</head>
-<body>
-<main>
-<h1>${esc(title)}</h1>
+  return `${pageHead(title, uplot.style, PAGE_CSS)}
 <p class="what">${esc(what)}; every cell from <code>simulate ${esc(m.base.join(' ') || '(defaults)')}</code></p>
 <div class="table-wrap"><table id="cells">
 ${table}

@@ -7,7 +7,7 @@ import { CLIENT_COMMON, COLOURS } from './report/client_common.js';
 import { CLIENT_CONVERGENCE } from './report/client_convergence.js';
 import { CLIENT_HEATMAP } from './report/client_heatmap.js';
 import { heatmapBucket } from './report/heatmap_buckets.js';
-import { BASE_CSS, embeddedJson, esc, uplotInline } from './report/page.js';
+import { embeddedJson, esc, pageHead, uplotInline } from './report/page.js';
 import type { SimSummary } from './summary.js';
 import { describeCpuLog, describeShadow, describeSync } from './cpu_log_summary.js';
 
@@ -43,20 +43,7 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
   const uplot = uplotInline();
   const c = summary.config;
   const title = `vfio-dirty: pre-copy migration of a ${sizeText(c.memory)} guest`;
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
-${uplot.style}
-<style>
-${BASE_CSS}${PAGE_CSS}
-</style>
-</head>
-<body>
-<main>
-<h1>${esc(title)}</h1>
+  return `${pageHead(title, uplot.style, PAGE_CSS)}
 <div id="verdict" class="verdict"></div>
 <table id="facts"></table>
 <h2>info migrate</h2>

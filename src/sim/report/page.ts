@@ -50,3 +50,24 @@ export const BASE_CSS = `
   footer { margin-top: 28px; font-size: 12px; color: #556; }
   footer pre { white-space: pre-wrap; max-width: 760px; }
 `;
+
+/**
+ * The start of a report page, up to and including its title heading: the document head with
+ * uPlot's style, the shared CSS and the page's own (`css`), then `<body><main><h1>`.
+ */
+export function pageHead(title: string, uplotStyle: string, css: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+${uplotStyle}
+<style>
+${BASE_CSS}${css}
+</style>
+</head>
+<body>
+<main>
+<h1>${esc(title)}</h1>`;
+}
