@@ -2,8 +2,8 @@
 // text table's columns), per-round charts with one line per cell, and the downtime and bytes sent
 // of every cell side by side. Like the simulate report it loads nothing from elsewhere: the data
 // (compare's --json document) is embedded, and uPlot is inlined by the same code (report/page.ts).
-import { CLIENT_COMMON, COLOURS } from '../sim/report/client_common.js';
-import { embeddedJson, esc, pageHead, uplotInline } from '../sim/report/page.js';
+import { COLOURS } from '../sim/report/client_common.js';
+import { embeddedJson, esc, pageHead, pageTail, uplotInline } from '../sim/report/page.js';
 import { CELL_PALETTE, CLIENT_COMPARE } from './client_compare.js';
 import type { MatrixDefinition } from './matrix.js';
 import { compareJson, compareTable, simulateCommandLine, type CellResult } from './table.js';
@@ -51,19 +51,7 @@ ${table}
 <h2>Each cell alone</h2>
 <p class="note">Each cell is this simulate command; it gives the same figures (the engine's times aside).</p>
 <pre id="commands">${results.map((r) => esc(`#${r.cell.index}  ${simulateCommandLine(r.cell)}`)).join('\n')}</pre>
-<footer>
-${uplot.licence}
-</footer>
-</main>
-<script type="application/json" id="report-data">${json}</script>
-${uplot.script}
-<script>
-${CLIENT_COMMON}
-${CLIENT_COMPARE}
-</script>
-</body>
-</html>
-`;
+${pageTail(uplot, json, [CLIENT_COMPARE])}`;
 }
 
 const PAGE_CSS = `

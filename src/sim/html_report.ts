@@ -3,11 +3,11 @@
 // round against the limit, and the rounds table. No external resource: the data is embedded as
 // JSON, the charting library (uPlot, MIT, see ./report/vendor.ts) is inlined with its licence,
 // and the page's own scripts (./report/client_*.ts) draw the charts.
-import { CLIENT_COMMON, COLOURS } from './report/client_common.js';
+import { COLOURS } from './report/client_common.js';
 import { CLIENT_CONVERGENCE } from './report/client_convergence.js';
 import { CLIENT_HEATMAP } from './report/client_heatmap.js';
 import { heatmapBucket } from './report/heatmap_buckets.js';
-import { embeddedJson, esc, pageHead, uplotInline } from './report/page.js';
+import { embeddedJson, esc, pageHead, pageTail, uplotInline } from './report/page.js';
 import type { SimSummary } from './summary.js';
 import { describeCpuLog, describeShadow, describeSync } from './cpu_log_summary.js';
 
@@ -64,21 +64,7 @@ export function renderHtmlReport(summary: SimSummary, heatmap: Heatmap): string 
 <div class="figure" id="convergence" role="img" aria-label="convergence: round across, dirty bytes and expected downtime up"></div>
 <h2>Rounds</h2>
 <div class="table-wrap"><table id="rounds"></table></div>
-<footer>
-${uplot.licence}
-</footer>
-</main>
-<script type="application/json" id="report-data">${json}</script>
-${uplot.script}
-<script>
-${CLIENT_COMMON}
-${CLIENT_TEXT}
-${CLIENT_HEATMAP}
-${CLIENT_CONVERGENCE}
-</script>
-</body>
-</html>
-`;
+${pageTail(uplot, json, [CLIENT_TEXT, CLIENT_HEATMAP, CLIENT_CONVERGENCE])}`;
 }
 
 /** Guest size for the title: 16 MiB, 16 GiB, 1 TiB, 1.50 GiB. */

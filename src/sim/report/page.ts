@@ -1,6 +1,8 @@
 // What every report page shares: HTML escaping, the data embedded as JSON, uPlot inlined (its
-// style sheet, its script and the licence notice in the footer), and the base style.
+// style sheet, its script and the licence notice in the footer), the base style, and the head
+// and tail of a page.
 import { uplotAssets } from './vendor.js';
+import { CLIENT_COMMON } from './client_common.js';
 
 /** Text as HTML: `&`, `<`, `>` and `"` escaped. */
 export function esc(s: string): string {
@@ -70,4 +72,23 @@ ${BASE_CSS}${css}
 <body>
 <main>
 <h1>${esc(title)}</h1>`;
+}
+
+/**
+ * The end of a report page: the licence footer, the embedded data (`json`, from embeddedJson),
+ * uPlot, then the shared client code and the page's own `scripts`.
+ */
+export function pageTail(uplot: UplotInline, json: string, scripts: readonly string[]): string {
+  return `<footer>
+${uplot.licence}
+</footer>
+</main>
+<script type="application/json" id="report-data">${json}</script>
+${uplot.script}
+<script>
+${[CLIENT_COMMON, ...scripts].join('\n')}
+</script>
+</body>
+</html>
+`;
 }
