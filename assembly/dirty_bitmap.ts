@@ -1,5 +1,5 @@
 // The dirty bitmap: one bit per page of a tracked range, laid out as the kernel lays out a
-// vfio_dma bitmap and the user's VFIO_IOMMU_DIRTY_PAGES buffer (SPEC §0.2, §5.1).
+// vfio_dma bitmap and the user's VFIO_IOMMU_DIRTY_PAGES buffer (docs/conformance.md §7.5).
 //
 //   bm          bm+4         bm+8                 bm+16       bm+24           bm+16+8*nwords
 //   ├───────────┼────────────┼────────────────────┼───────────┼───────────┬ ─ ─ ┤
@@ -10,10 +10,11 @@
 //           never needs a scalar tail inside the allocation
 //   word i  little-endian u64 holding bits 64i .. 64i+63: bit b is bit b%64 of word b/64, which
 //           is byte b/8, bit b%8 of the words read as bytes
-// Invariant: every bit at or above nbits is 0, always (no phantom bits, SPEC §5.11 / §8 item 14).
+// Invariant: every bit at or above nbits is 0, always (no phantom bits: docs/conformance.md §10.1).
 //
-// The shifted stream (SPEC §5.5, the kernel's write footprint of update_user_bitmap). Source bits
-// [first, first+count) placed so that bit `first` lands at bit s of output word 0:
+// The shifted stream (the kernel's write footprint of update_user_bitmap, docs/conformance.md
+// §7.5). Source bits [first, first+count) placed so that bit `first` lands at bit s of output
+// word 0:
 //
 //   output word      0                      1                        L-1
 //                ┌────────┬───────────┐ ┌──────────────┐     ┌─────────────┬────────┐
@@ -224,7 +225,7 @@ function readLines(base: usize, size: usize): void {
   touched |= sum; // keeps the reads
 }
 
-/** Sets the bits of the n u32 pages at p, byte-wide: bit b is byte b/8, bit b%8 (SPEC §0.2). */
+/** Sets the bits of the n u32 pages at p, byte-wide: bit b is byte b/8, bit b%8. */
 function setBits8(w: usize, p: usize, n: u32): void {
   const e = p + (<usize>n << 2);
   for (; p + 16 <= e; p += 16) {
@@ -346,7 +347,7 @@ export function bitmap_set_batch(bm: usize, pages: usize, n: u32): i32 {
 }
 
 /**
- * The kernel footprint (SPEC §5.5): writes the shifted stream of src bits [first, first+count)
+ * update_user_bitmap's footprint: writes the shifted stream of src bits [first, first+count)
  * at bit s (0..63) of the word at dst, L = ceil((count + s) / 64) whole words, word 0 ORed when
  * s != 0. With clear != 0 the range is then cleared in src (only words that are not zero are
  * written). Returns L (0 for count 0), or -EINVAL: range, s, dst misaligned, outside memory or

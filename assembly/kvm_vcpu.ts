@@ -1,12 +1,12 @@
 // Guest accesses of a vCPU and the dirty log's read and clear, in the core: the per-page steps
-// of SPEC-KVM §4–§5. The host checked every page (slot, READONLY, backing memory) and reserved the
-// host frames first, so nothing here fails half-way.
+// of docs/conformance.md §19.4–§19.6. The host checked every page (slot, READONLY, backing memory)
+// and reserved the host frames first, so nothing here fails half-way.
 //
 // Protection is modelled only where it is observable. In bitmap mode a page is writable only after
 // a store recorded it, and its bit stays set until GET/CLEAR protect it again, so "every store
-// sets its bit" gives the same bitmap (SPEC-KVM L2/L3) and no per-page state is kept. In ring mode
-// a sparse table of writable bits (kvm_sparse.ts; absent = protected) decides whether a store
-// pushes an entry: once per protect cycle.
+// sets its bit" gives the same bitmap (docs/conformance.md §19.4) and no per-page state is kept.
+// In ring mode a sparse table of writable bits (kvm_sparse.ts; absent = protected) decides whether
+// a store pushes an entry: once per protect cycle.
 import { BITS_LEAF, spCreate, spSetBit, spTestBit } from './kvm_sparse';
 import {
   isTracked, slotFind, S_BACKED, S_BASE, S_BITMAP, S_FLAGS, S_NPAGES, S_NUM, S_UADDR, S_WRITABLE,

@@ -340,9 +340,9 @@ export function pins_count(p: usize, page: u64): i32 {
  * Pins pages first .. first+n-1 in order. An existing page gains a reference; a new page needs one
  * unit of `budget` (budget < 0: unlimited) and, when `bm` != 0, sets bit (page >> shift) of that
  * dirty bitmap. When the budget runs out at page i, pages 0..i-1 are unpinned again and the call
- * returns -ENOMEM; bits it set stay set (SPEC 4.2 step 6). Returns the number of new pages,
- * -ENOMEM (budget, or no memory: then nothing changed and no bit is set) or -EINVAL (n >= 2^31,
- * shift > 63 with a bitmap, or pages past 2^64 - 1).
+ * returns -ENOMEM; bits it set stay set (docs/conformance.md §6.2). Returns the number of new
+ * pages, -ENOMEM (budget, or no memory: then nothing changed and no bit is set) or -EINVAL (n >=
+ * 2^31, shift > 63 with a bitmap, or pages past 2^64 - 1).
  */
 export function pins_pin_range(p: usize, first: u64, n: u32, budget: i32, bm: usize, shift: u32): i32 {
   return pinPages(p, first, 0, n, budget, bm, shift);

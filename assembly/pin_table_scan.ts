@@ -51,8 +51,8 @@ function markGathered(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): 
 
 /**
  * For every pinned page q with first <= q and ((q - first) >> shift) < nbits, sets bit
- * ((q - first) >> shift) of the dirty bitmap `bm` (SPEC 5.2 and 5.6). Returns 0, or -EINVAL for
- * shift > 63.
+ * ((q - first) >> shift) of the dirty bitmap `bm` (docs/conformance.md §7.2, §7.6). Returns 0, or
+ * -EINVAL for shift > 63.
  */
 export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u32): i32 {
   if (shift > 63) return -EINVAL;

@@ -1,5 +1,6 @@
 // One dma's dirty report in one call: the kernel's update_user_bitmap followed by the reset of
-// vfio_iova_dirty_bitmap (SPEC §5.5, §5.6), without the kernel's phantom high bits (§8 item 14).
+// vfio_iova_dirty_bitmap (docs/conformance.md §7.5, §7.6), without the kernel's phantom high bits
+// (§10.1).
 //
 // The output is a stream of L = ceil((count + s) / 64) u64 words: the dma's bits shifted up by s,
 // the whole destination word 0 ORed in when s != 0 (the kernel ORs all 64 bits of U[w]), and
@@ -58,9 +59,9 @@ function streamTo(bm: usize, nbits: u32, s: u32, ones: bool, out: usize, k: u32,
  * Reports a whole dma into user memory: the stream's L words go to the user address `addr`
  * (= bitmap.data + 8w), one run of contiguous frames per kernel call; the source is cleared as
  * it is copied, then the pinned pages are marked again. `allDirty` reports every page (the rule
- * of §5.8). An unaligned `addr` builds the stream a page at a time in `scratch` (PAGE_SIZE
- * bytes; 0: allocated here). A caller that reserved the frames and passes the scratch makes the
- * call infallible. Returns 0, or -ENOMEM (frames or scratch could not be had; nothing changed).
+ * of docs/conformance.md §7.8). An unaligned `addr` builds the stream a page at a time in
+ * `scratch` (PAGE_SIZE bytes; 0: allocated here). A caller that reserved the frames and passes
+ * the scratch makes the call infallible. Returns 0, or -ENOMEM (frames or scratch could not be had; nothing changed).
  */
 export function report_user(
   um: usize, user: f64, bm: usize, s: u32, pins: usize, shift: u32, allDirty: u32, scratch: usize,

@@ -1,5 +1,5 @@
 // A dirty report of units into a user bitmap: the one kernel behind a device tracker's
-// DMA_LOGGING_REPORT and a HWPT's GET_DIRTY_BITMAP (SPEC-DEVICE-DIRTY §3.5 R7, §4.10 G6).
+// DMA_LOGGING_REPORT and a HWPT's GET_DIRTY_BITMAP (docs/conformance.md §20.5).
 //
 // The source is a dirty bitmap of units: unit j is the IOVA block [base + j·U, base + (j+1)·U),
 // U = 2^ushift (a tracker's page size T, or one IOPTE size of an area). The query is
