@@ -1,5 +1,6 @@
 // A container: what /dev/vfio/vfio opens. It collects groups (SET_CONTAINER), then selects an
-// IOMMU driver (SET_IOMMU), which is released again when the last group leaves (SPEC §6).
+// IOMMU driver (SET_IOMMU), which is released again when the last group leaves (docs/conformance.md
+// §2.7).
 import { EBUSY, EDEADLK, EINVAL, ENODEV, EPERM } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Group } from './group.js';
@@ -36,7 +37,7 @@ export class Container {
     this.firstFd = fd;
   }
 
-  /** VFIO_CHECK_EXTENSION: 1 or 0 (SPEC §1.2). */
+  /** VFIO_CHECK_EXTENSION: 1 or 0 (docs/conformance.md §3.2). */
   checkExtension(ext: number): number {
     const t = this.iommu;
     switch (ext) {
@@ -54,8 +55,8 @@ export class Container {
   }
 
   /**
-   * VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (SPEC §6, §8.1 item 4). A
-   * `syswidePasid` group on TYPE1v2 takes `proc`'s vmm first (SPEC-PASID VM1).
+   * VFIO_SET_IOMMU: 0 or -errno; attaches every group in order (docs/conformance.md §2.4). A
+   * `syswidePasid` group on TYPE1v2 takes `proc`'s vmm first (docs/conformance.md §15.6).
    */
   setIommu(type: number, proc: Process): number {
     if (this.iommu?.inCallback) return -EDEADLK; // the kernel takes the group lock first

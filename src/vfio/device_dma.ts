@@ -1,4 +1,4 @@
-// A passthrough device's own DMA (SPEC-DEVICE-DIRTY §2.4, §2.5): translated by its group's IOMMU,
+// A passthrough device's own DMA (docs/conformance.md §20.2): translated by its group's IOMMU,
 // through a type1 container's dmas or an iommufd HWPT's IOAS areas; all or nothing (an IOMMU
 // fault writes, reads and marks nothing); a write marks the device's tracker, the translating
 // HWPT's IOPTE dirty bits and type1's bitmaps, whichever are on.
@@ -24,7 +24,7 @@ interface Piece {
 /** What translates a device's DMA now: a type1 driver, an iommufd HWPT, or nothing (blocked). */
 type Translator = { t: Type1 } | { hwpt: Hwpt } | null;
 
-/** The group's translation (§2.4 items 1-3). */
+/** The group's translation (docs/conformance.md §20.2). */
 function translatorOf(dev: VfioDevice): Translator {
   const g = dev.group;
   const t = g.container?.iommu;
@@ -112,7 +112,10 @@ export function dmaWrite(dev: VfioDevice, iova: bigint, data: Uint8Array): numbe
   return 0;
 }
 
-/** Marks the device's log for the written bytes inside its tracked ranges (§2.5 item 1). */
+/**
+ * Marks the device's log for the written bytes inside its tracked ranges (docs/conformance.md
+ * §20.2).
+ */
 function markTracker(dev: VfioDevice, iova: bigint, last: bigint): void {
   const log = dev.state.log;
   if (!log) return;

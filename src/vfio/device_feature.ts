@@ -1,6 +1,7 @@
-// The ioctls of a device file with access (SPEC-DEVICE-DIRTY §2.3, §3): VFIO_DEVICE_FEATURE's
-// framing (F1-F6, check C1-C4), MIGRATION, DMA_LOGGING_START / STOP / REPORT, and
-// VFIO_DEVICE_RESET. The access gate (F1) is the caller's: a cdev fd answers EINVAL until bound.
+// The ioctls of a device file with access (docs/conformance.md §20.1, §20.3, §20.4):
+// VFIO_DEVICE_FEATURE's framing (F1-F6, check C1-C4), MIGRATION, DMA_LOGGING_START / STOP / REPORT,
+// and VFIO_DEVICE_RESET. The access gate (F1) is the caller's: a cdev fd answers EINVAL until
+// bound.
 import { E2BIG, EFAULT, EINVAL, ENOMEM, ENOTTY, EOVERFLOW } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
 import type { Process } from '../process.js';
@@ -32,7 +33,7 @@ export function dv(b: Uint8Array): DataView {
 /** A device ioctl on a file with access: FEATURE, RESET, or -ENOTTY. */
 export function deviceIoctl(proc: Process, dev: VfioDevice, request: number, arg: IoctlArg): number {
   if (request === VFIO_DEVICE_FEATURE) return deviceFeature(proc, dev, bytesArg(arg));
-  if (request === VFIO_DEVICE_RESET) return 0; // mlx5's reset leaves the tracker alone (§2.3)
+  if (request === VFIO_DEVICE_RESET) return 0; // mlx5's reset leaves the tracker alone
   return -ENOTTY;
 }
 

@@ -1,5 +1,5 @@
 // A device fd (VFIO_GROUP_GET_DEVICE_FD): keeps its group file open and the device taking part.
-// The file lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3).
+// The file lives while its fd is open or a KVM-VFIO entry holds it (docs/conformance.md §19.9).
 import { EINVAL } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
@@ -25,7 +25,9 @@ export class DeviceFile implements OpenFile {
     if (device.openCount === 1) device.takeKvm();
   }
 
-  /** Device ioctls (SPEC-DEVICE-DIRTY §2.3): a group-path fd has access; BIND is for cdevs only. */
+  /**
+   * Device ioctls (docs/conformance.md §20.1): a group-path fd has access; BIND is for cdevs only.
+   */
   ioctl(proc: Process, request: number, arg: IoctlArg): number {
     if (request === VFIO_DEVICE_BIND_IOMMUFD) return -EINVAL;
     return deviceIoctl(proc, this.device, request, arg);

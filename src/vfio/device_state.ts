@@ -1,4 +1,4 @@
-// A device's options and state beyond type1 (SPEC-DEVICE-DIRTY §2.1): its DMA-logging tracker
+// A device's options and state beyond type1 (docs/conformance.md §20.1): its DMA-logging tracker
 // (mlx5's page tracker), its migration flags, its active log, and its iommufd binding.
 import type { UnitLog } from '../core/unit_log.js';
 import { PAGE_SIZE } from '../u64.js';

@@ -1,4 +1,4 @@
-// The VFIO device-file uAPI numbers of SPEC-DEVICE-DIRTY §1.1-§1.2 (include/uapi/linux/vfio.h):
+// The VFIO device-file uAPI numbers (include/uapi/linux/vfio.h):
 // device ioctls `_IO(';', 100 + n)`, VFIO_DEVICE_FEATURE's flags and indexes, migration flags,
 // the cdev BIND/ATTACH/DETACH flags. Joined into `uapi` by src/uapi.ts.
 

@@ -1,5 +1,5 @@
-// Dirty page tracking on the type1 state (SPEC §5): START, STOP, GET_BITMAP, the per-dma report
-// used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
+// Dirty page tracking on the type1 state (docs/conformance.md §7): START, STOP, GET_BITMAP, the
+// per-dma report used by GET_BITMAP and by unmap-with-bitmap, and the engine's own window reads.
 import { EDEADLK, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '../../assembly/constants.js';
 import { DirtyBitmap, wordOffset } from '../core/dirty_bitmap.js';
 import { reportUser, reportWords } from '../core/report.js';
@@ -18,7 +18,7 @@ const { DIRTY_BITMAP_PAGES_MAX } = uapi;
  * the running unmap).
  */
 export function dirtyStart(t: Type1): number {
-  if (t.tracking) return 0; // no reset (SPEC §5.2, §8 item 16)
+  if (t.tracking) return 0; // no reset (docs/conformance.md §7.2)
   if (t.inCallback) return -EDEADLK;
   const made: Dma[] = [];
   const undo = (ret: number): number => {
@@ -60,8 +60,8 @@ export function dirtyStop(t: Type1): number {
 
 /**
  * Re-grains every dma's dirty bitmap from the container's page shift to `shift`, for a detach that
- * changes the smallest page size under tracking (an engine extension beside SPEC §8 item 21; the
- * kernel leaves the bitmaps at the old size and then reports them at the new one, losing bits).
+ * changes the smallest page size under tracking (an engine extension, docs/conformance.md §10.5;
+ * the kernel leaves the bitmaps at the old size and then reports them at the new one, losing bits).
  * A finer bit repeats its old bit and a coarser bit ORs its old bits, so no dirty page is lost.
  * All or nothing: false, with every bitmap as it was, when a bitmap would pass INT_MAX bits
  * (START's limit) or memory runs out.
@@ -85,12 +85,18 @@ export function regrain(t: Type1, shift: number): boolean {
   return true;
 }
 
-/** Whether d is reported all dirty (SPEC §5.8): an iommu_mapped dma while some group is not in pinned scope. */
+/**
+ * Whether d is reported all dirty (docs/conformance.md §7.8): an iommu_mapped dma while some group
+ * is not in pinned scope.
+ */
 export function allDirty(t: Type1, d: Dma): boolean {
   return t.nonPinnedGroups > 0 && d.iommuMapped;
 }
 
-/** Where one dma's report lands in a user bitmap (SPEC §5.5): its first word's address and shift. */
+/**
+ * Where one dma's report lands in a user bitmap (docs/conformance.md §7.5): its first word's
+ * address and shift.
+ */
 interface Footprint {
   /** bitmap.data + 8w. */
   addr: bigint;
@@ -115,9 +121,9 @@ function footprint(t: Type1, d: Dma, base: bigint, bm: UserBitmap): Footprint | 
 }
 
 /**
- * Writes d's report into the user bitmap `bm`, relative to `base` (SPEC §5.5), then resets d's
- * bitmap (§5.6). -EFAULT when the words it would touch are not all mapped, -EINVAL when they
- * would pass bm.size, -ENOMEM when frames are missing and cannot be had (d unchanged in each
+ * Writes d's report into the user bitmap `bm`, relative to `base` (docs/conformance.md §7.5), then
+ * resets d's bitmap (§7.6). -EFAULT when the words it would touch are not all mapped, -EINVAL when
+ * they would pass bm.size, -ENOMEM when frames are missing and cannot be had (d unchanged in each
  * case). `scratch` is a PAGE_SIZE block for an unaligned bitmap (0: allocated per call).
  */
 export function reportToUser(t: Type1, proc: Process, d: Dma, base: bigint, bm: UserBitmap, scratch = 0): number {
@@ -214,11 +220,11 @@ export function reportToBitmap(t: Type1, d: Dma, base: bigint, out: DirtyBitmap)
 
 /**
 /**
- * GET_BITMAP after the range gate (dirtyReadGate, SPEC §5.4 steps 1-8) let it through (step 9):
+ * GET_BITMAP after the range gate (dirtyReadGate, docs/conformance.md §7.4, §7.11) let it through:
  * every dma in [iova, last] is reported into the user bitmap `bm`, in ascending order.
  * Everything the reports allocate is taken first (reserveHarvest), so -ENOMEM comes before any
  * dma is read: no dirty bit is lost to a failure the caller cannot tell from a report. Only a
- * fault (EFAULT, SPEC §8.1 item 7) stops part-way.
+ * fault (EFAULT) stops part-way.
  */
 export function dirtyGet(t: Type1, proc: Process, iova: bigint, last: bigint, bm: UserBitmap): number {
   const ds = t.inRange(iova, last);

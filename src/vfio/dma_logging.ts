@@ -1,4 +1,4 @@
-// A device's DMA-logging tracker (SPEC-DEVICE-DIRTY §3.3-§3.5), modelled on mlx5's page tracker:
+// A device's DMA-logging tracker (docs/conformance.md §20.4), modelled on mlx5's page tracker:
 // START picks the tracked page size T and combines the ranges down to the tracker's limit, STOP
 // discards the log, REPORT ORs the log of a range into a user bitmap and clears what it read.
 import { EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW } from '../../assembly/constants.js';
@@ -120,7 +120,8 @@ export function loggingReport(
 
 /**
  * Called when a device file is released: once no group-path device file and no bound cdev file
- * of the device lives, the device is closed and its logging stops (§2.3, §3.4).
+ * of the device lives, the device is closed and its logging stops (docs/conformance.md §20.1,
+ * §20.4).
  */
 export function deviceClosedIfUnused(dev: VfioDevice): void {
   if (dev.openCount === 0 && !dev.state.binding) loggingStop(dev);

@@ -1,5 +1,6 @@
-// VFIO_IOMMU_MAP_DMA and VFIO_IOMMU_UNMAP_DMA on the type1 state (SPEC §2, §3). Both the ioctl
-// decoder and the typed API call these; the checks happen here once, in the kernel's order.
+// VFIO_IOMMU_MAP_DMA and VFIO_IOMMU_UNMAP_DMA on the type1 state (docs/conformance.md §4, §5). Both
+// the ioctl decoder and the typed API call these; the checks happen here once, in the kernel's
+// order.
 import {
   EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC,
 } from '../../assembly/constants.js';
@@ -142,11 +143,11 @@ export function rethrowCallbackErrors(r: UnmapResult): void {
 }
 
 /**
- * vfio_dma_do_unmap after the ioctl-level checks (SPEC §3.2 to §3.8, §8 item 10): removes (or,
+ * vfio_dma_do_unmap after the ioctl-level checks (docs/conformance.md §5.2 to §5.8): removes (or,
  * with VADDR, invalidates) every dma in range, notifying drivers that hold pins and restarting.
  *
- * Driver callbacks (SPEC §3.6, §8 item 9): the container lock is dropped while they run, so a
- * callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
+ * Driver callbacks (docs/conformance.md §5.6, §14): the container lock is dropped while they run,
+ * so a callback may unpin (what it is for), pin, MAP, UNMAP other ranges, dma_rw and read the dirty
  * bitmap. What would change the container's groups, page sizes or tracking state (SET_CONTAINER
  * onto it, UNSET_CONTAINER of one of its groups, SET_IOMMU, START or STOP) fails with -EDEADLK
  * and changes nothing, as the kernel's group lock would block it; a close that would detach one
@@ -245,7 +246,7 @@ function unmapLoop(
         continue;
       }
       if (t.pinned(d) > 0) {
-        // SPEC §8 item 10: one notification round; a driver that keeps its pins gets EBUSY.
+        // One notification round (docs/conformance.md §5.6): a driver keeping its pins gets EBUSY.
         if (notified.has(d)) return no(EBUSY, `a driver kept its pins in the mapping at ${hex(d.iova)} after its dma_unmap op`);
         notified.add(d);
         notify(t, d, thrown);

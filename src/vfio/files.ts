@@ -61,7 +61,7 @@ export const vfioFiles: Subsystem = {
     if (!m) return undefined;
     const g = proc.engine.groups.get(Number(m[1]));
     if (!g) return -ENOENT;
-    if (g.file || g.boundCdevs > 0) return -EBUSY; // a bound cdev blocks the group (SPEC-DEVICE-DIRTY §2.3)
+    if (g.file || g.boundCdevs > 0) return -EBUSY; // a bound cdev blocks the group
     const file: GroupFile = { group: g, fdOpen: true, deviceFds: 0 };
     g.file = file;
     return proc.allocFd(new GroupFd(file));

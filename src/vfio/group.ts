@@ -24,7 +24,10 @@ export interface GroupOptions {
   aperture?: [bigint, bigint];
   /** Inclusive reserved regions ('iommu' only); default the x86 MSI window. */
   reserved?: [bigint, bigint][];
-  /** Behind an IOMMU that needs system-wide PASIDs (SPEC-PASID §3.1); 'iommu' only, default false. */
+  /**
+   * Behind an IOMMU that needs system-wide PASIDs (docs/conformance.md §15.6); 'iommu' only,
+   * default false.
+   */
   syswidePasid?: boolean;
   /** The IOMMU reports IOMMU_CAP_DIRTY_TRACKING ('iommu' only); default false. */
   iommuDirtyTracking?: boolean;
@@ -39,7 +42,7 @@ export interface GroupFile {
   fdOpen: boolean;
   /** Device fds obtained through this group file and still open. */
   deviceFds: number;
-  /** KVM-VFIO entries holding the file (SPEC-KVM F3); absent means 0. */
+  /** KVM-VFIO entries holding the file (docs/conformance.md §19.9); absent means 0. */
   kvmRefs?: number;
 }
 
@@ -61,14 +64,20 @@ export class Group {
   attached = false;
   /** pinned_page_dirty_scope: every DMA of this group goes through pinning or dma_rw. */
   pinnedScope = false;
-  /** The KVM of the group file (SPEC-KVM F4): set by KVM-VFIO FILE_ADD, cleared by DEL/release. */
+  /**
+   * The KVM of the group file (docs/conformance.md §19.9): set by KVM-VFIO FILE_ADD, cleared by
+   * DEL/release.
+   */
   kvm: Kvm | null = null;
   private removedFlag = false;
-  /** Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (SPEC-PASID §3.1). */
+  /**
+   * Its IOMMU needs system-wide PASIDs: a TYPE1v2 container then holds a vmm (docs/conformance.md
+   * §15.6).
+   */
   readonly syswidePasid: boolean;
   /** IOMMU_CAP_DIRTY_TRACKING of the group's IOMMU. */
   readonly iommuDirtyTracking: boolean;
-  /** Huge IOPTEs in its iommufd domains (SPEC-DEVICE-DIRTY §4.8). */
+  /** Huge IOPTEs in its iommufd domains (docs/conformance.md §21.4). */
   readonly hugeIoptes: boolean;
   /** Bound cdev files of its devices: the group file cannot be opened while any lives. */
   boundCdevs = 0;
@@ -134,7 +143,7 @@ export class Group {
    * callback.
    */
   remove(): number {
-    callbackScope(this.engine).forbid('group.remove'); // SPEC-KVM G4: not from a KVM callback
+    callbackScope(this.engine).forbid('group.remove'); // not from a KVM callback
     if (this.removedFlag) return 0; // engine.dispose() removes every group before it ends
     if (this.file || this.boundCdevs > 0) return -EBUSY; // a bound cdev holds its device too
     this.removedFlag = true;
@@ -143,7 +152,9 @@ export class Group {
   }
 }
 
-/** A device as its vendor (mdev) driver holds it: the kernel-internal API of SPEC §4. */
+/**
+ * A device as its vendor (mdev) driver holds it: the kernel-internal API (docs/conformance.md §6).
+ */
 export class VfioDevice {
   readonly group: Group;
   readonly name: string;
@@ -153,15 +164,18 @@ export class VfioDevice {
   openCount = 0;
   /** Order in which devices started to take part (open with an op): notification order. */
   joinSeq = 0;
-  /** The VM taken from the group's KVM when the device opened, with a reference (SPEC-KVM F5). */
+  /**
+   * The VM taken from the group's KVM when the device opened, with a reference (docs/conformance.md
+   * §19.9).
+   */
   kvm: Kvm | null = null;
-  /** Called when the file that gave `kvm` loses that KVM (SPEC-KVM F6), or null. */
+  /** Called when the file that gave `kvm` loses that KVM (docs/conformance.md §19.9), or null. */
   kvmUnlink: ((kvm: Kvm) => void) | null = null;
   /** The device index N: engine-wide creation order from 0, never reused. */
   readonly index: number;
   /** `/dev/vfio/devices/vfio<N>` for a device of an IOMMU-backed group, else null. */
   readonly cdevPath: string | null;
-  /** Tracker, migration flags, DMA log and iommufd binding (SPEC-DEVICE-DIRTY §2). */
+  /** Tracker, migration flags, DMA log and iommufd binding (docs/conformance.md §20). */
   readonly state: DeviceState;
 
   constructor(group: Group, name: string, index: number, state: DeviceState) {
@@ -172,7 +186,9 @@ export class VfioDevice {
     this.state = state;
   }
 
-  /** The device's own DMA write through its IOMMU mappings: 0 or -errno (SPEC-DEVICE-DIRTY §2.4). */
+  /**
+   * The device's own DMA write through its IOMMU mappings: 0 or -errno (docs/conformance.md §20.2).
+   */
   dmaWrite(iova: bigint, data: Uint8Array): number {
     return dmaWrite(this, iova, data);
   }
@@ -193,13 +209,13 @@ export class VfioDevice {
   }
 
   /**
-   * Registers the driver's dma_unmap op (SPEC §3.6); may come before or after the open. The op
-   * runs inside the unmap that needs the range: it should unpin there, and may also pin, map,
-   * unmap other ranges, dma_rw and read dirty bits. Calls that would change that container's
-   * groups, page sizes or tracking state return -EDEADLK and change nothing (a close that would
-   * detach a group included: the fd stays open). An exception from the op does not stop the unmap;
-   * it is rethrown by the unmap's ioctl (or typed call) after the unmap completed and its results
-   * were copied back.
+   * Registers the driver's dma_unmap op (docs/conformance.md §5.6); may come before or after the
+   * open. The op runs inside the unmap that needs the range: it should unpin there, and may also
+   * pin, map, unmap other ranges, dma_rw and read dirty bits. Calls that would change that
+   * container's groups, page sizes or tracking state return -EDEADLK and change nothing (a close
+   * that would detach a group included: the fd stays open). An exception from the op does not stop
+   * the unmap; it is rethrown by the unmap's ioctl (or typed call) after the unmap completed and
+   * its results were copied back.
    */
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void {
     this.live();
@@ -209,7 +225,9 @@ export class VfioDevice {
     if (!was && this.participating) this.joinSeq = this.group.engine.nextSeq();
   }
 
-  /** Sets the unlink callback (SPEC-KVM F6); null removes it. Before or after open. */
+  /**
+   * Sets the unlink callback (docs/conformance.md §19.9); null removes it. Before or after open.
+   */
   registerKvmUnlink(cb: ((kvm: Kvm) => void) | null): void {
     if (cb !== null && typeof cb !== 'function') throw new TypeError('registerKvmUnlink takes a function or null');
     this.kvmUnlink = cb;
@@ -233,19 +251,25 @@ export class VfioDevice {
     k?.put();
   }
 
-  /** vfio_pin_pages: npage on success, -errno on failure (SPEC §4.1, §4.2, §8.1 item 1). */
+  /** vfio_pin_pages: npage on success, -errno on failure (docs/conformance.md §6.1, §6.2). */
   pinPages(iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
     this.live();
     return pinPages(this, iova, npage, prot, pfns);
   }
 
-  /** vfio_unpin_pages (SPEC §4.4): never fails; bad input is ignored as the kernel does. */
+  /**
+   * vfio_unpin_pages (docs/conformance.md §6.4): never fails; bad input is ignored as the kernel
+   * does.
+   */
   unpinPages(iova: bigint, npage: number): void {
     this.live();
     unpinPages(this, iova, npage);
   }
 
-  /** vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno (§4.6). */
+  /**
+   * vfio_dma_rw: copies between `data` and the mapping process's memory; 0 or -errno
+   * (docs/conformance.md §6.6).
+   */
   dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
     this.live();
     return dmaRw(this, iova, data, write);
@@ -255,7 +279,8 @@ export class VfioDevice {
 /**
 /**
  * Whether dropping a reference to `file` that `releases` it now must wait: its group's container
- * is notifying drivers of an UNMAP that is still walking it (CONTRACT: such a close is EDEADLK).
+ * is notifying drivers of an UNMAP that is still walking it (docs/conformance.md §14.3: such a
+ * close is EDEADLK).
  */
 export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean {
   return releases && (file.group.container?.notifying ?? false);
@@ -263,14 +288,17 @@ export function groupReleaseBlocked(file: GroupFile, releases: boolean): boolean
 
 /**
  * Whether dropping these references to `file` releases it: its fd (`fd`), `deviceFds` device files
- * and `kvmRefs` KVM-VFIO entries, with nothing else left holding it (SPEC-KVM F3).
+ * and `kvmRefs` KVM-VFIO entries, with nothing else left holding it (docs/conformance.md §19.9).
  */
 export function groupFileReleasedBy(file: GroupFile, drop: { fd?: boolean; deviceFds?: number; kvmRefs?: number }): boolean {
   return (!file.fdOpen || drop.fd === true) && file.deviceFds === (drop.deviceFds ?? 0)
     && (file.kvmRefs ?? 0) === (drop.kvmRefs ?? 0);
 }
 
-/** Releases a group file once nothing holds it: the group leaves its container (SPEC §8.1 item 3). */
+/**
+ * Releases a group file once nothing holds it: the group leaves its container (docs/conformance.md
+ * §2.7).
+ */
 export function releaseIfUnused(file: GroupFile): void {
   if (file.fdOpen || file.deviceFds > 0 || (file.kvmRefs ?? 0) > 0) return;
   const g = file.group;

@@ -1,6 +1,6 @@
-// VFIO_IOMMU_GET_INFO's capability chain (SPEC §1.5): MIGRATION, DMA_AVAIL, then IOVA_RANGE when
-// the valid-IOVA list is not empty; each capability padded to 8 bytes with zeros; `next` fields
-// are absolute offsets in the whole INFO buffer, whose fixed part is 24 bytes.
+// VFIO_IOMMU_GET_INFO's capability chain (docs/conformance.md §3.5): MIGRATION, DMA_AVAIL, then
+// IOVA_RANGE when the valid-IOVA list is not empty; each capability padded to 8 bytes with zeros;
+// `next` fields are absolute offsets in the whole INFO buffer, whose fixed part is 24 bytes.
 import type { Type1 } from './type1.js';
 import { uapi } from '../uapi.js';
 

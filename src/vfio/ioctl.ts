@@ -1,7 +1,7 @@
 // The ioctl syscall: decodes the kernel's structs (LP64, little-endian, argsz first), applies the
 // ioctl-level checks in the kernel's order, calls the shared implementation, and writes back
-// exactly the bytes the kernel copies back (SPEC §1). A buffer shorter than what the kernel would
-// read or write is EFAULT.
+// exactly the bytes the kernel copies back (docs/conformance.md §3.4). A buffer shorter than what
+// the kernel would read or write is EFAULT.
 import {
   EBADF, EBADFD, EFAULT, EINVAL, ENODEV, ENOTTY,
 } from '../../assembly/constants.js';

@@ -1,5 +1,5 @@
-// The vendor-driver API on a container (SPEC §4): vfio_pin_pages, vfio_unpin_pages and
-// vfio_dma_rw. Pages are processed per dma segment: the host walks dmas, the core walks pages.
+// The vendor-driver API on a container (docs/conformance.md §6): vfio_pin_pages, vfio_unpin_pages
+// and vfio_dma_rw. Pages are processed per dma segment: the host walks dmas, the core walks pages.
 import {
   E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, PIN_PAGES_MAX_ENTRIES,
 } from '../../assembly/constants.js';
@@ -31,7 +31,9 @@ function driverOf(dev: VfioDevice): Type1 | null {
   return dev.group.container?.iommu ?? null;
 }
 
-/** vfio_pin_pages: npage, or -errno with every pin of this call undone (SPEC §4.2, §8.1 item 1). */
+/**
+ * vfio_pin_pages: npage, or -errno with every pin of this call undone (docs/conformance.md §6.2).
+ */
 export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: number, pfns?: BigUint64Array): number {
   checkArgs(iova, npage);
   if (!Number.isInteger(prot)) throw new TypeError('prot must be an integer');
@@ -41,7 +43,7 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   if (npage <= 0) return -EINVAL;
   if (npage > PIN_PAGES_MAX_ENTRIES) return -E2BIG;
   if (!dev.participating) return -EINVAL;
-  if (dev.group.devices.length > 1) return -EINVAL; // singleton-group rule (§8 item 7)
+  if (dev.group.devices.length > 1) return -EINVAL; // singleton-group rule
   const t = driverOf(dev);
   if (!t) return -EINVAL;
   if (!t.v2) return -EACCES;
@@ -116,7 +118,10 @@ export function pinPages(dev: VfioDevice, iova: bigint, npage: number, prot: num
   return npage;
 }
 
-/** vfio_unpin_pages (SPEC §4.4): stops at the first page outside every dma; ignores the rest. */
+/**
+ * vfio_unpin_pages (docs/conformance.md §6.4): stops at the first page outside every dma; ignores
+ * the rest.
+ */
 export function unpinPages(dev: VfioDevice, iova: bigint, npage: number): void {
   checkArgs(iova, npage);
   if (!dev.participating || npage <= 0 || npage > PIN_PAGES_MAX_ENTRIES) return;
@@ -150,8 +155,9 @@ interface RwSegment {
 }
 
 /**
- * The §4.6 checks of every chunk, before any byte moves: the segments that the kernel would
- * copy, in order, and the errno of the chunk that fails after them (0: none does).
+ * The dmaRw checks (docs/conformance.md §6.6) of every chunk, before any byte moves: the segments
+ * that the kernel would copy, in order, and the errno of the chunk that fails after them (0: none
+ * does).
  */
 function planRw(t: Type1, iova: bigint, length: number, write: boolean): { segs: RwSegment[]; err: number } {
   const segs: RwSegment[] = [];
@@ -174,9 +180,9 @@ function planRw(t: Type1, iova: bigint, length: number, write: boolean): { segs:
 }
 
 /**
- * vfio_dma_rw (SPEC §4.6): copies chunk by chunk, each clipped to its dma; a write marks every
- * page it touched while tracking. As in the kernel, the chunks before a failing one are copied
- * (and marked) and the call returns that chunk's errno; the engine finds it before any byte
+ * vfio_dma_rw (docs/conformance.md §6.6): copies chunk by chunk, each clipped to its dma; a write
+ * marks every page it touched while tracking. As in the kernel, the chunks before a failing one are
+ * copied (and marked) and the call returns that chunk's errno; the engine finds it before any byte
  * moves. Bytes travel through one scratch buffer of at most DMA_RW_CHUNK bytes, so the Wasm
  * memory a call needs does not grow with `data`. -ENOMEM when the scratch (or, for a write, the
  * frames of the memory written) cannot be had: nothing is copied then.
@@ -214,7 +220,7 @@ export function dmaRw(dev: VfioDevice, iova: bigint, data: Uint8Array, write: bo
         done += k;
         pos += k;
       }
-      if (write) g.d.owner.markSoftDirty(g.vaddr, g.n); // a CPU-side store (CONTRACT)
+      if (write) g.d.owner.markSoftDirty(g.vaddr, g.n); // a CPU-side store
       if (write && t.tracking) {
         const a = g.d.iova + g.offset;
         const lo = t.bitOf(g.d.iova, a);

@@ -1,4 +1,4 @@
-// Kernel-version profiles: the errno table of SPEC §8 item 13 and nothing else.
+// Kernel-version profiles: the errno table of docs/conformance.md §9 and nothing else.
 import { EINVAL, EOVERFLOW } from '../../assembly/constants.js';
 
 /** Which kernel's overflow behaviour the engine reproduces. */

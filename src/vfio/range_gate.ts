@@ -1,6 +1,6 @@
-// The one gate of a dirty read's range (SPEC §5.4, §8 item 13). GET_BITMAP, the typed API's
-// dirty.read and dirty.collect, readReport and windows all ask it, so a range gets one answer on
-// every surface in every profile. It returns the errno with the rule that refused the range; the
+// The one gate of a dirty read's range (docs/conformance.md §7.4, §7.11). GET_BITMAP, the typed
+// API's dirty.read and dirty.collect, readReport and windows all ask it, so a range gets one answer
+// on every surface in every profile. It returns the errno with the rule that refused the range; the
 // ioctl returns -errno, the typed API throws the errno's error with the rule as its reason.
 import { BITMAP_MAX_BITS, EACCES, EINVAL } from '../../assembly/constants.js';
 import { uapi } from '../uapi.js';
@@ -69,14 +69,18 @@ export function userBitmapRefusal(t: Type1, size: bigint, bm: UserBitmap): Refus
   return null;
 }
 
-/** VFIO_IOMMU_DIRTY_PAGES needs a type1v2 container (SPEC §5.1): null, or EACCES on type1. */
+/**
+ * VFIO_IOMMU_DIRTY_PAGES needs a type1v2 container (docs/conformance.md §7.1): null, or EACCES on
+ * type1.
+ */
 export function dirtyPagesRefusal(t: Type1): Refusal | null {
   return t.v2 ? null : refuse(EACCES, 'dirty tracking needs a type1v2 container');
 }
 
 /**
- * The gate of a dirty read of [iova, iova + size) on `t`, in the kernel's order (SPEC §5.4):
- * null when the range may be read, or the errno and rule that refuse it. Nothing is changed.
+ * The gate of a dirty read of [iova, iova + size) on `t`, in the kernel's order
+ * (docs/conformance.md §7.4): null when the range may be read, or the errno and rule that refuse
+ * it. Nothing is changed.
  */
 export function dirtyReadGate(t: Type1, r: DirtyRead): Refusal | null {
   const { iova, size } = r;

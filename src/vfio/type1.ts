@@ -134,8 +134,8 @@ export class Type1 {
   }
 
   /**
-   * The v2 bisection rule shared by UNMAP and GET_BITMAP (SPEC §3.2, §5.4 step 8): the dma that
-   * [iova, last] cuts (one containing `iova` but starting before it, or containing `last` but
+   * The v2 bisection rule shared by UNMAP and GET_BITMAP (docs/conformance.md §5.2, §7.4): the dma
+   * that [iova, last] cuts (one containing `iova` but starting before it, or containing `last` but
    * ending after it), or undefined. Before v6.18 the end lookup of a range reaching 2^64 never
    * matched (its exclusive end wrapped to 0), so only the start is checked there.
    */
@@ -186,8 +186,8 @@ export class Type1 {
 
   /**
    * vfio_remove_dma: unmaps, frees the bitmap and the pins. An IOMMU-mapped dma returns all it
-   * charged (SPEC §6: unpinned and uncharged); otherwise the charges of pins a driver never
-   * released stay with the process, as in the kernel.
+   * charged (docs/conformance.md §2.7: unpinned and uncharged); otherwise the charges of pins a
+   * driver never released stay with the process, as in the kernel.
    */
   remove(d: Dma): void {
     if (d.iommuMapped) this.uncharge(d, d.lockedVm);
@@ -267,7 +267,8 @@ export class Type1 {
     for (const [rs, re] of g.reserved) if (this.first(rs, re)) return -EINVAL;
     const pgsizes = pgsizesOf([...this.iommuGroups, g]);
     const pgshift = ctz64(pgsizes);
-    // Engine extension (SPEC §8 item 21): the bitmaps' granularity cannot change under tracking.
+    // Engine extension (docs/conformance.md §10.3): the bitmaps' granularity cannot change under
+    // tracking.
     if (this.tracking && pgshift !== this.pgshift) return -EINVAL;
     // Engine extension: a larger smallest page size must still divide every mapping's iova, size
     // and vaddr, as MAP requires; a dirty bitmap of size / pgsize bits would leave out the tail
@@ -291,8 +292,8 @@ export class Type1 {
 
   /**
    * A new aperture [start, end] conflicts with the valid list when they are disjoint, and with
-   * any existing dma lying outside it (SPEC §6). The kernel skips the dma check while the list
-   * is empty (the first domain); SPEC does not, and neither does the engine: such a dma could
+   * any existing dma lying outside it (docs/conformance.md §10.6). The kernel skips the dma
+   * check while the list is empty (the first domain); the engine does not: such a dma could
    * never be reached by the device.
    */
   private apertureConflict(start: bigint, end: bigint): boolean {
@@ -304,7 +305,7 @@ export class Type1 {
 
   /**
    * The first IOMMU domain pins and maps every dma, charging the pages that have no external pin
-   * (SPEC §6, §8.1 item 2). All or nothing: -ENOMEM or -EFAULT undoes every charge.
+   * (docs/conformance.md §2.6). All or nothing: -ENOMEM or -EFAULT undoes every charge.
    */
   private replay(): number {
     const done: [Dma, bigint][] = [];
