@@ -1,6 +1,6 @@
-// SPEC-KVM G4: callbacks (page-track notifiers, unlink callbacks) run synchronously inside the
-// engine call that triggers them, may make only some calls, and an exception in one of them is
-// rethrown once the operation has finished.
+// Callbacks (page-track notifiers, unlink callbacks) run synchronously inside the engine call that
+// triggers them, may make only some calls, and an exception in one of them is rethrown once the
+// operation has finished (docs/conformance.md §19.8).
 import type { Engine } from '../engine.js';
 
 /** Which kind of callback is running: page-track notifier or unlink callback. */

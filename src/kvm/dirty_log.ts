@@ -1,5 +1,5 @@
-// The dirty bitmap's ioctls: KVM_GET_DIRTY_LOG (§4.3), KVM_CLEAR_DIRTY_LOG (§4.4), and
-// KVM_ENABLE_CAP / KVM_CHECK_EXTENSION (§1.2, §4.2). The bitmap words move in the core.
+// The dirty bitmap's ioctls: KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG (docs/conformance.md
+// §19.4), and KVM_ENABLE_CAP / KVM_CHECK_EXTENSION (§19.2). The bitmap words move in the core.
 import { kvmUapi } from './uapi.js';
 import { EFAULT, EINVAL, ENOENT, ENXIO } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
@@ -16,7 +16,7 @@ export const KVM_CAP_DIRTY_LOG_RING_ACQ_REL = kvmUapi.KVM_CAP_DIRTY_LOG_RING_ACQ
 export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = kvmUapi.KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
 export const KVM_DIRTY_LOG_INITIALLY_SET = kvmUapi.KVM_DIRTY_LOG_INITIALLY_SET;
 
-/** KVM_CHECK_EXTENSION, the same on /dev/kvm and on a VM fd (§1.2). */
+/** KVM_CHECK_EXTENSION, the same on /dev/kvm and on a VM fd (docs/conformance.md §19.2). */
 export function checkExtension(engine: Engine, cap: bigint): number {
   const vcpus = engine.kvmMaxVcpus;
   switch (cap) {
@@ -34,7 +34,7 @@ export function checkExtension(engine: Engine, cap: bigint): number {
   }
 }
 
-/** KVM_ENABLE_CAP (§4.2). */
+/** KVM_ENABLE_CAP (docs/conformance.md §19.2, §19.4). */
 export function enableCap(kvm: Kvm, arg: IoctlArg): number {
   const v = structIn(arg, 104, 'KVM_ENABLE_CAP');
   if (!v) return -EFAULT;
@@ -69,7 +69,10 @@ function userOk(kvm: Kvm, p: bigint, n: number): boolean {
   return p + BigInt(n) <= USER_TOP && kvm.proc.isMapped(p, BigInt(n));
 }
 
-/** KVM_GET_DIRTY_LOG (§4.3, D1: the destination is checked before anything changes). */
+/**
+ * KVM_GET_DIRTY_LOG (docs/conformance.md §19.4): the destination is checked before anything
+ * changes.
+ */
 export function getDirtyLog(kvm: Kvm, arg: IoctlArg): number {
   const v = structIn(arg, 16, 'KVM_GET_DIRTY_LOG');
   if (!v) return -EFAULT;
@@ -84,7 +87,7 @@ export function getDirtyLog(kvm: Kvm, arg: IoctlArg): number {
   return kvm.core.x.kvm_get_log(s.handle, kvm.proc.um.handle, Number(p), clear);
 }
 
-/** KVM_CLEAR_DIRTY_LOG (§4.4). */
+/** KVM_CLEAR_DIRTY_LOG (docs/conformance.md §19.4). */
 export function clearDirtyLog(kvm: Kvm, arg: IoctlArg): number {
   const v = structIn(arg, 24, 'KVM_CLEAR_DIRTY_LOG');
   if (!v) return -EFAULT;

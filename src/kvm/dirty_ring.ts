@@ -68,7 +68,7 @@ class RingMapping implements FileMapping {
     this.vcpu.kvm.core.u8().set(bytes, this.base() + offset);
   }
 
-  /** Ring mappings are not unmapped (SPEC-KVM K2): -EINVAL. */
+  /** Ring mappings are not unmapped (docs/conformance.md §19.5): -EINVAL. */
   unmap(): number {
     return -EINVAL;
   }

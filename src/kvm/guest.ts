@@ -1,6 +1,6 @@
-// The page walk in front of every guest access (SPEC-KVM G1–G3 step 3): each page of a range must
-// lie in a slot of the address space (writable for a store) whose host memory is anonymous memory
-// of the VM's process. The walk goes slot by slot, never page by page.
+// The page walk in front of every guest access (docs/conformance.md §19.6): each page of a range
+// must lie in a slot of the address space (writable for a store) whose host memory is anonymous
+// memory of the VM's process. The walk goes slot by slot, never page by page.
 import { EFAULT } from '../../assembly/constants.js';
 import { PAGE_SIZE } from '../u64.js';
 import type { Kvm } from './kvm.js';

@@ -1,4 +1,5 @@
-// The ioctls of /dev/kvm and of a VM fd (SPEC-KVM §1.1): numbers to the functions that do them.
+// The ioctls of /dev/kvm and of a VM fd (docs/conformance.md §19): numbers to the functions that do
+// them.
 import { kvmUapi } from './uapi.js';
 import { EINVAL, ENOTTY } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';

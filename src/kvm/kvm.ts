@@ -1,6 +1,6 @@
 // A VM (struct kvm): its references, memslots, vCPUs, dirty-log mode, write tracking and
-// KVM-VFIO device. The `Kvm` object is also the handle device models hold (SPEC-KVM §11): one
-// object per VM, holding no reference of its own.
+// KVM-VFIO device. The `Kvm` object is also the handle device models hold (docs/conformance.md
+// §19.1): one object per VM, holding no reference of its own.
 import { ESRCH } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import type { Process } from '../process.js';
@@ -24,7 +24,7 @@ export function liveVms(engine: Engine): Kvm[] {
   return [...(live.get(engine) ?? [])];
 }
 
-/** A VM. Methods answer -ESRCH (-3n) once it is destroyed (SPEC-KVM K2). */
+/** A VM. Methods answer -ESRCH (-3n) once it is destroyed (docs/conformance.md §19.1). */
 export class Kvm {
   readonly engine: Engine;
   /** The process whose memory the memslots name. */

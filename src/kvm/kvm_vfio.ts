@@ -99,7 +99,10 @@ function sameFile(a: Entry, b: Entry): boolean {
   return a.file === b.file;
 }
 
-/** KVM_CREATE_DEVICE (§7.1) on a VM fd: 0 or -errno; the new fd is written at @4. */
+/**
+ * KVM_CREATE_DEVICE (docs/conformance.md §19.9) on a VM fd: 0 or -errno; the new fd is written at
+ * @4.
+ */
 export function createDevice(proc: Process, kvm: Kvm, arg: IoctlArg): number {
   const v = structIn(arg, 12, 'KVM_CREATE_DEVICE');
   if (!v) return -EFAULT;
@@ -142,8 +145,8 @@ export class KvmDeviceFile implements OpenFile {
 
   /**
    * Whether the release would detach a group from a container that is notifying its drivers of
-   * an UNMAP (CONTRACT: -EDEADLK, nothing closed): a group file that no fd, device file or other
-   * entry holds once this device's entries let go.
+   * an UNMAP (docs/conformance.md §14.3: -EDEADLK, nothing closed): a group file that no fd, device
+   * file or other entry holds once this device's entries let go.
    */
   releaseBlocked(all: boolean): boolean {
     const drops = new Map<GroupFile, { deviceFds: number; kvmRefs: number }>();
@@ -173,7 +176,7 @@ export class KvmDeviceFile implements OpenFile {
   }
 }
 
-/** KVM_SET_DEVICE_ATTR (§7.2): FILE_ADD / FILE_DEL. */
+/** KVM_SET_DEVICE_ATTR (docs/conformance.md §19.9): FILE_ADD / FILE_DEL. */
 function setAttr(proc: Process, dev: KvmVfio, arg: IoctlArg): number {
   const v = structIn(arg, 24, 'KVM_SET_DEVICE_ATTR');
   if (!v) return -EFAULT;

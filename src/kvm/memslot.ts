@@ -1,5 +1,5 @@
-// Memory slots: KVM_SET_USER_MEMORY_REGION with every check of SPEC-KVM §3.1 in order, its
-// effects (§3.2, in the core: assembly/kvm_memslot.ts), and the lookups every guest access uses.
+// Memory slots: KVM_SET_USER_MEMORY_REGION with every check in order (docs/conformance.md §19.3),
+// its effects (in the core: assembly/kvm_memslot.ts), and the lookups every guest access uses.
 import { kvmUapi } from './uapi.js';
 import { EEXIST, EFAULT, EINVAL } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
@@ -63,7 +63,7 @@ export function refreshBacked(kvm: Kvm, s: Memslot): boolean {
   return ok;
 }
 
-/** KVM_SET_USER_MEMORY_REGION (SPEC-KVM §3): 0 or -errno. */
+/** KVM_SET_USER_MEMORY_REGION (docs/conformance.md §19.3): 0 or -errno. */
 export function setUserMemoryRegion(kvm: Kvm, arg: IoctlArg): number {
   const v = structIn(arg, 32, 'KVM_SET_USER_MEMORY_REGION');
   if (!v) return -EFAULT;

@@ -1,6 +1,6 @@
 // Write tracking (arch/x86/kvm/mmu/page_track.c as of v6.6): per-gfn u16 counts kept sparse in the
 // core (assembly/kvm_sparse.ts), and notifier nodes told of every emulated store and of every
-// slot deletion (SPEC-KVM §6).
+// slot deletion (docs/conformance.md §19.7).
 import { EEXIST, EINVAL, ESRCH } from '../../assembly/constants.js';
 import { checkU64 } from './args.js';
 import { callbackScope } from './callbacks.js';

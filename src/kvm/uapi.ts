@@ -1,4 +1,4 @@
-// The KVM uAPI numbers under their kernel names (include/uapi/linux/kvm.h, SPEC-KVM §1), joined
+// The KVM uAPI numbers under their kernel names (include/uapi/linux/kvm.h), joined
 // into the package's `uapi`. The one source of these numbers: src/kvm/* read them from here.
 
 export const kvmUapi = {
@@ -17,7 +17,7 @@ export const kvmUapi = {
   KVM_SET_DEVICE_ATTR: 0x4018aee1,
   KVM_GET_DEVICE_ATTR: 0x4018aee2,
   KVM_HAS_DEVICE_ATTR: 0x4018aee3,
-  // ---- capabilities (§1.2) ----
+  // ---- capabilities (docs/conformance.md §19.2) ----
   KVM_CAP_USER_MEMORY: 3,
   KVM_CAP_NR_VCPUS: 9,
   KVM_CAP_NR_MEMSLOTS: 10,
@@ -32,7 +32,7 @@ export const kvmUapi = {
   KVM_CAP_DIRTY_LOG_RING_ACQ_REL: 223,
   KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP: 225,
   KVM_CAP_USER_MEMORY2: 231,
-  // ---- constants (§1.4) ----
+  // ---- constants ----
   KVM_MEM_LOG_DIRTY_PAGES: 1,
   KVM_MEM_READONLY: 2,
   KVM_MEM_MAX_NR_PAGES: 0x7fff_ffff,
