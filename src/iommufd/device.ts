@@ -1,7 +1,8 @@
-// A device cdev (/dev/vfio/devices/vfio<N>) and its iommufd device object (SPEC-DEVICE-DIRTY
-// §2.3, §4.2): BIND_IOMMUFD, ATTACH_IOMMUFD_PT (to a HWPT, or to an IOAS through an automatic
+// A device cdev (/dev/vfio/devices/vfio<N>) and its iommufd device object (docs/conformance.md
+// §20.1, §21.2): BIND_IOMMUFD, ATTACH_IOMMUFD_PT (to a HWPT, or to an IOAS through an automatic
 // HWPT, replacing a current attachment), DETACH_IOMMUFD_PT, and unbind at release. A cdev file
-// lives while its fd is open or a KVM-VFIO entry holds it (SPEC-KVM F3), and has its own KVM (F4).
+// lives while its fd is open or a KVM-VFIO entry holds it, and has its own KVM (docs/conformance.md
+// §19.9).
 import {
   E2BIG, EADDRINUSE, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EPERM,
 } from '../../assembly/constants.js';
@@ -49,7 +50,9 @@ export class CdevFile implements OpenFile {
   fdOpen = true;
   /** KVM-VFIO entries holding the file. */
   kvmRefs = 0;
-  /** The file's KVM (SPEC-KVM F4): set by FILE_ADD, cleared by FILE_DEL or a release. */
+  /**
+   * The file's KVM (docs/conformance.md §19.9): set by FILE_ADD, cleared by FILE_DEL or a release.
+   */
   kvm: Kvm | null = null;
 
   constructor(dev: VfioDevice) {
@@ -84,7 +87,7 @@ export class CdevFile implements OpenFile {
   }
 }
 
-/** BIND_IOMMUFD (§4.2), in the kernel's order. */
+/** BIND_IOMMUFD (docs/conformance.md §21.2), in the kernel's order. */
 function bind(proc: Process, file: CdevFile, b: Uint8Array | null): number {
   if (!b || b.length < 4) return -EFAULT;
   const v = dv(b);
@@ -115,7 +118,7 @@ function bind(proc: Process, file: CdevFile, b: Uint8Array | null): number {
   g.boundCdevs++;
   dev.state.binding = binding;
   file.binding = binding;
-  dev.takeKvm(file.kvm); // the device opens with its cdev file's KVM (SPEC-KVM F5)
+  dev.takeKvm(file.kvm); // the device opens with its cdev file's KVM
   v.setUint32(12, binding.id, true);
   return 0;
 }
@@ -168,7 +171,7 @@ function leave(b: DeviceBinding): void {
   if (h.auto && h.devices.size === 0) hwptDestroy(h);
 }
 
-/** ATTACH_IOMMUFD_PT (§4.2). */
+/** ATTACH_IOMMUFD_PT (docs/conformance.md §21.2). */
 function attachIoctl(b: DeviceBinding, buf: Uint8Array | null): number {
   if (!buf || buf.length < 12) return -EFAULT;
   const v = dv(buf);
@@ -196,7 +199,7 @@ function attachIoctl(b: DeviceBinding, buf: Uint8Array | null): number {
   return 0;
 }
 
-/** DETACH_IOMMUFD_PT (§4.2). */
+/** DETACH_IOMMUFD_PT (docs/conformance.md §21.2). */
 function detachIoctl(b: DeviceBinding, buf: Uint8Array | null): number {
   if (!buf || buf.length < 8) return -EFAULT;
   const v = dv(buf);
@@ -210,7 +213,7 @@ function detachIoctl(b: DeviceBinding, buf: Uint8Array | null): number {
 
 /**
  * Unbind at the cdev file's release: detach, destroy the device object, close the device (its
- * logging stops), and only then drop its KVM (SPEC-KVM F5).
+ * logging stops), and only then drop its KVM (docs/conformance.md §19.9).
  */
 export function unbind(b: DeviceBinding): void {
   leave(b);

@@ -1,6 +1,6 @@
 // A hardware page table (HWPT) on an IOAS: its domain (page sizes, aperture, huge IOPTEs, dirty
 // capability) taken from a device's group, its attached devices, and the dirty bit of every
-// IOPTE as one UnitLog per area (SPEC-DEVICE-DIRTY §4.8-§4.10).
+// IOPTE as one UnitLog per area (docs/conformance.md §21.4).
 import { EADDRINUSE, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP } from '../../assembly/constants.js';
 import { prepareUserBitmap, UnitLog, type UnitPiece } from '../core/unit_log.js';
 import type { Process } from '../process.js';
@@ -59,18 +59,18 @@ export class Hwpt {
   }
 }
 
-/** SPEC §1.5 item 1 for one group's IOMMU: the type1 rule (sizes below a page become a page). */
+/** The type1 page-size rule for one group's IOMMU: sizes below a page become a page. */
 export function normalizedPgsizes(g: Group): bigint {
   return pgsizesOf([g]);
 }
 
-/** Whether group g's IOMMU can use H (§4.2 rule 3). */
+/** Whether group g's IOMMU can use H (docs/conformance.md §21.2). */
 export function compatible(h: Hwpt, g: Group): boolean {
   return normalizedPgsizes(g) === h.pgsizes && h.aperture[0] >= g.aperture[0]
     && h.aperture[1] <= g.aperture[1] && (!h.dirtyCap || g.iommuDirtyTracking);
 }
 
-/** The IOPTEs of `area` in a domain, as runs of equal size (§4.8). */
+/** The IOPTEs of `area` in a domain, as runs of equal size (docs/conformance.md §21.4). */
 export function ioptePieces(area: Area, pgsizes: bigint, huge: boolean): UnitPiece[] {
   if (!huge) return [{ base: area.iova, last: area.last, shift: 12 }];
   const sizes: bigint[] = [];
@@ -154,7 +154,9 @@ export function hwptDestroy(h: Hwpt): void {
   h.ctx.objects.delete(h.id);
 }
 
-/** SET_DIRTY_TRACKING after its flag and id checks (§4.9): 0 or -EOPNOTSUPP. */
+/**
+ * SET_DIRTY_TRACKING after its flag and id checks (docs/conformance.md §21.4): 0 or -EOPNOTSUPP.
+ */
 export function hwptSetDirtyTracking(h: Hwpt, enable: boolean): number {
   if (!h.dirtyCap) return -EOPNOTSUPP;
   if (enable && !h.tracking) for (const l of h.logs.values()) l.clear();
@@ -163,9 +165,10 @@ export function hwptSetDirtyTracking(h: Hwpt, enable: boolean): number {
 }
 
 /**
- * GET_DIRTY_BITMAP from G4 (§4.10): every IOPTE meeting [iova, last] reported into the user
- * bitmap at `data` at page 2^pshift, cleared when wholly inside unless `noClear`. `length` is the
- * range's byte count (2^64 for all of it). 0 or -errno with nothing read or cleared.
+ * GET_DIRTY_BITMAP after its argument checks (docs/conformance.md §21.4): every IOPTE meeting
+ * [iova, last] reported into the user bitmap at `data` at page 2^pshift, cleared when wholly inside
+ * unless `noClear`. `length` is the range's byte count (2^64 for all of it). 0 or -errno with
+ * nothing read or cleared.
  */
 export function hwptGetDirty(
   proc: Process, h: Hwpt, iova: bigint, last: bigint, length: bigint, pshift: number, data: bigint, noClear: boolean,

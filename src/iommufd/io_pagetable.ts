@@ -1,6 +1,6 @@
 // An IOAS's IOVA space (the kernel's io_pagetable): its areas (user memory mapped at an IOVA),
 // its reserved set (HWPT apertures, attached devices' reserved regions) and its IOVA alignment;
-// the lookups, the hole walk and the IOVA allocator of SPEC-DEVICE-DIRTY §4.4-§4.6.
+// the lookups, the hole walk and the IOVA allocator (docs/conformance.md §21.3).
 import type { Process } from '../process.js';
 import { PAGE_SIZE, U64_MAX } from '../u64.js';
 

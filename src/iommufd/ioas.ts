@@ -1,4 +1,4 @@
-// An IOAS (I/O address space) and its commands after framing (SPEC-DEVICE-DIRTY §4.3-§4.6):
+// An IOAS (I/O address space) and its commands after framing (docs/conformance.md §21.3):
 // IOAS_ALLOC, IOAS_MAP (M1-M10), IOAS_UNMAP (U1-U3), IOVA_RANGES.
 import {
   EEXIST, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW,

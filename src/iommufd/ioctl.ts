@@ -1,4 +1,4 @@
-// The ioctls of an iommufd fd (SPEC-DEVICE-DIRTY §4.1): the framing every command shares (size
+// The ioctls of an iommufd fd (docs/conformance.md §21.1): the framing every command shares (size
 // first, min_size, zero trailing bytes, copy-in and write-back of min(size, struct size) bytes),
 // then the decode of each struct and the call into its object's file.
 import {
@@ -83,7 +83,7 @@ export function iommufdIoctl(proc: Process, ctx: IommufdCtx, request: number, ar
   return r;
 }
 
-/** IOMMU_DESTROY (§4.3). */
+/** IOMMU_DESTROY (docs/conformance.md §21.3). */
 function destroy(_p: Process, ctx: IommufdCtx, v: DataView): number {
   const o = ctx.objects.get(v.getUint32(4, true));
   if (!o) return -ENOENT;
@@ -99,7 +99,7 @@ function destroy(_p: Process, ctx: IommufdCtx, v: DataView): number {
   return 0;
 }
 
-/** IOMMU_HWPT_ALLOC (§4.8 A1-A5). */
+/** IOMMU_HWPT_ALLOC (docs/conformance.md §21.4). */
 function hwptAlloc(_p: Process, ctx: IommufdCtx, v: DataView): number {
   const flags = v.getUint32(4, true);
   if (v.getUint32(20, true) !== 0) return -EOPNOTSUPP;
@@ -123,7 +123,7 @@ function hwptAlloc(_p: Process, ctx: IommufdCtx, v: DataView): number {
   return 0;
 }
 
-/** IOMMU_GET_HW_INFO (§4.7). */
+/** IOMMU_GET_HW_INFO (docs/conformance.md §21.4). */
 function hwInfo(proc: Process, ctx: IommufdCtx, v: DataView): number {
   if (v.getUint32(4, true) & ~1) return -EOPNOTSUPP;
   if (v.getUint8(29) || v.getUint8(30) || v.getUint8(31)) return -EOPNOTSUPP;
@@ -142,7 +142,7 @@ function hwInfo(proc: Process, ctx: IommufdCtx, v: DataView): number {
   return 0;
 }
 
-/** IOMMU_HWPT_GET_DIRTY_BITMAP (§4.10 G1-G6); nothing is written back. */
+/** IOMMU_HWPT_GET_DIRTY_BITMAP (docs/conformance.md §21.4); nothing is written back. */
 function getDirtyBitmap(proc: Process, ctx: IommufdCtx, v: DataView): number {
   const flags = v.getUint32(8, true);
   if ((flags & ~1) || v.getUint32(12, true) !== 0) return -EOPNOTSUPP;

@@ -1,4 +1,4 @@
-// The iommufd uAPI numbers (include/uapi/linux/iommufd.h, SPEC-DEVICE-DIRTY §1.1, §1.3): ioctl
+// The iommufd uAPI numbers (include/uapi/linux/iommufd.h): ioctl
 // requests `_IO(';', nr)`, struct sizes and flag bits. Joined into `uapi` by src/uapi.ts.
 
 const io = (nr: number): number => (0x3b << 8) | nr;
