@@ -1,5 +1,5 @@
-// A shared accelerator (SPEC-PASID §4): a uacce device run by the engine's reference driver
-// (modelled on HiSilicon's queue manager): hardware queues, attributes, bonds by PASID, the
+// A shared accelerator (docs/conformance.md §16): a uacce device run by the engine's reference
+// driver (modelled on HiSilicon's queue manager): hardware queues, attributes, bonds by PASID, the
 // device side (DMA by PASID and virtual address, queue regions), fault injection and removal.
 import { EBUSY, EDEADLK, EFAULT, EINVAL, ENODEV, ENOENT, ENXIO } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
@@ -246,9 +246,9 @@ export class Accelerator {
     if (this.hw[q.qid] === q) this.hw[q.qid] = null;
   }
 
-  /** §4.9: 0, or -EDEADLK in a callback. */
+  /** Removal (docs/conformance.md §16.8): 0, or -EDEADLK in a callback. */
   remove(): number {
-    callbackScope(this.engine).forbid('accel.remove'); // SPEC-KVM G4: not from a KVM callback
+    callbackScope(this.engine).forbid('accel.remove'); // not from a KVM callback
     const c = this.engine.calls;
     if (c.inCallback) return -EDEADLK;
     if (this.removedFlag) return 0;

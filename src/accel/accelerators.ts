@@ -1,5 +1,5 @@
 // The engine's accelerators: creation with the lowest free devId, the device files they answer
-// `proc.open` for, and their part in process exit (SPEC-PASID §4.1, §4.3, §4.8).
+// `proc.open` for, and their part in process exit (docs/conformance.md §16.1, §16.3, §16.8).
 import type { Engine } from '../engine.js';
 import type { Subsystem } from '../file.js';
 import type { Process } from '../process.js';
@@ -35,7 +35,10 @@ export class Accelerators implements Subsystem {
     return this.live;
   }
 
-  /** engine.dispose(): every live accelerator is removed (§4.9), so its calls answer ENODEV. */
+  /**
+   * engine.dispose(): every live accelerator is removed (docs/conformance.md §16.8), so its calls
+   * answer ENODEV.
+   */
   dispose(): void {
     for (const a of [...this.live]) a.remove();
   }
@@ -46,7 +49,10 @@ export class Accelerators implements Subsystem {
     if (i >= 0) this.live.splice(i, 1);
   }
 
-  /** §4.3 steps 1 to 4 for a live accelerator's path; undefined for other paths. */
+  /**
+   * Opening a queue (docs/conformance.md §16.3, steps 1 to 4) for a live accelerator's path;
+   * undefined for other paths.
+   */
   open(proc: Process, path: string): number | undefined {
     const a = this.live.find((x) => x.path === path);
     if (!a) return undefined;

@@ -1,5 +1,5 @@
-// An open accelerator queue: what `proc.open('/dev/<name>-<id>')` returns (SPEC-PASID §4.3–§4.6):
-// its ioctls (START_Q, PUT_Q), its region mappings, and its release.
+// An open accelerator queue: what `proc.open('/dev/<name>-<id>')` returns (docs/conformance.md
+// §16.3–§16.6): its ioctls (START_Q, PUT_Q), its region mappings, and its release.
 import { EEXIST, EINVAL, ENXIO } from '../../assembly/constants.js';
 import type { FileMapping, IoctlArg, OpenFile } from '../file.js';
 import type { Process } from '../process.js';
@@ -78,7 +78,7 @@ export class Queue implements OpenFile {
     return this.state === UACCE_Q_INIT || this.state === UACCE_Q_STARTED;
   }
 
-  /** §4.4 (the callback check is the process's). */
+  /** Queue ioctls (docs/conformance.md §16.4; the callback check is the process's). */
   ioctl(_proc: Process, request: number, _arg: IoctlArg): number {
     if (!this.live) return -ENXIO;
     if (request === UACCE_CMD_START_Q) {
@@ -156,7 +156,10 @@ export class Queue implements OpenFile {
     if (b) this.accel.engine.sva.drop(b);
   }
 
-  /** §4.9, for this queue: stop, put, drop the bond reference, zap the mappings. */
+  /**
+   * Removal (docs/conformance.md §16.8), for this queue: stop, put, drop the bond reference, zap
+   * the mappings.
+   */
   removeByDevice(): void {
     this.stopAndPut();
     this.dropBond();

@@ -1,5 +1,5 @@
-// A process's soft-dirty record (SPEC-PASID §5 DT5) in the Wasm core: the pages written since the
-// last clear. Whole mappings that read soft-dirty (VM_SOFTDIRTY) are the process's to add.
+// A process's soft-dirty record (docs/conformance.md §17) in the Wasm core: the pages written since
+// the last clear. Whole mappings that read soft-dirty (VM_SOFTDIRTY) are the process's to add.
 import { ENOMEM } from '../../assembly/constants.js';
 import { check } from '../errors.js';
 import type { Core } from '../wasm.js';

@@ -1,6 +1,6 @@
-// Shared virtual addressing (`engine.sva`, SPEC-PASID §4.2, §4.8): one PASID per process, kept
-// until its mm is freed; one counted bond per (accelerator, process); the mm released at exit
-// and freed after its last bond.
+// Shared virtual addressing (`engine.sva`, docs/conformance.md §16.2, §16.8): one PASID per
+// process, kept until its mm is freed; one counted bond per (accelerator, process); the mm released
+// at exit and freed after its last bond.
 import { EDEADLK, EINVAL, ENODEV, ENOSPC, EOVERFLOW, ESRCH } from '../../assembly/constants.js';
 import type { Engine } from '../engine.js';
 import { INV } from '../ioasid/set.js';

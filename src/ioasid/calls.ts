@@ -1,7 +1,7 @@
-// What a callback may call, and deferred work (SPEC-PASID §2.6). One per engine: every engine call
-// that can send notifications or run callbacks enters and leaves it; a callback (a notifier, a
-// `find` getter, an accelerator observer) runs inside `callback`, where the mutating calls answer
-// EDEADLK; work queued with `queueWork` runs when the outermost call is done.
+// What a callback may call, and deferred work (docs/conformance.md §15.5). One per engine: every
+// engine call that can send notifications or run callbacks enters and leaves it; a callback (a
+// notifier, a `find` getter, an accelerator observer) runs inside `callback`, where the mutating
+// calls answer EDEADLK; work queued with `queueWork` runs when the outermost call is done.
 
 /** The engine's call state: nesting depth, callback depth, the work queue, the first exception. */
 export class Calls {
@@ -14,7 +14,8 @@ export class Calls {
   private error: { e: unknown } | null = null;
 
   /**
-   * @param outsideKvmCallback throws inside a KVM callback (SPEC-KVM G4); the engine passes it.
+   * @param outsideKvmCallback throws inside a KVM callback (docs/conformance.md §19.8); the engine
+   * passes it.
    */
   constructor(private readonly outsideKvmCallback: () => void = () => {}) {}
 

@@ -1,6 +1,6 @@
-// The IOASID allocator (`engine.ioasid`, SPEC-PASID §2): capacity, sets with quotas, IDs with
-// references and the FREE_PENDING state, notifier chains, and what a callback may call. IDs and
-// set membership live in the Wasm core (IdTable); sets, tokens and chains on the host.
+// The IOASID allocator (`engine.ioasid`, docs/conformance.md §15): capacity, sets with quotas, IDs
+// with references and the FREE_PENDING state, notifier chains, and what a callback may call. IDs
+// and set membership live in the Wasm core (IdTable); sets, tokens and chains on the host.
 import {
   EACCES, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOSPC, EPERM,
 } from '../../assembly/constants.js';
@@ -91,7 +91,9 @@ export class Ioasid {
     return this.newSet(token, quota, 'api');
   }
 
-  /** S1 after the callback check (also the VM sets of §3). */
+  /**
+   * Set creation after the callback check (docs/conformance.md §15.2; also the VM sets of §15.6).
+   */
   newSet(token: unknown, quota: number, owner: SetOwner): number {
     if (quota <= 0) return -EINVAL;
     if (quota > this.avail) return -ENOSPC;
@@ -384,8 +386,8 @@ export class Ioasid {
   }
 }
 
-// Every public call is one engine call (§2.6 K3): the outermost one drains the work queue and
-// rethrows the first exception a callback threw.
+// Every public call is one engine call (docs/conformance.md §15.5): the outermost one drains the
+// work queue and rethrows the first exception a callback threw.
 for (const name of [
   'installCapacity', 'allocSystemSet', 'allocSet', 'adjustSet', 'freeSet', 'alloc', 'free', 'get',
   'put', 'find', 'attachData', 'addNotifier', 'removeNotifier', 'notify', 'queueWork',

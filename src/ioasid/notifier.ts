@@ -1,5 +1,5 @@
-// Notifier chains (SPEC-PASID §2.5): the global chain and one per set, ordered by priority, each
-// subscriber called as a callback (§2.6) with one frozen payload per notification.
+// Notifier chains (docs/conformance.md §15.4): the global chain and one per set, ordered by
+// priority, each subscriber called as a callback (§15.5) with one frozen payload per notification.
 import type { Calls } from './calls.js';
 
 /** What a subscriber receives with each event. */

@@ -1,5 +1,5 @@
-// IOASID sets (SPEC-PASID §2.3) as the host keeps them, and the argument checks shared by every
-// call of the allocator, the VFIO PASID request and SVA (§0.2: a wrong type throws TypeError).
+// IOASID sets (docs/conformance.md §15.2) as the host keeps them, and the argument checks shared by
+// every call of the allocator, the VFIO PASID request and SVA (a wrong type throws TypeError).
 import type { Chain } from './notifier.js';
 
 /** INVALID_IOASID. */

@@ -1,5 +1,5 @@
-// PASIDs for VMs through a VFIO type1 container (SPEC-PASID §3): the per-process vmm and its VM
-// set, the references containers hold on it, and VFIO_IOMMU_PASID_REQUEST.
+// PASIDs for VMs through a VFIO type1 container (docs/conformance.md §15.6, §15.7): the per-process
+// vmm and its VM set, the references containers hold on it, and VFIO_IOMMU_PASID_REQUEST.
 import { EFAULT, EINVAL, ENOSPC, EOPNOTSUPP } from '../../assembly/constants.js';
 import type { Process } from '../process.js';
 import type { Container } from '../vfio/container.js';
@@ -59,8 +59,8 @@ export function vmmDropIfUnused(c: Container): void {
 }
 
 /**
- * VFIO_IOMMU_PASID_REQUEST after the callback and driver checks (§3.2 from step 2): the PASID,
- * 0, or -errno. Nothing is ever written back into `b`.
+ * VFIO_IOMMU_PASID_REQUEST after the callback and driver checks (docs/conformance.md §15.7 from
+ * step 2): the PASID, 0, or -errno. Nothing is ever written back into `b`.
  */
 export function pasidRequest(c: Container, b: Uint8Array | null): number {
   if (!b || b.length < 16) return -EFAULT;
