@@ -33,23 +33,23 @@ export class Engine {
   readonly processes: Process[] = [];
   /** Containers that are open or still hold groups. */
   readonly containers = new Set<Container>();
-  /** Shared accelerators (SPEC-PASID §4). */
+  /** Shared accelerators (docs/conformance.md §16). */
   readonly accelerators = new Accelerators(this);
-  /** Shared virtual addressing: process PASIDs and bonds (SPEC-PASID §4.2). */
+  /** Shared virtual addressing: process PASIDs and bonds (docs/conformance.md §16.2). */
   readonly sva = new Sva(this);
   /** The subsystems, in the order `proc.open` asks them about a path. */
   readonly subsystems: Subsystem[] = [vfioFiles, this.accelerators, iommufdFiles, kvmFiles];
-  /** KVM_USER_MEM_SLOTS (SPEC-KVM §11). */
+  /** KVM_USER_MEM_SLOTS (docs/conformance.md §13.6). */
   kvmUserMemSlots = 32764;
-  /** KVM_MAX_VCPUS (SPEC-KVM §11). */
+  /** KVM_MAX_VCPUS (docs/conformance.md §13.6). */
   kvmMaxVcpus = 1024;
-  /** What a callback may call, and deferred work (SPEC-PASID §2.6). */
+  /** What a callback may call, and deferred work (docs/conformance.md §15.5). */
   readonly calls = new Calls(() => callbackScope(this).forbid('a mutating engine call'));
-  /** The IOASID allocator (SPEC-PASID §2). */
+  /** The IOASID allocator (docs/conformance.md §15). */
   readonly ioasid: Ioasid;
   /** Quota of each VM's PASID set. */
   readonly vfioPasidQuota: number;
-  /** Devices created so far: the next device's index N (SPEC-DEVICE-DIRTY §2.2). */
+  /** Devices created so far: the next device's index N (docs/conformance.md §20.1). */
   devicesCreated = 0;
   private nextGroupId = 1;
   private seq = 0;
@@ -79,7 +79,7 @@ export class Engine {
     const e = new Engine(core, profile, limit, pasidQuota);
     e.kvmUserMemSlots = o.kvmUserMemSlots ?? 32764;
     e.kvmMaxVcpus = o.kvmMaxVcpus ?? 1024;
-    // The IOMMU driver at boot (SPEC-PASID C3).
+    // The IOMMU driver at boot installs the capacity (docs/conformance.md §15.1).
     if (capacity > 0) {
       e.ioasid.installCapacity(capacity);
       if (systemQuota > 0) {
@@ -103,7 +103,8 @@ export class Engine {
   /**
    * Every engine call that creates, removes or arms something calls it: throws once disposed, and
    * inside a KVM callback (a page-track notifier or an unlink callback), where only the KVM
-   * write-track calls, `proc.read`/`proc.write` and the vendor-driver API may run (SPEC-KVM G4).
+   * write-track calls, `proc.read`/`proc.write` and the vendor-driver API may run
+   * (docs/conformance.md §19.8).
    */
   private mutating(what: string): void {
     this.live();
@@ -111,7 +112,7 @@ export class Engine {
   }
 
   /**
-   * A new IOMMU group with its devices (CONTRACT.md "The host"). Group numbers are never reused,
+   * A new IOMMU group with its devices (docs/conformance.md §2.2). Group numbers are never reused,
    * even after `group.remove()`: a Group held by the embedder cannot come to name another group.
    */
   createGroup(o: GroupOptions = {}): Group {
@@ -122,7 +123,7 @@ export class Engine {
     return g;
   }
 
-  /** A new shared accelerator run by the reference driver (SPEC-PASID §4.1). */
+  /** A new shared accelerator run by the reference driver (docs/conformance.md §16.1). */
   createAccelerator(o: AcceleratorOptions = {}): Accelerator {
     this.mutating('createAccelerator');
     return this.accelerators.create(o);

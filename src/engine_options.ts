@@ -6,7 +6,7 @@ import type { CoreFlavour } from './wasm.js';
 import type { ProfileName } from './vfio/profile.js';
 
 export interface EngineOptions {
-  /** Errno table of SPEC §8 item 13: 'linux-6.18' (default) or 'linux-6.6'. */
+  /** Errno table of docs/conformance.md §9: 'linux-6.18' (default) or 'linux-6.6'. */
   profile?: ProfileName;
   /** The type1 module parameter dma_entry_limit; default 65535. */
   dmaEntryLimit?: number;
@@ -20,9 +20,12 @@ export interface EngineOptions {
   ioasidSystemQuota?: number;
   /** Quota of each VM's PASID set (the vfio pasid_quota module parameter); default 1000. */
   vfioPasidQuota?: number;
-  /** KVM_USER_MEM_SLOTS: memslot ids per address space, 1..32764; default 32764 (SPEC-KVM §11). */
+  /**
+   * KVM_USER_MEM_SLOTS: memslot ids per address space, 1..32764; default 32764 (docs/conformance.md
+   * §13.6).
+   */
   kvmUserMemSlots?: number;
-  /** KVM_MAX_VCPUS, 1..4096 (vCPU ids below 4 × this); default 1024 (SPEC-KVM §11). */
+  /** KVM_MAX_VCPUS, 1..4096 (vCPU ids below 4 × this); default 1024 (docs/conformance.md §13.6). */
   kvmMaxVcpus?: number;
 }
 

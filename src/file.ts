@@ -57,7 +57,9 @@ export interface Subsystem {
   open?(proc: Process, path: string): number | undefined;
   /** `proc.exit` step 1: the process's address space is released (devices stop translating it). */
   mmRelease?(proc: Process): void;
-  /** `proc.exit` step 5, after every fd is closed: the mm may be freed (SPEC-PASID E2). */
+  /**
+   * `proc.exit` step 5, after every fd is closed: the mm may be freed (docs/conformance.md §13.3).
+   */
   exitDone?(proc: Process): void;
   /** `engine.dispose()`: returns everything the subsystem holds in the Wasm core. */
   dispose?(): void;

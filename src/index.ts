@@ -3,7 +3,7 @@ import { Engine, type EngineOptions } from './engine.js';
 
 /**
  * Compiles the Wasm core (once per process) and creates an engine: groups, processes, and
- * containers behaving as the Linux VFIO type1 backend (SPEC.md, CONTRACT.md). Every call on the
+ * containers behaving as the Linux VFIO type1 backend (docs/conformance.md). Every call on the
  * engine after this one is synchronous. Rejects with a TypeError for an unknown option name or a
  * value of the wrong type, and with a RangeError for a value out of range. End the engine with
  * `engine.dispose()`, each process with `proc.exit()`, each group with `group.remove()`.

@@ -51,7 +51,7 @@ export class Process {
   private exitedFlag = false;
   /** Exit step 1 has run: the address space no longer translates for devices. */
   private mmReleased = false;
-  /** The soft-dirty record (SPEC-PASID §5 DT5). */
+  /** The soft-dirty record (docs/conformance.md §17). */
   private readonly sd: SoftDirty;
 
   constructor(engine: Engine, o: ProcessOptions) {
@@ -86,7 +86,10 @@ export class Process {
     if (this.exitedFlag) throw new Error(`${what}: the process has exited`);
   }
 
-  /** Throws inside a KVM callback, where only reads, writes and the §6 API are allowed (SPEC-KVM G4). */
+  /**
+   * Throws inside a KVM callback, where only reads, writes and the vendor-driver API are allowed
+   * (docs/conformance.md §19.8).
+   */
   private notInCallback(what: string): void {
     callbackScope(this.engine).forbid(`proc.${what}`);
   }
@@ -377,13 +380,19 @@ export class Process {
     }
   }
 
-  /** The VM of a VM fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  /**
+   * The VM of a VM fd (docs/conformance.md §19.1): -EBADF when not open, -EINVAL for another kind
+   * of fd.
+   */
   kvmFromFd(vmFd: number): Kvm | number {
     this.live('kvmFromFd');
     return kvmFromFd(this, vmFd);
   }
 
-  /** The vCPU of a vCPU fd (SPEC-KVM §11): -EBADF when not open, -EINVAL for another kind of fd. */
+  /**
+   * The vCPU of a vCPU fd (docs/conformance.md §19.1): -EBADF when not open, -EINVAL for another
+   * kind of fd.
+   */
   vcpuFromFd(vcpuFd: number): Vcpu | number {
     this.live('vcpuFromFd');
     return vcpuFromFd(this, vcpuFd);
@@ -458,7 +467,8 @@ export class Process {
       try {
         f.close(this);
       } catch (e) {
-        // A callback run by a release threw (SPEC-KVM G4): finish the exit, then rethrow.
+        // A callback run by a release threw (docs/conformance.md §19.8): finish the exit, then
+        // rethrow.
         if (err === undefined) err = e;
       }
     }

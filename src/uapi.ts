@@ -1,4 +1,4 @@
-// The VFIO uAPI numbers under their kernel names (include/uapi/linux/vfio.h, SPEC §1): ioctl
+// The VFIO uAPI numbers under their kernel names (include/uapi/linux/vfio.h): ioctl
 // requests, IOMMU types and extensions, flag bits, capability ids, struct sizes and limits.
 // Plain numbers, except quantities the kernel types as u64, which are bigint.
 
@@ -13,10 +13,13 @@ const VFIO_BASE = 100;
 const io = (n: number): number => (VFIO_TYPE << 8) | (VFIO_BASE + n);
 
 export const uapi = Object.freeze({
-  // ---- ioctl requests (SPEC §1.1) -------------------------------------------------------------
+  // ---- ioctl requests (docs/conformance.md §3.1) ----------------------------------------------
   /** Container: returns VFIO_API_VERSION. */
   VFIO_GET_API_VERSION: io(0), // 0x3B64
-  /** Container: the argument is the extension number itself; returns 0 or 1 (SPEC §1.2). */
+  /**
+   * Container: the argument is the extension number itself; returns 0 or 1 (docs/conformance.md
+   * §3.2).
+   */
   VFIO_CHECK_EXTENSION: io(1), // 0x3B65
   /** Container: the argument is the IOMMU type number itself. */
   VFIO_SET_IOMMU: io(2), // 0x3B66
@@ -46,14 +49,17 @@ export const uapi = Object.freeze({
   /** What VFIO_GET_API_VERSION returns. */
   VFIO_API_VERSION: 0,
 
-  /** Container: takes a `vfio_iommu_type1_pasid_request` (SPEC-PASID §3); ALLOC returns the PASID. */
+  /**
+   * Container: takes a `vfio_iommu_type1_pasid_request` (docs/conformance.md §15.7); ALLOC returns
+   * the PASID.
+   */
   VFIO_IOMMU_PASID_REQUEST: io(18), // 0x3B76
   /** Accelerator queue (`_IO('W', 0)`): start the queue. */
   UACCE_CMD_START_Q: 0x5700,
   /** Accelerator queue (`_IO('W', 1)`): return the hardware queue. */
   UACCE_CMD_PUT_Q: 0x5701,
 
-  // ---- IOMMU types and extensions: CHECK_EXTENSION / SET_IOMMU arguments (SPEC §1.2) ---------
+  // ---- IOMMU types and extensions, CHECK_EXTENSION / SET_IOMMU (docs/conformance.md §3.2) ----
   /** Type1 with v1 unmap semantics (no bisection check, whole dmas removed). */
   VFIO_TYPE1_IOMMU: 1,
   /** sPAPR TCE; no type1 driver accepts it. */
@@ -75,7 +81,7 @@ export const uapi = Object.freeze({
   /** MAP/UNMAP with the VADDR flag (an extension, not an IOMMU type). */
   VFIO_UPDATE_VADDR: 10,
 
-  // ---- flags (SPEC §1.3) ----------------------------------------------------------------------
+  // ---- flags (docs/conformance.md §3.3) -------------------------------------------------------
   /** vfio_iommu_type1_info.flags: `iova_pgsizes` is valid. */
   VFIO_IOMMU_INFO_PGSIZES: 1 << 0,
   /** vfio_iommu_type1_info.flags: `cap_offset` is valid. */
@@ -103,7 +109,7 @@ export const uapi = Object.freeze({
   /** vfio_group_status.flags: the group is attached to a container. */
   VFIO_GROUP_FLAGS_CONTAINER_SET: 1 << 1,
 
-  // ---- GET_INFO capability ids, each at version 1 (SPEC §1.3, §1.5) ---------------------------
+  // ---- GET_INFO capability ids, each at version 1 (docs/conformance.md §3.5) ------------------
   /** Valid IOVA ranges: `nr_iovas` then inclusive {start, end} u64 pairs. */
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: 1,
   /** Dirty tracking: smallest page size and `max_dirty_bitmap_size`. */
@@ -113,13 +119,13 @@ export const uapi = Object.freeze({
   /** The version every capability above carries. */
   VFIO_INFO_CAP_VERSION: 1,
 
-  // ---- `prot` bits of vfio_pin_pages (SPEC §4) ------------------------------------------------
+  // ---- `prot` bits of vfio_pin_pages (docs/conformance.md §6) ---------------------------------
   /** The device reads the pinned pages. */
   IOMMU_READ: 1 << 0,
   /** The device writes the pinned pages. */
   IOMMU_WRITE: 1 << 1,
 
-  // ---- struct sizes and minsz, LP64 bytes (SPEC §1.3, §1.4) -----------------------------------
+  // ---- struct sizes and minsz, LP64 bytes (docs/conformance.md §3.3) --------------------------
   /** vfio_info_cap_header: id u16, version u16, next u32. */
   INFO_CAP_HEADER_SIZE: 8,
   /** vfio_iommu_type1_info, pad included; also where the capability chain starts. */
@@ -153,7 +159,7 @@ export const uapi = Object.freeze({
   /** vfio_group_status. */
   GROUP_STATUS_SIZE: 8,
 
-  // ---- PASIDs and shared accelerators (SPEC-PASID §1) -----------------------------------------
+  // ---- PASIDs and shared accelerators (docs/conformance.md §15, §16) --------------------------
   /** vfio_iommu_type1_pasid_request.flags: allocate a PASID in [min, max]. */
   VFIO_IOMMU_FLAG_ALLOC_PASID: 1 << 0,
   /** vfio_iommu_type1_pasid_request.flags: free the VM's PASIDs in [min, max]. */
@@ -213,9 +219,9 @@ export const uapi = Object.freeze({
   /** x86-64 user-space top (TASK_SIZE_MAX): a user range reaching past it is invalid. */
   TASK_SIZE_MAX: 0x7fff_ffff_f000n,
 
-  // ---- KVM (SPEC-KVM §1) ----------------------------------------------------------------------
+  // ---- KVM (docs/conformance.md §19) ----------------------------------------------------------
   ...kvmUapi,
-  // ---- device features, device cdevs and iommufd (SPEC-DEVICE-DIRTY §1) -----------------------
+  // ---- device features, device cdevs and iommufd (docs/conformance.md §20, §21) ---------------
   ...deviceUapi,
   ...iommufdUapi,
 });

@@ -58,7 +58,7 @@ export interface CoreExports {
   /** Sets the bits whose u32 indices are at `pages` (n of them), all checked first: 0 or -EINVAL. */
   bitmap_set_batch(bm: number, pages: number, n: number): number;
   /**
-   * The kernel footprint (SPEC 5.5): src bits [first, first + count) written as whole u64 words
+   * update_user_bitmap's footprint: src bits [first, first + count) written as whole u64 words
    * at `dst` (8-byte aligned), src bit `first` at bit s (0..63) of the word at dst; the word at
    * dst is ORed in when s != 0, bits above the range in the last word become 0. clear != 0 then
    * clears the range in src. Returns the words written, ceil((count + s) / 64) (0 for count 0),
@@ -215,7 +215,7 @@ export interface CoreExports {
 
   // ---- kvm (assembly/kvm_memslot.ts, kvm_dirty_ring.ts, kvm_vcpu.ts) ---------------------------
   // A VM's slot tables, its slots (handles), vCPU rings; gfns and gpas are bigint, host addresses
-  // numbers below 2^47. The host checks every argument before calling (SPEC-KVM §3–§5).
+  // numbers below 2^47. The host checks every argument before calling (docs/conformance.md §19).
   /** Slot tables for maxSlots ids per address space: the VM handle, or -ENOMEM. */
   kvm_vm_create(maxSlots: number): number;
   /** Frees a VM's slots and tables. */

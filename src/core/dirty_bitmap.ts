@@ -144,8 +144,8 @@ export class DirtyBitmap {
   }
 
   /**
-   * The kernel's write footprint (SPEC §5.5) into another bitmap: source bits [first, first +
-   * count) land at dst bits [dstBit, dstBit + count), written as whole words from dst word
+   * The kernel's write footprint (update_user_bitmap's) into another bitmap: source bits [first,
+   * first + count) land at dst bits [dstBit, dstBit + count), written as whole words from dst word
    * dstBit >> 6 on, with s = dstBit & 63: the first word keeps all its old bits when s != 0, the
    * last word's bits above the range become 0. With `clear` the source range is cleared after.
    * Returns the words written. Throws InvalidArgumentError (a range outside its bitmap, or dst is

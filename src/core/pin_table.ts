@@ -129,7 +129,8 @@ export class PinTable {
 
   /**
    * Sets, in the dirty bitmap `bitmap`, bit (q - first) >> shift for every pinned page q at or
-   * after `first` whose bit is below `nbits` (re-marking pinned pages after a read, SPEC 5.6).
+   * after `first` whose bit is below `nbits` (re-marking pinned pages after a read,
+   * docs/conformance.md §7.6).
    */
   mark(bitmap: number, first: bigint, nbits: number, shift = 0): void {
     const op = 'pins.mark';

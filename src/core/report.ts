@@ -1,5 +1,6 @@
 // A dma's dirty report (assembly/report.ts) over the core wrappers: its DirtyBitmap copied out in
-// the kernel's word footprint (SPEC §5.5), then reset and re-marked from its PinTable (§5.6).
+// the kernel's word footprint (docs/conformance.md §7.5), then reset and re-marked from its
+// PinTable (§7.6).
 // One core call per dma; the pages are walked in the core.
 import type { DirtyBitmap } from './dirty_bitmap.js';
 import type { PinTable } from './pin_table.js';

@@ -112,9 +112,9 @@ export class UnitLog {
 }
 
 /**
- * The user bitmap of a report (§3.6): nbits = ⌈length / 2^pshift⌉ bits at `data`, whose extent is
- * 8·⌈nbits/64⌉ bytes. 0 once every byte of the extent is mapped and framed; -EFAULT (a byte is not
- * mapped) or -ENOMEM, with nothing changed. `length` may be 2^64.
+ * The user bitmap of a report (docs/conformance.md §20.5): nbits = ⌈length / 2^pshift⌉ bits at
+ * `data`, whose extent is 8·⌈nbits/64⌉ bytes. 0 once every byte of the extent is mapped and framed;
+ * -EFAULT (a byte is not mapped) or -ENOMEM, with nothing changed. `length` may be 2^64.
  */
 export function prepareUserBitmap(proc: Process, data: bigint, length: bigint, pshift: number): number {
   const nbits = (length + (1n << BigInt(pshift)) - 1n) >> BigInt(pshift);

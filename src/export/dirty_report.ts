@@ -7,7 +7,8 @@
 //
 //   bitmap bit:   0            1            2                    nbits - 1
 //   IOVA:         iova         iova+pgsize  iova+2*pgsize  ...   iova+size-pgsize
-//   bytes():      little-endian u64 words, bit i = bit (i % 64) of word (i / 64)   (SPEC §0.2)
+//   bytes():      little-endian u64 words, bit i = bit (i % 64) of word (i / 64)  
+// (docs/conformance.md §1.2)
 import { BITMAP_MAX_BITS, EINVAL } from '../../assembly/constants.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';

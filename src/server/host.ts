@@ -229,7 +229,7 @@ export class Host {
         if (!r.ok) reply = [-PErr.EBADMSG];
       } catch (e) {
         reply = [-PErr.EINVAL];
-        // a call the engine refuses inside a callback (SPEC-KVM G4 throws): the kernel would deadlock
+        // a call the engine refuses inside a callback (it throws): the kernel would deadlock
         if (e instanceof Error && / is not allowed inside a/.test(e.message)) reply = [-PErr.EDEADLK];
         else this.log('error', 'request-threw', { conn, op, error: String((e as Error)?.message ?? e) });
       }

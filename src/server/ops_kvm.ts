@@ -43,7 +43,10 @@ const writeMany: Handler = (_h, s, r) => {
   return [v.writeMany(gpas, data, bytesEach, asId)];
 };
 
-/** The device model's VM: the device's KVM (SPEC-KVM F5), -ESRCH without one, or the errno. */
+/**
+ * The device model's VM: the device's KVM (docs/conformance.md §19.9), -ESRCH without one, or the
+ * errno.
+ */
 function deviceKvm(host: Host, s: Session, r: Reader): [VfioDevice, Kvm] | number {
   const d = driverDevice(host, s, r.str());
   if (!r.ok) return -PErr.EBADMSG;

@@ -11,7 +11,7 @@ import { SyncLink } from './sync_link.js';
 /** A dma_unmap callback, run synchronously inside the call that caused it. */
 export type SyncDmaUnmapHandler = (iova: bigint, size: bigint) => void;
 
-/** A device model's page-track node (SPEC-KVM T8, T9), its calls run inside the event. */
+/** A device model's page-track node (docs/conformance.md §19.7), its calls run inside the event. */
 export interface SyncKvmNode {
   trackWrite?(gpa: bigint, data: Uint8Array): void;
   trackRemoveRegion?(gfn: bigint, nrPages: number): void;

@@ -1,8 +1,8 @@
 // The guest CPU side of the simulated VM, through the engine's KVM model as QEMU drives it
-// (SPEC-KVM §10): the VMM opens /dev/kvm, creates the VM, one memslot per RAM slot over the same
-// process memory the VFIO container maps, and the vCPUs; the guest's page writes are stores
-// through the vCPUs (`vcpu.writeMany` batches, spread over the vCPUs), so KVM records them; each
-// sync harvests the dirty log in one of three modes (cpu_log_modes.ts):
+// (docs/conformance.md §19): the VMM opens /dev/kvm, creates the VM, one memslot per RAM slot over
+// the same process memory the VFIO container maps, and the vCPUs; the guest's page writes are
+// stores through the vCPUs (`vcpu.writeMany` batches, spread over the vCPUs), so KVM records them;
+// each sync harvests the dirty log in one of three modes (cpu_log_modes.ts):
 //
 // - bitmap: KVM_GET_DIRTY_LOG per slot, fetch-and-clear;
 // - manual: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with INITIALLY_SET, GET per slot, then

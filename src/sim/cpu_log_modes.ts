@@ -1,8 +1,8 @@
-// The three ways the simulator's VMM harvests KVM's dirty log (SPEC-KVM §10, QEMU's
-// accel/kvm/kvm-all.c): GET_DIRTY_LOG (bitmap), GET then CLEAR in chunks (manual protect), and the
-// dirty ring. Each sync ORs the pages into a bitmap by guest page; the per-page and per-entry
-// work runs in the local core over the bytes read from process memory (assembly/kvm_vmm.ts,
-// the bitmap kernels), whether the process is in this engine or behind a server.
+// The three ways the simulator's VMM harvests KVM's dirty log (QEMU's accel/kvm/kvm-all.c):
+// GET_DIRTY_LOG (bitmap), GET then CLEAR in chunks (manual protect), and the dirty ring. Each
+// sync ORs the pages into a bitmap by guest page; the per-page and per-entry work runs in the
+// local core over the bytes read from process memory (assembly/kvm_vmm.ts, the bitmap kernels),
+// whether the process is in this engine or behind a server.
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { check, vfioError } from '../errors.js';
 import { nbytes } from '../kvm/memslot.js';

@@ -1,9 +1,9 @@
-// The vGPU's shadow of a guest GPU page table, as KVMGT keeps one (SPEC-KVM T10): through its
-// device's `dev.kvm` (the VM the VMM linked with KVM_DEV_VFIO_FILE_ADD before opening the device)
-// it write-protects the table's pages with write tracking and registers a notifier node; every
-// guest store to those pages reaches `trackWrite`, which copies the new entries into the shadow.
-// The guest's driver updates the table at --gpu-pt-rate stores per second (8-byte entries), and
-// any store of the CPU workload that lands on a table page is seen the same way.
+// The vGPU's shadow of a guest GPU page table, as KVMGT keeps one (docs/conformance.md §19.7):
+// through its device's `dev.kvm` (the VM the VMM linked with KVM_DEV_VFIO_FILE_ADD before opening
+// the device) it write-protects the table's pages with write tracking and registers a notifier
+// node; every guest store to those pages reaches `trackWrite`, which copies the new entries into
+// the shadow. The guest's driver updates the table at --gpu-pt-rate stores per second (8-byte
+// entries), and any store of the CPU workload that lands on a table page is seen the same way.
 import type { SimConfig } from './config.js';
 import type { DeviceKvm, MdevDevice } from './vgpu.js';
 import type { PageTrackNotifierNode } from '../kvm/page_track.js';

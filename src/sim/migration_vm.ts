@@ -189,7 +189,7 @@ export class MigrationVm {
 
   /**
    * KVM's dirty log, then a GET_BITMAP read of the whole guest and the passthrough device's
-   * tracker's reports, merged (SPEC-KVM §10); judged against the truth (an under-report throws).
+   * tracker's reports, merged; judged against the truth (an under-report throws).
    */
   harvest(): Harvest {
     const size = BigInt(this.layout.gpaEnd);

@@ -1,6 +1,6 @@
 // Replays a recorded trace (src/sim/trace.ts) against the engine, one line at a time: each line
-// is parsed, then applied through the typed API and the devices' CONTRACT calls. A bad line, or
-// an event the engine refuses, stops the replay with a TraceError naming the line and the
+// is parsed, then applied through the typed API and the devices' vendor-driver calls. A bad line,
+// or an event the engine refuses, stops the replay with a TraceError naming the line and the
 // reason; nothing after it runs. Each `read` lends its report to a callback (printing, export).
 import { VfioError, errnoName } from '../errors.js';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';

@@ -10,7 +10,10 @@ import { uapi } from '../uapi.js';
 import { vfioError } from '../errors.js';
 import { Prng } from './prng.js';
 
-/** What a device model uses of its device's VM (SPEC-KVM §6): page tracking and gfn lookup. */
+/**
+ * What a device model uses of its device's VM (docs/conformance.md §19.7): page tracking and gfn
+ * lookup.
+ */
 export interface DeviceKvm {
   pageTrackRegisterNotifier(node: PageTrackNotifierNode): number;
   pageTrackUnregisterNotifier(node: PageTrackNotifierNode): void;
@@ -21,10 +24,12 @@ export interface DeviceKvm {
   readonly proc: { read(addr: bigint, length: number): Uint8Array };
 }
 
-/** What the driver needs of its device: the CONTRACT's VfioDevice. */
+/** What the driver needs of its device: the engine's VfioDevice. */
 export interface MdevDevice {
   registerDmaUnmap(fn: (iova: bigint, size: bigint) => void): void;
-  /** The VM the device was opened with (SPEC-KVM F5), where the engine provides one. */
+  /**
+   * The VM the device was opened with (docs/conformance.md §19.9), where the engine provides one.
+   */
   readonly kvm?: DeviceKvm | null;
   registerKvmUnlink?(cb: (() => void) | null): void;
   pinPages(iova: bigint, npage: number, prot: number): number;
