@@ -64,3 +64,34 @@ export interface Subsystem {
   /** `engine.dispose()`: returns everything the subsystem holds in the Wasm core. */
   dispose?(): void;
 }
+
+/**
+ * A device file that lives while its fd is open or a KVM-VFIO entry holds it (a group-path device
+ * fd or a device cdev): `close` and `dropRef` each let go of one hold, and the last runs `release`.
+ */
+export abstract class KvmHeldFile {
+  /** The fd is still open. */
+  fdOpen = true;
+  /** KVM-VFIO entries holding the file. */
+  kvmRefs = 0;
+
+  /** The fd closes; the file is released unless a KVM-VFIO entry still holds it. */
+  close(): void {
+    this.fdOpen = false;
+    this.releaseIfUnused();
+  }
+
+  /** A KVM-VFIO entry lets go of the file. */
+  dropRef(): void {
+    this.kvmRefs--;
+    this.releaseIfUnused();
+  }
+
+  private releaseIfUnused(): void {
+    if (this.fdOpen || this.kvmRefs > 0) return;
+    this.release();
+  }
+
+  /** What the file's release does, once nothing holds it. */
+  protected abstract release(): void;
+}

@@ -6,7 +6,7 @@
 import {
   E2BIG, EADDRINUSE, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EPERM,
 } from '../../assembly/constants.js';
-import type { IoctlArg, OpenFile } from '../file.js';
+import { KvmHeldFile, type IoctlArg, type OpenFile } from '../file.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { Process } from '../process.js';
 import { bytesArg, deviceIoctl, dv } from '../vfio/device_feature.js';
@@ -42,20 +42,17 @@ export class DeviceBinding {
  * A device cdev file: unbound until BIND_IOMMUFD, then a device file with access. It lives while
  * its fd is open or a KVM-VFIO entry holds it; its release unbinds a bound device.
  */
-export class CdevFile implements OpenFile {
+export class CdevFile extends KvmHeldFile implements OpenFile {
   readonly kind = 'vfio-device-cdev';
   readonly dev: VfioDevice;
   binding: DeviceBinding | null = null;
-  /** The fd is still open. */
-  fdOpen = true;
-  /** KVM-VFIO entries holding the file. */
-  kvmRefs = 0;
   /**
    * The file's KVM (docs/conformance.md §19.9): set by FILE_ADD, cleared by FILE_DEL or a release.
    */
   kvm: Kvm | null = null;
 
   constructor(dev: VfioDevice) {
+    super();
     this.dev = dev;
   }
 
@@ -68,21 +65,8 @@ export class CdevFile implements OpenFile {
     return deviceIoctl(proc, this.dev, request, arg);
   }
 
-  /** The fd closes; the file is released unless a KVM-VFIO entry still holds it. */
-  close(): void {
-    this.fdOpen = false;
-    this.releaseIfUnused();
-  }
-
-  /** A KVM-VFIO entry lets go of the file. */
-  dropRef(): void {
-    this.kvmRefs--;
-    this.releaseIfUnused();
-  }
-
   /** Release: a bound device is detached and unbound, and closes. */
-  private releaseIfUnused(): void {
-    if (this.fdOpen || this.kvmRefs > 0) return;
+  protected release(): void {
     if (this.binding) unbind(this.binding);
   }
 }
