@@ -20,7 +20,7 @@ const F_RESET: u32 = 2;
   return ringUsed(ring) >= load<u32>(ring, 4) - RING_RSVD;
 }
 
-/** Pushes {slot num, offset} (R3): slot and offset first, then flags = DIRTY. */
+/** Pushes {slot num, offset} (docs/conformance.md §19.5): slot and offset, then flags = DIRTY. */
 @inline export function ringPush(ring: usize, num: u32, offset: u32): void {
   const d = load<u32>(ring, 8);
   const e = <usize>load<u32>(ring) + (<usize>(d & (load<u32>(ring, 4) - 1)) << 4);
@@ -61,8 +61,9 @@ export function kvm_ring_used(ring: usize): u32 {
 }
 
 /**
- * KVM_RESET_DIRTY_RINGS for one ring (R5): while an unreset entry has RESET in its flags, clear
- * its flags and protect the page it names (if that slot and offset exist). The count reset.
+ * KVM_RESET_DIRTY_RINGS for one ring (docs/conformance.md §19.5): while an unreset entry has
+ * RESET in its flags, clear its flags and protect the page it names (if that slot and offset
+ * exist). The count reset.
  */
 export function kvm_ring_reset(ring: usize, vm: usize): u32 {
   const mem = <usize>load<u32>(ring);

@@ -19,7 +19,10 @@ import { umFrame, umReserve, umWrite, umRead } from './user_memory';
 const LOG: u32 = 1;
 const READONLY: u32 = 2;
 
-/** L1: records page p of the slot (a bit in bitmap mode, a ring entry with a ring). */
+/**
+ * Records page p of the slot (docs/conformance.md §19.4): nothing without LOG, else a bit in
+ * bitmap mode or an entry on the storing vCPU's ring.
+ */
 @inline function record(slot: usize, p: u32, ring: usize): void {
   if (!(load<u32>(slot, S_FLAGS) & LOG)) return;
   if (ring) {
@@ -30,7 +33,10 @@ const READONLY: u32 = 2;
   store<u64>(w, load<u64>(w) | (<u64>1 << <u64>(p & 63)));
 }
 
-/** L2 for an untracked page: record when protected, then unprotect (ring mode only). */
+/**
+ * A guest store to a page nobody write-tracks: record it if it is protected, then unprotect it
+ * (ring mode only; in bitmap mode every store sets the bit).
+ */
 @inline function storeUntracked(slot: usize, p: u32, ring: usize): void {
   if (!ring) {
     record(slot, p, 0);
@@ -48,7 +54,7 @@ const READONLY: u32 = 2;
 }
 
 /**
- * G1 step 4 for [gpa, gpa + len) of address space `as`, from `src`: pieces in ascending order,
+ * The stores of `vcpu.write`, after its checks, for [gpa, gpa + len) of address space `as`, from `src`: pieces in ascending order,
  * stopping before a piece when the ring is soft-full, and before a write-tracked piece unless
  * `emulateFirst` (then that one piece is stored, recorded, and the call returns). Bytes done.
  */
@@ -74,7 +80,10 @@ export function kvm_vcpu_write(vm: usize, as: u32, um: usize, ring: usize, gpa: 
   return done;
 }
 
-/** G3 after its checks: every piece stored and recorded (L3), protection unchanged. */
+/**
+ * `vcpu.writeGuest` after its checks: every piece stored and recorded, protection unchanged
+ * (docs/conformance.md §19.6).
+ */
 export function kvm_vcpu_write_guest(vm: usize, as: u32, um: usize, ring: usize, gpa: u64, src: usize, len: u32): void {
   let done: u32 = 0;
   while (done < len) {
@@ -150,8 +159,8 @@ export function kvm_vcpu_write_batch(vm: usize, as: u32, um: usize, ring: usize,
 }
 
 /**
- * KVM_GET_DIRTY_LOG step 6: the slot's bitmap to user memory at `addr` (checked mapped by the
- * host), then with `clear` the bitmap is zeroed (fetch-and-clear; bitmap mode keeps no protection
+ * KVM_GET_DIRTY_LOG after its checks (docs/conformance.md §19.4): the slot's bitmap to user
+ * memory at `addr` (checked mapped by the host), then with `clear` the bitmap is zeroed (fetch-and-clear; bitmap mode keeps no protection
  * state, see above). 0, or -ENOMEM with nothing changed.
  */
 export function kvm_get_log(slot: usize, um: usize, addr: f64, clear: u32): i32 {
@@ -168,7 +177,7 @@ export function kvm_get_log(slot: usize, um: usize, addr: f64, clear: u32): i32 
 
 const scratch = memory.data(<i32>PAGE_SIZE, 16);
 
-/** Clears the bits of `words` bitmap words at bm word `w0` that are set at user address a (L5). */
+/** Clears the bits of `words` bitmap words at bm word `w0` that are set in the user words at `src`. */
 function clearFrom(bm: usize, w0: u32, src: usize, words: u32): void {
   const dst = bitmap_words(bm) + (<usize>w0 << 3);
   let j: u32 = 0;
@@ -183,8 +192,8 @@ function clearFrom(bm: usize, w0: u32, src: usize, words: u32): void {
 }
 
 /**
- * KVM_CLEAR_DIRTY_LOG step 8: for `nwords` words at user address `addr` (checked mapped by the
- * host), bitmap word firstWord + j loses the bits set in user word j. Never fails.
+ * KVM_CLEAR_DIRTY_LOG after its checks (docs/conformance.md §19.4): for `nwords` words at user
+ * address `addr` (checked mapped by the host), bitmap word firstWord + j loses the bits set in user word j. Never fails.
  */
 export function kvm_clear_log(slot: usize, um: usize, addr: f64, firstWord: u32, nwords: u32): void {
   const bm = <usize>load<u32>(slot, S_BITMAP);
