@@ -1,4 +1,4 @@
-// The set-up every VFIO benchmark starts from: setup E, one emulated group whose device has
+// The set-up every VFIO benchmark starts from: one emulated group whose device has
 // registered its dma_unmap op, in a type1v2 container of one process.
 import { uapi } from '../src/index.js';
 import type { Engine, Process, VfioDevice } from '../src/index.js';
@@ -18,7 +18,7 @@ export function must(r: number, what: string): number {
   return r;
 }
 
-/** Setup E: one emulated group whose device registered dma_unmap; its container fd and device. */
+/** One emulated group whose device registered dma_unmap; its container fd and device. */
 export function emulatedRig(engine: AnyEngine): Rig {
   const proc = engine.createProcess() as Process;
   const g = engine.createGroup({ kind: 'emulated' });

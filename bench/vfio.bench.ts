@@ -1,6 +1,6 @@
 // The VFIO model through the ioctl surface, as migration tooling drives it. Baselines measured in
-// the same run: Buffer.copy of the same bytes, and the plain-TS reference model of SPEC
-// (test/reference) running the same calls.
+// the same run: Buffer.copy of the same bytes, and the plain-TS reference model of the
+// type1 rules (test/reference) running the same calls.
 import { createEngine, uapi } from '../src/index.js';
 import { createReferenceEngine } from '../test/reference/engine.js';
 import { dirtyBitmap, dirtyBitmapGet, dmaMap, dmaUnmap } from '../test/helpers/uapi_structs.js';
