@@ -20,8 +20,9 @@ export class Calls {
   constructor(private readonly outsideKvmCallback: () => void = () => {}) {}
 
   /**
-   * True while a callback runs (K1): the caller, a mutating call, then answers EDEADLK. Every
-   * caller is such a call, so inside a KVM callback, where none may run, this throws instead.
+   * True while a callback (a notifier, a `find` getter or an accelerator observer) runs: the
+   * caller, a mutating call, then answers EDEADLK. Every caller is such a call, so inside a KVM
+   * callback, where none may run, this throws instead.
    */
   get inCallback(): boolean {
     this.outsideKvmCallback();
@@ -35,7 +36,8 @@ export class Calls {
 
   /**
    * Ends an engine call. The outermost call drains the work queue in FIFO order (work queued
-   * while draining runs in the same drain) and then rethrows the first callback exception (K3, K4).
+   * while draining runs in the same drain) and then rethrows the first callback exception
+   * (docs/conformance.md §15.5).
    */
   leave(): void {
     if (this.depth > 1) {
@@ -70,7 +72,8 @@ export class Calls {
     }
   }
 
-  /** Runs a callback: calls made from it see `inCallback`; a throw counts as `fallback` (K4). */
+  /** Runs a callback: calls made from it see `inCallback`; a throw counts as `fallback` and is
+   * rethrown by the outermost call. */
   callback<T>(fn: () => T, fallback: T): T {
     this.cbDepth++;
     try {
@@ -83,7 +86,7 @@ export class Calls {
     }
   }
 
-  /** Appends `fn` to the work queue (K3). */
+  /** Appends `fn` to the work queue, run in FIFO order when the outermost call ends. */
   queue(fn: () => void): void {
     this.work.push(fn);
   }

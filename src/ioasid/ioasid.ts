@@ -54,7 +54,7 @@ export class Ioasid {
     return this.sysSid;
   }
 
-  /** C1: installs the capacity once. 0 or -EDEADLK, -EINVAL, -EBUSY. */
+  /** Installs the capacity once (docs/conformance.md §15.1). 0 or -EDEADLK, -EINVAL, -EBUSY. */
   installCapacity(total: number): number {
     checkInt(total, 'total');
     if (this.calls.inCallback) return -EDEADLK;
@@ -64,17 +64,17 @@ export class Ioasid {
     return 0;
   }
 
-  /** C2. */
+  /** The number of IDs all sets together may reserve. */
   getCapacity(): number {
     return this.capacity;
   }
 
-  /** C2: IDs not promised to any set. */
+  /** IDs not promised to any set: the capacity less every set's quota. */
   getAvailable(): number {
     return this.avail;
   }
 
-  /** C4: the system set; its sid or -errno. */
+  /** The system set (docs/conformance.md §15.1): its sid, or -EDEADLK / -EEXIST / as allocSet. */
   allocSystemSet(quota: number): number {
     checkInt(quota, 'quota');
     if (this.calls.inCallback) return -EDEADLK;
@@ -84,7 +84,7 @@ export class Ioasid {
     return sid;
   }
 
-  /** S1: a new set; its sid or -errno. */
+  /** A new set with the lowest free sid (docs/conformance.md §15.2); its sid or -errno. */
   allocSet(token: unknown, quota: number): number {
     checkInt(quota, 'quota');
     if (this.calls.inCallback) return -EDEADLK;
@@ -106,7 +106,7 @@ export class Ioasid {
     return sid;
   }
 
-  /** S2. */
+  /** A set's new quota (docs/conformance.md §15.2): 0, or -EDEADLK / -EINVAL / -ENOSPC. */
   adjustSet(sid: number, quota: number): number {
     checkInt(sid, 'sid');
     checkInt(quota, 'quota');
@@ -121,7 +121,7 @@ export class Ioasid {
     return 0;
   }
 
-  /** S3. */
+  /** Frees a set's active IDs and maybe the set (docs/conformance.md §15.2): 0 or -errno. */
   freeSet(sid: number, destroy: boolean): number {
     checkInt(sid, 'sid');
     if (typeof destroy !== 'boolean') throw new TypeError('freeSet: destroy must be a boolean');
@@ -134,7 +134,10 @@ export class Ioasid {
     return 0;
   }
 
-  /** S3 after its checks (also VM2): frees every ACTIVE ID ascending, then maybe destroys. */
+  /**
+   * freeSet after its checks, and the release of a VM set (docs/conformance.md §15.6): frees every
+   * ACTIVE ID ascending, then maybe destroys.
+   */
   releaseSet(s: IoasidSet, destroy: boolean): void {
     this.freeRange(s, 0, ID_MAX);
     if (!destroy) return;
@@ -142,7 +145,7 @@ export class Ioasid {
     else s.destroying = true;
   }
 
-  /** Frees (F1) every ACTIVE ID of set s in [min, max], ascending. */
+  /** Frees (as `free` does) every ACTIVE ID of set s in [min, max], ascending. */
   freeRange(s: IoasidSet, min: number, max: number): void {
     this.ids.forEachMember(s.map, min, max, (id) => {
       const rec = this.ids.record(id);
@@ -150,7 +153,7 @@ export class Ioasid {
     });
   }
 
-  /** S4. */
+  /** Removes a set: its sid free again, its quota back in the available pool, its chain gone. */
   private removeSet(s: IoasidSet): void {
     this.sets.delete(s.sid);
     this.avail += s.quota;
@@ -158,7 +161,7 @@ export class Ioasid {
     if (s.sid === this.sysSid) this.sysSid = -1;
   }
 
-  /** S5. */
+  /** `{ sid, token, quota, used, destroying, owner }` of set `sid`, or null. */
   setInfo(sid: number): SetInfo | null {
     checkInt(sid, 'sid');
     const s = this.sets.get(sid);
@@ -183,7 +186,10 @@ export class Ioasid {
     return s && !s.destroying ? s : undefined;
   }
 
-  /** A1: the lowest free ID >= min in [min, max] for set `sid`, or INVALID_IOASID. */
+  /**
+   * The lowest free ID >= min in [min, max] for set `sid` (docs/conformance.md §15.3), or
+   * INVALID_IOASID with nothing changed.
+   */
   alloc(sid: number, min: number, max: number, pdata?: object | null): number {
     checkInt(sid, 'sid');
     checkId(min, 'min');
@@ -195,8 +201,8 @@ export class Ioasid {
   }
 
   /**
-   * A1 after the argument and callback checks (also SVA and VFIO PASIDs): the ID, INV, or -ENOMEM
-   * when the core cannot back it (nothing changed either way).
+   * `alloc` after the argument and callback checks (also SVA and VFIO PASIDs): the ID, INV, or
+   * -ENOMEM when the core cannot back it (nothing changed either way).
    */
   allocIn(sid: number, min: number, max: number, pdata: object | null, owner: IdOwner): number {
     const s = this.liveSet(sid);
@@ -209,7 +215,10 @@ export class Ioasid {
     return id;
   }
 
-  /** F1. */
+  /**
+   * Frees an ID (docs/conformance.md §15.3): 0, or -EDEADLK / -ENOENT / -EACCES / -EPERM /
+   * -EBUSY.
+   */
   free(id: number, sid = -1): number {
     checkId(id, 'id');
     checkSid(sid);
@@ -224,8 +233,8 @@ export class Ioasid {
   }
 
   /**
-   * F1 after its checks: FREE_PENDING, the FREE to the global then the set chain, then the
-   * allocation reference is dropped and the ID reclaimed if nobody holds it (R1).
+   * `free` after its checks: FREE_PENDING, the FREE to the global then the set chain, then the
+   * allocation reference is dropped and the ID reclaimed if nobody holds it.
    */
   freeId(id: number, rec: number): void {
     const ids = this.ids;
@@ -235,18 +244,19 @@ export class Ioasid {
       const args = this.payload(s, id);
       this.global.walk(this.calls, IOASID_FREE, args);
       s.chain.walk(this.calls, IOASID_FREE, args);
-    } // the record stays put: the allocation reference keeps the ID through the walks (I5)
+    } // the record stays put: the allocation reference keeps the ID through the walks, so
+      // no number is reclaimed while a FREE about it is delivered
     ids.setFlags(rec, ids.flagsAt(rec) & ~ALLOC_REF);
     if (ids.usersAt(rec) === 0) this.reclaim(s, id);
   }
 
-  /** R1. */
+  /** Reclaims an ID: its number may be handed out again; the set counts one ID less. */
   private reclaim(s: IoasidSet, id: number): void {
     this.ids.remove(s.map, id);
     if (s.destroying && this.ids.count(s.map) === 0) this.removeSet(s);
   }
 
-  /** G1. */
+  /** One more user of an ID: 0, or -EINVAL (not allocated) / -EBUSY (free-pending) / -EACCES. */
   get(id: number, sid = -1): number {
     checkId(id, 'id');
     checkSid(sid);
@@ -258,7 +268,7 @@ export class Ioasid {
     return 0;
   }
 
-  /** P1: 1 when the ID was reclaimed, else 0, or -errno. */
+  /** One user less: 1 when that reclaimed the ID, else 0, or -EINVAL / -EACCES. */
   put(id: number, sid = -1): number {
     checkId(id, 'id');
     checkSid(sid);
@@ -275,7 +285,7 @@ export class Ioasid {
     return 1;
   }
 
-  /** D1: the private data, null, or -ENOENT / -EACCES. */
+  /** The private data (null when a getter answers falsy), or -ENOENT / -EACCES. */
   find(sid: number, id: number, getter?: (pdata: object | null) => boolean): object | null | number {
     checkSid(sid);
     checkId(id, 'id');
@@ -288,14 +298,14 @@ export class Ioasid {
     return this.calls.callback(() => getter(p), false) ? p : null;
   }
 
-  /** D2. */
+  /** The sid of an ID's set, or -ENOENT. */
   findSid(id: number): number {
     checkId(id, 'id');
     const rec = this.ids.record(id);
     return rec ? this.ids.sidAt(rec) : -ENOENT;
   }
 
-  /** D3. */
+  /** Replaces an ID's private data: 0, or -EDEADLK / -ENOENT / -EPERM (a process's PASID). */
   attachData(id: number, data: object | null): number {
     checkId(id, 'id');
     const p = checkPdata(data);
@@ -307,7 +317,7 @@ export class Ioasid {
     return 0;
   }
 
-  /** D4. */
+  /** `{ id, sid, state, users, pdata, owner }` of an allocated ID, or null. */
   idInfo(id: number): IdInfo | null {
     checkId(id, 'id');
     const ids = this.ids;
@@ -323,7 +333,10 @@ export class Ioasid {
     };
   }
 
-  /** N1: subscribes `nb` to the global chain (sid -1) or a LIVE set's. */
+  /**
+   * Subscribes `nb` to the global chain (sid -1) or a LIVE set's (docs/conformance.md §15.4): 0,
+   * or -EDEADLK / -EINVAL / -EEXIST.
+   */
   addNotifier(nb: IoasidNotifier, o: { priority?: number; sid?: number } = {}): number {
     checkFn(nb, 'nb');
     const priority = o.priority ?? 0;
@@ -342,7 +355,7 @@ export class Ioasid {
     return 0;
   }
 
-  /** N1: unsubscribes `nb`. */
+  /** Unsubscribes `nb`: 0, or -EDEADLK / -EINVAL (no set) / -ENOENT (not on that chain). */
   removeNotifier(nb: IoasidNotifier, o: { sid?: number } = {}): number {
     checkFn(nb, 'nb');
     const sid = o.sid ?? -1;
@@ -357,7 +370,10 @@ export class Ioasid {
     return chain.remove(nb) ? 0 : -ENOENT;
   }
 
-  /** N5: BIND or UNBIND to the global then the set chain; the set chain's last result. */
+  /**
+   * BIND or UNBIND to the global then the set chain (docs/conformance.md §15.4); the set chain's
+   * last result.
+   */
   notify(id: number, cmd: number): number {
     checkId(id, 'id');
     checkInt(cmd, 'cmd');
@@ -373,14 +389,14 @@ export class Ioasid {
     return r < 0 ? 0 : r;
   }
 
-  /** K3: appends `fn` to the work queue; 0. */
+  /** Appends `fn` to the work queue, run by the outermost engine call (§15.5); 0. */
   queueWork(fn: () => void): number {
     checkFn(fn, 'fn');
     this.calls.queue(fn);
     return 0;
   }
 
-  /** N3: the payload of one notification about `id`. */
+  /** The payload of one notification about `id`: one frozen `{ id, sid, token, pdata }`. */
   private payload(s: IoasidSet, id: number): IoasidNbArgs {
     return Object.freeze({ id, sid: s.sid, token: s.token, pdata: this.ids.pdataOf(id) });
   }

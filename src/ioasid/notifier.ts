@@ -33,7 +33,8 @@ export class Chain {
     return this.entries.some((e) => e.nb === nb);
   }
 
-  /** Inserts after every subscriber whose priority is at least `priority` (N1). */
+  /** Inserts after every subscriber whose priority is at least `priority`: highest
+   * priority first, equal priorities in the order they subscribed. */
   add(nb: IoasidNotifier, priority: number): void {
     let i = 0;
     while (i < this.entries.length && this.entries[i].priority >= priority) i++;
@@ -49,7 +50,7 @@ export class Chain {
   }
 
   /**
-   * Calls the subscribers in order until one's result has NOTIFY_STOP_MASK (N4). Returns the
+   * Calls the subscribers in order until one's result has NOTIFY_STOP_MASK. Returns the
    * last result, or -1 when the chain is empty.
    */
   walk(calls: Calls, event: number, args: IoasidNbArgs): number {

@@ -22,7 +22,7 @@ const vmmOfProc = new WeakMap<Process, Vmm>();
 const vmmOfContainer = new WeakMap<Container, Vmm>();
 
 /**
- * VM1: container `c` takes a reference on `proc`'s vmm (made, with its VM set, if it has none).
+ * Container `c` takes a reference on `proc`'s vmm (made, with its VM set, if it has none).
  * 0 (also when `c` holds one already) or -errno (ENOSPC) with nothing made.
  */
 export function vmmTake(c: Container, proc: Process): number {
@@ -41,7 +41,7 @@ export function vmmTake(c: Container, proc: Process): number {
 }
 
 /**
- * VM2: container `c` drops its reference (if it holds one). At the last reference every ACTIVE ID
+ * Container `c` drops its reference (if it holds one). At the last reference every ACTIVE ID
  * of the VM set is freed in ascending order and the set is destroyed.
  */
 export function vmmDrop(c: Container): void {
