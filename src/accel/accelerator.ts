@@ -102,7 +102,7 @@ export class Accelerator {
     return this.removedFlag;
   }
 
-  /** AC4: the attribute file's contents, or -ENOENT / -ENODEV. */
+  /** What a read of the attribute file gives (docs/conformance.md §16.1), or -ENOENT / -ENODEV. */
   readAttr(attr: string): string | number {
     if (typeof attr !== 'string') throw new TypeError('readAttr(attr: string)');
     if (this.removedFlag) return -ENODEV;
@@ -124,7 +124,7 @@ export class Accelerator {
     }
   }
 
-  /** DV3: the hardware queues held by INIT or STARTED queues, ascending qid. */
+  /** The hardware queues held by INIT or STARTED queues, ascending qid. */
   queues(): { qid: number; pasid: number; state: number; proc: Process }[] {
     const out = [];
     for (const q of this.hw) if (q) out.push({ qid: q.qid, pasid: q.pasid, state: q.state, proc: q.proc });
@@ -151,7 +151,10 @@ export class Accelerator {
     this.byPasid.delete(b.pasid);
   }
 
-  /** DV1/DV2 checks: the process behind `pasid`, or -errno. */
+  /**
+   * The checks `dmaWrite` and `dmaRead` share (docs/conformance.md §16.7): the process behind
+   * `pasid`, or -ENODEV / -EINVAL / -ENOENT / -EFAULT.
+   */
   private translate(pasid: number, va: bigint, len: number): Process | number {
     if (this.removedFlag) return -ENODEV;
     if (len <= 0) return -EINVAL;
@@ -162,7 +165,7 @@ export class Accelerator {
     return b.mm.proc;
   }
 
-  /** DV1: the device writes through a PASID: 0 or -errno; the pages touched turn soft-dirty. */
+  /** The device writes through a PASID: 0 or -errno; the pages touched turn soft-dirty. */
   dmaWrite(pasid: number, va: bigint, data: Uint8Array): number {
     checkDma(pasid, va);
     if (!(data instanceof Uint8Array)) throw new TypeError('dmaWrite: data must be a Uint8Array');
@@ -174,7 +177,7 @@ export class Accelerator {
     return 0;
   }
 
-  /** DV2: the device reads through a PASID: a copy, or -errno. Marks nothing. */
+  /** The device reads through a PASID: a copy, or -errno. Marks nothing. */
   dmaRead(pasid: number, va: bigint, length: number): Uint8Array | number {
     checkDma(pasid, va);
     if (!Number.isInteger(length)) throw new TypeError('dmaRead: length must be an integer');
@@ -183,7 +186,7 @@ export class Accelerator {
     return p.um.read(va, length);
   }
 
-  /** DV3: the region bytes of a held queue, or -errno. */
+  /** The region bytes of a held queue, or -ENODEV / -ENXIO (qid not held) / -EINVAL. */
   private regionOf(qid: number, region: number, offset: number, length: number): Uint8Array | number {
     for (const v of [qid, region, offset, length]) {
       if (!Number.isInteger(v)) throw new TypeError('region calls take integers');
@@ -210,7 +213,7 @@ export class Accelerator {
     return 0;
   }
 
-  /** DV4: the next call of driver op `op` fails with -errno. */
+  /** The next call of driver op `op` fails with -errno (one shot; a second call replaces it). */
   failNext(op: FailOp, errno: number): void {
     if (op !== 'get_queue' && op !== 'start_queue' && op !== 'mmap') throw new TypeError(`failNext: unknown op '${String(op)}'`);
     if (!Number.isInteger(errno) || errno < 1 || errno > 4095) throw new RangeError('failNext: errno must be in [1, 4095]');
@@ -225,7 +228,7 @@ export class Accelerator {
     return -e;
   }
 
-  /** DV5: tells the observer that `op` took effect, as a callback. */
+  /** Tells the observer that `op` took effect, as a callback (docs/conformance.md §15.5). */
   observed(op: AccelOp, q: Queue): void {
     const f = this.observer;
     if (f) this.engine.calls.callback(() => f(op, q.qid, q.pasid), undefined);

@@ -16,7 +16,7 @@ export class Accelerators implements Subsystem {
     this.engine = engine;
   }
 
-  /** AC1, AC2: a new accelerator with the lowest devId no live one uses. */
+  /** A new accelerator with the lowest devId no live one uses (docs/conformance.md §16.1). */
   create(o: AcceleratorOptions = {}): Accelerator {
     let devId = 0;
     while (this.live.some((a) => a.devId === devId)) devId++;
@@ -76,12 +76,12 @@ export class Accelerators implements Subsystem {
     return fd;
   }
 
-  /** E2 step 1. */
+  /** `proc.exit` step 1: bound devices stop translating the process's PASID (§16.8). */
   mmRelease(proc: Process): void {
     this.engine.sva.mmRelease(proc);
   }
 
-  /** E2 step 5. */
+  /** `proc.exit` step 5: the mm is freed now, or at the last unbind (§16.8). */
   exitDone(proc: Process): void {
     this.engine.sva.exitDone(proc);
   }

@@ -37,7 +37,7 @@ class QueueMapping implements FileMapping {
     this.q.regions[this.region].set(bytes, offset);
   }
 
-  /** M3: the region slot is cleared and the file reference dropped. */
+  /** `proc.munmap`: the region slot is cleared (it may map again) and the file reference dropped. */
   unmap(): number {
     this.q.unmapped(this);
     return 0;
@@ -109,12 +109,15 @@ export class Queue implements OpenFile {
     }
   }
 
-  /** L1: one fd is closed. */
+  /** One fd is closed: its reference goes; the last reference releases the file. */
   close(): void {
     this.unref();
   }
 
-  /** M1 after the process's checks: a mapping of `pages` pages of a region, or -errno. */
+  /**
+   * `proc.mmapFd` after the checks every file shares (docs/conformance.md §16.5): a mapping of
+   * `pages` pages of a region, or -errno.
+   */
   mmap(_proc: Process, offset: bigint, pages: number): FileMapping | number {
     const region = offset / BigInt(PAGE);
     if (region >= 2n) return -EINVAL;
@@ -141,7 +144,10 @@ export class Queue implements OpenFile {
     if (--this.refs === 0) this.release();
   }
 
-  /** L2: the device is told to stop before the PASID attachment goes. */
+  /**
+   * Release (docs/conformance.md §16.6): the queue stopped and put unless ZOMBIE, then its bond
+   * reference dropped, so the device is told to stop before the PASID attachment goes.
+   */
   private release(): void {
     this.stopAndPut();
     this.dropBond();

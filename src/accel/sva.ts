@@ -45,7 +45,7 @@ export class Sva {
     this.engine = engine;
   }
 
-  /** B2: a handle, or -errno. */
+  /** A handle with one more bond reference (docs/conformance.md §16.2), or -errno. */
   bindDevice(accel: Accelerator, proc: Process): SvaHandle | number {
     if (!this.engine.accelerators.isAccelerator(accel)) throw new TypeError('bindDevice: not an accelerator');
     if (!(proc instanceof Process)) throw new TypeError('bindDevice: not a process');
@@ -61,7 +61,7 @@ export class Sva {
     });
   }
 
-  /** B3: drops the API reference taken by a bindDevice. */
+  /** Drops the API reference taken by a bindDevice: 0, or -EDEADLK / -EINVAL (none left). */
   unbindDevice(handle: SvaHandle): number {
     const b = this.bondOf.get(handle);
     if (!b || !this.given.has(handle)) throw new TypeError('unbindDevice: not a handle from bindDevice');
@@ -75,21 +75,21 @@ export class Sva {
     });
   }
 
-  /** B4. */
+  /** The PASID of a handle's bond, or -EINVAL once the bond is dead. */
   getPasid(handle: SvaHandle): number {
     const b = this.bondOf.get(handle);
     if (!b || !this.given.has(handle)) throw new TypeError('getPasid: not a handle from bindDevice');
     return b.count > 0 ? b.pasid : -EINVAL;
   }
 
-  /** B4: the process's PASID or INVALID_IOASID. */
+  /** The process's PASID or INVALID_IOASID. */
   pasidOf(proc: Process): number {
     if (!(proc instanceof Process)) throw new TypeError('pasidOf: not a process');
     if (proc.engine !== this.engine) throw new TypeError('pasidOf: a process of another engine');
     return this.mms.get(proc)?.pasid ?? INV;
   }
 
-  /** B2 after the callback check: takes one reference on the (accel, proc) bond, or -errno. */
+  /** bindDevice after the callback check: one more reference on the (accel, proc) bond, or -errno. */
   bind(accel: Accelerator, proc: Process): Bond | number {
     if (accel.removed) return -ENODEV;
     if (proc.exited) return -ESRCH;
@@ -137,13 +137,13 @@ export class Sva {
     return this.mms.get(proc);
   }
 
-  /** E2 step 1: devices stop translating the process's PASID. */
+  /** `proc.exit` step 1: devices stop translating the process's PASID. */
   mmRelease(proc: Process): void {
     const mm = this.mms.get(proc);
     if (mm) mm.released = true;
   }
 
-  /** E2 step 5: the mm is freed now if no bond is left, else at its last unbind. */
+  /** `proc.exit` step 5: the mm is freed now if no bond is left, else at its last unbind. */
   exitDone(proc: Process): void {
     const mm = this.mms.get(proc);
     if (!mm) return;
@@ -151,7 +151,10 @@ export class Sva {
     if (mm.bonds.size === 0) this.freeMm(mm);
   }
 
-  /** E3: the PASID is freed as by F1 (FREE to the global, then the system set's chain). */
+  /**
+   * The mm is freed: `pasidOf` gives INV and the PASID is freed like any ID (a FREE to the global,
+   * then the system set's chain; docs/conformance.md §16.8).
+   */
   private freeMm(mm: Mm): void {
     const p = mm.pasid;
     mm.pasid = INV;
