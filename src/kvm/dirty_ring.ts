@@ -1,6 +1,6 @@
-// The dirty ring (virt/kvm/dirty_ring.c): enabling it (R1), mapping a vCPU's ring (R4) and
-// KVM_RESET_DIRTY_RINGS (R5). Entries are pushed and reset in the core (assembly/kvm_dirty_ring.ts),
-// straight in the bytes the mapping shows.
+// The dirty ring (virt/kvm/dirty_ring.c; docs/conformance.md §19.5): enabling it, mapping a vCPU's
+// ring and KVM_RESET_DIRTY_RINGS. Entries are pushed and reset in the core
+// (assembly/kvm_dirty_ring.ts), straight in the bytes the mapping shows.
 import { kvmUapi } from './uapi.js';
 import { E2BIG, EINVAL } from '../../assembly/constants.js';
 import type { FileMapping } from '../file.js';
@@ -14,7 +14,10 @@ export const KVM_DIRTY_RING_RSVD_ENTRIES = kvmUapi.KVM_DIRTY_RING_RSVD_ENTRIES;
 export const KVM_DIRTY_RING_MAX_ENTRIES = kvmUapi.KVM_DIRTY_RING_MAX_ENTRIES;
 const MAX_BYTES = KVM_DIRTY_RING_MAX_ENTRIES * 16;
 
-/** R1: KVM_ENABLE_CAP(KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]) with args[0]. */
+/**
+ * KVM_ENABLE_CAP(KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]) with args[0], the ring bytes per vCPU: 0 or
+ * -EINVAL / -E2BIG (docs/conformance.md §19.5).
+ */
 export function enableDirtyRing(kvm: Kvm, arg0: bigint): number {
   const size = Number(arg0 & 0xffff_ffffn);
   if (size === 0 || (size & (size - 1)) !== 0) return -EINVAL;
@@ -27,7 +30,10 @@ export function enableDirtyRing(kvm: Kvm, arg0: bigint): number {
   return 0;
 }
 
-/** R5: every vCPU's ring in creation order; the total count reset, or -EINVAL without a ring. */
+/**
+ * KVM_RESET_DIRTY_RINGS: every vCPU's ring in creation order; the total count reset, or -EINVAL
+ * without a ring.
+ */
 export function resetDirtyRings(kvm: Kvm): number {
   if (kvm.ringSize === 0) return -EINVAL;
   let n = 0;
@@ -35,7 +41,8 @@ export function resetDirtyRings(kvm: Kvm): number {
   return n;
 }
 
-/** Pages [first, first + pages) of a vCPU fd as ring bytes, or -EINVAL (R4). */
+/** Pages [first, first + pages) of a vCPU fd as ring bytes, or -EINVAL (pages outside the
+ * ring, or no ring). */
 export function ringMapping(vcpu: Vcpu, first: number, pages: number, drop: () => void): FileMapping | number {
   const ringPages = vcpu.kvm.ringSize / 4096;
   if (first < KVM_DIRTY_LOG_PAGE_OFFSET || first + pages > KVM_DIRTY_LOG_PAGE_OFFSET + ringPages) return -EINVAL;

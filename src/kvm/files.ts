@@ -64,7 +64,7 @@ export class VcpuFile implements OpenFile {
     if (--this.refs === 0) this.vcpu.kvm.put();
   }
 
-  /** R4: ring pages [64, 64 + size/4096) of the fd. */
+  /** The ring is mapped at pages [64, 64 + size/4096) of the vCPU fd; no other page maps. */
   mmap(proc: Process, offset: bigint, pages: number): FileMapping | number {
     const first = offset / PAGE_SIZE;
     if (first > BigInt(Number.MAX_SAFE_INTEGER)) return -EINVAL;
@@ -74,7 +74,7 @@ export class VcpuFile implements OpenFile {
   }
 }
 
-/** K1: KVM_CREATE_VM: type 0 only; a new VM owned by `proc` and its fd. */
+/** KVM_CREATE_VM: type 0 only; a new VM owned by `proc` and its fd. */
 function createVm(proc: Process, type: bigint): number {
   if (type !== 0n) return -EINVAL;
   const vm = proc.engine.core.x.kvm_vm_create(proc.engine.kvmUserMemSlots);
@@ -82,7 +82,10 @@ function createVm(proc: Process, type: bigint): number {
   return proc.allocFd(new VmFile(new Kvm(proc.engine, proc, vm)));
 }
 
-/** K3: KVM_CREATE_VCPU: id range, the vCPU limit, a duplicate id; a ring when the VM has one. */
+/**
+ * KVM_CREATE_VCPU, first failure wins: id ≥ 4 × kvmMaxVcpus → EINVAL, the vCPU limit reached →
+ * EINVAL, a duplicate id → EEXIST; a ring when the VM has one.
+ */
 function createVcpu(proc: Process, kvm: Kvm, id: bigint): number {
   const max = proc.engine.kvmMaxVcpus;
   if (id >= BigInt(4 * max)) return -EINVAL;

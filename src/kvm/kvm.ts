@@ -60,7 +60,7 @@ export class Kvm {
     return this.engine.core;
   }
 
-  /** K2: the references that keep the VM alive; 0 once destroyed. */
+  /** The references that keep the VM alive (docs/conformance.md §19.1); 0 once destroyed. */
   get usersCount(): number {
     return this.users;
   }
@@ -88,39 +88,42 @@ export class Kvm {
     live.get(this.engine)?.delete(this);
   }
 
-  /** T2: count + 1 (saturating at 65535) and protect: 0, -EINVAL without a slot, -ESRCH. */
+  /**
+   * writeTrackAddGfn: count + 1 (saturating at 65535) and protect: 0, -EINVAL without a slot,
+   * -ESRCH.
+   */
   writeTrackAddGfn(gfn: bigint): number {
     return writeTrackAdd(this, gfn);
   }
 
-  /** T3: count − 1 (not below 0): 0, -EINVAL, -ESRCH. */
+  /** writeTrackRemoveGfn: count − 1 (not below 0), protection unchanged: 0, -EINVAL, -ESRCH. */
   writeTrackRemoveGfn(gfn: bigint): number {
     return writeTrackRemove(this, gfn);
   }
 
-  /** T4: whether the gfn's count is above 0 (false without a slot or once destroyed). */
+  /** Whether the gfn's count is above 0 (false without a slot or once destroyed). */
   gfnIsWriteTracked(gfn: bigint): boolean {
     return gfnIsWriteTracked(this, gfn);
   }
 
-  /** T4: the gfn's count, -EINVAL without an address-space-0 slot, -ESRCH. */
+  /** The gfn's count, -EINVAL without an address-space-0 slot, -ESRCH. */
   writeTrackCount(gfn: bigint): number {
     return writeTrackCount(this, gfn);
   }
 
-  /** T5: registers a node at the head (a VM reference): 0, -EEXIST, -ESRCH. */
+  /** Registers a node at the head (a VM reference): 0, -EEXIST, -ESRCH. */
   pageTrackRegisterNotifier(node: PageTrackNotifierNode): number {
     callbackScope(this.engine).forbidIn('track', 'pageTrackRegisterNotifier');
     return pageTrackRegister(this, node);
   }
 
-  /** T6: unregisters a node and drops its reference; an unknown node is ignored. */
+  /** Unregisters a node and drops its reference; an unknown node is ignored. */
   pageTrackUnregisterNotifier(node: PageTrackNotifierNode): void {
     callbackScope(this.engine).forbidIn('track', 'pageTrackUnregisterNotifier');
     pageTrackUnregister(this, node);
   }
 
-  /** F8: the host address of gfn in its address-space-0 slot (not READONLY); -14n; -3n. */
+  /** The host address of gfn in its address-space-0 slot (not READONLY); -14n; -3n. */
   gfnToHva(gfn: bigint): bigint {
     checkU64(gfn, 'gfn');
     if (this.destroyed) return -BigInt(ESRCH);

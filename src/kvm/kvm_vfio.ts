@@ -1,6 +1,7 @@
 // The KVM-VFIO device (virt/kvm/vfio.c): KVM_CREATE_DEVICE of type VFIO, its attributes FILE_ADD
-// and FILE_DEL with a group, device or device cdev fd as the token, the file's KVM (F4), the unlink
-// notification of the devices that took their KVM from it (F6), and its release (F3, F7).
+// and FILE_DEL with a group, device or device cdev fd as the token, the file's KVM, the unlink
+// notification of the devices that took their KVM from it, and its release, entry by entry in
+// list order (docs/conformance.md §19.9).
 import { kvmUapi } from './uapi.js';
 import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOTTY, ENXIO, EPERM } from '../../assembly/constants.js';
 import type { IoctlArg, OpenFile } from '../file.js';
@@ -41,7 +42,10 @@ export class KvmVfio {
   }
 }
 
-/** The file behind a VFIO fd, or undefined for every other kind of file (F1). */
+/**
+ * The file behind a VFIO fd (group, group-path device or device cdev), or undefined for every
+ * other kind of file: FILE_ADD answers EINVAL for those.
+ */
 function vfioEntry(f: OpenFile): Entry | undefined {
   if (f instanceof GroupFd) return { kind: 'group', file: f.file };
   if (f instanceof DeviceFile) return { kind: 'device', file: f };
@@ -50,8 +54,9 @@ function vfioEntry(f: OpenFile): Entry | undefined {
 }
 
 /**
- * F6: the devices that took their `dev.kvm` (still `from`) from a file whose KVM just changed from
- * `from` are told, in the order given, if they have a callback. The first exception, if any.
+ * The unlink notification: the devices that took their `dev.kvm` (still `from`) from a file
+ * whose KVM just changed from `from` are told, in the order given, if they have a callback. The
+ * first exception, if any.
  */
 function unlink(from: Kvm, devices: VfioDevice[], err: unknown): unknown {
   const calls: (() => void)[] = [];
@@ -63,7 +68,7 @@ function unlink(from: Kvm, devices: VfioDevice[], err: unknown): unknown {
 }
 
 /**
- * F4/F6: the KVM of an entry's file becomes `to` (a group-path device file has none). A group
+ * The KVM of an entry's file becomes `to` (a group-path device file has none). A group
  * file tells its open group-path devices, in the group's device order; a cdev file tells the
  * device it bound. The first exception, if any.
  */
@@ -162,7 +167,10 @@ export class KvmDeviceFile implements OpenFile {
     return false;
   }
 
-  /** F3: release: each entry's KVM cleared (callbacks), then its reference dropped; then the VM's. */
+  /**
+ * Release: entry by entry, its file's KVM cleared (callbacks), then its hold dropped; then the
+ * VM's reference.
+ */
   close(): void {
     const dev = this.dev;
     let err: unknown;

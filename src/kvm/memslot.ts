@@ -49,7 +49,7 @@ export function slotOf(kvm: Kvm, as: number, gfn: bigint): Memslot | undefined {
   return h < 0 ? undefined : kvm.byHandle.get(h);
 }
 
-/** F8: host address of gfn in its address-space-0 slot unless READONLY; else -EFAULT as bigint. */
+/** The host address of gfn in its address-space-0 slot unless READONLY; else -EFAULT as bigint. */
 export function gfnToHva(kvm: Kvm, gfn: bigint): bigint {
   const s = slotOf(kvm, 0, gfn);
   if (!s || s.flags & KVM_MEM_READONLY) return -BigInt(EFAULT);
@@ -107,7 +107,7 @@ function initiallySet(kvm: Kvm): number {
   return kvm.manualProtect & 2 ? 1 : 0;
 }
 
-/** M1. */
+/** A new slot: every page protected, counts 0, a bitmap when it logs in bitmap mode. */
 function createSlot(kvm: Kvm, num: number, flags: number, base: bigint, npages: number, uaddr: bigint): number {
   const withBitmap = flags & KVM_MEM_LOG_DIRTY_PAGES && kvm.ringSize === 0 ? 1 : 0;
   const h = kvm.core.x.kvm_slot_create(kvm.vm, num, flags, base, npages, Number(uaddr), withBitmap, initiallySet(kvm));
@@ -119,7 +119,7 @@ function createSlot(kvm: Kvm, num: number, flags: number, base: bigint, npages: 
   return 0;
 }
 
-/** M4: new base, every page protected, counts zeroed; the bitmap kept, freed or made. */
+/** A move: new base, every page protected, counts zeroed; the bitmap kept, freed or made. */
 function moveSlot(kvm: Kvm, s: Memslot, flags: number, base: bigint): number {
   const had = hasBitmap(kvm, s);
   const wants = flags & KVM_MEM_LOG_DIRTY_PAGES && kvm.ringSize === 0;
@@ -131,7 +131,7 @@ function moveSlot(kvm: Kvm, s: Memslot, flags: number, base: bigint): number {
   return 0;
 }
 
-/** M2 / M3: LOG turned on or off. */
+/** Only the flags differ: LOG turned on (a bitmap, pages protected) or off (the bitmap freed). */
 function flagsOnly(kvm: Kvm, s: Memslot, flags: number): number {
   const on = (flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0 && (s.flags & KVM_MEM_LOG_DIRTY_PAGES) === 0;
   const off = (flags & KVM_MEM_LOG_DIRTY_PAGES) === 0 && (s.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
@@ -150,7 +150,7 @@ function flagsOnly(kvm: Kvm, s: Memslot, flags: number): number {
   return 0;
 }
 
-/** M5: the slot goes, then trackRemoveRegion runs on every node, newest first. */
+/** A delete: the slot goes, then trackRemoveRegion runs on every node, newest first. */
 function deleteSlot(kvm: Kvm, s: Memslot): number {
   kvm.core.x.kvm_slot_delete(kvm.vm, s.handle);
   kvm.slots.delete(s.num);

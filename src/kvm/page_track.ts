@@ -9,9 +9,9 @@ import { slotOf, type Memslot } from './memslot.js';
 
 /** A page-track notifier node (struct kvm_page_track_notifier_node). */
 export interface PageTrackNotifierNode {
-  /** T8: after an emulated store of `bytes` bytes at gpa (memory updated, page recorded). */
+  /** After an emulated store of `bytes` bytes at gpa (memory updated, page recorded). */
   trackWrite?(gpa: bigint, data: Uint8Array, bytes: number): void;
-  /** T9: after the slot [gfn, gfn + nrPages) was deleted. */
+  /** After the slot [gfn, gfn + nrPages) was deleted. */
   trackRemoveRegion?(gfn: bigint, nrPages: number): void;
 }
 
@@ -24,34 +24,40 @@ function lookup(kvm: Kvm, gfn: bigint): [Memslot, number] | number {
   return [s, Number(gfn - s.base)];
 }
 
-/** T2. */
+/**
+ * writeTrackAddGfn: the count goes up (staying at 65535) and the page is protected: 0, -EINVAL
+ * without an address-space-0 slot, -ESRCH.
+ */
 export function writeTrackAdd(kvm: Kvm, gfn: bigint): number {
   const r = lookup(kvm, gfn);
   if (typeof r === 'number') return r;
   return kvm.core.x.kvm_track_add(r[0].handle, r[1], 1);
 }
 
-/** T3. */
+/**
+ * writeTrackRemoveGfn: the count goes down (staying at 0), protection unchanged: 0, -EINVAL,
+ * -ESRCH.
+ */
 export function writeTrackRemove(kvm: Kvm, gfn: bigint): number {
   const r = lookup(kvm, gfn);
   if (typeof r === 'number') return r;
   return kvm.core.x.kvm_track_add(r[0].handle, r[1], -1);
 }
 
-/** T4: the count, -EINVAL, -ESRCH. */
+/** The count, -EINVAL, -ESRCH. */
 export function writeTrackCount(kvm: Kvm, gfn: bigint): number {
   const r = lookup(kvm, gfn);
   if (typeof r === 'number') return r;
   return kvm.core.x.kvm_track_count(r[0].handle, r[1]);
 }
 
-/** T4: whether gfn is write-tracked. */
+/** Whether gfn is write-tracked. */
 export function gfnIsWriteTracked(kvm: Kvm, gfn: bigint): boolean {
   const r = lookup(kvm, gfn);
   return typeof r !== 'number' && kvm.core.x.kvm_track_count(r[0].handle, r[1]) > 0;
 }
 
-/** T5: the node goes to the head of the list and takes a VM reference. */
+/** Registering: the node goes to the head of the list and takes a VM reference. */
 export function pageTrackRegister(kvm: Kvm, node: PageTrackNotifierNode): number {
   if (typeof node !== 'object' || node === null) throw new TypeError('a page-track node must be an object');
   if (kvm.destroyed) return -ESRCH;
@@ -61,7 +67,7 @@ export function pageTrackRegister(kvm: Kvm, node: PageTrackNotifierNode): number
   return 0;
 }
 
-/** T6: removes a registered node and drops its reference (the VM may be destroyed). */
+/** Unregistering: removes a registered node and drops its reference (the VM may be destroyed). */
 export function pageTrackUnregister(kvm: Kvm, node: PageTrackNotifierNode): void {
   const i = kvm.nodes.indexOf(node);
   if (i < 0) return;
@@ -69,7 +75,7 @@ export function pageTrackUnregister(kvm: Kvm, node: PageTrackNotifierNode): void
   kvm.put();
 }
 
-/** T8: trackWrite on every node that has it, newest first; the first exception, if any. */
+/** trackWrite on every node that has it, newest first; the first exception, if any. */
 export function notifyWrite(kvm: Kvm, gpa: bigint, data: Uint8Array, first: unknown): unknown {
   const calls: (() => void)[] = [];
   for (const n of kvm.nodes) {

@@ -1,6 +1,7 @@
-// A vCPU and its handle: guest stores through the MMU model (G1), reads (G2), KVM-internal writes
-// (G3), and the batch form of G1 for many stores at once. Per-page work runs in the core
-// (assembly/kvm_vcpu.ts); the host checks, reserves, and runs the notifiers between pieces.
+// A vCPU and its handle (docs/conformance.md §19.6): guest stores through the MMU model, reads,
+// KVM-internal writes, and the batch form of the guest store for many stores at once. Per-page
+// work runs in the core (assembly/kvm_vcpu.ts); the host checks, reserves, and runs the notifiers
+// between pieces.
 import { EINVAL, ENOSPC, ESRCH } from '../../assembly/constants.js';
 import { PAGE_SIZE } from '../u64.js';
 import { checkBytes, checkNumber, checkU64 } from './args.js';
@@ -31,17 +32,26 @@ export class Vcpu {
     this.ring = 0;
   }
 
-  /** R2: dirty_index − reset_index; 0 without a ring or once destroyed. */
+  /**
+   * Ring entries pushed and not yet reset (dirty_index − reset_index); 0 without a ring or once
+   * destroyed.
+   */
   get dirtyRingUsed(): number {
     return this.ring ? this.kvm.core.x.kvm_ring_used(this.ring) >>> 0 : 0;
   }
 
-  /** R6: used ≥ E − 64: the next guest entry would exit with KVM_EXIT_DIRTY_RING_FULL. */
+  /**
+   * used ≥ entries − 64 (the soft limit): the next guest entry would exit with
+   * KVM_EXIT_DIRTY_RING_FULL.
+   */
   get dirtyRingSoftFull(): boolean {
     return this.ring !== 0 && this.dirtyRingUsed >= this.kvm.ringSize / 16 - 64;
   }
 
-  /** Checks 1–3 of G1/G2/G3: the segments, or -errno. */
+  /**
+   * The checks of write, read and writeGuest, in order: a bad length, a range past 2^64 or a bad
+   * asId → EINVAL; destroyed → ESRCH; a page outside a usable slot → EFAULT. The segments.
+   */
   private check(what: string, gpa: bigint, len: number, asId: number, write: boolean): Segment[] | number {
     callbackScope(this.kvm.engine).forbid(`vcpu.${what}`);
     if (len < 1 || !Number.isInteger(len) || gpa + BigInt(len) > TOP64 || (asId !== 0 && asId !== 1)) return -EINVAL;
@@ -49,7 +59,7 @@ export class Vcpu {
     return segmentsOf(this.kvm, asId, gpa, len, write);
   }
 
-  /** The argument types, then checks 1–3 of G1/G3 for a store of `data` at gpa. */
+  /** The argument types, then the checks of write and writeGuest for a store of `data` at gpa. */
   private checkStore(what: string, gpa: bigint, data: Uint8Array, asId: number): Segment[] | number {
     checkU64(gpa, 'gpa');
     checkBytes(data, 'data');
@@ -76,7 +86,7 @@ export class Vcpu {
   }
 
   /**
-   * G1: a guest store through the MMU. Returns the bytes stored (fewer when the ring became
+   * A guest store through the MMU. Returns the bytes stored (fewer when the ring became
    * soft-full), or -EINVAL / -ESRCH / -EFAULT / -ENOMEM with nothing stored.
    */
   write(gpa: bigint, data: Uint8Array, asId: number = 0): number {
@@ -109,7 +119,7 @@ export class Vcpu {
     return done;
   }
 
-  /** G2: a guest read: a new array, or -EINVAL / -ESRCH / -EFAULT. Records nothing. */
+  /** A guest read: a new array, or -EINVAL / -ESRCH / -EFAULT. Records nothing. */
   read(gpa: bigint, length: number, asId: number = 0): Uint8Array | number {
     checkU64(gpa, 'gpa');
     checkNumber(length, 'length');
@@ -122,7 +132,7 @@ export class Vcpu {
   }
 
   /**
-   * G3: a KVM-internal write: every page recorded, protection unchanged, no notifier; 0, or
+   * A KVM-internal write: every page recorded, protection unchanged, no notifier; 0, or
    * -EINVAL / -ESRCH / -EFAULT / -ENOSPC (the ring lacks an entry per logged page) / -ENOMEM.
    */
   writeGuest(gpa: bigint, data: Uint8Array, asId: number = 0): number {
