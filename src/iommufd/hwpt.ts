@@ -115,8 +115,10 @@ export function hwptUnmapArea(h: Hwpt, area: Area): void {
 }
 
 /**
- * A5 (d)-(g) then (h) and the creation: a new HWPT on `ioas` for group g, registered under the
- * lowest free id, or -errno with nothing made.
+ * HWPT_ALLOC's checks on the IOAS's areas (docs/conformance.md §21.4: the smallest page, 4 KiB
+ * alignment of a first HWPT's areas, aperture reservations, mapped memory), then the creation: a
+ * new HWPT on `ioas` for group g, registered under the lowest free id, or -errno with nothing
+ * made.
  */
 export function hwptCreate(ctx: IommufdCtx, ioas: Ioas, g: Group, dirty: boolean, auto: boolean, faultId: boolean): Hwpt | number {
   const pg = normalizedPgsizes(g);

@@ -112,7 +112,7 @@ export class IoPagetable {
   }
 
   /**
-   * iopt_alloc_iova (M8 without FIXED_IOVA, after the EOVERFLOW and alignment checks): the
+   * iopt_alloc_iova (IOAS_MAP without FIXED_IOVA, after the EOVERFLOW and alignment checks): the
    * lowest IOVA for `length` bytes at user address userVa with alignment a, or -1n (ENOSPC).
    */
   allocIova(length: bigint, userVa: bigint, a: bigint): bigint {

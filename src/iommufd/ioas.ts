@@ -1,5 +1,5 @@
 // An IOAS (I/O address space) and its commands after framing (docs/conformance.md §21.3):
-// IOAS_ALLOC, IOAS_MAP (M1-M10), IOAS_UNMAP (U1-U3), IOVA_RANGES.
+// IOAS_ALLOC, IOAS_MAP, IOAS_UNMAP, IOVA_RANGES.
 import {
   EEXIST, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW,
 } from '../../assembly/constants.js';
@@ -47,7 +47,10 @@ function roundUpPow2(v: bigint): bigint {
   return p;
 }
 
-/** IOAS_MAP M1-M10: the area's IOVA, or -errno with nothing changed. */
+/**
+ * IOAS_MAP, checks in the order of docs/conformance.md §21.3: the area's IOVA, or -errno with
+ * nothing changed.
+ */
 export function ioasMap(proc: Process, ctx: IommufdCtx, m: MapArgs): bigint | number {
   if ((m.flags & ~7) !== 0 || m.reserved !== 0) return -EOPNOTSUPP;
   if (m.iova >= U64_MAX || m.length >= U64_MAX) return -EOVERFLOW;
@@ -96,7 +99,7 @@ function removeArea(ioas: Ioas, area: Area): void {
   ioas.iopt.remove(area);
 }
 
-/** IOAS_UNMAP U1-U3: the bytes removed, or -errno with nothing removed. */
+/** IOAS_UNMAP (docs/conformance.md §21.3): the bytes removed, or -errno with nothing removed. */
 export function ioasUnmap(ctx: IommufdCtx, ioasId: number, iova: bigint, length: bigint): bigint | number {
   const ioas = ctx.get(ioasId, 'ioas');
   if (!ioas) return -ENOENT;
