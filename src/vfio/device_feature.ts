@@ -1,7 +1,7 @@
 // The ioctls of a device file with access (docs/conformance.md §20.1, §20.3, §20.4):
-// VFIO_DEVICE_FEATURE's framing (F1-F6, check C1-C4), MIGRATION, DMA_LOGGING_START / STOP / REPORT,
-// and VFIO_DEVICE_RESET. The access gate (F1) is the caller's: a cdev fd answers EINVAL until
-// bound.
+// VFIO_DEVICE_FEATURE's framing and the per-feature checks, MIGRATION, DMA_LOGGING_START / STOP /
+// REPORT, and VFIO_DEVICE_RESET. The access gate, the first check, is the caller's: a cdev fd
+// answers EINVAL until bound.
 import { E2BIG, EFAULT, EINVAL, ENOMEM, ENOTTY, EOVERFLOW } from '../../assembly/constants.js';
 import type { IoctlArg } from '../file.js';
 import type { Process } from '../process.js';
@@ -37,7 +37,11 @@ export function deviceIoctl(proc: Process, dev: VfioDevice, request: number, arg
   return -ENOTTY;
 }
 
-/** vfio_check_feature (C1-C4): 1 to go on, 0 for a PROBE answered, or -EINVAL. */
+/**
+ * vfio_check_feature, in order: GET or SET where the feature lacks it → EINVAL; PROBE → 0;
+ * neither GET nor SET → EINVAL; a payload smaller than the feature's → EINVAL. 1 to go on, 0 for
+ * a PROBE answered, or -EINVAL.
+ */
 function checkFeature(flags: number, argsz: number, supported: number, minsz: number): number {
   if ((flags & (GET | SET)) & ~supported) return -EINVAL;
   if (flags & PROBE) return 0;
@@ -46,7 +50,10 @@ function checkFeature(flags: number, argsz: number, supported: number, minsz: nu
   return 1;
 }
 
-/** VFIO_DEVICE_FEATURE after the access gate: F2-F6 and the handlers. */
+/**
+ * VFIO_DEVICE_FEATURE after the access gate: the header checks and the feature index
+ * (docs/conformance.md §20.3), then the handlers.
+ */
 export function deviceFeature(proc: Process, dev: VfioDevice, b: Uint8Array | null): number {
   if (!b || b.length < 8) return -EFAULT;
   const v = dv(b);
@@ -84,7 +91,10 @@ export function deviceFeature(proc: Process, dev: VfioDevice, b: Uint8Array | nu
   }
 }
 
-/** DMA_LOGGING_START: S1-S4 (the core's checks), then the tracker (T1-T5); writes back T. */
+/**
+ * DMA_LOGGING_START (docs/conformance.md §20.4): the control and range checks, then the tracker;
+ * writes back the tracked page size.
+ */
 function start(proc: Process, dev: VfioDevice, b: Uint8Array, v: DataView): number {
   if (b.length < 32) return -EFAULT;
   const pageSize = v.getBigUint64(8, true);

@@ -34,7 +34,8 @@ export class DeviceFile extends KvmHeldFile implements OpenFile {
     this.device.openCount--;
     this.group.deviceFds--;
     deviceClosedIfUnused(this.device);
-    if (this.device.openCount === 0) this.device.dropKvm(); // after it stopped taking part (F5)
+    if (this.device.openCount === 0) this.device.dropKvm(); // after it stopped taking part
+    // (docs/conformance.md §19.9: dev.kvm is kept until the device closes)
     releaseIfUnused(this.group);
   }
 

@@ -16,7 +16,10 @@ export function floorLog2(v: bigint): number {
   return v.toString(2).length - 1;
 }
 
-/** T2: the tracked page size for a requested `pageSize` (≥ 1). */
+/**
+ * The tracked page size for a requested `pageSize` (≥ 1): the largest of the tracker's page sizes
+ * not above the largest power of two ≤ `pageSize`, else its smallest.
+ */
 export function trackedPageSize(tr: Tracker, pageSize: bigint): bigint {
   const f = 1n << BigInt(floorLog2(pageSize));
   let best = 0n;
@@ -30,7 +33,7 @@ export function trackedPageSize(tr: Tracker, pageSize: bigint): bigint {
 }
 
 /**
- * T3: the ranges sorted by start and combined down to `max` (mlx5's combine): with max 1 one
+ * The ranges sorted by start and combined down to `max` (mlx5's combine): with max 1 one
  * range from the first start to the last end; otherwise the first adjacent pair with the strictly
  * smallest gap is merged until `max` remain.
  */
@@ -61,8 +64,9 @@ function ceilLog2(total: bigint): number {
 }
 
 /**
- * T1-T5 for ranges that passed the core checks: the tracked page size T, or -errno (-EINVAL
- * logging active, -EOPNOTSUPP address space, -ENOMEM) with logging unchanged.
+ * The tracker's part of DMA_LOGGING_START (docs/conformance.md §20.4), for ranges that passed the
+ * core checks: the tracked page size T, or -errno (-EINVAL logging active, -EOPNOTSUPP address
+ * space, -ENOMEM) with logging unchanged.
  */
 export function loggingStart(dev: VfioDevice, ranges: readonly IovaRange[], pageSize: bigint): bigint | number {
   const st = dev.state;
@@ -101,7 +105,8 @@ export function loggingStop(dev: VfioDevice): void {
 }
 
 /**
- * R2-R7 of DMA_LOGGING_REPORT: 0 or -errno, with nothing read or cleared on failure.
+ * DMA_LOGGING_REPORT after the read of its 32 bytes, checks in the order of docs/conformance.md
+ * §20.4: 0 or -errno, with nothing read or cleared on failure.
  */
 export function loggingReport(
   dev: VfioDevice, proc: Process, iova: bigint, length: bigint, pageSize: bigint, data: bigint,
