@@ -78,7 +78,8 @@ const registerNode: Handler = (host, s, r) => {
   if (typeof dk === 'number') return [dk];
   if (events & ~(NODE_TRACK_WRITE | NODE_REMOVE_REGION)) return [-PErr.EINVAL];
   const [d, kvm] = dk;
-  callbackScope(host.engine).forbidIn('track', 'pageTrackRegisterNotifier'); // G4, before EEXIST
+  // Refused inside a track callback (docs/conformance.md §19.8), before EEXIST.
+  callbackScope(host.engine).forbidIn('track', 'pageTrackRegisterNotifier');
   let mine = nodesOf.get(s);
   if (!mine) nodesOf.set(s, (mine = new Map()));
   if (mine.has(d)) return [-PErr.EEXIST];
@@ -105,11 +106,12 @@ const registerNode: Handler = (host, s, r) => {
 const unregisterNode: Handler = (host, s, r) => {
   const name = r.str();
   if (!r.ok) return [-PErr.EBADMSG];
-  callbackScope(host.engine).forbidIn('track', 'pageTrackUnregisterNotifier'); // G4: EDEADLK, node or not
+  // Refused inside a track callback, whether the node is registered or not.
+  callbackScope(host.engine).forbidIn('track', 'pageTrackUnregisterNotifier');
   const mine = nodesOf.get(s);
   const d = [...(mine?.keys() ?? [])].find((x) => x.name === name);
   const e = d && mine!.get(d);
-  if (!e) return [0]; // T6: a node that is not registered: no effect
+  if (!e) return [0]; // a node that is not registered: no effect
   e.kvm.pageTrackUnregisterNotifier(e.node);
   mine!.delete(d);
   s.ends.delete(e.node);

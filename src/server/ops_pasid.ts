@@ -107,7 +107,7 @@ const notifierOf = new WeakMap<Session, { nb: IoasidNotifier; sid: number }>();
 const addNotifier: Handler = (host, s, r) => {
   const priority = r.u32() | 0;
   if (!r.ok) return [-PErr.EBADMSG];
-  if (host.engine.calls.inCallback) return [-PErr.EDEADLK]; // N1's first check, before ours
+  if (host.engine.calls.inCallback) return [-PErr.EDEADLK]; // addNotifier's first check, before ours
   if (notifierOf.has(s)) return [-PErr.EEXIST];
   const sid = vmSetOf(s.proc!);
   if (sid < 0) return [-PErr.ENOENT];

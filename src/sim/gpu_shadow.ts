@@ -87,7 +87,7 @@ export class GpuShadow implements PageTrackNotifierNode {
     this.driverStores += n;
   }
 
-  /** T8: a store to a tracked page; the vGPU keeps the entries of its own pages. */
+  /** After a guest store to a write-tracked page: the vGPU keeps the entries of its own pages. */
   trackWrite(gpa: bigint, data: Uint8Array, bytes: number): void {
     if (!this.owned) return;
     const off = Number(gpa) - this.o.firstPage * GUEST_PAGE;
@@ -108,7 +108,7 @@ export class GpuShadow implements PageTrackNotifierNode {
     }
   }
 
-  /** T9: a slot went; tracking of pages in it died with it. */
+  /** A slot was deleted (trackRemoveRegion): tracking of pages in it died with it. */
   trackRemoveRegion(gfn: bigint, nrPages: number): void {
     const first = BigInt(this.o.firstPage);
     if (first + BigInt(this.o.pages) > gfn && first < gfn + BigInt(nrPages)) this.owned = false;
