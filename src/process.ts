@@ -152,6 +152,11 @@ export class Process {
   /**
    * Unmaps exactly one file mapping made by `mmapFd`: [addr, addr + length rounded up to pages).
    * 0, or -EINVAL (no such mapping, or a kind of mapping that is not unmapped).
+   *
+   * Anonymous memory from `mmap` is never unmapped (-EINVAL, nothing changed): it lasts until the
+   * process exits. Linux would unmap it while pinned pages live on for the device; the engine
+   * keeps one page per address (type1 pins, dmaRw, KVM slots and accelerator DMA all reach memory
+   * through it), so freeing it would lose what a device still writes (docs/conformance.md §13.2).
    */
   munmap(addr: bigint, length: bigint | number): number {
     this.live('munmap');
