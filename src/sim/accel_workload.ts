@@ -72,15 +72,25 @@ export class AccelWorkload {
    * @throws Error when the engine refuses the bind
    */
   constructor(engine: AccelEngine, proc: unknown, core: Core, private readonly c: AccelConfig, private readonly vaOf: (gpa: number) => bigint) {
-    this.accel = engine.createAccelerator({ name: 'accel0' });
-    const h = engine.sva.bindDevice(this.accel as never, proc as never);
-    if (typeof h === 'number') throw new Error(`sva.bindDevice failed: ${h}`);
-    this.handle = h;
-    this.pasid = engine.sva.getPasid(h as never);
     this.chunks = c.buffers / ACCEL_JOB;
     this.firstPage = ACCEL_BUFFERS_GPA / GUEST_PAGE;
     this.pages = c.buffers / GUEST_PAGE;
+    // The bitmap first: a failure after it frees it, and one after the accelerator removes that.
     this.unseen = DirtyBitmap.create(core, this.pages);
+    try {
+      this.accel = engine.createAccelerator({ name: 'accel0' });
+    } catch (e) {
+      this.unseen.dispose();
+      throw e;
+    }
+    const h = engine.sva.bindDevice(this.accel as never, proc as never);
+    if (typeof h === 'number') {
+      this.unseen.dispose();
+      this.accel.remove();
+      throw new Error(`sva.bindDevice failed: ${h}`);
+    }
+    this.handle = h;
+    this.pasid = engine.sva.getPasid(h as never);
     this.unbind = () => engine.sva.unbindDevice(h as never);
   }
 

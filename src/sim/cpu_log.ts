@@ -93,33 +93,51 @@ export class KvmGuest {
    * The VMM's KVM set-up, before migration: the VM, its dirty-log mode, one memslot per RAM slot
    * (dirty logging off) over process memory from `base` in RAM order, and the vCPUs. `proc` is
    * an in-process Process or any KvmProcess (a server's); `core` is the local core the
-   * per-entry work runs in.
-   * @throws VfioError when an engine call fails (a defect of the simulation)
+   * per-entry work runs in. A step that throws releases what the earlier steps made: the VMM
+   * buffers, the harvester's, the vCPU, VM and /dev/kvm fds (the VM and its slots go with them),
+   * in reverse order. Two things stay, as they stay after `dispose`: the process memory the
+   * bitmap modes fetch into, and in ring mode the rings already mapped, which keep their vCPUs
+   * and the VM until the process exits (a ring mapping cannot be unmapped).
+   * @throws VfioError when an engine call fails (ENOMEM under memory pressure, else a defect of
+   *   the simulation)
    */
   constructor(kvmProc: Process | KvmProcess, core: Core, layout: GuestLayout, base: bigint, options: CpuLogOptions) {
     this.options = options;
     const proc = (this.proc = 'vcpuFromFd' in kvmProc ? localKvmProcess(kvmProc) : kvmProc);
     this.core = core;
-    this.kvmFd = check(proc.open('/dev/kvm'), 'open /dev/kvm');
-    this.vmFd = check(proc.ioctl(this.kvmFd, uapi.KVM_CREATE_VM, 0), 'KVM_CREATE_VM');
-    this.harvester = createHarvester(options, { proc, core, vmFd: this.vmFd, gpaPages: layout.gpaPages });
-    this.harvester.enable();
-    layout.slots.forEach((s, id) => {
-      const npages = s.size / GUEST_PAGE;
-      const slot: SlotLog = { id, gpaPage: s.gpa / GUEST_PAGE, npages, uaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), gpa: BigInt(s.gpa) };
-      this.setRegion(slot, 0);
-      this.slots.push(slot);
-    });
-    for (let i = 0; i < options.vcpus; i++) {
-      const fd = check(proc.ioctl(this.vmFd, uapi.KVM_CREATE_VCPU, i), 'KVM_CREATE_VCPU');
-      this.vcpuFds.push(fd);
-    }
-    this.harvester.attach(this.slots, this.vcpuFds);
-    this.gpas = check(core.x.heap_alloc(STORE_BATCH * 8), 'vmm buffers');
-    this.data = core.x.heap_alloc(STORE_BATCH * STORE_BYTES);
-    if (this.data < 0) {
-      core.x.heap_free(this.gpas);
-      throw vfioError(this.data, 'vmm buffers');
+    const fds: number[] = []; // /dev/kvm, the VM, then the vCPUs: closed newest first on failure
+    let harvester: CpuLogHarvester | null = null;
+    let gpas = 0;
+    let data = 0;
+    try {
+      this.kvmFd = check(proc.open('/dev/kvm'), 'open /dev/kvm');
+      fds.push(this.kvmFd);
+      this.vmFd = check(proc.ioctl(this.kvmFd, uapi.KVM_CREATE_VM, 0), 'KVM_CREATE_VM');
+      fds.push(this.vmFd);
+      harvester = this.harvester = createHarvester(options, { proc, core, vmFd: this.vmFd, gpaPages: layout.gpaPages });
+      harvester.enable();
+      layout.slots.forEach((s, id) => {
+        const npages = s.size / GUEST_PAGE;
+        const slot: SlotLog = { id, gpaPage: s.gpa / GUEST_PAGE, npages, uaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), gpa: BigInt(s.gpa) };
+        this.setRegion(slot, 0);
+        this.slots.push(slot);
+      });
+      for (let i = 0; i < options.vcpus; i++) {
+        const fd = check(proc.ioctl(this.vmFd, uapi.KVM_CREATE_VCPU, i), 'KVM_CREATE_VCPU');
+        fds.push(fd);
+        this.vcpuFds.push(fd);
+      }
+      // The buffers before the harvester's attach, which maps the rings: nothing fails after it
+      // that a ring mapping would outlive.
+      this.gpas = gpas = check(core.x.heap_alloc(STORE_BATCH * 8), 'vmm buffers');
+      this.data = data = check(core.x.heap_alloc(STORE_BATCH * STORE_BYTES), 'vmm buffers');
+      harvester.attach(this.slots, this.vcpuFds);
+    } catch (e) {
+      if (data > 0) core.x.heap_free(data);
+      if (gpas > 0) core.x.heap_free(gpas);
+      harvester?.dispose();
+      for (const fd of fds.reverse()) proc.close(fd);
+      throw e;
     }
   }
 

@@ -12,7 +12,7 @@ import { localKvmProcess } from './local_kvm.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
-import type { SimContainer, SimEngine } from './sim_engine.js';
+import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import { AccelWorkload, type AccelEngine } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
@@ -41,6 +41,27 @@ export interface Harvest {
   truth: { truePages: number; overReported: number };
   /** Real milliseconds the truth's bookkeeping took: the simulator's, not a tracking cost. */
   truthMs: number;
+}
+
+/** Runs `f`; a failure is dropped (the set-up's own failure is the one the caller sees). */
+function attempt(f: () => unknown): void {
+  try {
+    f();
+  } catch {
+    // a later release step, or the process's exit, still frees it
+  }
+}
+
+/**
+ * The host side of a failed set-up: an in-process process exits (its fds, mappings, memory, pins
+ * and VMs go; docs/conformance.md §13.3), then the groups made for it are removed (§13.4). A
+ * server's process and groups have neither call here: the remote engine ends them.
+ */
+function releaseHost(proc: SimProcess, groups: SimGroup[]): void {
+  const local = proc as SimProcess & { exit?: () => number };
+  if (typeof local.exit !== 'function') return;
+  attempt(() => local.exit!());
+  for (const g of groups) attempt(() => (g as SimGroup & { remove?: () => number }).remove?.());
 }
 
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
@@ -81,6 +102,11 @@ export class MigrationVm {
   /**
    * The VMM's set-up: process memory, container, groups, mappings, devices (a fresh engine).
    * With `trace`, the set-up and every later engine event are recorded as a replayable trace.
+   * A step that throws (ENOMEM under memory pressure, a refused call) first releases what the
+   * earlier steps made, newest first: the simulator's own buffers in the core, the KVM guest, the
+   * mappings and the container; then an in-process process exits, which takes its fds, memory,
+   * pins and VMs with it, and the groups made here are removed. (A server's process and groups
+   * end with the remote engine's dispose.)
    */
   constructor(engine: SimEngine, config: SimConfig, trace?: TraceRecorder) {
     this.config = config;
@@ -90,65 +116,83 @@ export class MigrationVm {
     if (trace && traceProblem(config)) throw new RangeError(traceProblem(config)!);
     const layout = (this.layout = new GuestLayout(config.memory, config.lowMemory));
     const proc = engine.createProcess();
-    const base = proc.mmap(BigInt(config.memory));
-    const c = (this.c = engine.openContainer(proc));
-    // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
-    const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
-    const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
-    const kproc = proc.kvm ?? localKvmProcess(proc as unknown as Process);
-    // The VMM's fd of the group, for KVM_DEV_VFIO_FILE_ADD: the container's own where attaching opened one.
-    const ownFd = c.attachedGroupFd ? -1 : kproc.open(`/dev/vfio/${mdevGroup.id}`);
-    c.attach(mdevGroup);
-    const mdevFd = c.attachedGroupFd ? c.attachedGroupFd(mdevGroup) : ownFd;
-    const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
-    if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
-    c.setIommu('type1v2');
-    trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
-    if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
-    for (const s of layout.slots) {
-      c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
-      trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
-    }
-    this.core = coreOf(c);
-    const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
-    this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages);
-    const kvm = (this.kvm = new KvmGuest(kproc, this.core, layout, base, {
-      mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
-    }));
-    this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
-    const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
-    if (config.vgpu) {
-      kvm.addVfioGroup(mdevFd);
-      c.openDevice(mdevGroup, 'vgpu0');
-      const top = layout.slots[layout.slots.length - 1];
-      this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
-        regionGpa: top.gpa + top.size - config.vgpuRegion,
-        regionSize: config.vgpuRegion,
-        pinned: config.vgpuPinned,
-        churn: config.vgpuChurn,
-        dmaRate: config.vgpuDmaRate,
-        seed: config.seed,
+    const groups: SimGroup[] = [];
+    const undo: (() => void)[] = []; // what each step made, released newest first on failure
+    try {
+      const base = proc.mmap(BigInt(config.memory));
+      const c = (this.c = engine.openContainer(proc));
+      undo.push(() => c.close());
+      // The container needs a group for SET_IOMMU: the vGPU's, or an idle emulated one without it.
+      const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
+      const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
+      groups.push(mdevGroup);
+      const kproc = proc.kvm ?? localKvmProcess(proc as unknown as Process);
+      // The VMM's fd of the group, for KVM_DEV_VFIO_FILE_ADD: the container's own where attaching opened one.
+      const ownFd = c.attachedGroupFd ? -1 : kproc.open(`/dev/vfio/${mdevGroup.id}`);
+      if (ownFd >= 0) undo.push(() => kproc.close(ownFd));
+      c.attach(mdevGroup);
+      const mdevFd = c.attachedGroupFd ? c.attachedGroupFd(mdevGroup) : ownFd;
+      const ptGroup = config.passthrough !== 'none' ? engine.createGroup(passthroughGroup(config, PT_NAME)) : null;
+      if (ptGroup) groups.push(ptGroup);
+      if (ptGroup && config.tracking === 'type1') c.attach(ptGroup);
+      c.setIommu('type1v2');
+      undo.push(() => c.unmapAll());
+      trace?.event({ op: 'device', name: mdevName, kind: 'emulated', pins: config.vgpu });
+      if (ptGroup) trace?.event({ op: 'device', name: PT_NAME, kind: 'iommu', pins: config.passthrough === 'pinning' });
+      for (const s of layout.slots) {
+        c.map({ iova: BigInt(s.gpa), vaddr: base + BigInt(s.firstRamPage) * BigInt(GUEST_PAGE), size: BigInt(s.size) });
+        trace?.event({ op: 'map', iova: BigInt(s.gpa), size: BigInt(s.size), read: true, write: true });
+      }
+      this.core = coreOf(c);
+      const truth = (this.truth = new TruthLog(this.core, layout.gpaPages));
+      undo.push(() => truth.dispose());
+      const cpuLog = (this.cpuLog = DirtyBitmap.create(this.core, layout.gpaPages));
+      undo.push(() => cpuLog.dispose());
+      const kvm = (this.kvm = new KvmGuest(kproc, this.core, layout, base, {
+        mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
+      }));
+      undo.push(() => kvm.dispose());
+      this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
+      const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
+      if (config.vgpu) {
+        kvm.addVfioGroup(mdevFd);
+        c.openDevice(mdevGroup, 'vgpu0');
+        const top = layout.slots[layout.slots.length - 1];
+        this.vgpu = new VgpuDriver(traced(mdevGroup.devices[0], 'vgpu0'), {
+          regionGpa: top.gpa + top.size - config.vgpuRegion,
+          regionSize: config.vgpuRegion,
+          pinned: config.vgpuPinned,
+          churn: config.vgpuChurn,
+          dmaRate: config.vgpuDmaRate,
+          seed: config.seed,
+        });
+        this.shadow = shadowOf(mdevGroup.devices[0], kvm, top.gpa + top.size, config);
+      }
+      if (ptGroup && config.passthrough === 'pinning') {
+        c.openDevice(ptGroup, PT_NAME);
+        const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
+        pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
+      }
+      if (ptGroup) {
+        const dev = ptGroup.devices[0] as unknown as PtDevice;
+        const targets = config.passthrough === 'pinning' ? { ring: { firstPage: PT_RING_GPA / GUEST_PAGE, pages: PT_RING_PAGES } } : { pool: true as const };
+        this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
+        const tracker = (this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME));
+        if (tracker) undo.push(() => tracker.dispose());
+      }
+      if (config.accelerator.enabled) {
+        // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
+        const accel = (this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa)));
+        undo.push(() => accel.dispose());
+      }
+      this.workload = new Workload(layout, {
+        kind: config.workload, rate: config.dirtyRate, hotFraction: config.hotFraction, hotWeight: config.hotWeight, seed: config.seed,
       });
-      this.shadow = shadowOf(mdevGroup.devices[0], kvm, top.gpa + top.size, config);
+    } catch (e) {
+      for (const f of undo.reverse()) attempt(f);
+      releaseHost(proc, groups);
+      throw e;
     }
-    if (ptGroup && config.passthrough === 'pinning') {
-      c.openDevice(ptGroup, PT_NAME);
-      const pt = (this.ptDevice = traced(ptGroup.devices[0], PT_NAME));
-      pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
-    }
-    if (ptGroup) {
-      const dev = ptGroup.devices[0] as unknown as PtDevice;
-      const targets = config.passthrough === 'pinning' ? { ring: { firstPage: PT_RING_GPA / GUEST_PAGE, pages: PT_RING_PAGES } } : { pool: true as const };
-      this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
-      this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME);
-    }
-    if (config.accelerator.enabled) {
-      // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
-      this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa));
-    }
-    this.workload = new Workload(layout, {
-      kind: config.workload, rate: config.dirtyRate, hotFraction: config.hotFraction, hotWeight: config.hotWeight, seed: config.seed,
-    });
   }
 
   /** Tracking starts; the vGPU pins its working set and the passthrough driver its rings. */
