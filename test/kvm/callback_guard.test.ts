@@ -1,8 +1,8 @@
-// Engine-level calls from inside a KVM callback (SPEC-KVM G4): creating, removing or arming
-// anything throws an Error and changes nothing, in a page-track notifier and in an unlink
+// Engine-level calls from inside a KVM callback (docs/conformance.md §19.8): creating, removing or
+// arming anything throws an Error and changes nothing, in a page-track notifier and in an unlink
 // callback alike, and so do the IOASID and SVA mutators (which answer EDEADLK in their own
-// callbacks); the triggering call completes and rethrows. A type1 dma_unmap op may make them
-// (CONTRACT: only calls that change its own container are refused there).
+// callbacks); the triggering call completes and rethrows. A type1 dma_unmap op may make them (only
+// calls that change its own container are refused there, docs/conformance.md §14).
 import { describe, expect, it } from 'vitest';
 import { uapi, type Accelerator, type Engine } from '../../src/index.js';
 import { dmaUnmap } from '../helpers/uapi_structs.js';

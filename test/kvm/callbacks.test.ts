@@ -1,11 +1,12 @@
-// SPEC-KVM G4 and T8: callbacks run inside the triggering call, newest node first; forbidden
-// calls throw and change nothing; an exception is rethrown once the operation is complete.
+// KVM callbacks (docs/conformance.md §19.7, §19.8): callbacks run inside the triggering call,
+// newest node first; forbidden calls throw and change nothing; an exception is rethrown once the
+// operation is complete.
 import { describe, expect, it } from 'vitest';
 import { uapi, type Kvm } from '../../src/index.js';
 import { hx, LOG, setupK, setupKR, setupKV, slotA, withVcpu } from './setup.js';
 
-describe('G4: callbacks', () => {
-  it('T8: nodes run newest first, for every emulated piece, whoever tracks the page', async () => {
+describe('callbacks', () => {
+  it('trackWrite: nodes run newest first, for every emulated piece, whoever tracks the page', async () => {
     const k = withVcpu(await setupK());
     slotA(k);
     const order: string[] = [];

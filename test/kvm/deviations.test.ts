@@ -1,12 +1,12 @@
-// SPEC-KVM §9: the safe deviations, one test each, named after the row. Each shows that the bit
-// the kernel would lose (or the state it would corrupt) is kept here.
+// The safe deviations of docs/conformance.md §19.11, one test each, named after the row. Each shows
+// that the bit the kernel would lose (or the state it would corrupt) is kept here.
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { hx, LOG, setupK, setupKR, slotA, withVcpu, zeros } from './setup.js';
 
 const { EINVAL, EFAULT, ENOSPC, EEXIST, ESRCH } = errno;
 
-describe('SPEC-KVM §9 safe deviations', () => {
+describe('safe deviations (docs/conformance.md §19.11)', () => {
   it('D1: GET_DIRTY_LOG to a faulting destination clears nothing', async () => {
     const k = withVcpu(await setupK());
     slotA(k);

@@ -1,12 +1,12 @@
-// One test per rule and invalid input of SPEC-KVM §2–§7 not already a §8 vector: the exact errno,
-// and the state unchanged afterwards.
+// One test per rule and invalid input of docs/conformance.md §19.1–§19.9 not already an acceptance
+// vector: the exact errno, and the state unchanged afterwards.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { hx, LOG, region, RO, setupK, setupKV, slotA, withVcpu, zeros } from './setup.js';
 
 const { EINVAL, EEXIST, ENOTTY, EBADF, EPERM, ENXIO, EFAULT, ENOENT } = errno;
 
-describe('K1/K3: VMs and vCPUs', () => {
+describe('VMs and vCPUs', () => {
   it('KVM_CREATE_VM of a type other than 0 is EINVAL; -1 is 2^64-1', async () => {
     const k = await setupK();
     expect(k.P.ioctl(k.kfd, uapi.KVM_CREATE_VM, 1)).toBe(-EINVAL);
@@ -104,13 +104,13 @@ describe('§3.1: KVM_SET_USER_MEMORY_REGION, steps in order', () => {
     expect(k.RGN(0, LOG, 0x108000, 0x10000, k.U)).toBe(0); // MOVE over its own old range
     expect(k.kvm.gfnToHva(0x108n)).toBe(k.U);
   });
-  it('M1 with INITIALLY_SET: all bits set, the padding clear', async () => {
+  it('a new slot with INITIALLY_SET: all bits set, the padding clear', async () => {
     const k = await setupK();
     expect(k.CAP(168, 3)).toBe(0);
     expect(k.RGN(0, LOG, 0x100000, 0x5000, k.U)).toBe(0);
     expect(k.GET(0)).toBe(hx('1f'));
   });
-  it('M2 FLAGS_ONLY with INITIALLY_SET keeps protection; without it protects', async () => {
+  it('FLAGS_ONLY with INITIALLY_SET keeps protection; without it protects', async () => {
     const k = withVcpu(await setupK());
     expect(k.CAP(168, 1)).toBe(0);
     expect(k.RGN(0, 0, 0x100000, 0x10000, k.U)).toBe(0);

@@ -1,5 +1,5 @@
-// SPEC-KVM §11 and SPEC-PASID §4.8: proc.exit releases ring mappings, guest memory, then VM,
-// vCPU and KVM device fds as close does; a VM kept by a node outlives its process.
+// proc.exit with KVM (docs/conformance.md §19.10, §13.3): it releases ring mappings, guest memory,
+// then VM, vCPU and KVM device fds as close does; a VM kept by a node outlives its process.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, type Kvm } from '../../src/index.js';
 import { LOG, setupK, setupKV, slotA, withVcpu } from './setup.js';

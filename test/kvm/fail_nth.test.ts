@@ -56,7 +56,7 @@ const withK = async (f?: (k: KRSetup) => void, ring = false): Promise<{ k: KRSet
   return { k };
 };
 
-describe('fail-the-Nth sweeps (SPEC-KVM, COMMON: a failed call changes nothing)', () => {
+describe('fail-the-Nth sweeps (a failed call changes nothing)', () => {
   it('KVM_CREATE_VM', async () => {
     const n = await sweep({ setup: () => withK(), op: ({ k }) => k.P.ioctl(k.kfd, uapi.KVM_CREATE_VM, 0), observe: ({ k }) => [...k.P.fds.keys()] });
     expect(n).toBeGreaterThan(0);

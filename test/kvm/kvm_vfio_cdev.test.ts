@@ -1,4 +1,4 @@
-// SPEC-KVM §7 with a device cdev as the KVM-VFIO file (F1-F7; SPEC-DEVICE-DIRTY §2.3, §4.2): the
+// The KVM-VFIO device with a device cdev as its file (docs/conformance.md §19.9, §20.1, §21.2): the
 // cdev file is the token, `dev.kvm` is taken at the BIND that opens the device, an entry keeps the
 // cdev file (and so the binding, the device and its iommufd context) alive after its fd closes,
 // and the unlink callback runs before the file's reference is dropped.
@@ -9,8 +9,8 @@ import { newKvmVfio, setupKC } from './setup_cdev.js';
 
 const { EBADF, EBUSY, EEXIST, EINVAL, ENOENT } = errno;
 
-describe('SPEC-KVM F1/F2: a device cdev fd as the file', () => {
-  it('F1: an unbound cdev fd is a VFIO file; /dev/iommu is not; the same file twice is EEXIST', async () => {
+describe('FILE_ADD and FILE_DEL: a device cdev fd as the file', () => {
+  it('FILE_ADD: an unbound cdev fd is a VFIO file; /dev/iommu is not; the same file twice is EEXIST', async () => {
     const s = await setupKC();
     const C = s.cdev();
     expect(s.ADD(s.I)).toBe(-EINVAL);
@@ -25,7 +25,7 @@ describe('SPEC-KVM F1/F2: a device cdev fd as the file', () => {
     expect(s.file(C2).kvm).toBe(s.kvm);
   });
 
-  it('F1: a bound cdev fd is a VFIO file too', async () => {
+  it('FILE_ADD: a bound cdev fd is a VFIO file too', async () => {
     const s = await setupKC();
     const C = s.cdev();
     expect(bind(s.P, C, s.I)).toBe(1 + 1); // the IOAS holds id 1
@@ -33,7 +33,7 @@ describe('SPEC-KVM F1/F2: a device cdev fd as the file', () => {
     expect(s.file(C).kvm).toBe(s.kvm);
   });
 
-  it('F2: DEL of a cdev never added is ENOENT, of a closed fd EBADF, and changes nothing', async () => {
+  it('FILE_DEL of a cdev never added is ENOENT, of a closed fd EBADF, and changes nothing', async () => {
     const s = await setupKC();
     const C = s.cdev();
     expect(s.DEL(C)).toBe(-ENOENT);
@@ -50,7 +50,7 @@ describe('SPEC-KVM F1/F2: a device cdev fd as the file', () => {
   });
 });
 
-describe('SPEC-KVM F5: dev.kvm at the BIND that opens the device', () => {
+describe('dev.kvm at the BIND that opens the device', () => {
   it('BIND takes the cdev file KVM with a VM reference; close drops it after the unbind', async () => {
     const s = await setupKC();
     const C = s.cdev();
@@ -107,7 +107,7 @@ describe('SPEC-KVM F5: dev.kvm at the BIND that opens the device', () => {
   });
 });
 
-describe('SPEC-KVM F6: the unlink notification of a cdev-bound device', () => {
+describe('the unlink notification of a cdev-bound device', () => {
   it('DEL of the bound file: the callback once, dev.kvm still the VM during and after it', async () => {
     const s = await setupKC();
     const seen: [Kvm, Kvm | null, number, boolean][] = [];
@@ -184,7 +184,7 @@ describe('SPEC-KVM F6: the unlink notification of a cdev-bound device', () => {
   });
 });
 
-describe('SPEC-KVM F3/F7: an entry keeps the cdev file; the release tears down in order', () => {
+describe('an entry keeps the cdev file; the release tears down in order', () => {
   it('closing a held bound cdev fd releases nothing: bound, attached, the group blocked, DMA translating', async () => {
     const s = await setupKC();
     const C = s.cdev();

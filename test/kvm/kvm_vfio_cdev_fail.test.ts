@@ -1,6 +1,7 @@
-// Fail-the-Nth sweeps over the calls of a cdev KVM-VFIO association (SPEC-KVM F1-F7 with a device
-// cdev): for n = 1, 2, … the nth core allocation fails; a call that answers -ENOMEM has changed
-// nothing (file KVM, entry references, binding, dev.kvm, VM users, iommufd objects, core heap).
+// Fail-the-Nth sweeps over the calls of a cdev KVM-VFIO association (docs/conformance.md §19.9,
+// with a device cdev): for n = 1, 2, … the nth core allocation fails; a call that answers -ENOMEM
+// has changed nothing (file KVM, entry references, binding, dev.kvm, VM users, iommufd objects,
+// core heap).
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/index.js';
 import { CdevFile } from '../../src/iommufd/device.js';

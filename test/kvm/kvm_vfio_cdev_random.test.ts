@@ -1,7 +1,7 @@
-// Seeded random operations on device cdev files as KVM-VFIO tokens, against a plain model of
-// SPEC-KVM F1-F7: open and close cdev fds, FILE_ADD, FILE_DEL, BIND, close and re-create the
-// KVM-VFIO device. After every step: the answer, dev.kvm, the unlink calls, the VM's users and
-// the binding agree with the model.
+// Seeded random operations on device cdev files as KVM-VFIO tokens, against a plain model of the
+// KVM-VFIO rules (docs/conformance.md §19.9): open and close cdev fds, FILE_ADD, FILE_DEL, BIND,
+// close and re-create the KVM-VFIO device. After every step: the answer, dev.kvm, the unlink calls,
+// the VM's users and the binding agree with the model.
 import { describe, expect, it } from 'vitest';
 import { errno, type Kvm } from '../../src/index.js';
 import { bind } from '../devdirty/helpers.js';

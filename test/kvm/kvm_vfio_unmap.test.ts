@@ -1,6 +1,6 @@
-// KVM-VFIO releases inside a type1 dma_unmap op (CONTRACT: a call that would change the running
-// container's groups gets -EDEADLK and changes nothing; SPEC-KVM F3: an entry holds its file, so
-// a close that leaves a file held by an entry releases nothing and is allowed).
+// KVM-VFIO releases inside a type1 dma_unmap op (docs/conformance.md §14.3, §19.9: a call that
+// would change the running container's groups gets -EDEADLK and changes nothing; an entry holds
+// its file, so a close that leaves a file held by an entry releases nothing and is allowed).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { dmaUnmap } from '../helpers/uapi_structs.js';

@@ -1,6 +1,6 @@
-// A plain-TS model of SPEC-KVM §3–§6, written from the text and nothing else: explicit
-// per-page protection in both modes, bitmaps as sets, rings as arrays of entries. The random
-// operation test runs the same calls on it and on the engine and compares every result.
+// A plain-TS model of docs/conformance.md §19.3–§19.7, written from the rules and nothing else:
+// explicit per-page protection in both modes, bitmaps as sets, rings as arrays of entries. The
+// random operation test runs the same calls on it and on the engine and compares every result.
 const PAGE = 4096n;
 const LOG = 1;
 const RO = 2;
@@ -279,7 +279,7 @@ export class KvmModel {
     return 0;
   }
 
-  /** R8 harvest: entries from `fetch` while flags = 1 get flags 2; the new fetch index. */
+  /** The user's harvest: entries from `fetch` while flags = 1 get flags 2; the new fetch index. */
   harvest(fetch: number): [number, MEntry[]] {
     const got: MEntry[] = [];
     while (fetch !== this.dirty) {

@@ -1,7 +1,8 @@
-// Seeded random operations on the engine and on the plain-TS model of SPEC-KVM (model.ts): every
-// result compared (errno, bitmaps, ring entries, guest bytes, counts, notifications, references),
-// and the harvest invariant checked as a property: every page a vCPU stored to since its last
-// harvest is in the next harvest, in each mode, across slot moves, flag changes and deletes.
+// Seeded random operations on the engine and on the plain-TS model of the KVM rules (model.ts):
+// every result compared (errno, bitmaps, ring entries, guest bytes, counts, notifications,
+// references), and the harvest invariant checked as a property: every page a vCPU stored to since
+// its last harvest is in the next harvest, in each mode, across slot moves, flag changes and
+// deletes.
 import { describe, expect, it } from 'vitest';
 import { uapi, type Kvm } from '../../src/index.js';
 import { rng } from '../helpers/rng.js';
@@ -224,7 +225,7 @@ async function run(mode: Mode, seed: number, steps: number): Promise<void> {
   }
 }
 
-describe('random operations against the SPEC-KVM model', () => {
+describe('random operations against the KVM model', () => {
   for (const mode of ['bitmap', 'manual', 'initially-set', 'ring'] as const) {
     it(`${mode}: 12 seeds × 400 operations agree with the model; the harvest invariant holds`, async () => {
       for (let seed = 1; seed <= 12; seed++) await run(mode, seed * 7919 + mode.length, 400);

@@ -1,4 +1,5 @@
-// The setups and shorthands of SPEC-KVM §8: K, KR, KV, RGN, GET, CLR, CAP, W, ATTR/ADD/DEL.
+// The setups and shorthands of the KVM acceptance vectors: K, KR, KV, RGN, GET, CLR, CAP, W,
+// ATTR/ADD/DEL.
 import { expect } from 'vitest';
 import { createEngine, uapi, type Engine, type EngineOptions, type Kvm, type Process, type Vcpu } from '../../src/index.js';
 import type { Group, VfioDevice } from '../../src/vfio/group.js';
@@ -195,7 +196,7 @@ export function deviceAttr(flags: number, group: number, attr: bigint, addr: big
 
 /** The hex of n zero bytes. */
 export const zeros = (n: number): string => hex(new Uint8Array(n));
-/** SPEC hex `08 …` padded with zeros to n bytes. */
+/** Hex such as `08 …` (bytes in order, space separated) padded with zeros to n bytes. */
 export function hx(s: string, n = 8): string {
   const parts = s.trim().split(/\s+/);
   while (parts.length < n) parts.push('00');

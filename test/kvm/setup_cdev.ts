@@ -1,4 +1,5 @@
-// Setup KC: setup K of SPEC-KVM §8 with device cdevs (SPEC-DEVICE-DIRTY §2.3) as KVM-VFIO files.
+// Setup KC: setup K of the KVM acceptance vectors with device cdevs (docs/conformance.md §20.1) as
+// KVM-VFIO files.
 import { expect } from 'vitest';
 import { uapi } from '../../src/index.js';
 import type { Group, VfioDevice } from '../../src/vfio/group.js';

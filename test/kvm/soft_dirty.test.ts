@@ -1,5 +1,6 @@
-// SPEC-KVM §11 with SPEC-PASID DT5: the pieces stored by vcpu.write, writeMany and writeGuest mark
-// their pages soft-dirty in the VM's process; reads and GET_DIRTY_LOG's copy-out mark none.
+// KVM and the soft-dirty record (docs/conformance.md §17.1, §19.10): the pieces stored by
+// vcpu.write, writeMany and writeGuest mark their pages soft-dirty in the VM's process; reads and
+// GET_DIRTY_LOG's copy-out mark none.
 import { describe, expect, it } from 'vitest';
 import { setupK, slotA, withVcpu } from './setup.js';
 

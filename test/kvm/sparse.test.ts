@@ -1,11 +1,12 @@
-// SPEC-KVM M6: per-page state is sparse. A slot of 2^31 - 1 pages costs a few bytes until pages
-// are touched; each touched region adds a leaf (2048 pages) and, per 4 GiB, a mid table.
+// Per-page state is sparse (docs/conformance.md §19.3). A slot of 2^31 - 1 pages costs a few bytes
+// until pages are touched; each touched region adds a leaf (2048 pages) and, per 4 GiB, a mid
+// table.
 import { describe, expect, it } from 'vitest';
 import { LOG, setupK, withVcpu } from './setup.js';
 
 const MAX = 0x7fffffffn;
 
-describe('M6: sparse per-page state', () => {
+describe('sparse per-page state', () => {
   it('a 2^31-1 page slot costs under 16 KiB; tracking pages far apart costs one leaf each', async () => {
     const k = withVcpu(await setupK());
     const host = k.P.mmap(MAX * 4096n);

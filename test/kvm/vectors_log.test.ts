@@ -1,11 +1,12 @@
-// SPEC-KVM §8 C and D: bitmap mode, manual protect, CLEAR.
+// KVM acceptance vectors, groups C and D: bitmap mode, manual protect, CLEAR (docs/conformance.md
+// §19.4).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { dirtyLog, enableCap, hb, hx, LOG, setupK, slotA, slotB, withVcpu, zeros } from './setup.js';
 
 const { EINVAL, EFAULT, ENOENT } = errno;
 
-describe('SPEC-KVM §8 C: bitmap mode', () => {
+describe('KVM vectors C: bitmap mode', () => {
   it('V11: fetch-and-clear', async () => {
     const k = withVcpu(await setupK());
     slotA(k);
@@ -80,7 +81,7 @@ describe('SPEC-KVM §8 C: bitmap mode', () => {
     expect(k.P.ioctl(k.vm, uapi.KVM_ENABLE_CAP, enableCap(168, 0, 1n, 0n, 103))).toBe(-EFAULT);
   });
 
-  it('V19: D1 GET to an unwritable destination changes nothing', async () => {
+  it('V19: GET to an unwritable destination changes nothing', async () => {
     const k = withVcpu(await setupK());
     slotA(k);
     k.W(0x102000);
@@ -89,7 +90,7 @@ describe('SPEC-KVM §8 C: bitmap mode', () => {
   });
 });
 
-describe('SPEC-KVM §8 D: CLEAR', () => {
+describe('KVM vectors D: CLEAR', () => {
   it('V20: CLEAR alignment rules and faults', async () => {
     const k = await setupK();
     expect(k.CAP(168, 3)).toBe(0);

@@ -1,4 +1,5 @@
-// SPEC-KVM §8 E and F: the dirty ring, ring mappings, guest accesses.
+// KVM acceptance vectors, groups E and F: the dirty ring, ring mappings, guest accesses
+// (docs/conformance.md §19.5, §19.6).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { hx, LOG, RO, setupK, setupKR, slotA, withVcpu, zeros } from './setup.js';
@@ -16,7 +17,7 @@ const entry = (s: number, o: number, flags = 1): string => {
 };
 const h = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 
-describe('SPEC-KVM §8 E: dirty ring', () => {
+describe('KVM vectors E: dirty ring', () => {
   it('V24: enabling the ring', async () => {
     const k = await setupK();
     expect(k.CAP(192, 0)).toBe(-EINVAL);
@@ -109,7 +110,7 @@ describe('SPEC-KVM §8 E: dirty ring', () => {
   });
 });
 
-describe('SPEC-KVM §8 F: guest accesses', () => {
+describe('KVM vectors F: guest accesses', () => {
   it('V34: faults and bad arguments', async () => {
     const k = withVcpu(await setupK());
     slotA(k);

@@ -1,4 +1,5 @@
-// SPEC-KVM §8 G and H: write tracking and the KVM-VFIO device.
+// KVM acceptance vectors, groups G and H: write tracking and the KVM-VFIO device
+// (docs/conformance.md §19.7, §19.9).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi, type Kvm, type PageTrackNotifierNode } from '../../src/index.js';
 import { createDevice, deviceAttr, hx, LOG, setupK, setupKR, setupKV, slotA, withVcpu } from './setup.js';
@@ -7,7 +8,7 @@ const { EINVAL, EEXIST, EBADF, EFAULT, ENXIO, EBUSY, ENODEV } = errno;
 const h = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 const eight = Uint8Array.of(0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18);
 
-describe('SPEC-KVM §8 G: write tracking', () => {
+describe('KVM vectors G: write tracking', () => {
   it('V36: counts saturate at 65535 and stop at 0; only address-space-0 slots', async () => {
     const k = await setupK();
     slotA(k);
@@ -111,7 +112,7 @@ describe('SPEC-KVM §8 G: write tracking', () => {
   });
 });
 
-describe('SPEC-KVM §8 H: KVM-VFIO', () => {
+describe('KVM vectors H: KVM-VFIO', () => {
   it('V46: KVM_CREATE_DEVICE', async () => {
     const k = await setupK();
     const { P, vm } = k;

@@ -1,11 +1,12 @@
-// SPEC-KVM §8 A and B: /dev/kvm, VMs, memslots.
+// KVM acceptance vectors, groups A and B: /dev/kvm, VMs, memslots (docs/conformance.md
+// §19.1-§19.3).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { LOG, RO, region, setupK, slotA, withVcpu } from './setup.js';
 
 const { EINVAL, EFAULT, EEXIST, ENOENT, ESRCH, EBADF } = errno;
 
-describe('SPEC-KVM §8 A: /dev/kvm and VMs', () => {
+describe('KVM vectors A: /dev/kvm and VMs', () => {
   it('V1: API version and capabilities on /dev/kvm and on a VM fd', async () => {
     const k = await setupK();
     expect(k.P.ioctl(k.kfd, uapi.KVM_GET_API_VERSION, 0)).toBe(12);
@@ -45,7 +46,7 @@ describe('SPEC-KVM §8 A: /dev/kvm and VMs', () => {
   });
 });
 
-describe('SPEC-KVM §8 B: memslots', () => {
+describe('KVM vectors B: memslots', () => {
   it('V5: alignment and user ranges', async () => {
     const k = await setupK();
     const { U } = k;

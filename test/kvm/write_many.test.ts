@@ -1,5 +1,5 @@
-// vcpu.writeMany, the batch form of G1: the same effects as the stores one by one, every store
-// checked before any is made.
+// vcpu.writeMany, the batch form of vcpu.write (docs/conformance.md §19.6): the same effects as the
+// stores one by one, every store checked before any is made.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/index.js';
 import { hx, LOG, setupK, setupKR, slotA, withVcpu } from './setup.js';
