@@ -1,5 +1,5 @@
-// SPEC-PASID §4, rule by rule: binding errors, open failures, mmap checks, injected errors,
-// the device's region view, and removal.
+// Shared accelerators (docs/conformance.md §16), rule by rule: binding errors, open failures, mmap
+// checks, injected errors, the device's region view, and removal.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { b, setupA } from './setup.js';
@@ -7,7 +7,7 @@ import { b, setupA } from './setup.js';
 const { ENODEV, ESRCH, EOVERFLOW, ENOSPC, EBUSY, EINVAL, ENXIO, EEXIST, ENOENT, EIO, EBADF, EFAULT } = errno;
 const { UACCE_CMD_START_Q: START_Q, UACCE_CMD_PUT_Q: PUT_Q, INVALID_IOASID: INV } = uapi;
 
-describe('B2-B4: binding', () => {
+describe('bindDevice, unbindDevice, getPasid', () => {
   it('ENODEV for a removed device, ESRCH for an exited process, EOVERFLOW past maxPasids', async () => {
     const { engine, D1, D2, P1, P2 } = await setupA();
     const io = engine.ioasid;
@@ -77,7 +77,7 @@ describe('§4.3-§4.5: open, ioctl, mmap', () => {
     expect(() => D1.failNext('stop_queue' as never, 5)).toThrow(TypeError);
   });
 
-  it('M1 order: EINVAL (region), ENXIO, EEXIST, injected, size; EBADF for a closed fd', async () => {
+  it('mmapFd order: EINVAL (region), ENXIO, EEXIST, injected, size; EBADF for a closed fd', async () => {
     const { D1, D2, P1 } = await setupA();
     const fd = P1.open('/dev/zip-0');
     expect(P1.mmapFd(fd, 0x1000n, 4096)).toBe(-BigInt(EINVAL)); // DUS is 8192
@@ -93,7 +93,7 @@ describe('§4.3-§4.5: open, ioctl, mmap', () => {
     expect(D2.readAttr('region_mmio_size')).toBe('4096\n');
   });
 
-  it('M2/M3: region bytes through the process and the device; munmap rules', async () => {
+  it('region mappings: region bytes through the process and the device; munmap rules', async () => {
     const { D1, P1 } = await setupA();
     const fd = P1.open('/dev/zip-0');
     const A = P1.mmapFd(fd, 0x1000n, 8192);
@@ -164,7 +164,7 @@ describe('§4.9: removal', () => {
     expect(D1.dmaRead(1, V1 + 0x3000n, 0x1000)).toHaveLength(0x1000);
   });
 
-  it('E1: exit in a callback is EDEADLK; exit twice is 0; methods throw afterwards', async () => {
+  it('exit in a callback is EDEADLK; exit twice is 0; methods throw afterwards', async () => {
     const { P1 } = await setupA();
     expect(P1.exit()).toBe(0);
     expect(P1.exit()).toBe(0);

@@ -1,5 +1,5 @@
-// Setup A of SPEC-PASID §6: two accelerators (D1 observed into O) and processes with one
-// 0x4000-byte anonymous mapping each.
+// Setup A of the accelerator acceptance vectors: two accelerators (D1 observed into O) and
+// processes with one 0x4000-byte anonymous mapping each.
 import { createEngine, type Engine, type Process } from '../../src/index.js';
 import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
 

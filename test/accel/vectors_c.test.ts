@@ -1,4 +1,5 @@
-// SPEC-PASID §6 C: shared accelerators, by name.
+// The shared-accelerator acceptance vectors (group C), by name; the rules they check are in
+// docs/conformance.md §16.
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
@@ -7,7 +8,7 @@ import { b, logger, setupA } from './setup.js';
 const { ENOENT, EBUSY, EINVAL, ENXIO, EFAULT, ESRCH } = errno;
 const { UACCE_CMD_START_Q: START_Q, UACCE_CMD_PUT_Q: PUT_Q, INVALID_IOASID: INV } = uapi;
 
-describe('SPEC-PASID §6 C', () => {
+describe('accelerator vectors C', () => {
   it('V26. Attributes and paths', async () => {
     const { engine, D1, D2 } = await setupA();
     expect([D1.devId, D1.path, D2.devId, D2.path]).toEqual([0, '/dev/zip-0', 1, '/dev/sec-1']);

@@ -1,4 +1,5 @@
-// SPEC-PASID §6 D: what SVA device writes do to dirty tracking, and the soft-dirty record.
+// Acceptance vectors group D (docs/conformance.md §17): what SVA device writes do to dirty
+// tracking, and the soft-dirty record.
 import { describe, expect, it } from 'vitest';
 import { errno, type Engine, type Process, type VfioDevice as RealDevice } from '../../src/index.js';
 import { P, setup } from '../helpers/setups.js';
@@ -8,7 +9,7 @@ import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
 
 const { EFAULT } = errno;
 
-describe('SPEC-PASID §6 D', () => {
+describe('accelerator vectors D', () => {
   it.each(['E', 'I'] as const)('V40. An SVA write is invisible to type1 (setup %s)', async (kind) => {
     const s = await setup(kind);
     const P1 = s.proc as unknown as Process;
@@ -59,7 +60,7 @@ describe('SPEC-PASID §6 D', () => {
     expect(sd(A1, 4096)).toBe('00');
   });
 
-  it('DT6: softDirty length <= 0 throws RangeError; holes read 0; bits past the range are 0', async () => {
+  it('softDirty: length <= 0 throws RangeError; holes read 0; bits past the range are 0', async () => {
     const { P1, V1 } = await setupA();
     expect(() => P1.softDirty(V1, 0)).toThrow(RangeError);
     expect(() => P1.softDirty(V1, -1n)).toThrow(RangeError);

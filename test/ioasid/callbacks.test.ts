@@ -1,4 +1,4 @@
-// SPEC-PASID §2.6: what a callback may call (K1, K2), deferred work (K3) and exceptions (K4).
+// What a callback may call, deferred work and exceptions (docs/conformance.md §15.5).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi, type Engine, type Process } from '../../src/index.js';
 import { setupA } from '../accel/setup.js';
@@ -6,7 +6,7 @@ import { setupA } from '../accel/setup.js';
 const { EDEADLK } = errno;
 const INV = uapi.INVALID_IOASID;
 
-/** Every K1 call, made from inside a callback, with what it must answer. */
+/** Every call that refuses inside a callback, made from inside one, with what it must answer. */
 function k1Calls(engine: Engine, P: Process, fd: number, handle: object, accel: ReturnType<Engine['createAccelerator']>) {
   const io = engine.ioasid;
   return {
@@ -35,7 +35,7 @@ function k1Calls(engine: Engine, P: Process, fd: number, handle: object, accel: 
 
 const WANT: Record<string, unknown> = { alloc: INV, mmapFd: -BigInt(EDEADLK) };
 
-describe('K1: mutating calls answer EDEADLK in every kind of callback', () => {
+describe('mutating calls answer EDEADLK in every kind of callback', () => {
   it.each(['notifier', 'getter', 'observer'])('inside a %s', async (kind) => {
     const { engine, D1, D2, P1, V1 } = await setupA();
     const io = engine.ioasid;
@@ -69,8 +69,8 @@ describe('K1: mutating calls answer EDEADLK in every kind of callback', () => {
   });
 });
 
-describe('K2, K3: work queue', () => {
-  it('K2: a put inside the FREE of a referenced ID does not reclaim it until the free drops it', async () => {
+describe('references in a FREE, and the work queue', () => {
+  it('a put inside the FREE of a referenced ID does not reclaim it until the free drops it', async () => {
     const { engine } = await setupA();
     const io = engine.ioasid;
     expect(io.allocSet('t', 5)).toBe(1);
@@ -85,7 +85,7 @@ describe('K2, K3: work queue', () => {
     expect(io.idInfo(1)).toBe(null);
   });
 
-  it('K3: FIFO; work queued while draining runs in the same drain; nested calls do not drain', async () => {
+  it('the work queue is FIFO; work queued while draining runs in the same drain; nested calls do not drain', async () => {
     const { engine } = await setupA();
     const io = engine.ioasid;
     const order: string[] = [];
@@ -106,7 +106,7 @@ describe('K2, K3: work queue', () => {
     expect(order).toEqual(['A', 'nb1:1', 'A-end', 'w-after-1:1', 'C']);
   });
 
-  it('K4: a throwing subscriber counts as NOTIFY_DONE; the outermost call completes, then rethrows', async () => {
+  it('a throwing subscriber counts as NOTIFY_DONE; the outermost call completes, then rethrows', async () => {
     const { engine } = await setupA();
     const io = engine.ioasid;
     expect(io.allocSet('t', 5)).toBe(1);

@@ -1,6 +1,6 @@
-// Fail-the-Nth sweeps over every call of SPEC-PASID that allocates in the core: for n = 1, 2, ...
-// the nth allocation fails; the call must then fail with nothing changed and nothing leaked,
-// until n passes the call's last allocation and it succeeds.
+// Fail-the-Nth sweeps over every IOASID, PASID and accelerator call that allocates in the core: for
+// n = 1, 2, ... the nth allocation fails; the call must then fail with nothing changed and nothing
+// leaked, until n passes the call's last allocation and it succeeds.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi, type Engine } from '../../src/index.js';
 import { buf, vfioSetup } from './setup_p.js';

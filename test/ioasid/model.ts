@@ -1,5 +1,6 @@
-// A plain-TS model of SPEC-PASID §2 and §4 (sets, IDs, references, chains, one accelerator with
-// SVA), written from the text alone with Maps and Sets, for the random-operation test.
+// A plain-TS model of docs/conformance.md §15 and §16 (sets, IDs, references, chains, one
+// accelerator with SVA), written from the text alone with Maps and Sets, for the random-operation
+// test.
 const INV = 0xffff_ffff;
 const EPERM = 1, ENOENT = 2, ESRCH = 3, ENXIO = 6, EACCES = 13, EBUSY = 16, EEXIST = 17, ENODEV = 19;
 const EINVAL = 22, ENOSPC = 28;

@@ -1,7 +1,7 @@
-// Seeded random operations on the engine and on the plain-TS model of SPEC-PASID (test/ioasid/
-// model.ts): every result, every notification and the whole observable state agree after each
-// step. Also the safety property of §4.8 E4: no PASID is handed out again while a queue, a bond
-// or a reference still holds it.
+// Seeded random operations on the engine and on the plain-TS model of the IOASID rules
+// (test/ioasid/ model.ts): every result, every notification and the whole observable state agree
+// after each step. Also the safety property of docs/conformance.md §16.8: no PASID is handed out
+// again while a queue, a bond or a reference still holds it.
 import { describe, expect, it } from 'vitest';
 import { createEngine, type Process, type SvaHandle } from '../../src/index.js';
 import { rng } from '../helpers/rng.js';
@@ -177,7 +177,7 @@ async function run(seed: number, steps: number) {
       }
     }
     const ctx = `seed ${seed} step ${step} op ${op}`;
-    // E4: what this step handed out was held by nobody before it.
+    // No PASID reused while held: what this step handed out was held by nobody before it.
     if ((op === 3 || op === 4) && got !== 0xffff_ffff) expect(heldBefore.has(got as number), ctx).toBe(false);
     procs.forEach((p, i) => {
       const now = e.sva.pasidOf(p);
@@ -187,7 +187,7 @@ async function run(seed: number, steps: number) {
     expect(log, ctx).toEqual(m.log);
     // The whole observable state.
     expect(io.getAvailable(), ctx).toBe(m.avail);
-    let quotas = 0; // I1: capacity = avail + the quotas of every set
+    let quotas = 0; // capacity = avail + the quotas of every set
     for (let s = 0; s < CAP; s++) quotas += io.setInfo(s)?.quota ?? 0;
     expect(io.getAvailable() + quotas, ctx).toBe(CAP);
     for (let s = -1; s < 8; s++) {
@@ -204,7 +204,7 @@ async function run(seed: number, steps: number) {
     }
     expect(D.queues().map((q) => [q.qid, q.pasid, q.state]), ctx)
       .toEqual(m.hw.flatMap((q) => (q ? [[q.qid, q.pasid, q.state]] : [])));
-    // E4 / I4: every PASID a queue, a bond or a test reference holds is still allocated, and
+    // Never reused while held, never lost: every PASID a queue, a bond or a test reference holds is still allocated, and
     // held by the process it was given to.
     for (const q of D.queues()) expect(io.idInfo(q.pasid)?.pdata, ctx).toBe(q.proc);
     for (const [i, n] of refs) if (n > 0) expect(io.idInfo(i), `${ctx} ref ${i}`).not.toBe(null);
@@ -215,7 +215,7 @@ async function run(seed: number, steps: number) {
   }
 }
 
-describe('random operations against the model of SPEC-PASID', () => {
+describe('random operations against the model of the IOASID rules', () => {
   it.each([1, 2, 3, 4, 5, 6])('seed %i: 1500 steps agree', async (seed) => {
     await run(seed, 1500);
   });

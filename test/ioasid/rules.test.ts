@@ -1,4 +1,5 @@
-// SPEC-PASID §2, rule by rule: every invalid input with its exact result and an unchanged state.
+// The IOASID allocator (docs/conformance.md §15), rule by rule: every invalid input with its exact
+// result and an unchanged state.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi, type Ioasid } from '../../src/index.js';
 
@@ -31,7 +32,7 @@ async function twoSets() {
 }
 
 describe('C: capacity and the system set', () => {
-  it('C1 rejects 0, 2^32 and a second install; C2 counts ids', async () => {
+  it('installCapacity rejects 0, 2^32 and a second install; getCapacity counts ids', async () => {
     const io = (await createEngine({ ioasidCapacity: 0 })).ioasid;
     refused(io, -EINVAL, () => io.installCapacity(0));
     refused(io, -EINVAL, () => io.installCapacity(-5));
@@ -49,7 +50,7 @@ describe('C: capacity and the system set', () => {
     await expect(createEngine(o)).rejects.toThrow(RangeError);
   });
 
-  it('C3: capacity without a system set; C4 order: EEXIST before the quota checks', async () => {
+  it('capacity without a system set; allocSystemSet order: EEXIST before the quota checks', async () => {
     const io = (await createEngine({ ioasidCapacity: 50, ioasidSystemQuota: 0 })).ioasid;
     expect([io.getCapacity(), io.getAvailable(), io.systemSid]).toEqual([50, 50, -1]);
     refused(io, -EINVAL, () => io.allocSystemSet(0));
@@ -63,7 +64,7 @@ describe('C: capacity and the system set', () => {
 });
 
 describe('S: sets', () => {
-  it('S1: the lowest free sid is reused; tokens are stored, not checked', async () => {
+  it('allocSet: the lowest free sid is reused; tokens are stored, not checked', async () => {
     const { io } = await twoSets();
     expect(io.allocSet('A', 1)).toBe(2);
     expect(io.freeSet(0, true)).toBe(0);
@@ -73,7 +74,7 @@ describe('S: sets', () => {
     expect(io.setInfo(3)!.token).toBe(undefined);
   });
 
-  it('S2: used > quota, unknown and DESTROYING sets are EINVAL; quota == used is allowed', async () => {
+  it('adjustSet: used > quota, unknown and DESTROYING sets are EINVAL; quota == used is allowed', async () => {
     const { io } = await twoSets();
     expect(io.alloc(0, 1, 10)).toBe(1);
     expect(io.alloc(0, 1, 10)).toBe(2);
@@ -88,7 +89,7 @@ describe('S: sets', () => {
     refused(io, -EINVAL, () => io.adjustSet(0, 5));
   });
 
-  it('S3/S4: a referenced ID keeps its set DESTROYING until its last put; then the quota returns', async () => {
+  it('freeSet: a referenced ID keeps its set DESTROYING until its last put; then the quota returns', async () => {
     const { io } = await twoSets();
     const log: [number, number][] = [];
     io.addNotifier((e, a) => {
@@ -115,7 +116,7 @@ describe('S: sets', () => {
     expect(log).toEqual([[2, 1], [2, 2]]); // reclaim sends nothing
   });
 
-  it('S3: unknown sid EINVAL before EPERM; the system set EPERM', async () => {
+  it('freeSet: unknown sid EINVAL before EPERM; the system set EPERM', async () => {
     const io = (await createEngine()).ioasid;
     refused(io, -EINVAL, () => io.freeSet(5, false));
     refused(io, -EPERM, () => io.freeSet(0, true));
@@ -124,7 +125,7 @@ describe('S: sets', () => {
 });
 
 describe('A, F, G, P, D: IDs', () => {
-  it('A1: INV for no set, a full set, an empty or reversed range; 0xFFFFFFFF never allocated', async () => {
+  it('alloc: INV for no set, a full set, an empty or reversed range; 0xFFFFFFFF never allocated', async () => {
     const { io } = await twoSets();
     refused(io, INV, () => io.alloc(7, 1, 10));
     refused(io, INV, () => io.alloc(-1, 1, 10));
@@ -137,7 +138,7 @@ describe('A, F, G, P, D: IDs', () => {
     expect(io.alloc(1, 0, 0)).toBe(0);
   });
 
-  it('A1: an allocation the core cannot back returns INV with nothing changed', async () => {
+  it('alloc: an allocation the core cannot back returns INV with nothing changed', async () => {
     const { e, io } = await twoSets();
     e.failNthAllocation(1);
     refused(io, INV, () => io.alloc(0, 1, 10));
@@ -145,7 +146,7 @@ describe('A, F, G, P, D: IDs', () => {
     expect(io.alloc(0, 1, 10)).toBe(1);
   });
 
-  it('F1: ENOENT, EACCES, EBUSY in that order', async () => {
+  it('free: ENOENT, EACCES, EBUSY in that order', async () => {
     const { io } = await twoSets();
     expect(io.alloc(0, 5, 10)).toBe(5);
     refused(io, -ENOENT, () => io.free(6));
@@ -157,7 +158,7 @@ describe('A, F, G, P, D: IDs', () => {
     refused(io, -EBUSY, () => io.free(5));
   });
 
-  it('G1/P1 check orders: EINVAL, EBUSY before EACCES for get; EACCES before EINVAL for put', async () => {
+  it('get and put check orders: EINVAL, EBUSY before EACCES for get; EACCES before EINVAL for put', async () => {
     const { io } = await twoSets();
     refused(io, -EINVAL, () => io.get(1));
     refused(io, -EINVAL, () => io.put(1));
@@ -171,7 +172,7 @@ describe('A, F, G, P, D: IDs', () => {
     expect(io.put(1, 0)).toBe(1);
   });
 
-  it('D1: a getter that throws counts as false and the outermost call rethrows', async () => {
+  it('find: a getter that throws counts as false and the outermost call rethrows', async () => {
     const { io } = await twoSets();
     const p = { p: 1 };
     expect(io.alloc(0, 1, 10, p)).toBe(1);
@@ -197,7 +198,7 @@ describe('A, F, G, P, D: IDs', () => {
 });
 
 describe('N: notifier chains', () => {
-  it('N1: EEXIST on the same chain, one function on several chains, removal ENOENT and EINVAL', async () => {
+  it('addNotifier: EEXIST on the same chain, one function on several chains, removal ENOENT and EINVAL', async () => {
     const { io } = await twoSets();
     const f = () => 0;
     expect(io.addNotifier(f)).toBe(0);
@@ -211,7 +212,7 @@ describe('N: notifier chains', () => {
     expect(io.removeNotifier(f, { sid: 0 })).toBe(0);
   });
 
-  it('N4: a result outside [0, 2^32) counts as NOTIFY_DONE', async () => {
+  it('a chain walk: a result outside [0, 2^32) counts as NOTIFY_DONE', async () => {
     const { io } = await twoSets();
     expect(io.alloc(0, 1, 10)).toBe(1);
     const results: unknown[] = [-1, 2 ** 32, 1.5, 'x', 0x8001];

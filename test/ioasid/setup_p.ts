@@ -1,5 +1,5 @@
-// Setup P of SPEC-PASID §6: a process whose TYPE1v2 container holds a syswidePasid group, and the
-// PASID_REQUEST notation (REQ, ALLOC).
+// Setup P of the PASID acceptance vectors: a process whose TYPE1v2 container holds a syswidePasid
+// group, and the PASID_REQUEST notation (REQ, ALLOC).
 import { expect } from 'vitest';
 import { createEngine, uapi, type Process } from '../../src/index.js';
 

@@ -1,4 +1,4 @@
-// SPEC-PASID §6 A: the allocator's vectors, by name.
+// The allocator's acceptance vectors (group A), by name; the rules are in docs/conformance.md §15.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
@@ -17,7 +17,7 @@ function sub(name: string, log: Call[], ret: () => number | void = () => undefin
 }
 const names = (log: Call[]) => log.map((c) => c[0]);
 
-describe('SPEC-PASID §6 A', () => {
+describe('allocator vectors A', () => {
   it('V1. Capacity and sets', async () => {
     const e = await createEngine({ ioasidCapacity: 0 });
     const io = e.ioasid;

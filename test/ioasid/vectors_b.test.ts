@@ -1,4 +1,5 @@
-// SPEC-PASID §6 B: VFIO_IOMMU_PASID_REQUEST, by name.
+// The acceptance vectors of VFIO_IOMMU_PASID_REQUEST (group B), by name (docs/conformance.md
+// §15.6, §15.7).
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi, type Engine } from '../../src/index.js';
 import type { IoasidNbArgs } from '../../src/ioasid/ioasid.js';
@@ -15,7 +16,7 @@ function globalLog(engine: Engine) {
   return log;
 }
 
-describe('SPEC-PASID §6 B', () => {
+describe('PASID_REQUEST vectors B', () => {
   it('setup P makes the VM set', async () => {
     const { engine, P1 } = await setupP();
     expect(engine.ioasid.setInfo(1)).toEqual({
@@ -125,7 +126,7 @@ describe('SPEC-PASID §6 B', () => {
     expect(engine.ioasid.getAvailable()).toBe(1015808);
   });
 
-  it('VM1: an attach whose VM set cannot be made fails with ENOSPC and is undone', async () => {
+  it('an attach whose VM set cannot be made fails with ENOSPC and is undone', async () => {
     const engine = await createEngine({ ioasidCapacity: 100, ioasidSystemQuota: 10, vfioPasidQuota: 91 });
     const P = engine.createProcess();
     const G = engine.createGroup({ kind: 'iommu', syswidePasid: true });
