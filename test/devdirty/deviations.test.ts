@@ -1,4 +1,5 @@
-// SPEC-DEVICE-DIRTY §6: one test per version choice and safe deviation, named after its row.
+// One test per version choice and safe deviation of docs/conformance.md §20.6, named after its
+// row.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { attach, bind, detach, dv, hex, Iommufd, P, rep, setupF, setupL, struct, U64_MAX, userBuffer } from './helpers.js';

@@ -1,5 +1,5 @@
-// SPEC-DEVICE-DIRTY §2: device options, dev.dmaWrite / dev.dmaRead through type1 and iommufd,
-// IOMMU faults, and what a successful write marks.
+// Devices and their own DMA (docs/conformance.md §20.1, §20.2): device options, dev.dmaWrite /
+// dev.dmaRead through type1 and iommufd, IOMMU faults, and what a successful write marks.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { hex, P, rep, setupF, setupL, struct, userBuffer } from './helpers.js';

@@ -1,4 +1,5 @@
-// SPEC-DEVICE-DIRTY §5 A: VFIO_DEVICE_FEATURE framing, probes and MIGRATION (setup L, not started).
+// Device-dirty acceptance vectors, group A: VFIO_DEVICE_FEATURE framing, probes and MIGRATION
+// (setup L, not started; docs/conformance.md §20.3).
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/index.js';
 import { dv, hex, setupL } from './helpers.js';

@@ -1,6 +1,6 @@
-// Setups and notation of SPEC-DEVICE-DIRTY §5 for the device-dirty tests: setup L (type1 + a
-// device with a tracker), setup F (iommufd with a dirty-capable HWPT), and the struct builders of
-// §1.2-§1.3 as small helpers over the ioctl surface.
+// Setups and notation of the device-dirty acceptance vectors: setup L (type1 + a device with a
+// tracker), setup F (iommufd with a dirty-capable HWPT), and builders of the VFIO device and
+// iommufd structs as small helpers over the ioctl surface.
 import { createEngine, uapi, type Engine, type Group, type Process, type VfioDevice } from '../../src/index.js';
 import type { DeviceSpec } from '../../src/vfio/device_state.js';
 
@@ -205,7 +205,7 @@ export interface SetupF {
   ENABLE(): number;
 }
 
-/** Setup F of §5 G (`huge`: hugeIoptes and the 2 MiB-aligned map of V65 instead). */
+/** Setup F (`huge`: hugeIoptes and a 2 MiB-aligned map instead). */
 export async function setupF(o: { huge?: boolean; map?: boolean } = {}): Promise<SetupF> {
   const engine = await createEngine();
   const g = engine.createGroup({ kind: 'iommu', iommuDirtyTracking: true, hugeIoptes: o.huge ?? false });

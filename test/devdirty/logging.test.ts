@@ -1,4 +1,5 @@
-// SPEC-DEVICE-DIRTY §5 B-E: DMA_LOGGING_START, lifecycle, REPORT, and type1 beside device logging.
+// Device-dirty acceptance vectors, groups B-E: DMA_LOGGING_START, lifecycle, REPORT, and type1
+// beside device logging (docs/conformance.md §20.4, §20.5).
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 import { dv, hex, P, rep, setupL, struct, U64_MAX, userBuffer } from './helpers.js';
@@ -103,7 +104,7 @@ describe('§5 B START', () => {
     expect(s.START(0x200000n, [[0n, 0x40000000000n]]).ret).toBe(0);
   });
 
-  it('T1 START while logging is EINVAL and the log is untouched', async () => {
+  it('START while logging is EINVAL and the log is untouched', async () => {
     const s = await setupL();
     expect(s.START().ret).toBe(0);
     expect(s.W(P(3))).toBe(0);

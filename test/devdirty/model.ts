@@ -1,6 +1,7 @@
-// A plain-TS model of SPEC-DEVICE-DIRTY for the random-operation tests: a tracker's log as a set
-// of marked units (§3.3-§3.5) and a HWPT's IOPTE dirty bits as a set of 4 KiB IOPTEs over its
-// areas (§4.4-§4.5, §4.9-§4.10), each written straight from the spec's rules, unit by unit.
+// A plain-TS model of device dirty tracking for the random-operation tests: a tracker's log as a
+// set of marked units (DMA logging, docs/conformance.md §20.4) and a HWPT's IOPTE dirty bits as a
+// set of 4 KiB IOPTEs over its areas (IOAS_MAP, IOAS_UNMAP, SET_DIRTY_TRACKING, GET_DIRTY_BITMAP,
+// §21.3, §21.4), each written straight from the rules, unit by unit.
 export type R = [bigint, bigint]; // inclusive [start, last]
 
 /** The report bitmap (8·⌈nbits/64⌉ bytes) of `marked` units of size T over Q = [iova, last]. */

@@ -1,4 +1,4 @@
-// SPEC-DEVICE-DIRTY §7: the uapi names and values of §1, and the new errno values.
+// The uapi names and values of device dirty tracking and iommufd, and the new errno values.
 import { describe, expect, it } from 'vitest';
 import { errno, uapi } from '../../src/index.js';
 

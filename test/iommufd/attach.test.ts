@@ -1,5 +1,5 @@
-// SPEC-DEVICE-DIRTY §4.2, §4.3, §4.6: replacing attachments, the group rule, reservations in
-// IOVA_RANGES, DESTROY of an IOAS, and the context's release returning every Wasm block.
+// iommufd (docs/conformance.md §21.2, §21.3): replacing attachments, the group rule, reservations
+// in IOVA_RANGES, DESTROY of an IOAS, and the context's release returning every Wasm block.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { attach, bind, detach, dv, Iommufd, rep, setupF, struct, userBuffer } from '../devdirty/helpers.js';

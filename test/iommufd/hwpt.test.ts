@@ -1,4 +1,5 @@
-// SPEC-DEVICE-DIRTY §5 G-H: device cdevs, HWPTs and HWPT dirty tracking (setup F).
+// iommufd acceptance vectors, groups G-H: device cdevs, HWPTs and HWPT dirty tracking (setup F;
+// docs/conformance.md §21.2, §21.4).
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { attach, bind, detach, dv, hex, Iommufd, P, rep, setupF, struct, U64_MAX } from '../devdirty/helpers.js';

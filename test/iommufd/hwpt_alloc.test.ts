@@ -1,5 +1,6 @@
-// SPEC-DEVICE-DIRTY §4.4 M10 and §4.8 A5 (d)-(g), and attach rule (3): one test per rule, each
-// with its errno and nothing made.
+// HWPT_ALLOC's checks on an IOAS's areas, IOAS_MAP's last check (memory mapped under a HWPT) and
+// the attach rule on page sizes (docs/conformance.md §21.2-§21.4): one test per rule, each with
+// its errno and nothing made.
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, type GroupOptions } from '../../src/index.js';
 import { attach, bind, Iommufd } from '../devdirty/helpers.js';
@@ -41,7 +42,7 @@ describe('HWPT_ALLOC domain rules', () => {
     expect(fd.map(1, 0x100000000n, 0x1000n, proc.mmap(0x1000)).ret).toBe(-EINVAL); // reserved now
   });
 
-  it('M10 a map under a HWPT needs mapped user memory (EFAULT); without one it does not', async () => {
+  it('IOAS_MAP: a map under a HWPT needs mapped user memory (EFAULT); without one it does not', async () => {
     const { fd } = await ctx();
     expect(fd.map(1, 0x100000n, 0x1000n, 0x7000_0000_0000n).ret).toBe(0);
     expect(fd.hwptAlloc(0, 2, 1)).toBe(-EFAULT); // (g) every area must be mapped

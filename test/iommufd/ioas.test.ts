@@ -1,4 +1,5 @@
-// SPEC-DEVICE-DIRTY §5 F: iommufd framing and the IOAS (I = a fresh /dev/iommu fd).
+// iommufd acceptance vectors, group F: framing and the IOAS (I = a fresh /dev/iommu fd;
+// docs/conformance.md §21.1, §21.3).
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../../src/index.js';
 import { dv, hex, Iommufd, rep, struct, U64_MAX } from '../devdirty/helpers.js';
