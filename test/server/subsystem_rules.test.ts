@@ -115,7 +115,7 @@ describe('KVM requests', () => {
     expect(await c.registerKvmNode('r-vgpu', {})).toBe(EEXIST);
     expect(await c.request(Op.DEV_KVM_REGISTER_NODE, new Writer().str('r-vgpu').u32(4).done())).toMatchObject({ ret: BigInt(EINVAL) });
     expect(await c.unregisterKvmNode('r-vgpu')).toBe(0);
-    expect(await c.unregisterKvmNode('r-vgpu')).toBe(0); // T6: no node, no effect
+    expect(await c.unregisterKvmNode('r-vgpu')).toBe(0); // an unregistered node: no effect
     expect(await c.request(Op.DEV_REGISTER_KVM_UNLINK, new Writer().str('r-vgpu').u32(2).done())).toMatchObject({ ret: BigInt(EINVAL) });
     await c.end();
   });

@@ -1,5 +1,5 @@
-// SPEC vectors of the other subsystems as scripts (script.ts): SPEC-KVM V54, SPEC-DEVICE-DIRTY
-// V21, SPEC-PASID V21 (the set chain) and V33/V34 (a connection's own PASID). Each expects a fresh
+// Acceptance vectors of the other subsystems as scripts (script.ts): KVM V54, device-dirty V21,
+// PASID V21 (the set chain) and V33/V34 (a connection's own PASID). Each expects a fresh
 // engine or server (accelerator devIds, PASIDs and set ids start from the lowest).
 import { uapi } from '../../src/uapi.js';
 import { dmaMap, hex } from '../helpers/uapi_structs.js';
@@ -23,7 +23,7 @@ function le(n: number, fields: [number, 32 | 64, number | bigint][]): Uint8Array
   return out;
 }
 
-/** SPEC-KVM V54 (setup KV + slot A + c0): node, tracking and the unlink callback through dev.kvm. */
+/** KVM vector V54 (setup KV + slot A + c0): node, tracking and the unlink callback through dev.kvm. */
 export function kvmV54(dev: string): Step[] {
   const U = MEM;
   const buf = MEM + 0x201000n; // (after a guard page) holds the int32 fd for KVM_SET_DEVICE_ATTR, and the dirty bitmap
@@ -44,7 +44,7 @@ export function kvmV54(dev: string): Step[] {
     attr(2n), ['kvm', 'trackCount', dev, '0x105'],
     ['vcpu_write', 5, '0x105008', '11 12 13 14 15 16 17 18'], ...get,
     ['vcpu_read', 5, '0x105008', 8], ['kvm', 'gfnToHva', dev, '0x103'],
-    // the device keeps its KVM until closed (F5): a new node sees batch stores and the slot's removal
+    // the device keeps its KVM until closed (docs/conformance.md §19.9): a new node sees batch stores and the slot's removal
     ['kvm_node', dev], ['kvm', 'trackAdd', dev, '0x101'],
     ['vcpu_write_many', 5, ['0x100000', '0x101000'], '01 02 03 04 05 06 07 08', 4],
     ['ioctl', 4, uapi.KVM_SET_USER_MEMORY_REGION, b(region(0, 0, 0x100000n, 0n, U))],
@@ -52,7 +52,7 @@ export function kvmV54(dev: string): Step[] {
   ];
 }
 
-/** SPEC-DEVICE-DIRTY V21 (setup L, started): four device writes, REPORT twice. */
+/** Device-dirty vector V21 (setup L, started): four device writes, REPORT twice. */
 export function deviceV21(dev: string): Step[] {
   const R = MEM; // the ranges array, then the report bitmap at R + 0x100
   const mem = MEM + 0x2000n; // after a guard page
@@ -77,7 +77,7 @@ export function deviceV21(dev: string): Step[] {
   ];
 }
 
-/** SPEC-PASID V21 (setup P), the set chain's part: ALLOC ×3 notifies, FREE [1,3] notifies each. */
+/** PASID vector V21 (setup P), the set chain's part: ALLOC ×3 notifies, FREE [1,3] notifies each. */
 export function pasidV21(dev: string): Step[] {
   const req = (flags: number, min: number, max: number): Step =>
     ['ioctl', 3, uapi.VFIO_IOMMU_PASID_REQUEST, b(le(16, [[0, 32, 16], [4, 32, flags], [8, 32, min], [12, 32, max]]))];
@@ -92,7 +92,7 @@ export function pasidV21(dev: string): Step[] {
   ];
 }
 
-/** SPEC-PASID V34 and V33 (setup A) for the connection's own PASID. */
+/** Accelerator vectors V34 and V33 (setup A) for the connection's own PASID. */
 export function accelV34(): Step[] {
   const V1 = MEM;
   return [
@@ -112,7 +112,7 @@ export function accelV34(): Step[] {
   ];
 }
 
-/** SPEC-DEVICE-DIRTY V52 (setup F): a cdev bound to iommufd, HWPT dirty tracking, device writes. */
+/** Device-dirty vector V52 (setup F): a cdev bound to iommufd, HWPT dirty tracking, device writes. */
 export function iommufdV52(dev: string): Step[] {
   const V = MEM;
   const B = MEM + 0x81000n; // after a guard page

@@ -1,5 +1,6 @@
-// SPEC vectors of KVM, device dirty tracking and PASID/accelerators through the Python and the
-// Node client: the same rows, bytes and events as the in-process engine, and the SPEC's bytes.
+// Acceptance vectors of KVM, device dirty tracking and PASID/accelerators through the Python and
+// the Node client: the same rows, bytes and events as the in-process engine, and the vectors'
+// bytes.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
