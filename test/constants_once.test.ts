@@ -1,4 +1,4 @@
-// Constants defined once (COMMON "One implementation per rule"): the page size, u64 bounds, the
+// Constants defined once (one implementation per rule): the page size, u64 bounds, the
 // pin limit, struct sizes and the bitmap header each have one definition, which the code uses.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';

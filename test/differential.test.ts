@@ -96,7 +96,7 @@ const GROUPS_SETUP = (aperture36 = false, memlockLimit?: bigint): Sequence['setu
 /** Minimal sequences from earlier differential runs that once exposed engine bugs. */
 const REGRESSIONS: [string, Sequence][] = [
   [
-    // SPEC §6: an attach whose aperture excludes an existing dma fails with EINVAL, also for the
+    // docs/conformance.md §2.6: an attach whose aperture excludes an existing dma fails with EINVAL, also for the
     // first IOMMU group of a container whose dmas were mapped while it had no IOMMU domain
     'first IOMMU attach with a dma outside its aperture',
     { seed: 0, setup: GROUPS_SETUP(), ops: [
@@ -111,7 +111,7 @@ const REGRESSIONS: [string, Sequence][] = [
     ] },
   ],
   [
-    // SPEC §1.5 item 9, §6: after a detach the valid list is the remaining groups' apertures
+    // docs/conformance.md §3.5, §2.7: after a detach the valid list is the remaining groups' apertures
     // intersected (not spanned), minus their reserved regions
     'valid IOVA list after detaching the group with the wider aperture',
     { seed: 0, setup: GROUPS_SETUP(true), ops: [
@@ -130,8 +130,9 @@ const REGRESSIONS: [string, Sequence][] = [
     ] },
   ],
   [
-    // SPEC §6 "the last IOMMU domain with no emulated group: every vfio_dma is unmapped,
-    // unpinned, uncharged and freed": pages a driver left pinned are uncharged too
+    // docs/conformance.md §2.7: when the last IOMMU domain goes and no emulated group is left,
+    // every mapping is unmapped, unpinned, uncharged and freed: pages a driver left pinned are
+    // uncharged too
     'locked_vm after the last IOMMU group leaves with pages still pinned',
     { seed: 0, setup: GROUPS_SETUP(), ops: [
       { t: 'mmap', p: 0, len: 0x100000n, out: 0 },
@@ -151,7 +152,7 @@ const REGRESSIONS: [string, Sequence][] = [
     ] },
   ],
   [
-    // SPEC §2.3, §8.1 item 2: replay pins page by page, each page charged as it is pinned; here
+    // docs/conformance.md §2.6, §4.3: replay pins page by page, each page charged as it is pinned; here
     // page 300 passes RLIMIT_MEMLOCK before page 639 (unmapped) is reached: ENOMEM, as for MAP
     'replay stops at the first page that fails, in page order',
     { seed: 0, setup: GROUPS_SETUP(false, 300n * 4096n), ops: [
@@ -172,7 +173,7 @@ describe('differential: Wasm engine vs reference model', () => {
     await check(seq);
   });
 
-  it('exports the SPEC §1 uAPI numbers', () => {
+  it('exports the uAPI numbers of docs/conformance.md §3.1', () => {
     const names = Object.keys(U).filter((k) => /^(VFIO_|IOMMU_READ|IOMMU_WRITE)/.test(k));
     for (const k of names) expect([k, (uapi as Record<string, unknown>)[k]]).toEqual([k, (U as Record<string, unknown>)[k]]);
   });

@@ -271,7 +271,7 @@ describe('dirty_bitmap: long bitmaps and word edges', () => {
     }
   });
 
-  it('reproduces SPEC V35 and V36 [clean] through readInto', () => {
+  it('reproduces vectors V35 and V36 [clean] through readInto', () => {
     const a = DirtyBitmap.create(core, 4); // V35: dma at page 2, pins at pages 2 and 5
     a.set(0);
     a.set(3);

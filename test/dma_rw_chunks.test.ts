@@ -1,4 +1,4 @@
-// vfio_dma_rw (SPEC §4.6) through bounded chunks: every check before any byte moves, one scratch
+// vfio_dma_rw (docs/conformance.md §6.6) through bounded chunks: every check before any byte moves, one scratch
 // buffer of at most DMA_RW_CHUNK bytes whatever the caller's buffer, ENOMEM reported as ENOMEM
 // with nothing copied, and byte-exact copies across chunk and dma boundaries.
 import { describe, expect, it, vi } from 'vitest';

@@ -1,4 +1,4 @@
-// How the ioctl surface reads its arguments (CONTRACT "A user process"): struct buffers on
+// How the ioctl surface reads its arguments (docs/conformance.md §3.6): struct buffers on
 // resizable ArrayBuffers, the unsigned-long value of CHECK_EXTENSION and SET_IOMMU given as a
 // number or a bigint; and the typed API refusing objects of another engine.
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 // Property (fast-check): in pinned scope no dirty page is ever lost. Every page written with
 // dma_rw or pinned since the previous harvest of its dma (GET_BITMAP over it, or unmap with
-// bitmap) is in the next harvest, and every page still pinned is in every harvest (SPEC §4.5,
-// §4.6, §5.6, §5.9), across any interleaving of map / pin / unpin / dma_rw read and write /
+// bitmap) is in the next harvest, and every page still pinned is in every harvest (docs/conformance.md
+// §6.5, §6.6, §7.6, §7.9), across any interleaving of map / pin / unpin / dma_rw read and write /
 // unmap / harvests. Over-reporting is allowed, so only the required bits are checked.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -131,7 +131,7 @@ async function run(engine: AnyEngine, cmds: Cmd[]): Promise<void> {
         const data = new Uint8Array(x.len).fill(0x5a);
         const ret = dev.dmaRw(iova, data, x.write);
         // a write that starts inside the dma copies (and marks) up to the dma's end even when the
-        // rest of the range is unmapped and the call fails (SPEC §4.6)
+        // rest of the range is unmapped and the call fails (docs/conformance.md §6.6)
         const end = d.iova + d.pages * PG;
         if (x.write && iova < end && (ret === 0 || ret === -U.EINVAL)) {
           const last = (iova + BigInt(x.len) < end ? iova + BigInt(x.len) : end) - 1n;

@@ -52,7 +52,7 @@ function dump(p: number, c = core): ModelPin[] {
 const sorted = (s: Set<bigint>) => [...s].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
 describe('pin_table: exact cases', () => {
-  it('counts references (SPEC V27) and releases at zero', () => {
+  it('counts references (vector V27) and releases at zero', () => {
     const t = new PinTable(core);
     expect(t.pinRange(2n, 2)).toBe(2);
     expect(t.pinRange(2n, 1)).toBe(0); // already pinned: a reference, not a new page
@@ -62,7 +62,7 @@ describe('pin_table: exact cases', () => {
     expect(t.size).toBe(2);
     expect(t.unpinRange(2n, 2)).toBe(1); // page 3 released, page 2 down to 1
     expect(t.entries()).toEqual([{ page: 2n, count: 1 }]);
-    expect(t.unpinRange(0n, 2)).toBe(0); // unpinned pages are ignored (SPEC V32)
+    expect(t.unpinRange(0n, 2)).toBe(0); // unpinned pages are ignored (vector V32)
     expect(t.unpinRange(5n, 100)).toBe(0);
     expect(t.entries()).toEqual([{ page: 2n, count: 1 }]);
     expect(t.unpinRange(2n, 1)).toBe(1);

@@ -40,7 +40,7 @@ describe('proc.exit releases every VFIO file', () => {
     expect(e.memoryInUse()).toBeGreaterThan(base);
     expect(p.exit()).toBe(0);
     // The device fd was the group file's last reference: its close detached the last group,
-    // which freed every dma (SPEC §6). The kernel calls no dma_unmap op on that path: a driver
+    // which freed every dma (docs/conformance.md §2.7). The kernel calls no dma_unmap op on that path: a driver
     // releases its pins in its own close.
     expect(unmaps).toEqual([]);
     expect(e.containers.size).toBe(0);

@@ -1,6 +1,7 @@
 // One range gate for every dirty read: the GET_BITMAP ioctl, the typed API's dirty.read,
 // readReport and windows give the same errno for the same range in both profiles, and the same
-// bytes when they succeed (STYLE "One gate per kind of range"; SPEC §5.4, §8 item 13). Each
+// bytes when they succeed (one gate per kind of range;
+// docs/conformance.md §7.4, §7.11). Each
 // surface runs on its own engine built the same way, since every read clears what it reported.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ async function build(profile: ProfileName, pgshift: bigint, tracking: boolean): 
   for (const [iova, size] of MAPS) c.map({ iova, size, vaddr: (proc.mmap(size + pg) + pg - 1n) & ~(pg - 1n) });
   if (tracking) {
     c.dirty.start();
-    // A pin puts the group in pinned scope (SPEC §5.8): reports then show the writes, not all ones.
+    // A pin puts the group in pinned scope (docs/conformance.md §6.5, §7.8): reports then show the writes, not all ones.
     expect(dev.pinPages(MAPS[0][0], 1, uapi.IOMMU_READ | uapi.IOMMU_WRITE)).toBe(1);
     for (const a of WRITES) expect(dev.dmaRw(a, new Uint8Array([1]), true)).toBe(0);
   }
@@ -186,7 +187,7 @@ describe('the dirty-read range gate is one gate on every surface', () => {
   });
 });
 
-describe('a type1 (v1) container does no dirty tracking on any surface (SPEC §5.1)', () => {
+describe('a type1 (v1) container does no dirty tracking on any surface (docs/conformance.md §7.1)', () => {
   it('EACCES from the ioctl and every typed call', async () => {
     const engine = await createEngine();
     const g = engine.createGroup({ kind: 'emulated' });

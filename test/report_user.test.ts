@@ -47,7 +47,7 @@ describe('report into user memory', () => {
     for (let i = 0; i < bytes.length * 8; i++) {
       const bit = (bytes[i >> 3] >> (i & 7)) & 1;
       // the dma starts at bit 3 of word 0, so that whole word is ORed with the caller's 0xa5
-      // bytes (SPEC §5.5); every later word is written whole
+      // bytes (docs/conformance.md §7.5); every later word is written whole
       const expected = (i < 64 ? (0xa5 >> (i & 7)) & 1 : 0) | (want.has(i) ? 1 : 0);
       if (bit !== expected) throw new Error(`bit ${i}: ${bit}, expected ${expected}`);
     }

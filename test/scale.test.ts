@@ -1,5 +1,5 @@
 // Scale: a 1 TiB mapping tracked and read whole through GET_BITMAP; the INT_MAX page limit of
-// START at its exact edge (SPEC §5.2, §5.4).
+// START at its exact edge (docs/conformance.md §7.2, §7.4).
 import { describe, expect, it } from 'vitest';
 import { createEngine, errno, uapi } from '../src/index.js';
 import { dirtyBitmap, dirtyBitmapGet, dmaMap } from './helpers/uapi_structs.js';

@@ -1,10 +1,10 @@
 // The engine under test: the Wasm engine from src/index.ts, or, with VFIO_DIRTY_ENGINE=reference,
 // the plain-TS reference model (test/reference/engine.ts), which has the same surface. The types
-// below are the CONTRACT surface plus the engine extras the spec tests read (inspect()), written
-// from CONTRACT.md alone so the tests say what they rely on. makeEngine assigns both engines to
-// this type without a cast, so the type checker reports any drift from CONTRACT in either.
+// below are the public surface both engines promise plus the engine extras the spec tests read
+// (inspect()), written out here so the tests say what they rely on. makeEngine assigns both
+// engines to this type without a cast, so the type checker reports any drift in either.
 
-/** Options of createEngine (CONTRACT "Loading" plus the engine's own). */
+/** Options of createEngine (the common ones plus the engine's own). */
 export interface EngineOptions {
   profile?: 'linux-6.18' | 'linux-6.6';
   dmaEntryLimit?: number;
@@ -21,7 +21,7 @@ export interface GroupOptions {
   reserved?: [bigint, bigint][];
 }
 
-/** A vendor driver's handle on a device (SPEC §4). */
+/** A vendor driver's handle on a device (docs/conformance.md §6). */
 export interface VfioDevice {
   readonly name: string;
   registerDmaUnmap(op: (iova: bigint, size: bigint) => void): void;
@@ -40,7 +40,7 @@ export interface ProcessOptions {
   capIpcLock?: boolean;
 }
 
-/** A user process (CONTRACT "A user process"). */
+/** A user process (docs/conformance.md §13.1). */
 export interface Proc {
   mmap(length: bigint | number): bigint;
   read(addr: bigint, length: number): Uint8Array;

@@ -130,7 +130,7 @@ class Generator {
     return this.nextHandle++;
   }
 
-  /** The usual order (SPEC §6): container, groups, SET_CONTAINER, SET_IOMMU, device fds, ops. */
+  /** The usual order (docs/conformance.md §2): container, groups, SET_CONTAINER, SET_IOMMU, device fds, ops. */
   bringUp(p: number, groups: number[], type: number): void {
     const ch = this.handle();
     this.emit({ t: 'open', p, path: 'container', out: ch });
@@ -452,7 +452,7 @@ class Generator {
       let iova = books.length && rng.chance(0.85) ? rng.pick(books) : dmas.length ? rng.pick(dmas).iova : P(rng.int(4096));
       const n = rng.chance(0.9) ? 1 + rng.int(3) : rng.pick([0, 513, 64]);
       if (rng.chance(0.02)) iova += 0x10n;
-      // SPEC leaves a range that runs past 2^64 undefined here (the kernel's u64 arithmetic wraps)
+      // The rules leave a range that runs past 2^64 undefined here (the kernel's u64 arithmetic wraps)
       const room = (U.TWO64 - iova) / P(1);
       return { t: 'unpin', g, d, iova, n: room < BigInt(n) ? Number(room) || 1 : n };
     }
@@ -462,7 +462,7 @@ class Generator {
     let iova = dma.iova + BigInt(rng.int(Number(dma.size < 0x3000n ? dma.size : 0x3000n)));
     if (rng.chance(0.3)) iova = dma.end - BigInt(1 + rng.int(0x1800));
     if (iova < dma.iova) iova = dma.iova;
-    // as for unpin: no access that runs past 2^64 (SPEC §4.6 does not say whether it wraps)
+    // as for unpin: no access that runs past 2^64 (docs/conformance.md §6.6 does not say whether it wraps)
     const fit = iova + BigInt(len) > U.TWO64 ? Number(U.TWO64 - iova) : len;
     return { t: 'rw', g, d, iova, len: fit, write: rng.chance(0.6), fill: rng.int(256) };
   }

@@ -1,9 +1,10 @@
-// The SPEC §7 setups, built only through CONTRACT calls, and the §7 notation as helpers:
+// The setups of the type1 acceptance vectors, built only through public calls, and their notation
+// as helpers:
 //   E  one emulated group M (one device with a dma_unmap op); no IOMMU domain.
 //   I  one IOMMU-backed group G (pgsize_bitmap 0x40201000, aperture [0, 2^48-1], MSI reserved).
 //   X  G and M in one container (G attached first).
 // All TYPE1v2 unless `v1`. Every device fd is opened and every device registers a dma_unmap op
-// (unless `register: false`), so G's device may pin in X (SPEC §7).
+// (unless `register: false`), so G's device may pin in X.
 // MAP(iova, size[, flags]) uses READ|WRITE and fresh user memory from proc.mmap;
 // PIN(dev, iova, n[, prot]) uses READ; GET/UMB use bitmap.pgsize 0x1000 and a zero-filled user
 // bitmap unless `fill` says otherwise; RW(dev, iova, len, write) is dmaRw.
@@ -55,7 +56,7 @@ export interface BitmapResult {
   ret: number;
   /** The nbytes at bitmap.data after the call. */
   bytes: Uint8Array;
-  /** `bytes` as SPEC hex. */
+  /** `bytes` as hex pairs, byte 0 first, space separated. */
   hex: string;
   /** The ioctl buffer after the call. */
   buf: Uint8Array;
@@ -255,7 +256,7 @@ export class Setup {
   info(argsz = 256, o: { length?: number; fill?: number } = {}): { ret: number; buf: Uint8Array; info: InfoFields } {
     const buf = iommuInfo(argsz, o);
     const ret = this.proc.ioctl(this.cfd, uapi.VFIO_IOMMU_GET_INFO, buf);
-    // cap_offset is copied back only when argsz reaches it (min(argsz, 24) bytes, SPEC §1.5).
+    // cap_offset is copied back only when argsz reaches it (min(argsz, 24) bytes, docs/conformance.md §3.5).
     return { ret, buf, info: parseInfo(buf, ret === 0 && argsz >= 20) };
   }
 
@@ -349,7 +350,7 @@ export function lastWordBeforeHole(proc: Proc): bigint {
 
 /**
  * Runs `fn`, expects it to return -err, and expects the whole model (inspect() without heapUsed)
- * to be exactly as before: SPEC "every failed call leaves state exactly as it was".
+ * to be exactly as before: every failed call leaves state exactly as it was.
  */
 export function failsCleanly(s: Setup, err: number, fn: () => number): void {
   const before = s.state();

@@ -1,4 +1,4 @@
-// Builders and parsers for the VFIO uAPI structs of SPEC §1.3, in the LP64 little-endian layout
+// Builders and parsers for the VFIO uAPI structs of docs/conformance.md §3.3, in the LP64 little-endian layout
 // the ioctl surface takes: a Uint8Array with `argsz` first. Builders size the buffer to
 // max(argsz, struct size) unless `length` says otherwise (a shorter buffer tests EFAULT), and fill
 // bytes past the struct with `fill` (default 0) so tests can see what the engine writes back.
@@ -15,12 +15,12 @@ export const setU32 = (b: Uint8Array, off: number, v: number): void => view(b).s
 export const setU64 = (b: Uint8Array, off: number, v: bigint): void =>
   view(b).setBigUint64(off, BigInt.asUintN(64, v), true);
 
-/** Bytes as the SPEC writes bitmaps: lower-case hex pairs, byte 0 first, space separated. */
+/** Bytes as the tests write bitmaps: lower-case hex pairs, byte 0 first, space separated. */
 export function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 }
 
-/** The bytes of a SPEC hex string such as `09 00 00 00`. */
+/** The bytes of a hex string such as `09 00 00 00`. */
 export function bytes(s: string): Uint8Array {
   return Uint8Array.from(s.trim().split(/\s+/), (x) => parseInt(x, 16));
 }

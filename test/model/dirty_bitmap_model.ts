@@ -99,7 +99,7 @@ export class BitmapModel {
   }
 
   /**
-   * The shifted stream of SPEC §5.5 as L = ceil((count + s) / 64) words (bytes): source bit
+   * The shifted stream of docs/conformance.md §7.5 as L = ceil((count + s) / 64) words (bytes): source bit
    * first + i at stream bit s + i, every other bit 0. The OR of the old first word is applied by
    * the writer, not here.
    */
