@@ -1,5 +1,6 @@
 // A container (/dev/vfio/vfio) of the reference model and its type1 IOMMU driver state:
-// CHECK_EXTENSION, SET_IOMMU, group attach (with replay) and detach (SPEC §1.1, §1.2, §4.5, §6).
+// CHECK_EXTENSION, SET_IOMMU, group attach (with replay) and detach (docs/conformance.md §3.1,
+// §3.2, §6.5, §2).
 import { refDirtyPages } from './dirty.js';
 import type { RefDma } from './dma.js';
 import type { RefEngine } from './engine.js';
@@ -71,7 +72,7 @@ export class RefContainer {
     return n;
   }
 
-  /** The container's pgsize_bitmap (SPEC §1.5 item 1) over the given IOMMU groups. */
+  /** The container's pgsize_bitmap (docs/conformance.md §3.5) over the given IOMMU groups. */
   static pgsizeBitmapOf(groups: RefGroup[]): bigint {
     let bm = U64_MAX;
     for (const g of groups) if (g.kind === 'iommu') bm &= g.pgsizeBitmap;
@@ -92,7 +93,7 @@ export class RefContainer {
     return ctz(this.pgsizeBitmap);
   }
 
-  /** The valid-IOVA list over the given groups: empty without IOMMU groups (SPEC §1.5 item 9). */
+  /** The valid-IOVA list over the given groups: empty without IOMMU groups (docs/conformance.md §3.5). */
   static iovaListOf(groups: RefGroup[]): [bigint, bigint][] {
     const iommu = groups.filter((g) => g.kind === 'iommu');
     if (iommu.length === 0) return [];
@@ -197,7 +198,7 @@ export class RefContainer {
     return 0;
   }
 
-  /** type1 attach_group (SPEC §6 "Group attach with existing mappings"). */
+  /** type1 attach_group (docs/conformance.md §2.6). */
   private driverAttach(g: RefGroup): number {
     if (this.vaddrInvalidCount > 0) return -EBUSY;
     if (g.kind === 'emulated') {
@@ -227,7 +228,7 @@ export class RefContainer {
     return 0;
   }
 
-  /** Pins and charges every dma for the first IOMMU domain; all or nothing (SPEC §8.1 item 2). */
+  /** Pins and charges every dma for the first IOMMU domain; all or nothing (docs/conformance.md §2.6). */
   private replay(): number {
     const charged: [RefProcess, bigint][] = [];
     let err = 0;
@@ -257,7 +258,7 @@ export class RefContainer {
     if (this.iommu && this.groups.length === 0) this.releaseDriver();
   }
 
-  /** type1 detach_group (SPEC §6 "Group detach while mappings exist", §4.5 "Detach"). */
+  /** type1 detach_group (docs/conformance.md §2.7, §6.5). */
   private driverDetach(g: RefGroup): void {
     const i = this.drvGroups.indexOf(g);
     if (i < 0) return;

@@ -1,5 +1,5 @@
-// VFIO_IOMMU_DIRTY_PAGES (SPEC §5) of the reference model, and the copy of one dma's dirty state
-// into a user bitmap (`update_user_bitmap`, §5.5) shared with unmap-with-bitmap.
+// VFIO_IOMMU_DIRTY_PAGES (docs/conformance.md §7) of the reference model, and the copy of one dma's
+// dirty state into a user bitmap (`update_user_bitmap`, §7.5) shared with unmap-with-bitmap.
 import type { RefContainer } from './container.js';
 import type { RefDma } from './dma.js';
 import {
@@ -41,7 +41,7 @@ export function refDirtyPages(c: RefContainer, buf: Uint8Array): number {
 }
 
 function start(c: RefContainer): number {
-  if (c.tracking) return 0; // no reset (SPEC §8 item 16)
+  if (c.tracking) return 0; // no reset (docs/conformance.md §9-§10)
   const pgsize = c.pgsize;
   for (const d of c.dmas) if (d.size / pgsize > INT_MAX) return -EINVAL;
   for (const d of c.dmas) {
@@ -92,7 +92,7 @@ function getBitmap(c: RefContainer, buf: Uint8Array, argsz: number): number {
 
 /**
  * Writes dma d's dirty state into the user bitmap at `data` whose bit 0 is the page at `base`
- * (SPEC §5.5): the all-dirty rule, the shift by s, the whole-word OR of the user's first word,
+ * (docs/conformance.md §7.5): the all-dirty rule, the shift by s, the whole-word OR of the user's first word,
  * whole-word writes of words w .. w+L-1. Faults (-EFAULT) write nothing and leave d unchanged.
  */
 export function updateUserBitmap(c: RefContainer, data: bigint, d: RefDma, base: bigint): number {

@@ -1,7 +1,7 @@
-// One vfio_dma of the reference model (SPEC §2.2), with its external pins (§4.3) and its dirty
-// bitmap (§5.1). The bitmap is a plain byte array of whole u64 words, bit i = page i of the dma
-// in units of the container's pgsize. Bits at and above nbits are never set (SPEC §8 item 14:
-// no phantom bits).
+// One vfio_dma of the reference model (docs/conformance.md §4.2), with its external pins (§6.3) and
+// its dirty bitmap (§7.1). The bitmap is a plain byte array of whole u64 words, bit i = page i of
+// the dma in units of the container's pgsize. Bits at and above nbits are never set
+// (docs/conformance.md §9-§10: no phantom bits).
 import type { RefProcess } from './process.js';
 import { PAGE_SIZE, hexOf } from './uapi.js';
 
@@ -111,7 +111,7 @@ export class RefDma {
     return Number((BigInt(page) * PAGE_SIZE) >> BigInt(pgshift));
   }
 
-  /** Clears the whole bitmap, then sets the bit of every externally pinned page (§5.2, §5.6). */
+  /** Clears the whole bitmap, then sets the bit of every externally pinned page (§7.2, §7.6). */
   resetToPinned(pgshift: number): void {
     if (!this.bitmap) return;
     this.bitmap.fill(0);

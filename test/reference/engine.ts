@@ -1,7 +1,7 @@
-// The reference model of SPEC sections 1 to 6 with the §8 choices: a plain TypeScript engine with
-// the CONTRACT surface, written for obviousness rather than speed (Maps, arrays, byte bitmaps).
-// The differential tests run it beside the Wasm engine; VFIO_DIRTY_ENGINE=reference runs the SPEC
-// vector tests against it.
+// The reference model of docs/conformance.md §2 to §8 with the engine's choices among kernel
+// versions: a plain TypeScript engine with the engine's public surface, written for obviousness rather
+// than speed (Maps, arrays, byte bitmaps). The differential tests run it beside the Wasm engine;
+// VFIO_DIRTY_ENGINE=reference runs the type1 vector tests against it.
 //
 //   engine.ts     options, groups and processes, inspect()
 //   process.ts    fds, open/close/ioctl, user memory, locked_vm
@@ -48,7 +48,7 @@ export class RefEngine {
     this.dmaEntryLimit = o.dmaEntryLimit ?? 65535;
   }
 
-  /** errno of an address range wrapping past 2^64 (SPEC §8 item 13). */
+  /** errno of an address range wrapping past 2^64 (docs/conformance.md §9-§10). */
   get overflowErrno(): number {
     return this.profile === 'linux-6.18' ? EOVERFLOW : EINVAL;
   }

@@ -1,5 +1,5 @@
-// IOMMU groups and their devices in the reference model (SPEC §6, CONTRACT "The host"), and the
-// group fd's ioctls: GET_STATUS, SET_CONTAINER, UNSET_CONTAINER, GET_DEVICE_FD.
+// IOMMU groups and their devices in the reference model (docs/conformance.md §2), and the group
+// fd's ioctls: GET_STATUS, SET_CONTAINER, UNSET_CONTAINER, GET_DEVICE_FD.
 import type { RefContainer } from './container.js';
 import type { RefEngine } from './engine.js';
 import { refDmaRw, refPinPages, refUnpinPages } from './pin.js';
@@ -53,7 +53,7 @@ export class RefGroup {
     return this.fdOpen || this.deviceFds > 0;
   }
 
-  /** The last reference to the group file went away: detach from the container (SPEC §6). */
+  /** The last reference to the group file went away: detach from the container (docs/conformance.md §2). */
   releaseFile(): void {
     if (this.container) this.container.detachGroup(this);
   }

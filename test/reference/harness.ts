@@ -1,5 +1,6 @@
-// A small SPEC §7 fixture for the reference model's self-test: setups E, I and X and the §7
-// notation (MAP, UNMAP, UMB, GET, PIN, UNPIN, RW, START, STOP), on the CONTRACT surface only.
+// A small fixture of the type1 acceptance vectors for the reference model's self-test: setups E, I
+// and X and their notation (MAP, UNMAP, UMB, GET, PIN, UNPIN, RW, START, STOP), on the
+// public surface only.
 import { createReferenceEngine, type RefEngine, type RefEngineOptions } from './engine.js';
 import type { RefDevice, RefGroup } from './group.js';
 import type { RefProcess } from './process.js';
@@ -15,7 +16,7 @@ import {
 export const P = (n: number | bigint): bigint => BigInt(n) * 0x1000n;
 export const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
 
-/** Bytes as the SPEC writes them: hex pairs, byte 0 first, space separated. */
+/** Bytes as the vectors write them: hex pairs, byte 0 first, space separated. */
 export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 
 export interface FixtureOptions extends RefEngineOptions {

@@ -1,5 +1,5 @@
-// VFIO_IOMMU_GET_INFO (SPEC §1.5) of the reference model: the fixed struct and the capability
-// chain MIGRATION -> DMA_AVAIL -> IOVA_RANGE, each capability padded to 8 bytes.
+// VFIO_IOMMU_GET_INFO (docs/conformance.md §3.5) of the reference model: the fixed struct and the
+// capability chain MIGRATION -> DMA_AVAIL -> IOVA_RANGE, each capability padded to 8 bytes.
 import type { RefContainer } from './container.js';
 import {
   DIRTY_BITMAP_SIZE_MAX, EFAULT, EINVAL, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES,

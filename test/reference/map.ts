@@ -1,4 +1,5 @@
-// VFIO_IOMMU_MAP_DMA (SPEC §2) and VFIO_IOMMU_UNMAP_DMA (SPEC §3) of the reference model.
+// VFIO_IOMMU_MAP_DMA (docs/conformance.md §4) and VFIO_IOMMU_UNMAP_DMA (docs/conformance.md §5) of
+// the reference model.
 import type { RefContainer } from './container.js';
 import { updateUserBitmap, verifyBitmapSize } from './dirty.js';
 import { RefDma } from './dma.js';
@@ -147,7 +148,7 @@ export function refUnmap(c: RefContainer, buf: Uint8Array): number {
         continue;
       }
       if (d.pins.size > 0) {
-        if (notified === d) return -EBUSY; // SPEC §8 item 10: one notification round only
+        if (notified === d) return -EBUSY; // docs/conformance.md §10.2: one notification round only
         notified = d;
         for (const dev of c.participants()) dev.dmaUnmap?.(d.iova, d.size);
         restart = true;

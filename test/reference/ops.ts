@@ -1,4 +1,4 @@
-// Symbolic operations on any engine with the CONTRACT surface (the Wasm engine or the reference
+// Symbolic operations on any engine with the public surface (the Wasm engine or the reference
 // model), and the world that interprets them: fds, memory regions and devices are named by
 // handles, so one sequence replays on two engines, and a sequence with ops removed still runs
 // (a missing handle becomes fd -1, a missing region an unmapped address).
@@ -8,7 +8,7 @@ import {
   VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, hexOf, wr32,
 } from './uapi.js';
 
-// ---- the engine surface the ops need (CONTRACT.md) --------------------------------------------
+// ---- the engine surface the ops need ----------------------------------------------------------
 
 export interface AnyDevice {
   readonly name: string;
@@ -199,7 +199,7 @@ export class World {
       rec.ret = `throw ${(e as Error).name}`;
     }
     rec.lockedVm = this.procs.map((p) => p.lockedVm.toString());
-    // SPEC fixes no order among the devices notified for one dma: compare them as a set
+    // The rules fix no order among the devices notified for one dma: compare them as a set
     rec.calls.sort();
     return rec;
   }

@@ -1,5 +1,5 @@
 // The vendor-driver API of the reference model: vfio_pin_pages, vfio_unpin_pages and vfio_dma_rw
-// (SPEC §4, §8.1 item 1).
+// (docs/conformance.md §6, §9-§10).
 import type { RefDevice } from './group.js';
 import {
   E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOMEM, EOVERFLOW, EPERM, IOMMU_READ, IOMMU_WRITE, PAGE_SIZE, PIN_MAX,
@@ -18,7 +18,7 @@ export function refPinPages(dev: RefDevice, iova: bigint, npage: number, prot: n
   if (!c || !c.iommu) return -EINVAL;
   if (!c.v2) return -EACCES;
   if (iova % PAGE_SIZE !== 0n) return -EINVAL;
-  // linux-6.18 checks the overflow here (SPEC §8.1 item 1); before it, a page past 2^64 fails
+  // linux-6.18 checks the overflow here (docs/conformance.md §9-§10); before it, a page past 2^64 fails
   // in the per-page loop below, after the EBUSY check.
   if (c.engine.profile === 'linux-6.18' && iova + BigInt(npage) * PAGE_SIZE - 1n > U64_MAX) return -EOVERFLOW;
   if (c.vaddrInvalidCount > 0) return -EBUSY;
@@ -40,7 +40,7 @@ export function refPinPages(dev: RefDevice, iova: bigint, npage: number, prot: n
     const page = Number((a - d.iova) / PAGE_SIZE);
     const count = d.pins.get(page);
     if (count !== undefined) {
-      d.pins.set(page, count + 1); // already pinned: its bit is set already (§5.9)
+      d.pins.set(page, count + 1); // already pinned: its bit is set already (docs/conformance.md §7.9)
       done.push([d, page]);
       continue;
     }
@@ -65,7 +65,7 @@ export function refPinPages(dev: RefDevice, iova: bigint, npage: number, prot: n
     for (const [d, page] of done) unpinOne(d, page, accounting);
     return err;
   }
-  if (c.pinnedScope.get(g) === false) c.pinnedScope.set(g, true); // promotion (§4.5)
+  if (c.pinnedScope.get(g) === false) c.pinnedScope.set(g, true); // promotion (docs/conformance.md §6.5)
   return npage;
 }
 
@@ -81,7 +81,7 @@ function unpinOne(d: RefDma, page: number, accounting: boolean): void {
   if (accounting) d.owner.lockedVm -= 1n;
 }
 
-/** vfio_unpin_pages: ignores bad input; stops at the first page outside every dma (§4.4). */
+/** vfio_unpin_pages: ignores bad input; stops at the first page outside every dma (§6.4). */
 export function refUnpinPages(dev: RefDevice, iova: bigint, npage: number): void {
   if (!dev.participating) return;
   if (!Number.isInteger(npage) || npage <= 0 || npage > PIN_MAX) return;
@@ -98,7 +98,7 @@ export function refUnpinPages(dev: RefDevice, iova: bigint, npage: number): void
   }
 }
 
-/** vfio_dma_rw: 0 or -errno; chunks copied before a failing one stay copied and marked (§4.6). */
+/** vfio_dma_rw: 0 or -errno; chunks copied before a failing one stay copied and marked (§6.6). */
 export function refDmaRw(dev: RefDevice, iova: bigint, data: Uint8Array, write: boolean): number {
   if (!(data instanceof Uint8Array) || data.length === 0) return -EINVAL;
   if (dev.openCount === 0) return -EINVAL;

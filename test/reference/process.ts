@@ -1,4 +1,4 @@
-// A user process of the reference model (CONTRACT "A user process"): its memory, its fd table
+// A user process of the reference model (docs/conformance.md §13.1): its memory, its fd table
 // (lowest free number from 3, as Linux), open/close/ioctl, and locked_vm with RLIMIT_MEMLOCK.
 import { RefContainer } from './container.js';
 import type { RefEngine } from './engine.js';
@@ -103,7 +103,7 @@ export class RefProcess {
 /**
  * Pinning `npages` pages of `owner`'s memory from `vaddr` in order, charging every page except
  * the `skipped` ones (ascending page indices: pages that already carry an external pin), as MAP
- * and replay do (SPEC §2.3): page i faults (EFAULT) when unmapped, and is refused (ENOMEM) when
+ * and replay do (docs/conformance.md §4.3): page i faults (EFAULT) when unmapped, and is refused (ENOMEM) when
  * charging it would pass RLIMIT_MEMLOCK without CAP_IPC_LOCK; the lowest such page decides, a
  * fault first on the same page. Returns the error, or 0 and the number of pages to charge.
  */

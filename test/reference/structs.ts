@@ -1,5 +1,6 @@
-// Builders of the uAPI argument structs (SPEC §1.3) for the reference model's own tests and the
-// differential harness: each returns a fresh Uint8Array in the LP64 little-endian layout.
+// Builders of the uAPI argument structs (docs/conformance.md §3.3) for the reference model's own
+// tests and the differential harness: each returns a fresh Uint8Array in the LP64 little-endian
+// layout.
 import { wr32, wr64 } from './uapi.js';
 
 /** vfio_iommu_type1_dma_map (32 bytes). */

@@ -1,6 +1,7 @@
-// The reference model's own copy of the uAPI numbers, written from SPEC §1 and not from src/, so
-// that the differential test can check the engine's `uapi` export against an independent source.
-// errno numbers come from the one shared source (assembly/constants.ts), as everywhere else.
+// The reference model's own copy of the uAPI numbers, written from docs/conformance.md §3 and not
+// from src/, so that the differential test can check the engine's `uapi` export against an
+// independent source. errno numbers come from the one shared source (assembly/constants.ts), as
+// everywhere else.
 export {
   EPERM, ENOENT, E2BIG, EBADF, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, ENODEV, EINVAL, ENOTTY,
   ENOSPC, EOVERFLOW, EBADFD,

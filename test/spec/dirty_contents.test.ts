@@ -1,10 +1,11 @@
-// SPEC §5.5-§5.7 bitmap contents: the dirty-bitmap vectors V34-V60 and the kernel's write
-// footprint on pre-filled user bitmaps (first-word OR, last-word overwrite, gap words untouched).
+// docs/conformance.md §7.5-§7.7 bitmap contents: the dirty-bitmap vectors V34-V60 and the kernel's
+// write footprint on pre-filled user bitmaps (first-word OR, last-word overwrite, gap words
+// untouched).
 import { describe, expect, it } from 'vitest';
 import { P, must, setup } from '../helpers/setups.js';
 
 const ZERO8 = '00 00 00 00 00 00 00 00';
-/** n bytes of `b` as SPEC hex. */
+/** n bytes of `b` as hex pairs, byte 0 first. */
 const rep = (b: string, n: number): string => Array(n).fill(b).join(' ');
 
 describe('E. dirty bitmap vectors', () => {
@@ -135,7 +136,7 @@ describe('E. dirty bitmap vectors', () => {
   });
 });
 
-describe('§5.5 write footprint on pre-filled user bitmaps', () => {
+describe('§7.5 write footprint on pre-filled user bitmaps', () => {
   it('s != 0: the first word ORs every user bit, including bits above the dma end; gap words untouched', async () => {
     const s = await setup('E');
     must(s.MAP(P(2), P(4)), 'MAP');

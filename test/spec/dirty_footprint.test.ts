@@ -1,8 +1,8 @@
-// SPEC §5.5 at bitmap word edges: one dma at page offset o (so s = o mod 64) with nbits pages,
-// all or some pages dirty, read into a pre-filled user bitmap. The expected words follow the
-// §5.5 steps literally: word w = shifted word 0 OR U[w] when s != 0 (else shifted word 0), words
-// w+1 .. w+L-1 = shifted words, every other word untouched. A second read checks the [clean]
-// choice of §8 item 14 across word edges: no phantom bits anywhere.
+// docs/conformance.md §7.5 at bitmap word edges: one dma at page offset o (so s = o mod 64) with
+// nbits pages, all or some pages dirty, read into a pre-filled user bitmap. The expected words
+// follow the §7.5 steps literally: word w = shifted word 0 OR U[w] when s != 0 (else shifted word
+// 0), words w+1 .. w+L-1 = shifted words, every other word untouched. A second read checks the
+// [clean] choice of docs/conformance.md §10.1 across word edges: no phantom bits anywhere.
 import { describe, expect, it } from 'vitest';
 import { hex } from '../helpers/uapi_structs.js';
 import { must, P, setup } from '../helpers/setups.js';
@@ -36,7 +36,7 @@ const patterns = {
   sparse: (n: number) => [...new Set([0, n >> 1, n - 1])],
 };
 
-describe.each(Object.keys(patterns) as (keyof typeof patterns)[])('§5.5 footprint at word edges (%s pages dirty)', (pat) => {
+describe.each(Object.keys(patterns) as (keyof typeof patterns)[])('§7.5 footprint at word edges (%s pages dirty)', (pat) => {
   it.each(cases)('GET: dma at page %i, %i pages', async (o, n) => {
     const s = await setup('E');
     must(s.MAP(P(o), P(n)), 'MAP');
@@ -66,7 +66,7 @@ describe.each(Object.keys(patterns) as (keyof typeof patterns)[])('§5.5 footpri
   });
 });
 
-describe('§5.5 two dmas sharing boundary words', () => {
+describe('§7.5 two dmas sharing boundary words', () => {
   it.each([[60, 10, 70, 5], [1, 63, 64, 64], [3, 130, 133, 3], [64, 1, 65, 63]] as const)(
     'A at %i (%i pages), B at %i (%i pages): B ORs A\'s words back in, every read',
     async (oa, na, ob, nb) => {

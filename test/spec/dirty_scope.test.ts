@@ -1,4 +1,4 @@
-// SPEC §4.5, §5.8, §5.10 and §8 items 6, 21: pinned-page dirty scope, the all-dirty rule,
+// docs/conformance.md §6.5, §7.8, §7.10 and §9-§10: pinned-page dirty scope, the all-dirty rule,
 // promotion, detach populating all ones, attach mid-tracking with replay, pgsize changes.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
@@ -16,7 +16,7 @@ function detach(s: Awaited<ReturnType<typeof setup>>, name: string): number {
   return s.proc.ioctl(s.gfds[name], uapi.VFIO_GROUP_UNSET_CONTAINER);
 }
 
-describe('§4.5 scope counter and promotion', () => {
+describe('§6.5 scope counter and promotion', () => {
   it('an IOMMU-backed attach counts as non-pinned; an emulated one does not', async () => {
     expect((await setup('E')).container().nonPinnedGroups).toBe(0);
     expect((await setup('I')).container().nonPinnedGroups).toBe(1);
@@ -58,7 +58,7 @@ describe('§4.5 scope counter and promotion', () => {
   });
 });
 
-describe('§4.5 detach', () => {
+describe('§6.5 detach', () => {
   it('detaching a non-pinned group while tracking sets every bit once; then pinned-only', async () => {
     const s = await setup('X');
     must(s.MAP(0n, P(4)), 'MAP');
@@ -95,7 +95,7 @@ describe('§4.5 detach', () => {
   });
 });
 
-describe('§5.8 / §6 attach with existing mappings', () => {
+describe('§7.8 / §2.6 attach with existing mappings', () => {
   it('attaching the first IOMMU group mid-tracking replays: iommu_mapped, charged, next report all ones', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');
@@ -122,7 +122,7 @@ describe('§5.8 / §6 attach with existing mappings', () => {
     expect(s.proc.lockedVm).toBe(0n);
   });
 
-  it('the replay honours RLIMIT_MEMLOCK: ENOMEM and everything undone (§8.1 item 2)', async () => {
+  it('the replay honours RLIMIT_MEMLOCK: ENOMEM and everything undone (docs/conformance.md §2.6)', async () => {
     const s = await setup('E', { memlockLimit: P(3) });
     must(s.MAP(0n, P(4)), 'MAP');
     must(s.PIN('M', 0n, 1), 'PIN');
@@ -152,7 +152,7 @@ describe('§5.8 / §6 attach with existing mappings', () => {
   });
 });
 
-describe('§8 item 21: the smallest page size cannot change while tracking', () => {
+describe('§10.3: the smallest page size cannot change while tracking', () => {
   it('an attach that raises pgsize is EINVAL while tracking', async () => {
     const s = await setup('I');
     must(s.START(), 'START');
@@ -203,7 +203,7 @@ async function twoMeg(kind: 'I' | 'X') {
   return s;
 }
 
-describe('§8 item 21, engine extension: a detach that changes pgsize under tracking re-grains the bitmaps', () => {
+describe('§10.5, engine extension: a detach that changes pgsize under tracking re-grains the bitmaps', () => {
   const mixed = () => twoMeg('X');
 
   it('the last domain leaving (pgsize 2 MiB -> 4 KiB) reports every 4 KiB page of the dma dirty', async () => {
@@ -251,7 +251,7 @@ describe('§8 item 21, engine extension: a detach that changes pgsize under trac
   });
 });
 
-describe('§5.1 / §4.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => {
+describe('§7.1 / §6.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => {
 
   it('GET takes bitmap.pgsize = the smallest IOMMU page size only', async () => {
     const s = await twoMeg('I');
@@ -273,7 +273,7 @@ describe('§5.1 / §4.2 bitmaps count pgsize pages, not PAGE_SIZE pages', () => 
   });
 });
 
-describe('§4.5 scope belongs to one attachment', () => {
+describe('§6.5 scope belongs to one attachment', () => {
   it('a promoted group that leaves and comes back counts as non-pinned again', async () => {
     const s = await setup('X');
     must(s.MAP(0n, P(4)), 'MAP');

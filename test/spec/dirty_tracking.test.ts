@@ -1,5 +1,5 @@
-// SPEC §5.1-§5.4, §5.6 and §8.1 items 6-7: START/STOP, GET_BITMAP validation (V59), the INT_MAX
-// limit, what is cleared and re-set after a read, and faults while writing the user bitmap.
+// docs/conformance.md §7.1-§7.4, §7.6 and §9-§10: START/STOP, GET_BITMAP validation (V59), the
+// INT_MAX limit, what is cleared and re-set after a read, and faults while writing the user bitmap.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -63,7 +63,7 @@ describe('V59 GET validation', () => {
   });
 });
 
-describe('§5.7 a range with no dmas touches no user memory', () => {
+describe('§7.7 a range with no dmas touches no user memory', () => {
   it('GET and unmap-with-bitmap succeed even with an unmapped bitmap address', async () => {
     const s = await setup('E');
     must(s.MAP(P(0x100), P(1)), 'MAP');
@@ -75,8 +75,8 @@ describe('§5.7 a range with no dmas touches no user memory', () => {
   });
 });
 
-describe('§5.2 START / §5.3 STOP', () => {
-  it('an allocation failure in START is ENOMEM: everything allocated is freed, tracking stays off (§8 item 19)', async (ctx) => {
+describe('§7.2 START / §7.3 STOP', () => {
+  it('an allocation failure in START is ENOMEM: everything allocated is freed, tracking stays off (docs/conformance.md §9-§10)', async (ctx) => {
     const s = await setup('E');
     const e = s.engine as unknown as { failNthAllocation?: (n: number) => void; memoryInUse?: () => number };
     if (typeof e.failNthAllocation !== 'function' || typeof e.memoryInUse !== 'function') ctx.skip();
@@ -147,7 +147,7 @@ describe('§5.2 START / §5.3 STOP', () => {
   });
 });
 
-describe('§5.6 cleared and re-set after a read', () => {
+describe('§7.6 cleared and re-set after a read', () => {
   it('a page pinned in an interval is reported for it; dma_rw marks are reported once', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(8)), 'MAP');
@@ -173,7 +173,7 @@ describe('§5.6 cleared and re-set after a read', () => {
     expect(s.GET(0n, P(4), 8).hex).toBe(ZERO8);
   });
 
-  it('bits set by a failed pin call are kept (§8 item 18)', async () => {
+  it('bits set by a failed pin call are kept (docs/conformance.md §9-§10)', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');
     must(s.START(), 'START');
@@ -184,7 +184,7 @@ describe('§5.6 cleared and re-set after a read', () => {
   });
 });
 
-describe('§8.1 items 6-7: faults while writing the user bitmap', () => {
+describe('§7.4 step 5: faults while writing the user bitmap', () => {
   it('a write that would fault part-way writes nothing; the dma keeps its bitmap', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(128)), 'MAP');

@@ -1,5 +1,5 @@
-// SPEC §4.6 vfio_dma_rw: EPERM without READ even for writes, chunks spanning adjacent dmas,
-// EINVAL in gaps, partial success keeps earlier chunks and their dirty bits; V41.
+// docs/conformance.md §6.6 vfio_dma_rw: EPERM without READ even for writes, chunks spanning
+// adjacent dmas, EINVAL in gaps, partial success keeps earlier chunks and their dirty bits; V41.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -22,7 +22,7 @@ describe('V41 dma_rw marking', () => {
   });
 });
 
-describe('§4.6 copies', () => {
+describe('§6.6 copies', () => {
   it('a write lands at vaddr + offset; a read returns user memory', async () => {
     const s = await setup('E');
     const va = s.proc.mmap(P(4));
@@ -58,7 +58,7 @@ describe('§4.6 copies', () => {
   });
 });
 
-describe('§4.6 errors', () => {
+describe('§6.6 errors', () => {
   it('EPERM: a write to a READ-only dma, and any access to a dma without READ', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(1), R), 'R');

@@ -1,5 +1,5 @@
-// SPEC §1 framing: ioctl numbers, extensions, SET_IOMMU gating, argsz rules (§1.4) and the
-// framing vectors V1, V2, V7, V8, V9.
+// docs/conformance.md §3 framing: ioctl numbers, extensions, SET_IOMMU gating, argsz rules (§3.4)
+// and the framing vectors V1, V2, V7, V8, V9.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -13,7 +13,7 @@ const { MAP_DMA, UNMAP_DMA, DIRTY } = {
 };
 const F = uapi;
 
-describe('uAPI numbers (SPEC §1.1-§1.3)', () => {
+describe('uAPI numbers (docs/conformance.md §3.1-§3.3)', () => {
   it('ioctl requests are _IO(";", 100 + n)', () => {
     expect([
       F.VFIO_GET_API_VERSION, F.VFIO_CHECK_EXTENSION, F.VFIO_SET_IOMMU, F.VFIO_GROUP_GET_STATUS,
@@ -40,7 +40,7 @@ describe('uAPI numbers (SPEC §1.1-§1.3)', () => {
     expect(F.VFIO_PIN_PAGES_MAX_ENTRIES).toBe(512);
   });
 
-  it('the package entry exports createEngine, uapi and errno (CONTRACT "Loading")', async () => {
+  it('the package entry exports createEngine, uapi and errno', async () => {
     const api = await import('../../src/index.js');
     expect(typeof api.createEngine).toBe('function');
     for (const [k, v] of Object.entries(uapi)) {
@@ -72,9 +72,9 @@ describe('V1 extensions', () => {
     expect((await setup('X')).ext(10)).toBe(0);
   });
 
-  it('every extension answer before SET_IOMMU (SPEC §1.2: no iommu data)', async () => {
+  it('every extension answer before SET_IOMMU (docs/conformance.md §3.2: no iommu data)', async () => {
     const s = await setup('none');
-    // 4 (DMA_CC) and 10 (UPDATE_VADDR) answer 0 without iommu data; 6 is not supported (§8 item 15).
+    // 4 (DMA_CC) and 10 (UPDATE_VADDR) answer 0 without iommu data; 6 is not supported (docs/conformance.md §9-§10).
     expect([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => s.ext(n))).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 1, 0]);
   });
 
@@ -113,7 +113,7 @@ describe('V2 SET_IOMMU gating', () => {
     expect(s.proc.ioctl(s.gfds.G, F.VFIO_GROUP_GET_DEVICE_FD, s.dev.G.name)).toBeGreaterThanOrEqual(0);
   });
 
-  it('SET_IOMMU(9) is EINVAL although CHECK_EXTENSION(9) is 1; types no driver takes are ENODEV (§8.1 item 4)', async () => {
+  it('SET_IOMMU(9) is EINVAL although CHECK_EXTENSION(9) is 1; types no driver takes are ENODEV (docs/conformance.md §2.4)', async () => {
     const s = await setup('none');
     s.createGroup('G', 'iommu');
     must(s.attach('G'), 'attach');
@@ -143,7 +143,7 @@ describe('V2 SET_IOMMU gating', () => {
     }
   });
 
-  it('a device fd answers ENOTTY to ioctls the engine does not implement (§8.1 item 5)', async () => {
+  it('a device fd answers ENOTTY to ioctls the engine does not implement (docs/conformance.md §2.5)', async () => {
     const s = await setup('E');
     const dfd = s.devFds[s.dev.M.name];
     expect(s.proc.ioctl(dfd, F.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: RW_FLAGS, vaddr: s.proc.mmap(0x1000), iova: 0n, size: 0x1000n }))).toBe(-errno.ENOTTY);
@@ -160,7 +160,7 @@ describe('V2 SET_IOMMU gating', () => {
   });
 });
 
-describe('V7 MAP framing (SPEC §1.4, §2.1)', () => {
+describe('V7 MAP framing (docs/conformance.md §3.4, §4.1)', () => {
   it('V7 MAP framing', async () => {
     const s = await setup('I');
     const vaddr = s.proc.mmap(0x1000);
@@ -190,7 +190,7 @@ describe('V7 MAP framing (SPEC §1.4, §2.1)', () => {
   });
 });
 
-describe('V8 UNMAP framing (SPEC §1.4, §3.1)', () => {
+describe('V8 UNMAP framing (docs/conformance.md §3.4, §5.1)', () => {
   it('V8 UNMAP framing', async () => {
     const s = await setup('I');
     must(s.MAP(0x10000n, 0x1000n), 'MAP');
@@ -240,7 +240,7 @@ describe('V8 UNMAP framing (SPEC §1.4, §3.1)', () => {
   });
 });
 
-describe('V9 DIRTY_PAGES framing (SPEC §1.4, §5.1)', () => {
+describe('V9 DIRTY_PAGES framing (docs/conformance.md §3.4, §7.1)', () => {
   it('V9 DIRTY_PAGES framing', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');
@@ -274,7 +274,7 @@ describe('V9 DIRTY_PAGES framing (SPEC §1.4, §5.1)', () => {
   });
 });
 
-describe('GROUP_GET_STATUS argsz (SPEC §1.4)', () => {
+describe('GROUP_GET_STATUS argsz (docs/conformance.md §3.4)', () => {
   it('argsz < 8 is EINVAL, a short buffer EFAULT; 8 bytes are written', async () => {
     const s = await setup('none');
     const g = s.engine.createGroup({ kind: 'iommu' });

@@ -1,5 +1,5 @@
-// SPEC §1.5 GET_INFO: copy-back sizes, argsz too small, the aligned capability chain at 24/56/72,
-// zeroed padding, pgsize_bitmap, DMA_AVAIL and IOVA ranges; vectors V3, V4, V5, V6.
+// docs/conformance.md §3.5 GET_INFO: copy-back sizes, argsz too small, the aligned capability chain
+// at 24/56/72, zeroed padding, pgsize_bitmap, DMA_AVAIL and IOVA ranges; vectors V3, V4, V5, V6.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -48,7 +48,7 @@ describe('V3 GET_INFO too small', () => {
     failsCleanly(s, errno.EFAULT, () => s.info(16, { length: 15 }).ret);
   });
 
-  it('argsz 20 copies back exactly 20 bytes: min(argsz, 24) (§1.5 item 6)', async () => {
+  it('argsz 20 copies back exactly 20 bytes: min(argsz, 24) (§3.5)', async () => {
     const s = await setup('I');
     const r = s.info(20, { length: 32, fill: 0xee });
     expect(r.ret).toBe(0);
@@ -131,7 +131,7 @@ describe('V6 DMA_AVAIL', () => {
   });
 });
 
-describe('pgsize_bitmap and IOVA ranges (SPEC §1.5 items 1, 9)', () => {
+describe('pgsize_bitmap and IOVA ranges (docs/conformance.md §3.5)', () => {
   it('sizes below PAGE_SIZE are removed and PAGE_SIZE added', async () => {
     const s = await setup('I', { g: { pgsizeBitmap: 0x40200e00n } });
     const { info } = s.info();

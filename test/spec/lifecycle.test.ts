@@ -1,4 +1,4 @@
-// SPEC §6 and §8.1 items 3, 5: opening groups and containers, SET/UNSET_CONTAINER, GET_STATUS,
+// docs/conformance.md §2: opening groups and containers, SET/UNSET_CONTAINER, GET_STATUS,
 // GET_DEVICE_FD, detaching and closing the last group, deferred detach while a device fd is open.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
@@ -14,7 +14,7 @@ function status(s: Setup, gfd: number): number {
   return u32(b, 4);
 }
 
-describe('§6 opening', () => {
+describe('§2 opening', () => {
   it('a group opens once: a second open is EBUSY, from any process; closing frees it', async () => {
     const s = await setup('none');
     const g = s.engine.createGroup({ kind: 'iommu' });
@@ -49,12 +49,12 @@ describe('§6 opening', () => {
   });
 });
 
-describe('§6 SET_CONTAINER', () => {
+describe('§2 SET_CONTAINER', () => {
   it('a non-viable group: GET_STATUS without VIABLE, SET_CONTAINER EPERM', async () => {
     const s = await setup('none');
     const g = s.engine.createGroup({ kind: 'iommu', viable: false });
     const gfd = must(s.proc.open(`/dev/vfio/${g.id}`), 'open');
-    // v6.x: another driver claims DMA ownership, so VIABLE is not reported (SPEC §6 "Viability").
+    // v6.x: another driver claims DMA ownership, so VIABLE is not reported (docs/conformance.md §2.8).
     expect(status(s, gfd)).toBe(0);
     failsCleanly(s, errno.EPERM, () => s.proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, s.cfd));
   });
@@ -91,8 +91,8 @@ describe('§6 SET_CONTAINER', () => {
   });
 });
 
-describe('§6 GET_DEVICE_FD', () => {
-  it('before SET_IOMMU EINVAL; an unknown name ENODEV (§8.1 item 5); a known one a new fd', async () => {
+describe('§2 GET_DEVICE_FD', () => {
+  it('before SET_IOMMU EINVAL; an unknown name ENODEV (docs/conformance.md §2.5); a known one a new fd', async () => {
     const s = await setup('none');
     const g = s.createGroup('G', 'iommu', { devices: ['0000:65:00.0', '0000:65:00.1'] });
     must(s.attach('G'), 'attach');
@@ -114,7 +114,7 @@ describe('§6 GET_DEVICE_FD', () => {
   });
 });
 
-describe('§6 UNSET_CONTAINER and closing', () => {
+describe('§2 UNSET_CONTAINER and closing', () => {
   it('no container is EINVAL; device fds open is EBUSY', async () => {
     const s = await setup('I');
     const g2 = s.createGroup('G2', 'iommu', { devices: ['0000:66:00.0'] });
@@ -152,7 +152,7 @@ describe('§6 UNSET_CONTAINER and closing', () => {
     expect(s.proc.close(s.gfds.M)).toBe(0);
     const c = s.container();
     expect([c.iommu, c.dmas, c.groups]).toEqual([null, [], []]);
-    // lockedVm is not asserted: SPEC §6 says the dmas are freed "with a warning if devices are
+    // lockedVm is not asserted: docs/conformance.md §2.7 says the dmas are freed "with a warning if devices are
     // still registered" but not whether a pin the driver never released is uncharged.
     expect(s.proc.open(`/dev/vfio/${s.groups.M.id}`)).toBeGreaterThanOrEqual(0);
   });
@@ -169,7 +169,7 @@ describe('§6 UNSET_CONTAINER and closing', () => {
     expect(s.container().nonPinnedGroups).toBe(1);
   });
 
-  it('§8.1 item 3: closing a group fd with a device fd open defers the detach to the last device close', async () => {
+  it('§2.7: closing a group fd with a device fd open defers the detach to the last device close', async () => {
     const s = await setup('I');
     must(s.MAP(0x10000n, P(2)), 'MAP');
     const path = `/dev/vfio/${s.groups.G.id}`;

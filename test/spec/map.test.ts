@@ -1,5 +1,6 @@
-// SPEC §2 MAP_DMA: validation order and errno in both profiles, state created, RLIMIT_MEMLOCK
-// and CAP_IPC_LOCK accounting, dma_entry_limit, mappings ending at 2^64; vectors V10-V14.
+// docs/conformance.md §4 MAP_DMA: validation order and errno in both profiles, state created,
+// RLIMIT_MEMLOCK and CAP_IPC_LOCK accounting, dma_entry_limit, mappings ending at 2^64; vectors
+// V10-V14.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -54,7 +55,7 @@ describe('V10-V14 MAP vectors', () => {
   });
 });
 
-describe.each([['linux-6.18', errno.EOVERFLOW], ['linux-6.6', errno.EINVAL]] as const)('§2.1 order of checks (%s)', (profile, wrapErr) => {
+describe.each([['linux-6.18', errno.EOVERFLOW], ['linux-6.6', errno.EINVAL]] as const)('§4.1 order of checks (%s)', (profile, wrapErr) => {
   it('a wrap beats prot = 0 in 6.18 only; the flag mask beats the wrap in both', async () => {
     const s = await setup('E', { profile });
     failsCleanly(s, wrapErr, () => rawMap(s, 0, TOP, 0x2000n));
@@ -96,7 +97,7 @@ describe.each([['linux-6.18', errno.EOVERFLOW], ['linux-6.6', errno.EINVAL]] as 
   });
 });
 
-describe('mappings ending at 2^64 (linux-6.18, SPEC §2.1, §8 item 13)', () => {
+describe('mappings ending at 2^64 (linux-6.18, docs/conformance.md §4.1, §9-§10)', () => {
   it('MAP, GET_BITMAP, unmap with bitmap and UNMAP of the last pages all work', async () => {
     const s = await setup('E');
     const base = TWO64 - P(4);
@@ -129,7 +130,7 @@ describe('mappings ending at 2^64 (linux-6.18, SPEC §2.1, §8 item 13)', () => 
   });
 });
 
-describe('§2.2 state created', () => {
+describe('§4.2 state created', () => {
   it('one vfio_dma per MAP with the requested fields; dma_avail drops by one', async () => {
     const s = await setup('I');
     const va = s.proc.mmap(P(2));
@@ -159,7 +160,7 @@ describe('§2.2 state created', () => {
   });
 });
 
-describe('§2.3 RLIMIT_MEMLOCK and CAP_IPC_LOCK', () => {
+describe('§4.3 RLIMIT_MEMLOCK and CAP_IPC_LOCK', () => {
   const limit = P(16); // RLIMIT_MEMLOCK in bytes: 16 pages
 
   it('exactly the allowance succeeds; one more page is ENOMEM with lockedVm unchanged', async () => {
@@ -223,7 +224,7 @@ describe('§2.3 RLIMIT_MEMLOCK and CAP_IPC_LOCK', () => {
   });
 });
 
-describe('dma_entry_limit (SPEC §2.1 step 8)', () => {
+describe('dma_entry_limit (docs/conformance.md §4.1)', () => {
   it('ENOSPC when dma_avail is 0; an UNMAP gives the entry back', async () => {
     const s = await setup('E', { dmaEntryLimit: 2 });
     expect(s.MAP(0n, P(1))).toBe(0);
@@ -235,7 +236,7 @@ describe('dma_entry_limit (SPEC §2.1 step 8)', () => {
   });
 });
 
-describe('MAP while tracking (SPEC §2.1 step 12, §2.5)', () => {
+describe('MAP while tracking (docs/conformance.md §4.1, §4.5)', () => {
   it('a dma of more than INT_MAX pages is EINVAL while tracking and is removed again', async () => {
     const s = await setup('E');
     must(s.START(), 'START');

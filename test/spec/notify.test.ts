@@ -1,5 +1,5 @@
-// SPEC §3.5, §3.6 and §8 items 9-10: unmapping a dma that holds external pins: the vendor
-// driver's dma_unmap op, the restart, the engine's EBUSY deviation; V26.
+// docs/conformance.md §5.5, §5.6, §10.2 and §14: unmapping a dma that holds external pins: the
+// vendor driver's dma_unmap op, the restart, the engine's EBUSY deviation; V26.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -28,7 +28,7 @@ describe('V26 unmap of a pinned dma', () => {
     expect(s.proc.lockedVm).toBe(0n);
   });
 
-  it('V26 engine-specific deviation (SPEC §8 item 10): a driver that never unpins gets EBUSY after one round', async () => {
+  it('V26 engine-specific deviation (docs/conformance.md §10.2): a driver that never unpins gets EBUSY after one round', async () => {
     const s = await setup('E');
     must(s.MAP(0x10000n, P(1)), 'A');
     must(s.MAP(0x20000n, P(1)), 'B');
@@ -50,7 +50,7 @@ describe('V26 unmap of a pinned dma', () => {
   });
 });
 
-describe('§3.6 notification', () => {
+describe('§5.6 notification', () => {
   it('only dmas with external pins are notified, with (dma.iova, dma.size), in ascending order', async () => {
     const s = await setup('E');
     must(s.MAP(P(0x10), P(4)), 'A');
@@ -122,7 +122,7 @@ describe('§3.6 notification', () => {
   });
 });
 
-describe('§3.5 unmap with bitmap after the notification', () => {
+describe('§5.5 unmap with bitmap after the notification', () => {
   it('pages the driver pinned are reported after it unpins', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');

@@ -1,5 +1,6 @@
-// SPEC §4.1-§4.4 and §8.1 item 1: vfio_pin_pages / vfio_unpin_pages: the check order, E2BIG,
-// EACCES in v1, EPERM on prot, unaligned iova, refcounts, accounting, unwind; V27-V29, V32, V33.
+// docs/conformance.md §6.1-§6.4 and §9-§10: vfio_pin_pages / vfio_unpin_pages: the check order,
+// E2BIG, EACCES in v1, EPERM on prot, unaligned iova, refcounts, accounting, unwind; V27-V29, V32,
+// V33.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -75,7 +76,7 @@ describe('V27-V33 pinning vectors', () => {
   });
 });
 
-describe('§8.1 item 1: pin check order', () => {
+describe('§6.1: pin check order', () => {
   it('npage 0 is EINVAL before anything (v1, device closed, no op)', async () => {
     const s = await setup('E', { v1: true, register: false, openDevices: false });
     failsCleanly(s, errno.EINVAL, () => s.PIN('M', 0n, 0));
@@ -138,7 +139,7 @@ describe('§8.1 item 1: pin check order', () => {
   });
 });
 
-describe('§4.2 per-page checks and unwind', () => {
+describe('§6.2 per-page checks and unwind', () => {
   it('no dma contains the page: EINVAL', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(4)), 'MAP');
@@ -182,7 +183,7 @@ describe('§4.2 per-page checks and unwind', () => {
   });
 });
 
-describe('§4.2 / §2.3 accounting of external pins', () => {
+describe('§6.2 / §4.3 accounting of external pins', () => {
   it('E charges each new page once against RLIMIT_MEMLOCK; over the limit is ENOMEM and unwound', async () => {
     const s = await setup('E', { memlockLimit: P(2) });
     must(s.MAP(0n, P(4)), 'MAP');
@@ -230,7 +231,7 @@ describe('§4.2 / §2.3 accounting of external pins', () => {
   });
 });
 
-describe('§4.4 unpin', () => {
+describe('§6.4 unpin', () => {
   it('stops at the first page no dma contains', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(2)), 'A');

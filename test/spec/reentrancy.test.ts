@@ -1,4 +1,4 @@
-// CONTRACT "Calls from inside a callback", SPEC §3.6 and §8 item 9: what a type1 dma_unmap
+// Calls from inside a callback (docs/conformance.md §5.6, §14): what a type1 dma_unmap
 // callback may do while the unmap that called it runs. Unpinning, pinning, MAP, UNMAP of other
 // ranges, dma_rw and GET_BITMAP work (the kernel drops the container lock around the call); what
 // would change the container's groups, page sizes or tracking state answers -EDEADLK and changes
@@ -133,7 +133,7 @@ describe('a group file closed inside the callback', () => {
   });
 });
 
-describe('what a callback may do (the container lock is dropped, SPEC §8 item 9)', () => {
+describe('what a callback may do (the container lock is dropped, docs/conformance.md §14)', () => {
   it('pin, unpin, MAP, UNMAP another range, dma_rw and GET_BITMAP all work', async () => {
     const s = await setup('E');
     must(s.MAP(P(0x10), P(2)), 'A');

@@ -1,5 +1,5 @@
-// SPEC §3 UNMAP_DMA: checks, v2 bisection vs v1 whole-dma semantics, returned size and the bytes
-// copied back, UNMAP_ALL, accounting; vectors V18-V21.
+// docs/conformance.md §5 UNMAP_DMA: checks, v2 bisection vs v1 whole-dma semantics, returned size
+// and the bytes copied back, UNMAP_ALL, accounting; vectors V18-V21.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -82,7 +82,7 @@ describe('V18-V21 UNMAP vectors', () => {
   });
 });
 
-describe('§3.3 v2 range semantics', () => {
+describe('§5.3 v2 range semantics', () => {
   it('a range may start and end in gaps; one touching nothing succeeds with size 0', async () => {
     const s = await setup('E');
     must(s.MAP(P(4), P(2)), 'A');
@@ -102,7 +102,7 @@ describe('§3.3 v2 range semantics', () => {
   });
 });
 
-describe('§3.3 v1 range semantics', () => {
+describe('§5.3 v1 range semantics', () => {
   it('a request starting inside a dma removes nothing and succeeds with size 0', async () => {
     const s = await setup('I', { v1: true });
     must(s.MAP(0x10000n, 0x4000n), 'A');
@@ -139,7 +139,7 @@ describe('§3.3 v1 range semantics', () => {
   });
 });
 
-describe('§1.4 / §3.3 what UNMAP copies back', () => {
+describe('§3.4 / §5.3 what UNMAP copies back', () => {
   it('exactly 24 bytes on success: only size changes', async () => {
     const s = await setup('E');
     must(s.MAP(P(1), P(3)), 'MAP');
@@ -164,7 +164,7 @@ describe('§1.4 / §3.3 what UNMAP copies back', () => {
   });
 });
 
-describe('§3.2 core check order', () => {
+describe('§5.2 core check order', () => {
   it('VADDR with an emulated group is EBUSY before the alignment check', async () => {
     const s = await setup('E');
     must(s.MAP(0n, P(1)), 'MAP');
@@ -179,7 +179,7 @@ describe('§3.2 core check order', () => {
   });
 });
 
-describe('§3.8 accounting on unmap', () => {
+describe('§5.8 accounting on unmap', () => {
   it('I: lockedVm and dma_avail come back exactly', async () => {
     const s = await setup('I');
     must(s.MAP(0n, P(5)), 'A');

@@ -1,5 +1,5 @@
-// SPEC §2.4 and §3.7: vaddr invalidation (UNMAP + VADDR) and update (MAP + VADDR), the restore on
-// an already-invalid dma, and the EBUSY cases; vectors V23, V25, V31.
+// docs/conformance.md §4.4 and §5.7: vaddr invalidation (UNMAP + VADDR) and update (MAP + VADDR),
+// the restore on an already-invalid dma, and the EBUSY cases; vectors V23, V25, V31.
 import { describe, expect, it } from 'vitest';
 import { errno } from '../../src/errors.js';
 import { uapi } from '../../src/uapi.js';
@@ -70,7 +70,7 @@ describe('V23 VADDR', () => {
   });
 });
 
-describe('§3.7 VADDR invalidation', () => {
+describe('§5.7 VADDR invalidation', () => {
   it('reaching an already-invalid dma restores those invalidated in this call, EINVAL and size 0', async () => {
     const s = await setup('I');
     must(s.MAP(P(0x10), P(1)), 'A');
