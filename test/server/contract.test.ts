@@ -1,5 +1,5 @@
-// Every CONTRACT call through the Python and the Node client gives the bytes the in-process engine
-// gives.
+// Every call of the public surface through the Python and the Node client gives the bytes the
+// in-process engine gives.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ afterAll(async () => srv.stop());
 
 const here = new URL('.', import.meta.url).pathname;
 
-describe('the CONTRACT walk through the server', () => {
+describe('the walk over the public surface through the server', () => {
   it('the Python client gives the same results, bytes and events as the in-process engine', async () => {
     const steps = contractScript('mdev-py');
     const expected = runInProcess(await createEngine(), steps);

@@ -1,6 +1,6 @@
-// The CONTRACT walk as a script: container, group, device, memory, map, tracking, the vendor
-// driver's pin and dma_rw, GET_BITMAP, unmap with a bitmap (a dma_unmap callback that unpins),
-// and one invalid input of each kind.
+// The walk over the public surface as a script: container, group, device, memory, map, tracking,
+// the vendor driver's pin and dma_rw, GET_BITMAP, unmap with a bitmap (a dma_unmap callback that
+// unpins), and one invalid input of each kind.
 import { uapi } from '../../src/uapi.js';
 import {
   dirtyBitmap, dirtyBitmapGet, dmaMap, dmaUnmap, groupStatus, hex, iommuInfo,

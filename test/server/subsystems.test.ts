@@ -39,7 +39,7 @@ async function threeWays(steps: Step[]): Promise<{ py: Result[]; node: Result[];
 }
 
 describe('SPEC vectors of the other subsystems through the server', () => {
-  it('SPEC-KVM V54: node, tracking and unlink through dev.kvm; the unlink callback untracks and unregisters', async () => {
+  it('KVM V54: node, tracking and unlink through dev.kvm; the unlink callback untracks and unregisters', async () => {
     const { py, node, local } = await threeWays(kvmV54('vgpu54'));
     expect(py).toEqual(local);
     expect(node).toEqual(local);
@@ -61,7 +61,7 @@ describe('SPEC vectors of the other subsystems through the server', () => {
       'remove_region vgpu54 256 16', expect.stringMatching(/^0 /), '-22']);
   });
 
-  it('SPEC-DEVICE-DIRTY V21: a tracker made with dmaLogging in CREATE_GROUP records dev.dmaWrite', async () => {
+  it('device-dirty V21: a tracker made with dmaLogging in CREATE_GROUP records dev.dmaWrite', async () => {
     const { py, node, local } = await threeWays(deviceV21('d21'));
     expect(py).toEqual(local);
     expect(node).toEqual(local);
@@ -70,7 +70,7 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py.at(-1)).toEqual(['-14']); // outside the mapping: an IOMMU fault
   });
 
-  it('SPEC-DEVICE-DIRTY V52: a cdev bound to iommufd, HWPT dirty bits of dev.dmaWrite, harvested twice', async () => {
+  it('device-dirty V52: a cdev bound to iommufd, HWPT dirty bits of dev.dmaWrite, harvested twice', async () => {
     const steps = iommufdV52('f52');
     const { py, node, local } = await threeWays(steps);
     expect(py).toEqual(local);
@@ -80,7 +80,7 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py.at(-1)).toEqual(['0', '00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00']);
   });
 
-  it('SPEC-PASID V21: the VM set notifier as events, FREE [1,3] notifies 1, 2, 3', async () => {
+  it('PASID V21: the VM set notifier as events, FREE [1,3] notifies 1, 2, 3', async () => {
     const { py, node, local } = await threeWays(pasidV21('p21'));
     expect(py).toEqual(local);
     expect(node).toEqual(local);
@@ -90,7 +90,7 @@ describe('SPEC vectors of the other subsystems through the server', () => {
     expect(py.at(-6)).toEqual(['1']); // notify(2, BIND): the set chain's result, our EVENT_DONE value
   });
 
-  it('SPEC-PASID V34/V33/DV3: accelerator DMA with the connection\'s PASID, SVA bind and unbind, a queue job', async () => {
+  it('accelerator V34/V33 and accel.queues(): accelerator DMA with the connection\'s PASID, SVA bind and unbind, a queue job', async () => {
     const { py, node, local } = await threeWays(accelV34());
     expect(py).toEqual(local);
     expect(node).toEqual(local);
