@@ -1,4 +1,5 @@
-// SPEC vectors through the Python client: the bytes the SPEC gives, and the in-process engine's.
+// The type1 acceptance vectors through the Python client: the vectors' bytes, and the in-process
+// engine's.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +47,7 @@ async function viaPython(steps: Step[]): Promise<unknown> {
   return JSON.parse((await promisify(execFile)('python3', [py, srv.path, file], { timeout: 20_000 })).stdout);
 }
 
-describe('SPEC vectors through the Python client', () => {
+describe('type1 vectors through the Python client', () => {
   it('V36: a dma straddling the 64-page boundary, plus a second dma (setup E)', async () => {
     const bm = MEM + P(81);
     const steps: Step[] = [

@@ -38,7 +38,7 @@ async function threeWays(steps: Step[]): Promise<{ py: Result[]; node: Result[];
   }
 }
 
-describe('SPEC vectors of the other subsystems through the server', () => {
+describe('the other subsystems\' vectors through the server', () => {
   it('KVM V54: node, tracking and unlink through dev.kvm; the unlink callback untracks and unregisters', async () => {
     const { py, node, local } = await threeWays(kvmV54('vgpu54'));
     expect(py).toEqual(local);
