@@ -4,6 +4,7 @@
 import { EINVAL } from './constants';
 import { alloc, free } from './heap';
 import { bitmap_set_batch } from './dirty_bitmap';
+import { bucketBits, bucketedBytes, bucketStarts } from './remark';
 import { capOf, countAt, countOf, HI, LO, markBit, sizeOf, slotAt } from './pin_table';
 
 /** The bitmap bit of slot `s`: -1 when the slot is empty or its page is outside the bitmap. */
@@ -61,6 +62,62 @@ export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u3
   if (!big || !markGathered(lo, bm, first, nbits, shift)) markScan<u32>(lo, bm, first, nbits, shift);
   markScan<u64>(p + HI, bm, first, nbits, shift);
   return 0;
+}
+
+// ---- the pins as a bucketed list, to be marked again behind a read-and-clear ------------------
+
+/** Counts the bits of sub-table h's pins per bucket into c[bucket + 2]. */
+function countBuckets<K>(h: usize, c: usize, nbits: u64, shift: u32, sh: u32): void {
+  const cap = capOf(h);
+  for (let i: u32 = 0; i < cap; i++) {
+    const b = slotBit<K>(slotAt<K>(h, i), 0, nbits, shift);
+    if (b < 0) continue;
+    const at = c + ((<usize>(<u32>b >>> sh) + 2) << 2);
+    store<u32>(at, load<u32>(at) + 1);
+  }
+}
+
+/** Places the bits of sub-table h's pins at bits[c[bucket + 1]++]. */
+function placeBuckets<K>(h: usize, c: usize, bits: usize, nbits: u64, shift: u32, sh: u32): void {
+  const cap = capOf(h);
+  for (let i: u32 = 0; i < cap; i++) {
+    const b = slotBit<K>(slotAt<K>(h, i), 0, nbits, shift);
+    if (b < 0) continue;
+    const at = c + ((<usize>(<u32>b >>> sh) + 1) << 2);
+    const j = load<u32>(at);
+    store<u32>(at, j + 1);
+    store<u32>(bits + (<usize>j << 2), <u32>b);
+  }
+}
+
+/**
+ * The bits (page >> shift, below nbits) of every pinned page as a bucketed list
+ * (assembly/remark.ts) of at most 4,096 buckets of at least 8,192 bits, or 0 when there are no
+ * pins or no memory for it. The caller frees it.
+ */
+export function pinsBucketed(p: usize, nbits: u32, shift: u32): usize {
+  const n = sizeOf(p + LO) + sizeOf(p + HI);
+  if (!n || shift > 63) return 0;
+  const sh = <u32>max<i32>(13, <i32>(32 - clz(nbits - 1)) - 12);
+  const nb = ((nbits - 1) >>> sh) + 1;
+  const l = alloc(bucketedBytes(nb, n));
+  if (!l) return 0;
+  store<u32>(l, nb);
+  store<u32>(l, sh, 4);
+  const c = bucketStarts(l);
+  memory.fill(c, 0, (<usize>nb + 2) << 2);
+  countBuckets<u32>(p + LO, c, nbits, shift, sh);
+  countBuckets<u64>(p + HI, c, nbits, shift, sh);
+  for (let b: u32 = 2; b <= nb + 1; b++) {
+    const at = c + (<usize>b << 2);
+    store<u32>(at, load<u32>(at) + load<u32>(at - 4));
+  }
+  // c[b + 1] is now where bucket b starts; placing moves it to where bucket b ends, which is
+  // where bucket b + 1 starts, so that c[b] is bucket b's start (c[0] stays 0).
+  const bits = bucketBits(l);
+  placeBuckets<u32>(p + LO, c, bits, nbits, shift, sh);
+  placeBuckets<u64>(p + HI, c, bits, nbits, shift, sh);
+  return l;
 }
 
 function countScan<K>(h: usize, first: u64, last: u64): i32 {
