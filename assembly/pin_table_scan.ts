@@ -16,6 +16,24 @@ import { capOf, countAt, countOf, HI, LO, markBit, sizeOf, slotAt } from './pin_
   return b < nbits ? <i64>b : -1;
 }
 
+/**
+ * Appends to out[m..] the bit of every pinned page of sub-table h that slotBit maps inside the
+ * bitmap, and returns the new m. Branch-free (a pinned slot follows an empty one at random, a
+ * branch the predictor keeps missing): each slot's bit is stored at out[m] and m advances only
+ * for a bit inside, so out needs room for one entry past the bits gathered.
+ */
+function gatherBits<K>(h: usize, out: usize, m: u32, first: u64, nbits: u64, shift: u32): u32 {
+  const cap = capOf(h);
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt<K>(h, i);
+    const q = <u64>load<K>(s);
+    const b = (q - first) >> shift;
+    store<u32>(out + (<usize>m << 2), <u32>b);
+    m += <u32>((countAt<K>(s) != 0) & (q >= first) & (b < nbits));
+  }
+  return m;
+}
+
 function markScan<K>(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): void {
   const cap = capOf(h);
   for (let i: u32 = 0; i < cap; i++) {
@@ -34,17 +52,10 @@ const GATHERED_MIN_PINS: u32 = 4096;
 
 /** markScan for the u32-keyed sub-table through one batch; false (nothing done) without memory. */
 function markGathered(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): bool {
-  const bits = alloc(<usize>sizeOf(h) << 2);
+  const bits = alloc((<usize>sizeOf(h) + 1) << 2);
   if (!bits) return false;
   const limit = min<u64>(nbits, <u64>load<u32>(bm)); // markBit's bound: the bitmap's own bits
-  const cap = capOf(h);
-  let m: u32 = 0;
-  for (let i: u32 = 0; i < cap; i++) {
-    const b = slotBit<u32>(slotAt<u32>(h, i), first, limit, shift);
-    if (b < 0) continue;
-    store<u32>(bits + (<usize>m << 2), <u32>b);
-    m++;
-  }
+  const m = gatherBits<u32>(h, bits, 0, first, limit, shift);
   bitmap_set_batch(bm, bits, m); // every bit is below the bitmap's nbits: it cannot fail
   free(bits);
   return true;
@@ -66,48 +77,32 @@ export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u3
 
 // ---- the pins as a bucketed list, to be marked again behind a read-and-clear ------------------
 
-/** Counts the bits of sub-table h's pins per bucket into c[bucket + 2]. */
-function countBuckets<K>(h: usize, c: usize, nbits: u64, shift: u32, sh: u32): void {
-  const cap = capOf(h);
-  for (let i: u32 = 0; i < cap; i++) {
-    const b = slotBit<K>(slotAt<K>(h, i), 0, nbits, shift);
-    if (b < 0) continue;
-    const at = c + ((<usize>(<u32>b >>> sh) + 2) << 2);
-    store<u32>(at, load<u32>(at) + 1);
-  }
-}
-
-/** Places the bits of sub-table h's pins at bits[c[bucket + 1]++]. */
-function placeBuckets<K>(h: usize, c: usize, bits: usize, nbits: u64, shift: u32, sh: u32): void {
-  const cap = capOf(h);
-  for (let i: u32 = 0; i < cap; i++) {
-    const b = slotBit<K>(slotAt<K>(h, i), 0, nbits, shift);
-    if (b < 0) continue;
-    const at = c + ((<usize>(<u32>b >>> sh) + 1) << 2);
-    const j = load<u32>(at);
-    store<u32>(at, j + 1);
-    store<u32>(bits + (<usize>j << 2), <u32>b);
-  }
-}
-
 /**
  * The bits (page >> shift, below nbits) of every pinned page as a bucketed list
  * (assembly/remark.ts) of at most 4,096 buckets of at least 8,192 bits, or 0 when there are no
- * pins or no memory for it. The caller frees it.
+ * pins or no memory for it. The caller frees it. The bits are gathered in table order behind the
+ * list, counted per bucket, then placed bucket by bucket.
  */
 export function pinsBucketed(p: usize, nbits: u32, shift: u32): usize {
   const n = sizeOf(p + LO) + sizeOf(p + HI);
   if (!n || shift > 63) return 0;
   const sh = <u32>max<i32>(13, <i32>(32 - clz(nbits - 1)) - 12);
   const nb = ((nbits - 1) >>> sh) + 1;
-  const l = alloc(bucketedBytes(nb, n));
+  const size = bucketedBytes(nb, n);
+  const l = alloc(size + ((<usize>n + 1) << 2));
   if (!l) return 0;
   store<u32>(l, nb);
   store<u32>(l, sh, 4);
+  const t = l + size; // the gathered bits
+  let m = gatherBits<u32>(p + LO, t, 0, 0, nbits, shift);
+  m = gatherBits<u64>(p + HI, t, m, 0, nbits, shift);
   const c = bucketStarts(l);
   memory.fill(c, 0, (<usize>nb + 2) << 2);
-  countBuckets<u32>(p + LO, c, nbits, shift, sh);
-  countBuckets<u64>(p + HI, c, nbits, shift, sh);
+  const te = t + (<usize>m << 2);
+  for (let q = t; q < te; q += 4) {
+    const at = c + ((<usize>(load<u32>(q) >>> sh) + 2) << 2);
+    store<u32>(at, load<u32>(at) + 1);
+  }
   for (let b: u32 = 2; b <= nb + 1; b++) {
     const at = c + (<usize>b << 2);
     store<u32>(at, load<u32>(at) + load<u32>(at - 4));
@@ -115,8 +110,13 @@ export function pinsBucketed(p: usize, nbits: u32, shift: u32): usize {
   // c[b + 1] is now where bucket b starts; placing moves it to where bucket b ends, which is
   // where bucket b + 1 starts, so that c[b] is bucket b's start (c[0] stays 0).
   const bits = bucketBits(l);
-  placeBuckets<u32>(p + LO, c, bits, nbits, shift, sh);
-  placeBuckets<u64>(p + HI, c, bits, nbits, shift, sh);
+  for (let q = t; q < te; q += 4) {
+    const b = load<u32>(q);
+    const at = c + ((<usize>(b >>> sh) + 1) << 2);
+    const j = load<u32>(at);
+    store<u32>(at, j + 1);
+    store<u32>(bits + (<usize>j << 2), b);
+  }
   return l;
 }
 
