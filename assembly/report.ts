@@ -83,8 +83,8 @@ function streamTo(bm: usize, nbits: u32, s: u32, ones: bool, out: usize, k: u32,
 /**
  * Reports a whole dma into user memory: the stream's L words go to the user address `addr`
  * (= bitmap.data + 8w), one run of contiguous frames per kernel call; the source is cleared as
- * it is copied, then the pinned pages are marked again. `allDirty` reports every page (the rule
- * of docs/conformance.md §7.8). An unaligned `addr` builds the stream a page at a time in
+ * it is copied, and the pinned pages are marked again right behind the clear
+ * (assembly/remark.ts). `allDirty` reports every page (the rule of docs/conformance.md §7.8). An unaligned `addr` builds the stream a page at a time in
  * `scratch` (PAGE_SIZE bytes; 0: allocated here). A caller that reserved the frames and passes
  * the scratch makes the call infallible. Returns 0, or -ENOMEM (frames or scratch could not be had; nothing changed).
  */
