@@ -39,6 +39,7 @@ import {
   wordPtr,
 } from './dirty_bitmap_kernels';
 import { listRuns } from './dirty_bitmap_runs';
+import { setBits8 } from './remark';
 
 const HEADER: usize = 16; // bytes before word 0
 
@@ -223,24 +224,6 @@ function readLines(base: usize, size: usize): void {
   }
   for (let o: usize = 4 * q; o < size; o += 64) sum |= load<u64>(base + o);
   touched |= sum; // keeps the reads
-}
-
-/** Sets the bits of the n u32 pages at p, byte-wide: bit b is byte b/8, bit b%8. */
-function setBits8(w: usize, p: usize, n: u32): void {
-  const e = p + (<usize>n << 2);
-  for (; p + 16 <= e; p += 16) {
-    setBit8(w, load<u32>(p));
-    setBit8(w, load<u32>(p, 4));
-    setBit8(w, load<u32>(p, 8));
-    setBit8(w, load<u32>(p, 12));
-  }
-  for (; p < e; p += 4) setBit8(w, load<u32>(p));
-}
-
-/** Sets bit b through its byte: no 64-bit shift, and a short dependency chain per page. */
-@inline function setBit8(w: usize, b: u32): void {
-  const a = w + (b >>> 3);
-  store<u8>(a, load<u8>(a) | <u8>(<u32>1 << (b & 7)));
 }
 
 // ---- exports -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // Callers have validated every range; nothing here checks or fails.
 
 import { coarseBlock, double32, pairs2 } from './bit_fold';
+import { remarkBelow, remarking } from './remark';
 
 const ONES: u64 = 0xffffffffffffffff;
 // Passes over long ranges may be cut into STREAMS parts visited in turn, STEP words at a time.
@@ -283,13 +284,15 @@ function emitEdge(p: usize, k: u32, g: i64, L: u32): void {
  * clears the source words the stream no longer reads. Output k reads source words q0 + k and
  * q0 + k + 1, so after this block (blocks go in order) words below q0 + from + n are done with.
  * The words were just read and are zeroed whole (memory.fill): testing them first for zero
- * groups cost more than the write-backs it saves at every density measured.
+ * groups cost more than the write-backs it saves at every density measured. Returns the end of
+ * the interior words cleared so far (jlo when none yet, or when there are none).
  */
-function emitBlock(from: u32, n: u32): void {
+function emitBlock(from: u32, n: u32): i64 {
   emit(jout + (<usize>from << 3), from, n);
   const lo = max<i64>(jq0 + from, jlo);
   const hi = min<i64>(jq0 + from + n, jhi);
   if (hi > lo) memory.fill(wordPtr(jw, <u32>lo), 0, <usize>(hi - lo) << 3);
+  return max<i64>(hi, jlo);
 }
 
 /** Makes the stream of bits [first, first + count) (count >= 1) of words w at bit s the job. */
@@ -307,11 +310,14 @@ export function streamJob(w: usize, nw: u32, first: u32, count: u32, s: u32, out
 
 /**
  * Writes the whole stream of the job (L words at jout) in blocks of CHUNK words, in order; with
- * `clear`, the source range is cleared behind it: interior words after each block, while they are
- * still in the cache, end words afterwards.
+ * `clear`, the source range is cleared behind it while it is still in the cache: the first word
+ * after the first block (the only one that reads it), the interior words after each block, the
+ * last word at the end. While a list of pins is being marked again (assembly/remark.ts), its
+ * buckets are set as soon as every bit below them is cleared.
  */
 export function streamAll(clear: bool): void {
   const L = (jcount + js + 63) >>> 6;
+  const end = <u64>jfirst + <u64>jcount;
   const last = jfirst + jcount - 1;
   const fw = jfirst >>> 6;
   const lw = last >>> 6;
@@ -319,10 +325,17 @@ export function streamAll(clear: bool): void {
     jlo = fw + 1;
     jhi = lw;
   }
-  for (let from: u32 = 0; from < L; from += CHUNK) emitBlock(from, min(CHUNK, L - from));
+  const marks = clear && remarking();
+  for (let from: u32 = 0; from < L; from += CHUNK) {
+    const done = emitBlock(from, min(CHUNK, L - from));
+    if (!clear) continue;
+    if (!from) fillBits(jw, jfirst, min(jcount, 64 - (jfirst & 63)), false);
+    // Cleared: the first word's bits of the range, and the interior words below `done`.
+    if (marks) remarkBelow(min<u64>(end, <u64>max<i64>(done, fw + 1) << 6));
+  }
   if (!clear) return;
-  fillBits(jw, jfirst, min(jcount, 64 - (jfirst & 63)), false);
   if (lw != fw) fillBits(jw, lw << 6, last - (lw << 6) + 1, false);
+  if (marks) remarkBelow(end);
 }
 
 // ---- page-size conversion -----------------------------------------------------------------

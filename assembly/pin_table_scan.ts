@@ -4,6 +4,7 @@
 import { EINVAL } from './constants';
 import { alloc, free } from './heap';
 import { bitmap_set_batch } from './dirty_bitmap';
+import { bucketBits, bucketedBytes, bucketStarts } from './remark';
 import { capOf, countAt, countOf, HI, LO, markBit, sizeOf, slotAt } from './pin_table';
 
 /** The bitmap bit of slot `s`: -1 when the slot is empty or its page is outside the bitmap. */
@@ -13,6 +14,24 @@ import { capOf, countAt, countOf, HI, LO, markBit, sizeOf, slotAt } from './pin_
   if (q < first) return -1;
   const b = (q - first) >> shift;
   return b < nbits ? <i64>b : -1;
+}
+
+/**
+ * Appends to out[m..] the bit of every pinned page of sub-table h that slotBit maps inside the
+ * bitmap, and returns the new m. Branch-free (a pinned slot follows an empty one at random, a
+ * branch the predictor keeps missing): each slot's bit is stored at out[m] and m advances only
+ * for a bit inside, so out needs room for one entry past the bits gathered.
+ */
+function gatherBits<K>(h: usize, out: usize, m: u32, first: u64, nbits: u64, shift: u32): u32 {
+  const cap = capOf(h);
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt<K>(h, i);
+    const q = <u64>load<K>(s);
+    const b = (q - first) >> shift;
+    store<u32>(out + (<usize>m << 2), <u32>b);
+    m += <u32>((countAt<K>(s) != 0) & (q >= first) & (b < nbits));
+  }
+  return m;
 }
 
 function markScan<K>(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): void {
@@ -33,17 +52,10 @@ const GATHERED_MIN_PINS: u32 = 4096;
 
 /** markScan for the u32-keyed sub-table through one batch; false (nothing done) without memory. */
 function markGathered(h: usize, bm: usize, first: u64, nbits: u64, shift: u32): bool {
-  const bits = alloc(<usize>sizeOf(h) << 2);
+  const bits = alloc((<usize>sizeOf(h) + 1) << 2);
   if (!bits) return false;
   const limit = min<u64>(nbits, <u64>load<u32>(bm)); // markBit's bound: the bitmap's own bits
-  const cap = capOf(h);
-  let m: u32 = 0;
-  for (let i: u32 = 0; i < cap; i++) {
-    const b = slotBit<u32>(slotAt<u32>(h, i), first, limit, shift);
-    if (b < 0) continue;
-    store<u32>(bits + (<usize>m << 2), <u32>b);
-    m++;
-  }
+  const m = gatherBits<u32>(h, bits, 0, first, limit, shift);
   bitmap_set_batch(bm, bits, m); // every bit is below the bitmap's nbits: it cannot fail
   free(bits);
   return true;
@@ -61,6 +73,51 @@ export function pins_mark(p: usize, bm: usize, first: u64, nbits: u32, shift: u3
   if (!big || !markGathered(lo, bm, first, nbits, shift)) markScan<u32>(lo, bm, first, nbits, shift);
   markScan<u64>(p + HI, bm, first, nbits, shift);
   return 0;
+}
+
+// ---- the pins as a bucketed list, to be marked again behind a read-and-clear ------------------
+
+/**
+ * The bits (page >> shift, below nbits) of every pinned page as a bucketed list
+ * (assembly/remark.ts) of at most 4,096 buckets of at least 8,192 bits, or 0 when there are no
+ * pins or no memory for it. The caller frees it. The bits are gathered in table order behind the
+ * list, counted per bucket, then placed bucket by bucket.
+ */
+export function pinsBucketed(p: usize, nbits: u32, shift: u32): usize {
+  const n = sizeOf(p + LO) + sizeOf(p + HI);
+  if (!n || shift > 63) return 0;
+  const sh = <u32>max<i32>(13, <i32>(32 - clz(nbits - 1)) - 12);
+  const nb = ((nbits - 1) >>> sh) + 1;
+  const size = bucketedBytes(nb, n);
+  const l = alloc(size + ((<usize>n + 1) << 2));
+  if (!l) return 0;
+  store<u32>(l, nb);
+  store<u32>(l, sh, 4);
+  const t = l + size; // the gathered bits
+  let m = gatherBits<u32>(p + LO, t, 0, 0, nbits, shift);
+  m = gatherBits<u64>(p + HI, t, m, 0, nbits, shift);
+  const c = bucketStarts(l);
+  memory.fill(c, 0, (<usize>nb + 2) << 2);
+  const te = t + (<usize>m << 2);
+  for (let q = t; q < te; q += 4) {
+    const at = c + ((<usize>(load<u32>(q) >>> sh) + 2) << 2);
+    store<u32>(at, load<u32>(at) + 1);
+  }
+  for (let b: u32 = 2; b <= nb + 1; b++) {
+    const at = c + (<usize>b << 2);
+    store<u32>(at, load<u32>(at) + load<u32>(at - 4));
+  }
+  // c[b + 1] is now where bucket b starts; placing moves it to where bucket b ends, which is
+  // where bucket b + 1 starts, so that c[b] is bucket b's start (c[0] stays 0).
+  const bits = bucketBits(l);
+  for (let q = t; q < te; q += 4) {
+    const b = load<u32>(q);
+    const at = c + ((<usize>(b >>> sh) + 1) << 2);
+    const j = load<u32>(at);
+    store<u32>(at, j + 1);
+    store<u32>(bits + (<usize>j << 2), b);
+  }
+  return l;
 }
 
 function countScan<K>(h: usize, first: u64, last: u64): i32 {

@@ -10,10 +10,11 @@
 //               ┌────────────┬──────────────┬ ─ ─ ┬──────────────┐
 //   bits:       │old | d<<s  │ d[64-s..]    │     │ d[..end] 0 0 │
 //               └────────────┴──────────────┴ ─ ─ ┴──────────────┘
-import { bitmap_clear, bitmap_clear_range, bitmap_nbits, bitmap_read } from './dirty_bitmap';
+import { bitmap_clear, bitmap_clear_range, bitmap_nbits, bitmap_read, bitmap_words } from './dirty_bitmap';
 import { ENOMEM, PAGE_SIZE } from './constants';
 import { alloc, free } from './heap';
-import { pins_mark } from './pin_table_scan';
+import { pins_mark, pinsBucketed } from './pin_table_scan';
+import { remarkBegin, remarkEnd } from './remark';
 import { umContiguous, umFrame, umRead, umReserve, umWrite } from './user_memory';
 
 /**
@@ -40,6 +41,30 @@ function emitOnes(out: usize, count: u32, s: u32, from: u32, n: u32): void {
 
 
 /**
+ * The pins of table `pins` (0: none) as a list marked again behind the read-and-clear that
+ * follows (assembly/remark.ts), or 0 when there is none (no pins, or no memory for the list).
+ */
+function remarkStart(bm: usize, pins: usize, nbits: u32, shift: u32): usize {
+  if (!pins) return 0;
+  const l = pinsBucketed(pins, nbits, shift);
+  if (l) remarkBegin(bitmap_words(bm), l);
+  return l;
+}
+
+/**
+ * After the read-and-clear: marks the rest of the list `l` and frees it, or, without a list,
+ * marks the pins of table `pins` in a pass of their own (which cannot fail).
+ */
+function remarkFinish(bm: usize, l: usize, pins: usize, nbits: u32, shift: u32): void {
+  if (l) {
+    remarkEnd();
+    free(l);
+  } else if (pins) {
+    pins_mark(pins, bm, 0, nbits, shift);
+  }
+}
+
+/**
  * Output words [k, k + n) of a dma's stream (its nbits bits shifted up by s) to `out`, clearing
  * the source bits they carry. Those words hold source bits [64k - s, 64(k + n) - s): one
  * bitmap_read, whose clearing is fused with the copy, writes them with the same footprint. With
@@ -58,8 +83,8 @@ function streamTo(bm: usize, nbits: u32, s: u32, ones: bool, out: usize, k: u32,
 /**
  * Reports a whole dma into user memory: the stream's L words go to the user address `addr`
  * (= bitmap.data + 8w), one run of contiguous frames per kernel call; the source is cleared as
- * it is copied, then the pinned pages are marked again. `allDirty` reports every page (the rule
- * of docs/conformance.md §7.8). An unaligned `addr` builds the stream a page at a time in
+ * it is copied, and the pinned pages are marked again right behind the clear
+ * (assembly/remark.ts). `allDirty` reports every page (the rule of docs/conformance.md §7.8). An unaligned `addr` builds the stream a page at a time in
  * `scratch` (PAGE_SIZE bytes; 0: allocated here). A caller that reserved the frames and passes
  * the scratch makes the call infallible. Returns 0, or -ENOMEM (frames or scratch could not be had; nothing changed).
  */
@@ -77,6 +102,7 @@ export function report_user(
     scratch = alloc(PAGE_SIZE);
     if (!scratch) return -ENOMEM;
   }
+  const marks = remarkStart(bm, ones ? 0 : pins, nbits, shift);
   let k: u32 = 0;
   while (k < L) {
     const a = addr + (<u64>k << 3);
@@ -99,7 +125,7 @@ export function report_user(
   }
   if (own) free(scratch);
   if (ones) bitmap_clear(bm);
-  if (pins) pins_mark(pins, bm, 0, nbits, shift);
+  remarkFinish(bm, marks, pins, nbits, shift);
   return 0;
 }
 
@@ -113,12 +139,15 @@ export function report_words(
   dst: usize, bm: usize, first: u32, count: u32, s: u32, pins: usize, shift: u32, allDirty: u32, clear: u32,
 ): i32 {
   const L = <u32>((<u64>count + <u64>s + 63) >> 6);
+  const nbits = bitmap_nbits(bm);
+  const p = clear ? pins : 0;
+  const marks = remarkStart(bm, allDirty ? 0 : p, nbits, shift);
   if (allDirty) {
     emitOnes(dst, count, s, 0, L);
     if (clear) bitmap_clear_range(bm, first, count);
   } else {
     bitmap_read(bm, first, count, dst, s, clear);
   }
-  if (clear && pins) pins_mark(pins, bm, 0, bitmap_nbits(bm), shift);
+  remarkFinish(bm, marks, p, nbits, shift);
   return <i32>L;
 }
