@@ -66,27 +66,34 @@ export function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32)
       lim = stageLimit(max - n);
     }
     i++;
-    // Whole groups of 8 words before the last: only the words where something changes are
+    // Whole blocks of 64 words before the last: only the words where something changes are
     // visited (a set bit, or a run ending at their bit 0), found from two SIMD masks, so zero
     // words cost no branch of their own (at 1 % density half the words are zero, in no order
-    // a predictor can follow).
-    while (!(i & 7) && i + 8 <= lw) {
+    // a predictor can follow), and the visiting loop ends once per 64 words.
+    while (i + 64 <= lw) {
       const p = wordPtr(w, i);
-      const v0 = v128.load(p);
-      const v1 = v128.load(p, 16);
-      const v2 = v128.load(p, 32);
-      const v3 = v128.load(p, 48);
       const zero = i64x2.splat(0);
-      const nz = i64x2.bitmask(i64x2.ne(v0, zero)) | (i64x2.bitmask(i64x2.ne(v1, zero)) << 2)
-        | (i64x2.bitmask(i64x2.ne(v2, zero)) << 4) | (i64x2.bitmask(i64x2.ne(v3, zero)) << 6);
-      const top = i64x2.bitmask(v0) | (i64x2.bitmask(v1) << 2) | (i64x2.bitmask(v2) << 4) | (i64x2.bitmask(v3) << 6);
-      const carry = (top << 1) | <u32>prev; // bit j: bit 63 of the word before word j
-      let visit = (nz | carry) & 0xff;
+      let zw: u64 = 0; // bit j: word j is zero
+      let top: u64 = 0; // bit j: bit 63 of word j
+      for (let g: u32 = 0; g < 64; g += 8) {
+        const q = p + (<usize>g << 3);
+        const v0 = v128.load(q);
+        const v1 = v128.load(q, 16);
+        const v2 = v128.load(q, 32);
+        const v3 = v128.load(q, 48);
+        const z = i64x2.bitmask(i64x2.eq(v0, zero)) | (i64x2.bitmask(i64x2.eq(v1, zero)) << 2)
+          | (i64x2.bitmask(i64x2.eq(v2, zero)) << 4) | (i64x2.bitmask(i64x2.eq(v3, zero)) << 6);
+        const t = i64x2.bitmask(v0) | (i64x2.bitmask(v1) << 2) | (i64x2.bitmask(v2) << 4) | (i64x2.bitmask(v3) << 6);
+        zw |= <u64>z << g;
+        top |= <u64>t << g;
+      }
+      const carry = (top << 1) | prev; // bit j: bit 63 of the word before word j
+      let visit = ~zw | carry;
       while (visit) {
-        const j = ctz(visit);
+        const j = <u32>ctz(visit);
         visit &= visit - 1;
         const y = load<u64>(p + (<usize>j << 3));
-        nt = flatten(nt, y ^ ((y << 1) | <u64>((carry >> j) & 1)), (i + j) << 6);
+        nt = flatten(nt, y ^ ((y << 1) | ((carry >> j) & 1)), (i + j) << 6);
         if (nt >= lim) {
           n = flushStage(out, n, nt, max);
           if (n == max) return n;
@@ -94,8 +101,8 @@ export function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32)
           lim = stageLimit(max - n);
         }
       }
-      prev = <u64>((top >> 7) & 1);
-      i += 8;
+      prev = top >> 63;
+      i += 64;
     }
     x = load<u64>(wordPtr(w, i));
   }
