@@ -37,16 +37,18 @@ const runMarks = memory.data(4 * (RUN_STAGE + BLOCK * 64 + 8), 16); // bit indic
 
 /**
  * Stages the changes of the words of a block at p (first bit base) whose bit is set in visit,
- * after the nt staged; bit j of carry is bit 63 of the word before word j. Returns the new
- * count. A loop of its own: nothing but these values stays live in it.
+ * after the nt staged; returns the new count. The word before the block is read for its bit 63
+ * (a run going on): it is in the range, and masking the range's first word keeps that bit. A
+ * function of its own, so that only these values are live in its loop.
  */
-function stageBlock(p: usize, visit: u64, carry: u64, base: u32, nt: u32): u32 {
+function stageBlock(p: usize, visit: u64, base: u32, nt: u32): u32 {
   let q = runMarks + (<usize>nt << 2);
   while (visit) {
     const j = <u32>ctz(visit);
     visit &= visit - 1;
-    const y = load<u64>(p + (<usize>j << 3));
-    q = flatten(q, y ^ ((y << 1) | ((carry >> j) & 1)), base + (j << 6));
+    const at = p + (<usize>j << 3);
+    const y = load<u64>(at);
+    q = flatten(q, y ^ (y << 1) ^ (load<u64>(at - 8) >> 63), base + (j << 6));
   }
   return <u32>((q - runMarks) >> 2);
 }
@@ -80,7 +82,7 @@ function pairRuns(out: usize, k: u32): void {
 export function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32): u32 {
   // Word by word, the bits where the bitmap changes (x ^ (x << 1)) are appended to a list
   // without a branch per run: the changes alternate start, end, start, end, so pairs of them are
-  // the runs. 32 MiB at 1 % density (2.6 M runs): 20 ms; branching per run took 34 ms.
+  // the runs.
   const end = first + count;
   const lw = (end - 1) >>> 6;
   let i = first >>> 6;
@@ -88,50 +90,51 @@ export function listRuns(w: usize, first: u32, count: u32, out: usize, max: u32)
   let prev: u64 = 0; // bit 63 of the previous word in the range: 1 while a run goes on
   let n: u32 = 0; // runs written
   let nt: u32 = 0; // staged changes
-  let lim = stageLimit(max); // flush when this many changes are staged
-  while (i < lw) {
-    nt = stageWord(nt, x ^ ((x << 1) | prev), i << 6);
+  let lim = stageLimit(max); // write out when this many changes are staged
+  if (i < lw) {
+    nt = stageWord(nt, x ^ (x << 1), i << 6);
     prev = x >> 63;
-    if (nt >= lim) {
-      n = flushStage(out, n, nt, max);
-      if (n == max) return n;
-      nt &= 1;
-      lim = stageLimit(max - n);
-    }
     i++;
-    // Whole blocks of 64 words before the last: only the words where something changes are
-    // visited (a set bit, or a run ending at their bit 0), found from two SIMD masks, so zero
-    // words cost no branch of their own (at 1 % density half the words are zero, in no order
-    // a predictor can follow), and the visiting loop ends once per 64 words.
-    while (i + 64 <= lw) {
+    // The words between the first and the last in blocks of 64: only the words where something
+    // changes are visited (a set bit, or a run ending at their bit 0), found from two SIMD masks,
+    // so zero words cost no branch of their own (at 1 % density half the words are zero, in no
+    // order a predictor can follow), and the visiting loop ends once per 64 words. The last
+    // block, shorter, visits every word.
+    while (i < lw) {
       const p = wordPtr(w, i);
-      const zero = i64x2.splat(0);
-      let zw: u64 = 0; // bit j: word j is zero
-      let top: u64 = 0; // bit j: bit 63 of word j
-      for (let g: u32 = 0; g < 64; g += 8) {
-        const q = p + (<usize>g << 3);
-        const v0 = v128.load(q);
-        const v1 = v128.load(q, 16);
-        const v2 = v128.load(q, 32);
-        const v3 = v128.load(q, 48);
-        const z = i64x2.bitmask(i64x2.eq(v0, zero)) | (i64x2.bitmask(i64x2.eq(v1, zero)) << 2)
-          | (i64x2.bitmask(i64x2.eq(v2, zero)) << 4) | (i64x2.bitmask(i64x2.eq(v3, zero)) << 6);
-        const t = i64x2.bitmask(v0) | (i64x2.bitmask(v1) << 2) | (i64x2.bitmask(v2) << 4) | (i64x2.bitmask(v3) << 6);
-        zw |= <u64>z << g;
-        top |= <u64>t << g;
+      let r = lw - i;
+      if (r >= BLOCK) {
+        r = BLOCK;
+        const zero = i64x2.splat(0);
+        let zw: u64 = 0; // bit j: word j is zero
+        let top: u64 = 0; // bit j: bit 63 of word j
+        for (let g: u32 = 0; g < BLOCK; g += 8) {
+          const q = p + (<usize>g << 3);
+          const v0 = v128.load(q);
+          const v1 = v128.load(q, 16);
+          const v2 = v128.load(q, 32);
+          const v3 = v128.load(q, 48);
+          const z = i64x2.bitmask(i64x2.eq(v0, zero)) | (i64x2.bitmask(i64x2.eq(v1, zero)) << 2)
+            | (i64x2.bitmask(i64x2.eq(v2, zero)) << 4) | (i64x2.bitmask(i64x2.eq(v3, zero)) << 6);
+          const t = i64x2.bitmask(v0) | (i64x2.bitmask(v1) << 2) | (i64x2.bitmask(v2) << 4) | (i64x2.bitmask(v3) << 6);
+          zw |= <u64>z << g;
+          top |= <u64>t << g;
+        }
+        nt = stageBlock(p, ~zw | (top << 1) | prev, i << 6, nt); // and the words where a run ends at bit 0
+        prev = top >> 63;
+      } else {
+        nt = stageBlock(p, (<u64>1 << r) - 1, i << 6, nt);
       }
-      const carry = (top << 1) | prev; // bit j: bit 63 of the word before word j
-      nt = stageBlock(p, ~zw | carry, carry, i << 6, nt);
       if (nt >= lim) {
         n = flushStage(out, n, nt, max);
         if (n == max) return n;
         nt &= 1;
         lim = stageLimit(max - n);
       }
-      prev = top >> 63;
-      i += 64;
+      i += r;
     }
     x = load<u64>(wordPtr(w, i));
+    prev = load<u64>(wordPtr(w, i - 1)) >> 63;
   }
   x &= maskTo((end - 1) & 63); // the last word
   nt = stageWord(nt, x ^ ((x << 1) | prev), i << 6);
