@@ -2,9 +2,10 @@
 // length) pairs. assembly/dirty_bitmap.ts checks the range and the output buffer first.
 import { maskFrom, maskTo, wordPtr } from './dirty_bitmap_kernels';
 
-// Changes staged per pass of bitmap_runs: written out once this many are staged, after a word or
-// a block of 64 words, so the stage has room for one more block (64 changes a word) past it,
-// and for the three a word may store past its last change.
+// Changes staged per pass of bitmap_runs: written out once this many are staged, checked after
+// each block of up to 64 words (the range's first word alone adds at most 64 before the first
+// check), so the stage holds one more block (64 changes a word) past it, and the three stores a
+// word may make past its last change.
 const RUN_STAGE: u32 = 2048;
 const BLOCK: u32 = 64; // words whose masks are taken together
 const runMarks = memory.data(4 * (RUN_STAGE + BLOCK * 64 + 8), 16); // bit indices where the bitmap changes
