@@ -1,8 +1,9 @@
 // Benchmarks of the export layer, each beside the memory-copy bound (Buffer.copy of the same
 // bytes inside the engine's linear memory), in one run:
 //   - page runs from a 1 TiB bitmap (32 MiB) at 1 % random density: the compact form from the
-//     core's run kernel, as a view of Wasm memory (target <= 5x memcpy of 32 MiB) and as a copy,
-//     and the kernel alone, beside a plain-TS walk over the words
+//     core's run kernel, as a view of Wasm memory (target <= 5x memcpy of 32 MiB, in wall and in
+//     CPU time) and as a copy, and the kernel alone, beside a plain-TS walk over the words; the
+//     view's CPU time at 0.1 % and 10 % random and at 1 % in short runs is reported beside it
 //     (the { iova, length } objects take about 1 us a run, seconds here: not measured);
 //   - windowed reading of 8 TiB of mappings (three mappings, one of 2^31 - 1 pages) in 64 GiB
 //     windows: peak Wasm memory within one window's bitmap + 10 % (measured in setup);
@@ -44,6 +45,19 @@ function randomBitmap(core: Core, bits: number, p: number, seed: number): DirtyB
   return bm;
 }
 
+/** A bitmap of `bits` with about `p` of them set in runs of 1 to 64 pages at seeded random places. */
+function clusteredBitmap(core: Core, bits: number, p: number, seed: number): DirtyBitmap {
+  const bm = DirtyBitmap.create(core, bits);
+  const rng = new Prng(seed);
+  for (let set = 0; set < bits * p; ) {
+    const len = 1 + Math.floor(rng.float() * 64);
+    const at = Math.floor(rng.float() * (bits - len));
+    bm.setRange(at, len);
+    set += len;
+  }
+  return bm;
+}
+
 const within = (x: number, ...names: string[]) => (r: GroupResult) => names.every((n) => ratioOf(r, n) <= x);
 
 /** Runs of a 1 TiB bitmap at 1 % (quick: 1 GiB). */
@@ -55,6 +69,7 @@ function runsGroup(engine: Engine, quick: boolean): BenchGroup {
   let scratch = 0;
   let kernelOut = 0;
   let copy: () => void = () => {};
+  let cpuRatio = Infinity; // compactRunsView / memcpy in CPU time, set by notes (run before check)
   return {
     name: `export: runs from a ${quick ? '1 GiB' : '1 TiB'} bitmap (${bits / 8 / MiB} MiB) at 1 % random density`,
     baseline: 'memcpy',
@@ -107,26 +122,57 @@ function runsGroup(engine: Engine, quick: boolean): BenchGroup {
         },
       },
     ],
-    // CPU time as well, interleaved call by call: on a shared machine it moves less than wall time.
+    // CPU time as well, interleaved call by call: on a shared machine it moves less than wall
+    // time. The target holds when both the benchmark.js (wall) ratio and the CPU ratio are met;
+    // other layouts of the same 32 MiB are measured beside it so none regresses unseen.
     notes: () => {
+      const reps = quick ? 3 : 11;
+      const lines: string[] = [];
+      const cpuMedians = (cases: [string, () => void][]): number[] => {
+        const ms = cases.map((): number[] => []);
+        for (const [, fn] of cases) fn(); // warm
+        for (let i = 0; i < reps; i++) {
+          cases.forEach(([, fn], k) => {
+            const c0 = process.cpuUsage();
+            fn();
+            const d = process.cpuUsage(c0);
+            ms[k].push((d.user + d.system) / 1e3);
+          });
+        }
+        return ms.map((xs) => xs.sort((a, b) => a - b)[xs.length >> 1]);
+      };
+      const runsOf = (r: DirtyReport) => () => { r.releaseRuns(); sink += r.compactRunsView().length; };
       const cases: [string, () => void][] = [
         ['memcpy', () => copy()],
-        ['compactRunsView', () => { report.releaseRuns(); sink += report.compactRunsView().length; }],
+        ['compactRunsView', runsOf(report)],
         ['compactRuns', () => { report.releaseRuns(); sink += report.compactRuns().length; }],
       ];
-      const ms = cases.map((): number[] => []);
-      for (let i = 0; i < (quick ? 3 : 9); i++) {
-        cases.forEach(([, fn], k) => {
-          const c0 = process.cpuUsage();
-          fn();
-          const d = process.cpuUsage(c0);
-          ms[k].push((d.user + d.system) / 1e3);
-        });
+      const med = cpuMedians(cases);
+      cpuRatio = med[1] / med[0];
+      lines.push(`CPU time, medians of ${reps} interleaved: ` + cases.map(([n], k) => `${n} ${med[k].toFixed(2)} ms (${(med[k] / med[0]).toFixed(2)}x)`).join(', '));
+      // Other layouts, one at a time (each bitmap and its runs freed before the next).
+      const layouts: [string, () => DirtyBitmap][] = [
+        ['0.1 % random', () => randomBitmap(core, bits, 0.001, 5)],
+        ['1 % in runs of 1 to 64 pages', () => clusteredBitmap(core, bits, 0.01, 6)],
+        ['10 % random', () => randomBitmap(core, bits, 0.1, 7)],
+      ];
+      for (const [name, make] of layouts) {
+        const other = new DirtyReport(make(), 0n, PG);
+        try {
+          const m = cpuMedians([['memcpy', () => copy()], ['view', runsOf(other)]]);
+          lines.push(`${name}: compactRunsView ${m[1].toFixed(2)} ms CPU, ${(m[1] / m[0]).toFixed(2)}x memcpy (${other.compactRunsView().length / 2} runs)`);
+        } finally {
+          other.dispose();
+        }
       }
-      const med = ms.map((xs) => xs.sort((a, b) => a - b)[xs.length >> 1]);
-      return [`CPU time, medians of ${ms[0].length} interleaved: ` + cases.map(([n], k) => `${n} ${med[k].toFixed(2)} ms (${(med[k] / med[0]).toFixed(2)}x)`).join(', ')];
+      return lines;
     },
-    ...(quick ? {} : { target: 'report.compactRunsView <= 5x memcpy of 32 MiB', check: within(5, 'report.compactRunsView (core runs, a view)') }),
+    ...(quick
+      ? {}
+      : {
+          target: 'report.compactRunsView <= 5x memcpy of 32 MiB, wall (benchmark.js) and CPU time',
+          check: (r: GroupResult) => within(5, 'report.compactRunsView (core runs, a view)')(r) && cpuRatio <= 5,
+        }),
   };
 }
 
