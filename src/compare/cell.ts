@@ -11,9 +11,9 @@ export type RoundListener = (r: RoundRecord) => void;
 
 // The cells of a thread run one after another, each on a new engine (a new instance), and each
 // takes over the linear memory the previous one left, zeroed: a fresh memory per cell meant
-// mapping it and faulting its pages in again (about 11,000 page faults a cell of a 128 GiB guest,
-// over half of the system time of such cells run one after another), and two threads of one process faulting at once also
-// wait on each other in the kernel.
+// mapping it and faulting its pages in again (about 11,000 page faults a cell of a 128 GiB
+// guest, over half the system time of such cells run one after another), and two threads of one
+// process faulting at once also wait on each other in the kernel.
 const recycler = new MemoryRecycler();
 
 /**
