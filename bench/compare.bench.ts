@@ -27,6 +27,8 @@ import type { BenchGroup } from './harness.js';
 interface Timing {
   wallMs: number;
   cpuMs: number;
+  /** The kernel's part of cpuMs (page faults, mappings). */
+  sysMs: number;
 }
 
 /** The child as built (dist/bench/compare_child.js), or null under the test runner (sources only). */
@@ -71,9 +73,10 @@ export function groups(quick: boolean): BenchGroup[] {
       if (workers.length === 0) return ['not built: the processes run from dist (npm run bench)'];
       const w = median(workers.map((t) => t.wallMs));
       const s = median(inline.map((t) => t.wallMs));
+      const cpu = (ts: Timing[]) => `${median(ts.map((t) => t.cpuMs)).toFixed(0)} ms CPU, ${median(ts.map((t) => t.sysMs)).toFixed(0)} of it system`;
       return [
-        `median of ${reps}, interleaved: --jobs 2 ${w.toFixed(0)} ms wall (${median(workers.map((t) => t.cpuMs)).toFixed(0)} ms CPU), ` +
-          `--jobs 0 ${s.toFixed(0)} ms wall (${median(inline.map((t) => t.cpuMs)).toFixed(0)} ms CPU): x${(s / w).toFixed(2)} faster on workers`,
+        `median of ${reps}, interleaved: --jobs 2 ${w.toFixed(0)} ms wall (${cpu(workers)}), ` +
+          `--jobs 0 ${s.toFixed(0)} ms wall (${cpu(inline)}): x${(s / w).toFixed(2)} faster on workers`,
         load,
       ];
     },
