@@ -4,10 +4,19 @@
 // workers at least 1.6x faster in wall time. CPU time of all the process's threads and the load
 // average are reported beside it, since the machine is shared. The runs are timed in setup and
 // reported as notes; the case measures the main thread's own share: parsing the 8 cells.
-// A worker thread costs about 150 to 250 ms of CPU before its first cell (thread start, loading the
-// modules, compiling the Wasm core, a cold JIT), so cells of a 128 GiB guest (about 0.7 s each):
-// with the default 16 GiB guest (about 0.2 s a cell) the best 8 cells can do on 2 workers is
-// about 1.4x. With `quick`, 2 small cells (a smoke run) and the target is not checked.
+// Where the workers lose against the ideal 2x (per-thread CPU and a timeline of each worker's
+// cells): the 8 cells cost alike (7 rounds each), so the two workers end within tens of ms of each
+// other and imbalance is not it. What is: (1) start-up: the workers start after the main thread
+// has loaded and parsed; loading the ~100 modules one by one cost a new thread 120-135 ms of CPU,
+// the build's one-file bundle (dist/compare-bundle/) ~25 ms; (2) each worker's V8 compiles the
+// hot code on its own (background threads: ~1.7 s in all against ~1.0 s on one thread, where they
+// also have the otherwise idle second core to themselves); (3) two cells at once slow each other
+// (caches, memory, the kernel's page tables): a worker's cell took ~1.5 s of CPU where the same
+// cell took ~1.25 s alone. A fresh Wasm memory per cell (~11k page faults each) added to (3); a
+// thread's cells now take over the previous cell's memory (src/compare/cell.ts). So cells of a
+// 128 GiB guest (about 0.7 s each on an idle machine): with the default 16 GiB guest (about 0.2 s
+// a cell) the start-up weighs far more. With `quick`, 2 small cells (a smoke run) and the target
+// is not checked.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -18,6 +27,8 @@ import type { BenchGroup } from './harness.js';
 interface Timing {
   wallMs: number;
   cpuMs: number;
+  /** The kernel's part of cpuMs (page faults, mappings). */
+  sysMs: number;
 }
 
 /** The child as built (dist/bench/compare_child.js), or null under the test runner (sources only). */
@@ -62,9 +73,10 @@ export function groups(quick: boolean): BenchGroup[] {
       if (workers.length === 0) return ['not built: the processes run from dist (npm run bench)'];
       const w = median(workers.map((t) => t.wallMs));
       const s = median(inline.map((t) => t.wallMs));
+      const cpu = (ts: Timing[]) => `${median(ts.map((t) => t.cpuMs)).toFixed(0)} ms CPU, ${median(ts.map((t) => t.sysMs)).toFixed(0)} of it system`;
       return [
-        `median of ${reps}, interleaved: --jobs 2 ${w.toFixed(0)} ms wall (${median(workers.map((t) => t.cpuMs)).toFixed(0)} ms CPU), ` +
-          `--jobs 0 ${s.toFixed(0)} ms wall (${median(inline.map((t) => t.cpuMs)).toFixed(0)} ms CPU): x${(s / w).toFixed(2)} faster on workers`,
+        `median of ${reps}, interleaved: --jobs 2 ${w.toFixed(0)} ms wall (${cpu(workers)}), ` +
+          `--jobs 0 ${s.toFixed(0)} ms wall (${cpu(inline)}): x${(s / w).toFixed(2)} faster on workers`,
         load,
       ];
     },

@@ -292,6 +292,34 @@ export interface CoreOptions {
   flavour?: CoreFlavour;
   /** Upper bound of the core's linear memory in bytes; default and maximum just under 2 GiB. */
   memoryLimit?: number;
+  /** Where the core takes a disposed core's memory from, and leaves its own at `dispose`. */
+  recycler?: MemoryRecycler;
+}
+
+/**
+ * Keeps the linear memory of a disposed core for the next core created with this recycler, so
+ * engines made one after another on a thread (the cells of `vfio-dirty compare`) start on memory
+ * already mapped instead of mapping and faulting in a new one each. The memory is zeroed before it
+ * is used again, so the new core sees what a fresh memory holds; only its size (never observable
+ * through the engine: the heap figures count allocated blocks) stays as large as it grew. One
+ * memory is kept at a time, the last one given back.
+ */
+export class MemoryRecycler {
+  private spare: { memory: WebAssembly.Memory; maximum: number } | null = null;
+
+  /** The kept memory, zeroed, if it was made with this maximum (in pages); otherwise null. */
+  take(maximum: number): WebAssembly.Memory | null {
+    const s = this.spare;
+    this.spare = null;
+    if (!s || s.maximum !== maximum) return null;
+    new Uint8Array(s.memory.buffer).fill(0);
+    return s.memory;
+  }
+
+  /** Keeps `memory` (of a core being disposed) for the next `take`. */
+  give(memory: WebAssembly.Memory, maximum: number): void {
+    this.spare = { memory, maximum };
+  }
 }
 
 const WASM_PAGE = 65536;
@@ -324,7 +352,11 @@ export class Core {
   private v32: Uint32Array;
   private v64: BigUint64Array;
 
-  private constructor(exports: CoreExports, memory: WebAssembly.Memory) {
+  private constructor(
+    exports: CoreExports,
+    memory: WebAssembly.Memory,
+    private readonly recycle: { recycler: MemoryRecycler; maximum: number } | null,
+  ) {
     this.x = exports;
     this.mem = memory;
     this.buffer = memory.buffer;
@@ -333,7 +365,10 @@ export class Core {
     this.v64 = new BigUint64Array(this.buffer);
   }
 
-  /** Compiles the core once per flavour, then instantiates it with a fresh memory. */
+  /**
+   * Compiles the core once per flavour, then instantiates it with a fresh memory (or the zeroed
+   * memory `options.recycler` kept from a disposed core of the same limit).
+   */
   static async create(options: CoreOptions = {}): Promise<Core> {
     const flavour = options.flavour ?? 'release';
     const limit = options.memoryLimit ?? WASM_MAX_PAGES * WASM_PAGE;
@@ -342,13 +377,14 @@ export class Core {
     }
     const maximum = Math.min(WASM_MAX_PAGES, Math.floor(limit / WASM_PAGE));
     const module = await compile(flavour);
-    const memory = new WebAssembly.Memory({ initial: 1, maximum });
+    const recycler = options.recycler;
+    const memory = recycler?.take(maximum) ?? new WebAssembly.Memory({ initial: 1, maximum });
     const { exports } = instantiateSync<Record<string, unknown>>(module, { env: { memory } });
     // Hold the raw export functions in one plain object: calls through it cost no more than a
     // local, where the loader's demangled wrapper object costs about three times a raw call.
     const raw = {} as Record<string, unknown>;
     for (const [k, v] of Object.entries(exports)) if (typeof v === 'function') raw[k] = v;
-    return new Core(raw as unknown as CoreExports, memory);
+    return new Core(raw as unknown as CoreExports, memory, recycler ? { recycler, maximum } : null);
   }
 
   /** The instance's linear memory; throws after `dispose`. */
@@ -359,13 +395,15 @@ export class Core {
 
   /**
    * Drops the instance: the memory, the exports and the views go, so the WebAssembly.Memory can be
-   * collected while objects that held this core live on; every later call throws Error(reason).
+   * collected while objects that held this core live on (or is given to the core's recycler);
+   * every later call throws Error(reason).
    */
   dispose(reason: string): void {
     const fail = (): never => {
       throw new Error(reason);
     };
     this.x = new Proxy({}, { get: () => fail }) as CoreExports;
+    if (this.mem && this.recycle) this.recycle.recycler.give(this.mem, this.recycle.maximum);
     this.mem = null;
     this.buffer = new ArrayBuffer(0);
     this.v8 = new Uint8Array(0);

@@ -14,6 +14,10 @@ import { CellError, runCells } from '../src/compare/run.js';
 import { COMPARE_SCHEMA, compareJson } from '../src/compare/table.js';
 import { runTooLong } from '../src/sim/run_bounds.js';
 import { SUMMARY_SCHEMA, type RoundRecord, type SimSummary } from '../src/sim/summary.js';
+import { simulate } from '../src/sim/simulator.js';
+import { Engine } from '../src/engine.js';
+import { MemoryRecycler } from '../src/wasm.js';
+import { WASM_MAX_PAGES } from '../assembly/constants.js';
 
 async function run(argv: string[]) {
   const out: string[] = [];
@@ -62,6 +66,45 @@ describe('cells on workers and on this thread', () => {
       const mine = events.filter((e) => e.split(' ')[1] === String(c.index));
       expect(mine).toEqual([`start ${c.index}`, ...inline[i].roundsDetail.map((r: RoundRecord) => `round ${c.index} ${r.round}`), `done ${c.index}`]);
     }
+  });
+});
+
+describe('the memory a thread\'s cells pass on', () => {
+  it('leaves every figure of a cell as on a fresh engine, whatever cell ran before', async () => {
+    // After the 64 MiB cells above, on this thread: all three strategies, then a larger guest.
+    const mixed = [
+      ...parseCompareOptions(['--memory', '64MiB', '--vgpu-pinned', '8MiB', '--strategies', 'all']).cells,
+      ...parseCompareOptions(['--memory', '256MiB', '--vgpu-pinned', '8MiB']).cells,
+      cells[0],
+    ];
+    const passedOn = await runCells(mixed, 0);
+    for (const [i, c] of mixed.entries()) {
+      const engine = await Engine.create();
+      try {
+        expect(figures(passedOn[i])).toEqual(figures(simulate(engine, c.config).summary));
+      } finally {
+        engine.dispose();
+      }
+    }
+  });
+
+  it('is the disposed core\'s memory, zeroed, for a core of the same limit only', async () => {
+    const recycler = new MemoryRecycler();
+    const first = await Engine.create(undefined, recycler);
+    const memory = first.core.memory;
+    const fresh = first.memoryInUse();
+    new Uint8Array(memory.buffer).fill(0xa5, memory.buffer.byteLength - 4096);
+    first.dispose();
+    const second = await Engine.create(undefined, recycler);
+    expect(second.core.memory).toBe(memory);
+    expect(second.memoryInUse()).toBe(fresh);
+    expect(new Uint8Array(memory.buffer, memory.buffer.byteLength - 4096).every((b) => b === 0)).toBe(true);
+    second.dispose();
+    // Another limit makes a memory of its own; the kept one is let go.
+    const third = await Engine.create({ memoryLimit: 64 << 20 }, recycler);
+    expect(third.core.memory).not.toBe(memory);
+    expect(recycler.take(WASM_MAX_PAGES)).toBe(null);
+    third.dispose();
   });
 });
 
