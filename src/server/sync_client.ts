@@ -198,6 +198,11 @@ export class SyncClient {
     return this.num(req.shmFromMem(addr, offset, length));
   }
 
+  /** Copies the shared file at `offset` into process memory [addr, addr+length): 0 or -errno. */
+  shmToMem(addr: bigint, offset: bigint, length: bigint): number {
+    return this.num(req.shmToMem(addr, offset, length));
+  }
+
   /** Creates a host IOMMU group from a spec: its number, or -errno. */
   createGroup(spec: string): number {
     return this.num(req.createGroup(spec));
@@ -227,6 +232,31 @@ export class SyncClient {
   /** vfio_dma_rw: 0 or -errno; a read fills `data`. */
   dmaRw(device: string, iova: bigint, data: Uint8Array, write: boolean): number {
     return reply.dmaRw(this.call(req.dmaRw(device, iova, data, write)), data, write);
+  }
+
+  /** A passthrough device's own DMA write through its IOMMU (DEV_DMA_WRITE): 0 or -errno. */
+  devDmaWrite(device: string, iova: bigint, data: Uint8Array): number {
+    return this.num(req.devDmaWrite(device, iova, data));
+  }
+
+  /** A new shared accelerator from a spec: its path, or -errno. */
+  createAccelerator(spec: string): string | number {
+    return reply.createAccelerator(this.call(req.createAccelerator(spec)));
+  }
+
+  /** Removes a shared accelerator: 0 or -errno. */
+  removeAccelerator(path: string): number {
+    return this.num(req.removeAccelerator(path));
+  }
+
+  /** An SVA call of this process: bind (an accelerator's path: a handle), unbind or getPasid (a handle). */
+  sva(call: 'bind' | 'unbind' | 'getPasid', x: string | number): number {
+    return this.num(req.sva(call, x));
+  }
+
+  /** The accelerator's DMA write by this process's PASID: 0 or -errno. */
+  accelDmaWrite(path: string, pasid: number, va: bigint, data: Uint8Array): number {
+    return this.num(req.accelDmaWrite(path, pasid, va, data));
   }
 
   /** The server's counters (sessions, processes, heapUsed, groups, ...). */

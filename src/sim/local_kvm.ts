@@ -1,9 +1,15 @@
-// The in-process Process as the VMM's KVM side uses it (KvmProcess): the same calls, with a
-// vCPU's stores made through the engine's Vcpu of the fd.
+// The in-process Process as the VMM uses it (KvmProcess): the same calls, with a vCPU's stores
+// made through the engine's Vcpu of the fd, and process memory copied to and from the core by
+// the Process's readInto / writeFrom (its memory lives in the engine's core, the simulator's).
 import { vfioError } from '../errors.js';
 import type { Process } from '../process.js';
 import type { Vcpu } from '../kvm/vcpu.js';
-import type { KvmProcess } from './sim_engine.js';
+import type { KvmProcess, SimProcess } from './sim_engine.js';
+
+/** The VMM's calls on `proc`: its own `kvm` member where it has one, else the in-process Process's. */
+export function vmmProcess(proc: SimProcess): KvmProcess {
+  return proc.kvm ?? localKvmProcess(proc as unknown as Process);
+}
 
 /** `proc` as a KvmProcess: every call is the Process's own. */
 export function localKvmProcess(proc: Process): KvmProcess {
@@ -29,6 +35,8 @@ export function localKvmProcess(proc: Process): KvmProcess {
     mmapFd: (fd, offset, length) => proc.mmapFd(fd, offset, length),
     read: (addr, length) => proc.read(addr, length),
     write: (addr, bytes) => proc.write(addr, bytes),
+    readInto: (addr, dst, length, op) => named(op, () => proc.readInto(addr, dst, length)),
+    writeFrom: (addr, src, length, op) => named(op, () => proc.writeFrom(addr, src, length)),
     vcpuWriteMany(fd, gpas, data, bytesEach) {
       const v = vcpuOf(fd);
       const r = v.writeMany(gpas, data, bytesEach);
@@ -36,4 +44,14 @@ export function localKvmProcess(proc: Process): KvmProcess {
       return r;
     },
   };
+}
+
+/** Runs `f`, its error's message prefixed with `op`. */
+function named(op: string, f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof Error) e.message = `${op}: ${e.message}`;
+    throw e;
+  }
 }

@@ -13,7 +13,7 @@ import { DeviceLoggingTracker } from './device_logging_tracker.js';
 import { GUEST_PAGE, type GuestLayout } from './guest_layout.js';
 import { IommufdTracker } from './iommufd_tracker.js';
 import { Prng } from './prng.js';
-import type { TrackProcess } from './section_reader.js';
+import { vmmProcess } from './local_kvm.js';
 import type { SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import type { PassthroughTracker, PtDevice, TruthLog } from './tracking.js';
 import { by } from './vgpu.js';
@@ -38,12 +38,16 @@ export function passthroughGroup(c: SimConfig, name: string) {
 export function createTracker(
   engine: SimEngine, core: Core, proc: SimProcess, base: bigint, layout: GuestLayout, c: SimConfig, group: SimGroup, name: string,
 ): PassthroughTracker | null {
-  const p = proc as unknown as TrackProcess;
   if (c.tracking === 'iommufd') {
-    return new IommufdTracker(core, p, group.devices[0] as unknown as PtDevice, base, layout.slots, layout.gpaPages, c.trackingPageSize);
+    return new IommufdTracker(core, vmmProcess(proc), ptDevice(group), base, layout.slots, layout.gpaPages, c.trackingPageSize);
   }
   if (c.tracking !== 'device') return null;
-  return new DeviceLoggingTracker(core, engine, proc as TrackProcess & SimProcess, group, name, base, layout.slots, c.trackingPageSize);
+  return new DeviceLoggingTracker(core, engine, proc, group, name, base, layout.slots, c.trackingPageSize);
+}
+
+/** The passthrough group's device, with its own DMA and its cdev (both engines' devices have them). */
+export function ptDevice(group: SimGroup): PtDevice {
+  return group.devices[0] as unknown as PtDevice;
 }
 
 /** Where the device writes: a pinned ring (guest page, pages), or the pool of buffers. */
