@@ -280,32 +280,6 @@ export class Process {
   }
 
   /**
-   * Copies `length` bytes at `addr` to byte address `dst` of the engine's core (a bitmap's words):
-   * anonymous memory core to core, with no host copy. Throws RangeError if any byte is not mapped.
-   */
-  readInto(addr: bigint, dst: number, length: number): void {
-    this.live('readInto');
-    if (length === 0) return;
-    const reg = this.accessible('read', addr, length);
-    if (reg.file) this.engine.core.u8().set(reg.file.read(Number(addr - reg.start), length), dst);
-    else if (this.engine.core.x.um_read(this.um.handle, Number(addr), dst, length) < 0) throw new RangeError('read failed: not backed');
-  }
-
-  /** Stores `length` bytes of the engine's core from `src` at `addr`, as write() stores bytes. */
-  writeFrom(addr: bigint, src: number, length: number): void {
-    this.live('writeFrom');
-    if (length === 0) return;
-    const reg = this.accessible('write', addr, length);
-    if (reg.file) {
-      reg.file.write(Number(addr - reg.start), this.engine.core.u8().slice(src, src + length));
-      return;
-    }
-    const r = this.engine.core.x.um_write(this.um.handle, Number(addr), src, length);
-    if (r < 0) throw new RangeError(`write failed: out of host memory (errno ${-r})`);
-    this.markSoftDirty(addr, length);
-  }
-
-  /**
    * Records a CPU-side store of `length` bytes at `addr` in the process's soft-dirty record (the
    * PTE soft-dirty bit): `proc.write`, type1 `dmaRw` writes, vCPU stores and SVA device writes
    * call it after storing, with the range they stored into (anonymous memory only). Never fails.
