@@ -12,6 +12,7 @@ import { parseSimulateOptions } from '../../src/cli/options.js';
 import { Client } from '../../src/server/client.js';
 import { RemoteEngine } from '../../src/server/remote_engine.js';
 import { simulate } from '../../src/sim/simulator.js';
+import { vmmProcess } from '../../src/sim/local_kvm.js';
 import { createEngine } from '../../src/index.js';
 import { serveChild, type ServeChild } from './serve_child.js';
 import { eventually } from './setup.js';
@@ -209,6 +210,35 @@ describe('simulate --server', () => {
       // the connection goes on: the pin was kept, so the mapping is still there
       dev.unpinPages(0x80000n, 1);
       expect(c.unmapAll()).toBe(1n << 19n);
+    } finally {
+      remote.dispose();
+    }
+  }, 30_000);
+
+  it('copies process memory to and from the local core the same way in process and remotely (readInto, writeFrom)', async () => {
+    const local = await createEngine();
+    const remote = await RemoteEngine.connect(srv.sock, { shmBytes: 1 << 16 });
+    try {
+      for (const [proc, core] of [[local.createProcess(), local.core], [remote.createProcess(), remote.core]] as const) {
+        const vmm = vmmProcess(proc);
+        const at = proc.mmap(1 << 20);
+        const buf = core.x.heap_alloc((1 << 18) + 16); // larger than the shared file: WRITE_MEM / READ_MEM pieces too
+        try {
+          for (const n of [4096, 1 << 18]) {
+            core.u8().fill(0xa5, buf, buf + n);
+            vmm.writeFrom(at + 8n, buf, n, 'store');
+            core.u8().fill(0x11, buf, buf + n + 16);
+            vmm.readInto(at, buf, n + 16, 'load');
+            const got = core.u8().subarray(buf, buf + n + 16);
+            expect([got[7], got[8], got[n + 7], got[n + 8]]).toEqual([0, 0xa5, 0xa5, 0]);
+            expect(got.subarray(8, n + 8).every((x) => x === 0xa5)).toBe(true);
+          }
+          expect(() => vmm.readInto(at + (1n << 20n) - 8n, buf, 16, 'reading the log')).toThrow(/^reading the log/);
+          expect(() => vmm.writeFrom(at + (1n << 20n) - 8n, buf, 16, 'zeroing the bitmap')).toThrow(/^zeroing the bitmap/);
+        } finally {
+          core.x.heap_free(buf);
+        }
+      }
     } finally {
       remote.dispose();
     }
