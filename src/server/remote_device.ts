@@ -96,7 +96,12 @@ export class RemoteDevice implements MdevDevice, PtDevice {
 
   /** The device's own DMA write through its IOMMU (DEV_DMA_WRITE): 0 or -errno. */
   dmaWrite(iova: bigint, data: Uint8Array): number {
-    return this.client('dmaWrite').devDmaWrite(this.name, iova, data);
+    return this.dmaWrites([{ iova, data }])[0];
+  }
+
+  /** Its own DMA writes, pipelined on the holder's connection: 0 or -errno each. */
+  dmaWrites(writes: readonly { iova: bigint; data: Uint8Array }[]): number[] {
+    return this.client('dmaWrite').devDmaWrites(this.name, writes);
   }
 }
 
