@@ -8,7 +8,6 @@ import { PASSTHROUGH_MODES, TRACKING_MODES, type SimConfig } from '../sim/config
 import { GuestLayout } from '../sim/guest_layout.js';
 import { runTooLong } from '../sim/run_bounds.js';
 import { trackingProblem, traceProblem } from '../sim/tracking.js';
-import { remoteRefusal } from '../server/remote_engine.js';
 import { VGPU_BUFFER, VGPU_RING } from '../sim/vgpu.js';
 import { WORKLOAD_KINDS } from '../sim/workload.js';
 import { CPU_LOG_MODES } from '../sim/cpu_log.js';
@@ -354,10 +353,6 @@ export function parseSimulateOptions(argv: string[]): SimulateOptions {
     else apply(k, v, '');
   }
   checkConfig(config, set);
-  if (output.server !== undefined) {
-    const refused = remoteRefusal(config);
-    if (refused) throw new OptionError(refused, 'cannot be used with --server yet: the server protocol does not carry its calls');
-  }
   if (output.report !== undefined) checkOutputFile('report', output.report);
   if (output.trace !== undefined && traceProblem(config)) throw new OptionError('trace', traceProblem(config)!.replace(/^--trace /, ''));
   if (output.trace !== undefined) checkOutputFile('trace', output.trace);

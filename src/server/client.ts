@@ -331,7 +331,7 @@ export class Client {
 
   /** A passthrough device's own DMA write: 0 or -errno. */
   devDmaWrite(device: string, iova: bigint, data: Uint8Array): Promise<number> {
-    return this.num(Op.DEV_DMA_WRITE, new Writer().str(device).u64(iova).bytes(data).done());
+    return this.num(...req.devDmaWrite(device, iova, data));
   }
 
   /** A passthrough device's own DMA read: the bytes, or -errno. */
@@ -342,21 +342,19 @@ export class Client {
 
   /** A new accelerator from a spec ('name=zip,queues=4'): its path, or -errno. */
   async createAccelerator(spec = ''): Promise<string | number> {
-    const r = await this.request(Op.CREATE_ACCELERATOR, new TextEncoder().encode(spec));
-    return r.ret < 0n ? Number(r.ret) : new TextDecoder().decode(r.data);
+    return reply.createAccelerator(await this.request(...req.createAccelerator(spec)));
   }
 
   /** An SVA call: bind (path: a handle), unbind or getPasid (handle). */
   sva(call: 'bind', path: string): Promise<number>;
   sva(call: 'unbind' | 'getPasid', handle: number): Promise<number>;
   sva(call: 'bind' | 'unbind' | 'getPasid', x: string | number): Promise<number> {
-    if (call === 'bind') return this.num(Op.SVA_BIND, new Writer().str(x as string).done());
-    return this.num(call === 'unbind' ? Op.SVA_UNBIND : Op.SVA_GET_PASID, new Writer().u32(x as number).done());
+    return this.num(...req.sva(call, x));
   }
 
   /** The accelerator's DMA tagged with this process's PASID: write 0 or -errno. */
   accelDmaWrite(path: string, pasid: number, va: bigint, data: Uint8Array): Promise<number> {
-    return this.num(Op.ACCEL_DMA_WRITE, new Writer().str(path).u32(pasid).u32(0).u64(va).bytes(data).done());
+    return this.num(...req.accelDmaWrite(path, pasid, va, data));
   }
 
   /** The accelerator's DMA read: the bytes, or -errno. */

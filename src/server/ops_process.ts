@@ -167,7 +167,9 @@ export const processOps: Record<number, Handler> = {
       processes: e.processes.length,
       heapUsed: e.memoryInUse(),
       containers: e.containers.size,
-      groups: [...e.groups.values()].map((g) => ({ id: g.id, open: g.file !== null, devices: g.devices.map((d) => d.name) })),
+      groups: [...e.groups.values()].map((g) => ({
+        id: g.id, open: g.file !== null, devices: g.devices.map((d) => d.name), cdevs: g.devices.map((d) => d.cdevPath),
+      })),
       pendingEvents: host.pendingEvents,
       server: host.footprint((flags & 1) !== 0),
     };

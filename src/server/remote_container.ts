@@ -2,7 +2,8 @@
 // an ioctl carrying the kernel's struct bytes (LP64, little-endian, argsz first). The harvest is
 // GET_BITMAP into a buffer in the process's memory, then brought over straight into the local
 // bitmap by the process's readInto (one SHM_FROM_MEM and one read of the shared file, or READ_MEM
-// in 16 MiB pieces when the process has no shared file large enough).
+// in 16 MiB pieces when the process has no shared file large enough). Attach opens the group in
+// the process and detach closes it again.
 import type { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { vfioError } from '../errors.js';
 import type { SimContainer, SimGroup } from '../sim/sim_engine.js';
@@ -67,6 +68,14 @@ export class RemoteContainer implements SimContainer {
     this.groupFds.set(group.id, gfd);
     this.check(this.c.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, this.fd), 'attach');
     for (const d of group.devices as readonly RemoteDevice[]) d.holder = this.proc;
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER, then the group fd attach opened is closed (the group is let go). */
+  detach(group: SimGroup): void {
+    const gfd = this.attachedGroupFd(group);
+    this.check(this.c.ioctl(gfd, uapi.VFIO_GROUP_UNSET_CONTAINER), 'detach');
+    this.groupFds.delete(group.id);
+    this.check(this.proc.kvm.close(gfd), 'detach');
   }
 
   /** The fd attach opened for `group` in the process. */
@@ -138,7 +147,7 @@ export class RemoteContainer implements SimContainer {
     v.setBigUint64(40, buf, true);
     const r = this.c.ioctl(this.fd, uapi.VFIO_IOMMU_DIRTY_PAGES, b);
     if (r < 0) throw vfioError(r, op, { start: iova, length: size });
-    this.proc.readInto(buf, new Uint8Array(target.asTypedArray().buffer, target.wordAddress(0), Number(bytes)), op);
+    this.proc.kvm.readInto(buf, target.wordAddress(0), Number(bytes), op);
   }
 
   /** The process address of the GET_BITMAP buffer for a range (fresh zeroed memory for a new range). */

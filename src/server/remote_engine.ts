@@ -1,46 +1,27 @@
 // An engine behind a `vfio-dirty serve` socket, with the members the simulator needs (SimEngine):
 // every call is the request a separate program would send (docs/PROTOCOL.md), through the
 // blocking Node client. A process is a connection; groups are made with CREATE_GROUP and held by
-// the process whose container attached them; the container is driven by ioctls with the kernel's
-// struct bytes (remote_container.ts); the vGPU's driver calls are DEV_* requests and its dma_unmap
-// op an event. The VMM's KVM side (src/sim/cpu_log.ts) drives the process's `kvm` member: ioctls,
-// VCPU_WRITE_MANY, and dirty logs and rings read over into the local core; the vGPU's page-table
-// shadow uses its device's VM through DEV_KVM_* requests, its node's callbacks being events. The
-// simulator's own bitmaps (the harvested CPU log, reports) live in a local Wasm core.
-//
-// Subsystems the protocol does not carry yet are refused up front (REMOTE_REFUSALS); a new one
-// is a new entry there and new members here, nothing else changes.
-import { closeSync, openSync, readSync } from 'node:fs';
+// the process whose container attached them or that opened a device's cdev (remote_device.ts);
+// the container is driven by ioctls with the kernel's struct bytes (remote_container.ts); the
+// devices' driver calls and their own DMA are DEV_* requests and the dma_unmap op an event; the
+// shared accelerators and SVA binds are their own requests (remote_accel.ts). The VMM's syscalls
+// (the process's `kvm` member: KVM, the device features, iommufd) are IOCTLs with struct bytes,
+// VCPU_WRITE_MANY, and bitmaps and rings copied between process memory and the local core
+// through the shared file; the vGPU's page-table shadow uses its device's VM through DEV_KVM_*
+// requests, its node's callbacks being events. The simulator's own bitmaps (the harvested CPU
+// log, the trackers' reports) live in a local Wasm core.
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { Core } from '../wasm.js';
 import { E2BIG } from '../../assembly/constants.js';
 import { vfioError } from '../errors.js';
-import type { SimConfig } from '../sim/config.js';
-import type { KvmProcess, SimEngine, SimGroup, SimProcess } from '../sim/sim_engine.js';
-import type { DeviceKvm, MdevDevice } from '../sim/vgpu.js';
-import type { PageTrackNotifierNode } from '../kvm/page_track.js';
+import type { KvmProcess, SimEngine, SimProcess } from '../sim/sim_engine.js';
 import { MAX_DATA } from './ops.js';
+import { RemoteAccelerators } from './remote_accel.js';
 import { RemoteContainer } from './remote_container.js';
+import { groupSpec, RemoteDevice, RemoteGroup, type GroupOpts } from './remote_device.js';
 import { SyncClient } from './sync_client.js';
 
-/** A simulator option the remote engine cannot serve yet, and when it applies. */
-interface Refusal {
-  option: string;
-  applies(c: SimConfig): boolean;
-}
-
-/** Options a remote run refuses: each needs calls the protocol does not carry yet. */
-export const REMOTE_REFUSALS: readonly Refusal[] = [
-  { option: 'tracking', applies: (c) => c.tracking !== 'type1' },
-  { option: 'tracking-page-size', applies: (c) => c.trackingPageSize !== 4096 },
-  { option: 'accelerator', applies: (c) => c.accelerator.enabled },
-  // The passthrough device's own DMA (dev.dmaWrite): run remotely with --passthrough-dma-rate 0.
-  { option: 'passthrough-dma-rate', applies: (c) => c.passthrough !== 'none' && c.passthroughDmaRate > 0 },
-];
-
-/** The first option of `config` a remote run cannot serve, or undefined. */
-export function remoteRefusal(config: SimConfig): string | undefined {
-  return REMOTE_REFUSALS.find((r) => r.applies(config))?.option;
-}
+export { RemoteDevice, RemoteGroup } from './remote_device.js';
 
 /** Options of {@link RemoteEngine.connect}. */
 export interface RemoteEngineOptions {
@@ -50,32 +31,46 @@ export interface RemoteEngineOptions {
 
 /** A process of the remote engine: one connection. */
 export class RemoteProcess implements SimProcess {
-  /** Group fds and device fds opened through this process, closed before it ends. */
+  /** Group fds and device fds opened through this process and not closed yet, closed before it ends. */
   readonly fds: number[] = [];
   /** The shared file, opened on first use. */
   private shmFd = -1;
-  /** The VMM's KVM calls as requests of this connection. */
+  /** The VMM's syscalls as requests of this connection. */
   readonly kvm: KvmProcess;
 
-  constructor(readonly client: SyncClient) {
+  /**
+   * A process on connection `client`; `core` is the simulator's local core (readInto and
+   * writeFrom copy between it and process memory); `opened(path)` learns of each file it opens.
+   */
+  constructor(readonly client: SyncClient, readonly core: Core, opened: (path: string, p: RemoteProcess) => void = () => {}) {
     const c = client;
     const ok = (r: number, op: string): number => {
       if (r < 0) throw vfioError(r, op);
       return r;
     };
     this.kvm = {
-      open: (path) => c.open(path),
+      open: (path) => {
+        const fd = c.open(path);
+        if (fd >= 0) opened(path, this);
+        return fd;
+      },
       ioctl: (fd, request, arg) => c.ioctl(fd, request, arg),
-      close: (fd) => c.close(fd),
+      close: (fd) => {
+        const i = this.fds.indexOf(fd);
+        if (i >= 0) this.fds.splice(i, 1);
+        return c.close(fd);
+      },
       mmap: (length) => this.mmap(length),
       munmap: (addr, length) => c.munmap(addr, length),
       mmapFd: (fd, offset, length) => c.mmapFd(fd, offset, length),
       read: (addr, length) => {
         const b = new Uint8Array(length);
-        this.readInto(addr, b, 'read');
+        this.readBytes(addr, b, 'read');
         return b;
       },
       write: (addr, bytes) => void ok(c.write(addr, bytes), 'write'),
+      readInto: (addr, dst, length, op) => this.readBytes(addr, this.core.u8().subarray(dst, dst + length), op),
+      writeFrom: (addr, src, length, op) => this.writeBytes(addr, this.core.u8().subarray(src, src + length), op),
       vcpuWriteMany: (fd, gpas, data, bytesEach) => c.vcpuWriteMany(fd, gpas, data, bytesEach),
     };
   }
@@ -87,20 +82,28 @@ export class RemoteProcess implements SimProcess {
     return a;
   }
 
+  /** The shared file's fd here, when it holds `n` bytes; else -1. */
+  private shm(n: number): number {
+    const c = this.client;
+    if (n > Number(c.shmSize)) return -1;
+    if (this.shmFd < 0) this.shmFd = openSync(c.shmPath, 'r+');
+    return this.shmFd;
+  }
+
   /**
    * Fills `dst` with process memory from `addr`: one SHM_FROM_MEM and one read of the shared file
    * when it is large enough, else READ_MEM in pieces of at most MAX_DATA bytes.
    * @throws VfioError (op) when the server refuses; Error when the shared file is short
    */
-  readInto(addr: bigint, dst: Uint8Array, op: string): void {
+  readBytes(addr: bigint, dst: Uint8Array, op: string): void {
     const c = this.client;
     const n = dst.length;
-    if (n <= Number(c.shmSize)) {
+    const fd = this.shm(n);
+    if (fd >= 0) {
       const r = c.shmFromMem(addr, 0n, BigInt(n));
       if (r < 0) throw vfioError(r, op);
-      if (this.shmFd < 0) this.shmFd = openSync(c.shmPath, 'r');
       for (let done = 0; done < n;) {
-        const k = readSync(this.shmFd, dst, done, n - done, done);
+        const k = readSync(fd, dst, done, n - done, done);
         if (k <= 0) throw new Error(`${op}: the shared file ${c.shmPath} is shorter than ${n} bytes`);
         done += k;
       }
@@ -110,6 +113,28 @@ export class RemoteProcess implements SimProcess {
       const part = c.read(addr + BigInt(off), Math.min(MAX_DATA, n - off));
       if (typeof part === 'number') throw vfioError(part, op);
       dst.set(part, off);
+    }
+  }
+
+  /**
+   * Stores `src` in process memory at `addr`: one write of the shared file and one SHM_TO_MEM when
+   * it is large enough, else WRITE_MEM in pieces of at most MAX_DATA bytes (then a refused piece
+   * leaves the ones before it stored: the callers rewrite the whole range on their next try).
+   * @throws VfioError (op) when the server refuses
+   */
+  writeBytes(addr: bigint, src: Uint8Array, op: string): void {
+    const c = this.client;
+    const n = src.length;
+    const fd = this.shm(n);
+    if (fd >= 0) {
+      for (let done = 0; done < n;) done += writeSync(fd, src, done, n - done, done);
+      const r = c.shmToMem(addr, 0n, BigInt(n));
+      if (r < 0) throw vfioError(r, op);
+      return;
+    }
+    for (let off = 0; off < n; off += MAX_DATA) {
+      const r = c.write(addr + BigInt(off), src.subarray(off, Math.min(n, off + MAX_DATA)));
+      if (r < 0) throw vfioError(r, op);
     }
   }
 
@@ -125,85 +150,31 @@ export class RemoteProcess implements SimProcess {
   }
 }
 
-/** A device of a remote group: its driver calls go through the process holding the group. */
-export class RemoteDevice implements MdevDevice {
-  /** The process whose container attached the group (set by attach). */
-  holder: RemoteProcess | null = null;
-  private deviceKvm: DeviceKvm | null = null;
-
-  constructor(readonly name: string) {}
-
-  /**
-   * The device's VM as its model uses it (DEV_KVM_* requests of the holding process; a page-track
-   * node's callbacks are its events), once the group is attached. Whether the device has a VM is
-   * the server's to say: each call answers -ESRCH when it has none.
-   */
-  get kvm(): DeviceKvm | null {
-    if (!this.holder) return null;
-    if (this.deviceKvm) return this.deviceKvm;
-    const proc = this.holder;
-    const c = proc.client;
-    const name = this.name;
-    return (this.deviceKvm = {
-      pageTrackRegisterNotifier: (node: PageTrackNotifierNode) => c.registerKvmNode(name, {
-        trackWrite: node.trackWrite && ((gpa, data) => node.trackWrite?.(gpa, data, data.length)),
-        trackRemoveRegion: node.trackRemoveRegion && ((gfn, nr) => node.trackRemoveRegion?.(gfn, nr)),
-      }),
-      pageTrackUnregisterNotifier: () => void c.unregisterKvmNode(name),
-      writeTrackAddGfn: (gfn) => Number(c.deviceKvm('trackAdd', name, gfn)),
-      writeTrackRemoveGfn: (gfn) => Number(c.deviceKvm('trackRemove', name, gfn)),
-      gfnToHva: (gfn) => c.deviceKvm('gfnToHva', name, gfn),
-      proc: { read: (addr, length) => proc.kvm.read(addr, length) },
-    });
-  }
-
-  /** The device's KVM unlink callback (DEV_REGISTER_KVM_UNLINK; the event runs `cb`). */
-  registerKvmUnlink(cb: (() => void) | null): void {
-    const r = this.client('registerKvmUnlink').registerKvmUnlink(this.name, cb);
-    if (r < 0) throw vfioError(r, 'registerKvmUnlink');
-  }
-
-  private client(op: string): SyncClient {
-    if (!this.holder) throw new Error(`${op} on ${this.name}: its group is not attached to a container yet`);
-    return this.holder.client;
-  }
-
-  registerDmaUnmap(fn: (iova: bigint, size: bigint) => void): void {
-    const r = this.client('registerDmaUnmap').registerDmaUnmap(this.name, fn);
-    if (r < 0) throw vfioError(r, 'registerDmaUnmap');
-  }
-
-  pinPages(iova: bigint, npage: number, prot: number): number {
-    return this.client('pinPages').pinPages(this.name, iova, npage, prot);
-  }
-
-  unpinPages(iova: bigint, npage: number): void {
-    this.client('unpinPages').unpinPages(this.name, iova, npage);
-  }
-
-  dmaRw(iova: bigint, data: Uint8Array, write: boolean): number {
-    return this.client('dmaRw').dmaRw(this.name, iova, data, write);
-  }
-}
-
-/** A host group made on the server. */
-export class RemoteGroup implements SimGroup {
-  constructor(readonly id: number, readonly devices: readonly RemoteDevice[]) {}
-}
-
 /** The engine of a `vfio-dirty serve` server, as the simulator drives it. */
 export class RemoteEngine implements SimEngine {
   private readonly processes: RemoteProcess[] = [];
   private readonly groups: RemoteGroup[] = [];
+  private readonly accels: RemoteAccelerators;
 
   private constructor(
     readonly path: string,
     /** The local core of the simulator's own bitmaps. */
     readonly core: Core,
-    /** The administration connection: CREATE_GROUP, REMOVE_GROUP, STATS. */
+    /** The administration connection: CREATE_GROUP, REMOVE_GROUP, CREATE_ACCELERATOR, STATS. */
     private readonly admin: SyncClient,
     private readonly o: RemoteEngineOptions,
-  ) {}
+  ) {
+    this.accels = new RemoteAccelerators(admin);
+    this.sva = this.accels.sva;
+  }
+
+  /** The SVA binds of processes to accelerators (SVA_* requests of the process's connection). */
+  readonly sva: RemoteAccelerators['sva'];
+
+  /** A shared accelerator (CREATE_ACCELERATOR); removed again by dispose if the run did not. */
+  createAccelerator(o: { name?: string } = {}) {
+    return this.accels.createAccelerator(o);
+  }
 
   /**
    * Connects to the server listening at `path`.
@@ -231,18 +202,25 @@ export class RemoteEngine implements SimEngine {
       if ((e as { errno?: number }).errno !== E2BIG || !this.o.shmBytes) throw e;
       client = new SyncClient(this.path, opts);
     }
-    const p = new RemoteProcess(client);
+    // A process that opens a device's cdev holds the device (its driver calls go through it).
+    const p = new RemoteProcess(client, this.core, (path, proc) => {
+      for (const g of this.groups) for (const d of g.devices) if (d.cdevPath === path) d.holder = proc;
+    });
     this.processes.push(p);
     return p;
   }
 
-  /** A host group (CREATE_GROUP); removed again by dispose. */
-  createGroup(opts: { kind: 'iommu' | 'emulated'; devices?: string[] }): RemoteGroup {
-    const names = opts.devices ?? [];
-    const spec = `kind=${opts.kind}${names.length ? `,devices=${names.join('+')}` : ''}`;
+  /**
+   * A host group (CREATE_GROUP), with its devices' names and cdev paths as STATS lists them;
+   * removed again by dispose.
+   */
+  createGroup(opts: GroupOpts): RemoteGroup {
+    const spec = groupSpec(opts);
     const id = this.admin.createGroup(spec);
     if (id < 0) throw vfioError(id, 'createGroup', undefined, `CREATE_GROUP ${spec} refused by the server`);
-    const g = new RemoteGroup(id, (names.length ? names : [`group${id}-dev0`]).map((n) => new RemoteDevice(n)));
+    const listed = (this.admin.stats().groups as { id: number; devices: string[]; cdevs?: (string | null)[] }[]).find((x) => x.id === id);
+    if (!listed) throw new Error(`createGroup: STATS does not list group ${id} just created`);
+    const g = new RemoteGroup(id, listed.devices.map((n, i) => new RemoteDevice(n, listed.cdevs?.[i] ?? null)));
     this.groups.push(g);
     return g;
   }
@@ -272,6 +250,7 @@ export class RemoteEngine implements SimEngine {
       }
     };
     for (const p of this.processes.splice(0)) step(() => p.end());
+    step(() => this.accels.removeAll());
     for (const g of this.groups.splice(0)) step(() => this.admin.closed || this.admin.removeGroup(g.id));
     step(() => this.admin.end());
     this.core.dispose('remote engine disposed');

@@ -83,6 +83,16 @@ export const req = {
   unregisterKvmNode: (device: string): Request => [Op.DEV_KVM_UNREGISTER_NODE, new Writer().str(device).done()],
   registerKvmUnlink: (device: string, enable: boolean): Request =>
     [Op.DEV_REGISTER_KVM_UNLINK, new Writer().str(device).u32(enable ? 1 : 0).done()],
+  devDmaWrite: (device: string, iova: bigint, data: Uint8Array): Request =>
+    [Op.DEV_DMA_WRITE, new Writer().str(device).u64(iova).bytes(data).done()],
+  createAccelerator: (spec: string): Request => [Op.CREATE_ACCELERATOR, utf8.encode(spec)],
+  removeAccelerator: (path: string): Request => [Op.REMOVE_ACCELERATOR, new Writer().str(path).done()],
+  sva(call: 'bind' | 'unbind' | 'getPasid', x: string | number): Request {
+    if (call === 'bind') return [Op.SVA_BIND, new Writer().str(x as string).done()];
+    return [call === 'unbind' ? Op.SVA_UNBIND : Op.SVA_GET_PASID, new Writer().u32(x as number).done()];
+  },
+  accelDmaWrite: (path: string, pasid: number, va: bigint, data: Uint8Array): Request =>
+    [Op.ACCEL_DMA_WRITE, new Writer().str(path).u32(pasid).u32(0).u64(va).bytes(data).done()],
   eventDone: (value: bigint): Request => [Op.EVENT_DONE, new Writer().i64(value).done()],
   stats: (collect = false): Request => [Op.STATS, collect ? new Writer().u32(1).done() : EMPTY],
 } as const;
@@ -113,6 +123,8 @@ export const reply = {
     if (!write && r.ret === 0n) data.set(r.data.subarray(0, data.length));
     return Number(r.ret);
   },
+  /** CREATE_ACCELERATOR: the accelerator's path, or -errno. */
+  createAccelerator: (r: ClientReply): string | number => (r.ret < 0n ? Number(r.ret) : new TextDecoder().decode(r.data)),
   /** READ_MEM: the bytes, or -errno. */
   read: (r: ClientReply): Uint8Array | number => (r.ret < 0n ? Number(r.ret) : r.data),
   /** STATS: the JSON object. */

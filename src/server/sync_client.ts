@@ -4,7 +4,7 @@
 // callback the engine makes during that call: its handler runs there, on the caller's stack, its
 // own calls go out inside the callback (ctx = the event id), then EVENT_DONE, then the wait goes
 // on; exactly how a kernel callback nests in the ioctl that caused it.
-import { EVENT_DMA_UNMAP, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE, EVENT_KVM_UNLINK, HEADER_SIZE, REPLY_BIT, Reader, frame } from './protocol.js';
+import { EVENT_DMA_UNMAP, EVENT_KVM_TRACK_REMOVE_REGION, EVENT_KVM_TRACK_WRITE, EVENT_KVM_UNLINK, HEADER_SIZE, REPLY_BIT, Reader, concat, frame } from './protocol.js';
 import { reply, req, type ClientReply, type HelloOptions, type IoctlArg, type Request } from './requests.js';
 import { SyncLink } from './sync_link.js';
 
@@ -56,24 +56,41 @@ export class SyncClient {
    * Sends one request and blocks until its reply, running the callbacks it causes meanwhile.
    * @throws Error when the connection ends first; what a callback handler threw
    */
-  call([op, payload]: Request): ClientReply {
-    const id = this.nextId;
-    this.nextId = (this.nextId + 1) >>> 0 || 1;
-    this.link.write(frame(op, id, this.ctx, payload) as Uint8Array<ArrayBuffer>);
-    for (;;) {
+  call(r: Request): ClientReply {
+    return this.callMany([r])[0];
+  }
+
+  /**
+   * Sends `reqs` in one write (pipelined: the server runs them in order, docs/PROTOCOL.md §2) and
+   * blocks until every reply is in, running the callbacks they cause meanwhile; the replies in
+   * order. A callback's own calls are answered before any later request runs, so they find their
+   * replies in between.
+   * @throws Error when the connection ends first; what a callback handler threw
+   */
+  callMany(reqs: readonly Request[]): ClientReply[] {
+    const ids = reqs.map(() => {
+      const id = this.nextId;
+      this.nextId = (this.nextId + 1) >>> 0 || 1;
+      return id;
+    });
+    const frames = reqs.map(([op, payload], i) => frame(op, ids[i], this.ctx, payload));
+    this.link.write((frames.length === 1 ? frames[0] : concat(frames)) as Uint8Array<ArrayBuffer>);
+    const out: ClientReply[] = [];
+    while (out.length < reqs.length) {
       const [fop, fid, body] = this.nextFrame();
-      if (fop & REPLY_BIT) {
-        if (fid !== id) continue; // not ours: a reply to a request whose caller gave up (none today)
-        const r: ClientReply = { ret: new DataView(body.buffer, body.byteOffset).getBigInt64(0, true), data: body.subarray(8) };
-        if (this.ctx === 0 && this.callbackError !== null) {
-          const e = this.callbackError;
-          this.callbackError = null;
-          throw e;
-        }
-        return r;
+      if (!(fop & REPLY_BIT)) {
+        this.onEvent(fop, fid, body);
+        continue;
       }
-      this.onEvent(fop, fid, body);
+      if (fid !== ids[out.length]) continue; // not ours: a reply to a request whose caller gave up (none today)
+      out.push({ ret: new DataView(body.buffer, body.byteOffset).getBigInt64(0, true), data: body.subarray(8) });
     }
+    if (this.ctx === 0 && this.callbackError !== null) {
+      const e = this.callbackError;
+      this.callbackError = null;
+      throw e;
+    }
+    return out;
   }
 
   /** The next frame: op, id and payload. */
@@ -198,6 +215,11 @@ export class SyncClient {
     return this.num(req.shmFromMem(addr, offset, length));
   }
 
+  /** Copies the shared file at `offset` into process memory [addr, addr+length): 0 or -errno. */
+  shmToMem(addr: bigint, offset: bigint, length: bigint): number {
+    return this.num(req.shmToMem(addr, offset, length));
+  }
+
   /** Creates a host IOMMU group from a spec: its number, or -errno. */
   createGroup(spec: string): number {
     return this.num(req.createGroup(spec));
@@ -227,6 +249,31 @@ export class SyncClient {
   /** vfio_dma_rw: 0 or -errno; a read fills `data`. */
   dmaRw(device: string, iova: bigint, data: Uint8Array, write: boolean): number {
     return reply.dmaRw(this.call(req.dmaRw(device, iova, data, write)), data, write);
+  }
+
+  /** A passthrough device's own DMA writes through its IOMMU (DEV_DMA_WRITE), pipelined: 0 or -errno each. */
+  devDmaWrites(device: string, writes: readonly { iova: bigint; data: Uint8Array }[]): number[] {
+    return this.callMany(writes.map((w) => req.devDmaWrite(device, w.iova, w.data))).map((r) => Number(r.ret));
+  }
+
+  /** A new shared accelerator from a spec: its path, or -errno. */
+  createAccelerator(spec: string): string | number {
+    return reply.createAccelerator(this.call(req.createAccelerator(spec)));
+  }
+
+  /** Removes a shared accelerator: 0 or -errno. */
+  removeAccelerator(path: string): number {
+    return this.num(req.removeAccelerator(path));
+  }
+
+  /** An SVA call of this process: bind (an accelerator's path: a handle), unbind or getPasid (a handle). */
+  sva(call: 'bind' | 'unbind' | 'getPasid', x: string | number): number {
+    return this.num(req.sva(call, x));
+  }
+
+  /** The accelerator's DMA write by this process's PASID: 0 or -errno. */
+  accelDmaWrite(path: string, pasid: number, va: bigint, data: Uint8Array): number {
+    return this.num(req.accelDmaWrite(path, pasid, va, data));
   }
 
   /** The server's counters (sessions, processes, heapUsed, groups, ...). */

@@ -11,6 +11,7 @@
 // the VMM mark the queue's buffers dirty by hand before each harvest: nothing is lost, every
 // buffer page is sent every round.
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
+import { vfioError } from '../errors.js';
 import type { DirtyReport } from '../export/dirty_report.js';
 import type { Core } from '../wasm.js';
 import { GUEST_PAGE } from './guest_layout.js';
@@ -69,7 +70,7 @@ export class AccelWorkload {
   /**
    * Creates the accelerator and binds the process to it.
    * @param vaOf the process address of a guest-physical address
-   * @throws Error when the engine refuses the bind
+   * @throws VfioError when the engine refuses the bind
    */
   constructor(engine: AccelEngine, proc: unknown, core: Core, private readonly c: AccelConfig, private readonly vaOf: (gpa: number) => bigint) {
     this.chunks = c.buffers / ACCEL_JOB;
@@ -87,7 +88,7 @@ export class AccelWorkload {
     if (typeof h === 'number') {
       this.unseen.dispose();
       this.accel.remove();
-      throw new Error(`sva.bindDevice failed: ${h}`);
+      throw vfioError(h, 'sva.bindDevice');
     }
     this.handle = h;
     this.pasid = engine.sva.getPasid(h as never);
@@ -103,7 +104,7 @@ export class AccelWorkload {
       const gpa = ACCEL_BUFFERS_GPA + this.cursor * ACCEL_JOB;
       this.data.fill((this.jobs + 1) & 0xff);
       const r = this.accel.dmaWrite(this.pasid, this.vaOf(gpa), this.data);
-      if (r !== 0) throw new Error(`accel.dmaWrite by PASID ${this.pasid} failed: ${r}`);
+      if (r !== 0) throw vfioError(r, `accel.dmaWrite by PASID ${this.pasid}`, { start: this.vaOf(gpa), length: BigInt(ACCEL_JOB) });
       this.unseen.setRange(this.cursor * JOB_PAGES, JOB_PAGES);
       this.cursor = (this.cursor + 1) % this.chunks;
       this.jobs++;

@@ -139,8 +139,7 @@ class BitmapHarvester implements CpuLogHarvester {
     const piece = this.piece!;
     for (let first = 0; first < s.npages; first += FETCH_PAGES) {
       const num = Math.min(FETCH_PAGES, s.npages - first);
-      const bytes = this.c.proc.read(buffer + BigInt(first / 8), nbytes(num));
-      this.c.core.u8().set(bytes, piece.wordAddress(0));
+      this.c.proc.readInto(buffer + BigInt(first / 8), piece.wordAddress(0), nbytes(num), 'KVM_GET_DIRTY_LOG: reading the log');
       piece.orInto(into, s.gpaPage + first, 0, num);
     }
   }
@@ -237,11 +236,10 @@ class RingHarvester implements CpuLogHarvester {
     const entries = this.bytes / 16;
     let total = 0;
     this.rings.forEach((addr, v) => {
-      const ring = proc.read(addr, this.bytes);
-      core.u8().set(ring, this.staging);
+      proc.readInto(addr, this.staging, this.bytes, 'reading a dirty ring');
       const k = core.x.vmm_ring_reap(this.staging, entries, this.fetch[v], this.table, this.nslots, this.pending.handle) >>> 0;
       if (k === 0) return;
-      proc.write(addr, core.u8().slice(this.staging, this.staging + this.bytes));
+      proc.writeFrom(addr, this.staging, this.bytes, 'writing a dirty ring back');
       this.fetch[v] = (this.fetch[v] + k) >>> 0;
       this.perVcpu[v] += k;
       total += k;

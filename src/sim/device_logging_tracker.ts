@@ -14,6 +14,7 @@ import { vfioError } from '../errors.js';
 import { uapi } from '../uapi.js';
 import type { Core } from '../wasm.js';
 import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
+import { vmmProcess } from './local_kvm.js';
 import { SectionReader, type TrackProcess } from './section_reader.js';
 import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import type { PassthroughTracker } from './tracking.js';
@@ -54,7 +55,7 @@ export function loggingRanges(slots: readonly RamSlot[], pageSize: number): Logg
 export class DeviceLoggingTracker implements PassthroughTracker {
   private readonly proc: TrackProcess;
   private readonly group: SimGroup;
-  private container: (SimContainer & { detach(group: SimGroup): void }) | null = null;
+  private container: SimContainer | null = null;
   private groupFd = -1;
   private attached = false;
   private fd = -1;
@@ -65,21 +66,25 @@ export class DeviceLoggingTracker implements PassthroughTracker {
 
   /**
    * The device's own container (which does not track: QEMU uses device logging for a container
-   * whose devices can all log, and the vGPU in the VM's container cannot), the RAM slots mapped
-   * from the VMM's memory at `base` (RAM order), the device fd; the MIGRATION and logging probes.
+   * whose devices can all log, and the vGPU in the VM's container cannot) in the VMM's process
+   * `owner`, the RAM slots mapped from the VMM's memory at `base` (RAM order), the device fd; the
+   * MIGRATION and logging probes.
    * @throws VfioError when a call fails or the device cannot migrate or log (what was set up is
    *   torn down, the group detached and its fd closed)
    */
-  constructor(core: Core, engine: SimEngine, proc: TrackProcess & SimProcess, group: SimGroup, name: string, base: bigint, slots: readonly RamSlot[], pageSize: number) {
-    this.proc = proc;
+  constructor(core: Core, engine: SimEngine, owner: SimProcess, group: SimGroup, name: string, base: bigint, slots: readonly RamSlot[], pageSize: number) {
+    const proc = (this.proc = vmmProcess(owner));
     this.group = group;
     this.slots = slots;
     this.pageSize = pageSize;
     try {
-      this.groupFd = proc.open(`/dev/vfio/${group.id}`); // the container's attach finds and uses it
-      if (this.groupFd < 0) throw vfioError(this.groupFd, `open(/dev/vfio/${group.id})`);
-      // The typed API's container (a remote engine has no device logging: simulate refuses it there).
-      const container = (this.container = engine.openContainer(proc) as SimContainer & { detach(group: SimGroup): void });
+      const container = (this.container = engine.openContainer(owner));
+      // The typed API's attach uses the group fd the process has open: opened here, so that it is
+      // closed here. A container whose attach opens the group itself (attachedGroupFd) needs none.
+      if (!container.attachedGroupFd) {
+        this.groupFd = proc.open(`/dev/vfio/${group.id}`);
+        if (this.groupFd < 0) throw vfioError(this.groupFd, `open(/dev/vfio/${group.id})`);
+      }
       container.attach(group);
       this.attached = true;
       container.setIommu('type1v2');

@@ -5,20 +5,19 @@
 import { performance } from 'node:perf_hooks';
 import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { coreOf, readReport, type DirtyReport } from '../export/dirty_report.js';
-import type { Process } from '../process.js';
 import type { Core } from '../wasm.js';
 import { KvmGuest, type CpuLogSync } from './cpu_log.js';
-import { localKvmProcess } from './local_kvm.js';
+import { vmmProcess } from './local_kvm.js';
 import type { SimConfig } from './config.js';
 import { GUEST_PAGE, GuestLayout } from './guest_layout.js';
 import { stepsFor } from './run_bounds.js';
 import type { SimContainer, SimEngine, SimGroup, SimProcess } from './sim_engine.js';
-import { AccelWorkload, type AccelEngine } from './accel_workload.js';
+import { AccelWorkload } from './accel_workload.js';
 import { runPostcopy, type PostcopyResult } from './postcopy.js';
 import type { TraceRecorder } from './trace_recorder.js';
 import { VgpuDriver, type MdevDevice } from './vgpu.js';
-import { createTracker, PassthroughDma, passthroughGroup } from './passthrough.js';
-import { trackingProblem, traceProblem, TruthLog, type PassthroughTracker, type PtDevice } from './tracking.js';
+import { createTracker, PassthroughDma, passthroughGroup, ptDevice } from './passthrough.js';
+import { trackingProblem, traceProblem, TruthLog, type PassthroughTracker } from './tracking.js';
 import { shadowOf, type GpuShadow } from './gpu_shadow.js';
 import { Workload, type DirtySink } from './workload.js';
 
@@ -126,7 +125,7 @@ export class MigrationVm {
       const mdevName = config.vgpu ? 'vgpu0' : 'mdev-idle';
       const mdevGroup = engine.createGroup({ kind: 'emulated', devices: [mdevName] });
       groups.push(mdevGroup);
-      const kproc = proc.kvm ?? localKvmProcess(proc as unknown as Process);
+      const kproc = vmmProcess(proc);
       // The VMM's fd of the group, for KVM_DEV_VFIO_FILE_ADD: the container's own where attaching opened one.
       const ownFd = c.attachedGroupFd ? -1 : kproc.open(`/dev/vfio/${mdevGroup.id}`);
       if (ownFd >= 0) undo.push(() => kproc.close(ownFd));
@@ -174,7 +173,7 @@ export class MigrationVm {
         pt.registerDmaUnmap(() => pt.unpinPages(BigInt(PT_RING_GPA), PT_RING_PAGES));
       }
       if (ptGroup) {
-        const dev = ptGroup.devices[0] as unknown as PtDevice;
+        const dev = ptDevice(ptGroup);
         const targets = config.passthrough === 'pinning' ? { ring: { firstPage: PT_RING_GPA / GUEST_PAGE, pages: PT_RING_PAGES } } : { pool: true as const };
         this.ptDma = new PassthroughDma(dev, layout, config.passthroughDmaRate, config.seed, truth, targets);
         const tracker = (this.tracker = createTracker(engine, this.core, proc, base, layout, config, ptGroup, PT_NAME));
@@ -182,7 +181,7 @@ export class MigrationVm {
       }
       if (config.accelerator.enabled) {
         // The buffers are in low RAM, where RAM index = guest page: process address = base + GPA.
-        const accel = (this.accel = new AccelWorkload(engine as unknown as AccelEngine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa)));
+        const accel = (this.accel = new AccelWorkload(engine, proc, this.core, config.accelerator, (gpa) => base + BigInt(gpa)));
         undo.push(() => accel.dispose());
       }
       this.workload = new Workload(layout, {

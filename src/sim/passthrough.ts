@@ -13,13 +13,15 @@ import { DeviceLoggingTracker } from './device_logging_tracker.js';
 import { GUEST_PAGE, type GuestLayout } from './guest_layout.js';
 import { IommufdTracker } from './iommufd_tracker.js';
 import { Prng } from './prng.js';
-import type { TrackProcess } from './section_reader.js';
+import { vmmProcess } from './local_kvm.js';
 import type { SimEngine, SimGroup, SimProcess } from './sim_engine.js';
 import type { PassthroughTracker, PtDevice, TruthLog } from './tracking.js';
 import { by } from './vgpu.js';
 
 /** Bytes of one device write. */
 export const PT_DMA_CHUNK = 64 << 10;
+/** Buffers written together (one pipelined batch over a server connection): 4 MiB of writes. */
+const PT_DMA_BATCH = 64;
 /** Receive buffers of the pool an unpinned device writes. */
 export const PT_DMA_BUFFERS = 512;
 const CHUNK_PAGES = PT_DMA_CHUNK / GUEST_PAGE;
@@ -38,12 +40,16 @@ export function passthroughGroup(c: SimConfig, name: string) {
 export function createTracker(
   engine: SimEngine, core: Core, proc: SimProcess, base: bigint, layout: GuestLayout, c: SimConfig, group: SimGroup, name: string,
 ): PassthroughTracker | null {
-  const p = proc as unknown as TrackProcess;
   if (c.tracking === 'iommufd') {
-    return new IommufdTracker(core, p, group.devices[0] as unknown as PtDevice, base, layout.slots, layout.gpaPages, c.trackingPageSize);
+    return new IommufdTracker(core, vmmProcess(proc), ptDevice(group), base, layout.slots, layout.gpaPages, c.trackingPageSize);
   }
   if (c.tracking !== 'device') return null;
-  return new DeviceLoggingTracker(core, engine, proc as TrackProcess & SimProcess, group, name, base, layout.slots, c.trackingPageSize);
+  return new DeviceLoggingTracker(core, engine, proc, group, name, base, layout.slots, c.trackingPageSize);
+}
+
+/** The passthrough group's device, with its own DMA and its cdev (both engines' devices have them). */
+export function ptDevice(group: SimGroup): PtDevice {
+  return group.devices[0] as unknown as PtDevice;
 }
 
 /** Where the device writes: a pinned ring (guest page, pages), or the pool of buffers. */
@@ -62,7 +68,7 @@ export class PassthroughDma {
   private readonly prng: Prng;
   private readonly buffers: Uint32Array; // RAM index of each buffer's first page
   private readonly pages: number; // guest pages of one write: a buffer, or the whole ring
-  private readonly data: Uint8Array;
+  private readonly data: Uint8Array[] = []; // one per write of a batch
   private readonly hit: Uint8Array; // per buffer: written in this step
   private readonly order: number[] = []; // the buffers written in this step, first write first
 
@@ -73,7 +79,6 @@ export class PassthroughDma {
     this.truth = truth;
     this.prng = new Prng(seed ^ 0x2545f491);
     this.pages = 'ring' in targets ? targets.ring.pages : CHUNK_PAGES;
-    this.data = new Uint8Array(this.pages * GUEST_PAGE);
     if ('ring' in targets) {
       this.buffers = Uint32Array.of(targets.ring.firstPage); // low RAM: RAM index = guest page
     } else {
@@ -89,7 +94,7 @@ export class PassthroughDma {
    * buffer the step writes several times is written once: what any tracker sees is the same.
    */
   run(t0: number, t1: number): void {
-    const perS = this.rate / this.data.length;
+    const perS = this.rate / (this.pages * GUEST_PAGE);
     const n = by(perS, t1) - by(perS, t0);
     const many = this.buffers.length > 1;
     for (let i = 0; i < n; i++) {
@@ -98,16 +103,46 @@ export class PassthroughDma {
       this.hit[b] = 1;
     }
     this.writes += n;
-    for (const b of this.order) {
-      this.hit[b] = 0;
-      this.data.fill((++this.calls) & 0xff);
-      this.layout.forEachGpaRange(this.buffers[b], this.pages, (page, count) => {
-        const iova = BigInt(page) * BigInt(GUEST_PAGE);
-        const r = this.dev.dmaWrite(iova, count === this.pages ? this.data : this.data.subarray(0, count * GUEST_PAGE));
-        if (r < 0) throw vfioError(r, 'passthrough dmaWrite', { start: iova, length: BigInt(count * GUEST_PAGE) });
-        this.truth.markRange(page, count);
-      });
-    }
+    for (let i = 0; i < this.order.length; i += PT_DMA_BATCH) this.write(this.order.slice(i, i + PT_DMA_BATCH));
     this.order.length = 0;
   }
+
+  /**
+   * The writes of `buffers` (each its own fill byte), sent together; then the truth records every
+   * write that was made.
+   * @throws VfioError for the first write that failed (an IOMMU fault)
+   */
+  private write(buffers: readonly number[]): void {
+    const writes: { iova: bigint; data: Uint8Array; page: number; count: number }[] = [];
+    buffers.forEach((b, k) => {
+      const data = (this.data[k] ??= new Uint8Array(this.pages * GUEST_PAGE));
+      this.hit[b] = 0;
+      data.fill((++this.calls) & 0xff);
+      this.layout.forEachGpaRange(this.buffers[b], this.pages, (page, count) => {
+        const iova = BigInt(page) * BigInt(GUEST_PAGE);
+        writes.push({ iova, data: count === this.pages ? data : data.subarray(0, count * GUEST_PAGE), page, count });
+      });
+    });
+    const results = this.dev.dmaWrites ? this.dev.dmaWrites(writes) : inTurn(this.dev, writes);
+    let failed = -1;
+    results.forEach((r, i) => {
+      if (r >= 0) this.truth.markRange(writes[i].page, writes[i].count);
+      else if (failed < 0) failed = i;
+    });
+    if (failed >= 0) {
+      const w = writes[failed];
+      throw vfioError(results[failed], 'passthrough dmaWrite', { start: w.iova, length: BigInt(w.count * GUEST_PAGE) });
+    }
+  }
+}
+
+/** `writes` as dmaWrite calls, stopping at the first that fails: the results of those made. */
+function inTurn(dev: PtDevice, writes: readonly { iova: bigint; data: Uint8Array }[]): number[] {
+  const out: number[] = [];
+  for (const w of writes) {
+    const r = dev.dmaWrite(w.iova, w.data);
+    out.push(r);
+    if (r < 0) break;
+  }
+  return out;
 }

@@ -2,8 +2,9 @@
 // the VMM's memory at the tracking page size, one report call into it (DMA_LOGGING_REPORT or
 // IOMMU_HWPT_GET_DIRTY_BITMAP), and the bits merged into the harvest at 4 KiB guest pages. A
 // reported page larger than 4 KiB marks every guest page in it: over-reported, never under.
-// The VMM touches its own buffer the way a process touches its memory: zeroing it and reading it
-// back are one core copy each (the process's memory lives in the core), so that a harvest's
+// The VMM touches its own buffer through the process's bulk copies (readInto / writeFrom): zeroing
+// it and reading it back are one copy each between process memory and the local core, a core
+// copy in process and one shared-file transfer over a server connection, so that a harvest's
 // engine time is the tracking calls' and not the host copying bitmaps in and out.
 //
 //   slot:      [gpa ......................... gpa + size)
@@ -13,18 +14,10 @@ import { DirtyBitmap } from '../core/dirty_bitmap.js';
 import { check, vfioError } from '../errors.js';
 import type { Core } from '../wasm.js';
 import { GUEST_PAGE, type RamSlot } from './guest_layout.js';
+import type { KvmProcess } from './sim_engine.js';
 
-/** The VMM process calls a tracker makes (the typed API's Process). */
-export interface TrackProcess {
-  mmap(length: bigint | number): bigint;
-  open(path: string): number;
-  ioctl(fd: number, request: number, arg?: number | bigint | string | Uint8Array): number;
-  read(addr: bigint, length: number): Uint8Array;
-  write(addr: bigint, bytes: Uint8Array): void;
-  close(fd: number): number;
-  /** The process's memory in the core. */
-  readonly um: { readonly handle: number };
-}
+/** The VMM process calls a tracker makes: open, ioctl with struct bytes, memory, close. */
+export type TrackProcess = Pick<KvmProcess, 'mmap' | 'open' | 'ioctl' | 'write' | 'close' | 'readInto' | 'writeFrom'>;
 
 /** One RAM slot's report request, at the tracking page size. */
 export interface Section {
@@ -89,17 +82,17 @@ export class SectionReader {
    */
   read(into: DirtyBitmap, what: string, call: (s: Section, bitmap: bigint) => number): void {
     const x = this.core.x;
-    const um = this.proc.um.handle;
-    const at = Number(this.buffer);
+    const proc = this.proc;
+    const at = this.buffer;
     this.sections.forEach((s, i) => {
       const nbytes = bytesOf(s.nbits);
       const range = { start: s.iova, length: s.length };
       const bm = this.bitmaps[i];
       bm.clear(); // only the words holding bits are written; then it is the zeros to copy
-      check(x.um_write(um, at, bm.wordAddress(0), nbytes), `${what}: zeroing the bitmap`, range);
+      proc.writeFrom(at, bm.wordAddress(0), nbytes, `${what}: zeroing the bitmap`);
       const r = call(s, this.buffer);
       if (r < 0) throw vfioError(r, what, range);
-      check(x.um_read(um, at, bm.wordAddress(0), nbytes), `${what}: reading the bitmap`, range);
+      proc.readInto(at, bm.wordAddress(0), nbytes, `${what}: reading the bitmap`);
       if (this.k === 0) {
         bm.orInto(into, s.firstPage, s.skip, s.pages);
         return;

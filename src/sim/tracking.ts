@@ -30,6 +30,12 @@ export interface PassthroughTracker {
 export interface PtDevice {
   readonly cdevPath: string | null;
   dmaWrite(iova: bigint, data: Uint8Array): number;
+  /**
+   * Writes in order, sent together (a remote device pipelines them): each one's result, 0 or
+   * -errno; a failed write changes nothing, and the ones after it are made all the same. Where a
+   * device lacks it, the writes are dmaWrite calls, stopping at the first that fails.
+   */
+  dmaWrites?(writes: readonly { iova: bigint; data: Uint8Array }[]): number[];
 }
 
 const MiB = 1 << 20;

@@ -1,6 +1,8 @@
 // `simulate --server PATH`: the same run on a remote engine (a `vfio-dirty serve` child process,
-// driven through the protocol) gives the same summary, heat map, exports and trace as in process;
-// the server is left as it was found; options the protocol cannot carry yet are refused by name.
+// driven through the protocol) gives the same summary, heat map, exports and trace as in process,
+// under every option (the passthrough device's DMA, device DMA logging, iommufd, the tracking page
+// size, the accelerator); an error the server answers stops the run clearly; the server is left
+// as it was found.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { parseSimulateOptions } from '../../src/cli/options.js';
 import { Client } from '../../src/server/client.js';
 import { RemoteEngine } from '../../src/server/remote_engine.js';
 import { simulate } from '../../src/sim/simulator.js';
+import { vmmProcess } from '../../src/sim/local_kvm.js';
 import { createEngine } from '../../src/index.js';
 import { serveChild, type ServeChild } from './serve_child.js';
 import { eventually } from './setup.js';
@@ -61,6 +64,54 @@ describe('simulate --server', () => {
     expect(JSON.parse(remote.out).engine.peakHeapBytes).toBeGreaterThan(0);
   }, 60_000);
 
+  /** What a summary shows of the mechanism an option brings in, so that a row proves it ran. */
+  interface Ran {
+    tracking: { mode: string; pageSize: number; trackerRanges: number | null; reportedPages: number; overReported: number };
+    accelerator: { jobs: number; lost: number } | null;
+    roundsDetail: { truePages: number }[];
+  }
+  it.each([
+    ['--tracking device', ['--tracking', 'device'], (r: Ran) => r.tracking.mode === 'device' && r.tracking.reportedPages > 0],
+    ['--tracking device, one range, 2 MiB pages', ['--tracking', 'device', '--tracker-ranges', '1', '--tracking-page-size', '2MiB'],
+      (r: Ran) => r.tracking.trackerRanges === 1 && r.tracking.pageSize === 2 << 20 && r.tracking.overReported > 0],
+    ['--tracking iommufd', ['--tracking', 'iommufd'], (r: Ran) => r.tracking.mode === 'iommufd' && r.tracking.reportedPages > 0],
+    ['--tracking iommufd, 64 KiB pages', ['--tracking', 'iommufd', '--tracking-page-size', '64KiB'],
+      (r: Ran) => r.tracking.pageSize === 64 << 10 && r.tracking.overReported > 0],
+    ['--accelerator', ['--accelerator'], (r: Ran) => r.accelerator!.jobs > 0 && r.accelerator!.lost > 0],
+    ['--accelerator, mark-buffers', ['--accelerator', '--accelerator-fallback', 'mark-buffers'], (r: Ran) => r.accelerator!.jobs > 0 && r.accelerator!.lost === 0],
+    ['--passthrough unpinned with its own DMA', ['--passthrough', 'unpinned'], (r: Ran) => r.roundsDetail.some((x) => x.truePages > 0)],
+    ['--passthrough pinning with its own DMA', ['--passthrough', 'pinning', '--passthrough-dma-rate', '64MiB/s'], (r: Ran) => r.roundsDetail.some((x) => x.truePages > 0)],
+  ])('runs %s remotely with the in-process figures', async (_name, extra, ran) => {
+    const args = [...small, '--max-rounds', '4', ...extra];
+    const local = await run(args);
+    const remote = await run([...args, '--server', srv.sock]);
+    expect(local).toMatchObject({ status: 0, err: '' });
+    expect(remote).toMatchObject({ status: 0, err: '' });
+    expect(figures(remote.out)).toBe(figures(local.out));
+    expect(ran(JSON.parse(remote.out) as Ran)).toBe(true);
+  }, 60_000);
+
+  it('stops with the call and errno the server answered, and leaves that server clean', async () => {
+    // 4 MiB of engine memory: the set-up fits, the device's DMA then runs out of it
+    const tight = await serveChild(['--memory-limit', '4MiB']);
+    try {
+      const obs = await Client.connect(tight.sock);
+      const before = await obs.stats();
+      for (const extra of [['--tracking', 'iommufd'], ['--tracking', 'device'], ['--accelerator']]) {
+        const r = await run([...small, ...extra, '--server', tight.sock]);
+        expect(r.status).toBe(1);
+        expect(r.err).toMatch(/^vfio-dirty: simulate: (passthrough dmaWrite|accel\.dmaWrite by PASID 1) \[0x[0-9a-f]+, \+0x10000\): ENOMEM\n$/);
+        // the run's connections closed: no process, group, container or accelerator is left
+        const after = await obs.stats();
+        expect(after).toMatchObject({ processes: 1, containers: 0, groups: [], pendingEvents: 0 });
+        expect(after.heapUsed).toBe(before.heapUsed);
+      }
+      await obs.end();
+    } finally {
+      expect(await tight.stop()).toBe(0);
+    }
+  }, 60_000);
+
   it.each([
     ['bitmap', ['--cpu-log', 'bitmap', '--gpu-pt-rate', '2000'], (c: CpuLogJson) => c.total.getCalls > 0 && c.total.clearCalls === 0],
     ['manual', ['--cpu-log', 'manual', '--clear-bitmap-shift', '6', '--gpu-pt-rate', '2000'], (c: CpuLogJson) => c.total.clearCalls > c.total.getCalls],
@@ -92,24 +143,27 @@ describe('simulate --server', () => {
     expect(readFileSync(join(dirs[1], 't.jsonl'), 'utf8')).toBe(readFileSync(join(dirs[0], 't.jsonl'), 'utf8'));
   }, 60_000);
 
-  it('reads bitmaps with READ_MEM when the server refuses a shared file that large (E2BIG)', async () => {
+  it('reads and writes bitmaps and rings with READ_MEM / WRITE_MEM when the server refuses a shared file that large (E2BIG)', async () => {
     const tight = await serveChild(['--shm-max', '4KiB']);
     try {
-      const { config } = parseSimulateOptions(small);
-      const remote = await RemoteEngine.connect(tight.sock, { shmBytes: 1 << 20 });
-      let r;
-      try {
-        r = simulate(remote, config);
-      } finally {
-        remote.dispose();
+      // type1; then a tracker's report bitmaps and the dirty rings, zeroed or written back in process memory
+      for (const extra of [[], ['--tracking', 'iommufd', '--cpu-log', 'ring', '--dirty-ring-size', '256', '--vcpus', '2']]) {
+        const { config } = parseSimulateOptions([...small, ...extra]);
+        const remote = await RemoteEngine.connect(tight.sock, { shmBytes: 1 << 20 });
+        let r;
+        try {
+          r = simulate(remote, config);
+        } finally {
+          remote.dispose();
+        }
+        const l = simulate(await createEngine(), config);
+        expect(figures(JSON.stringify(r.summary))).toBe(figures(JSON.stringify(l.summary)));
+        expect(r.heatmap).toEqual(l.heatmap);
       }
-      const l = simulate(await createEngine(), config);
-      expect(figures(JSON.stringify(r.summary))).toBe(figures(JSON.stringify(l.summary)));
-      expect(r.heatmap).toEqual(l.heatmap);
-      // the process's HELLO asked for 1 MiB and was refused; its retry asked for none
+      // each process's HELLO asked for 1 MiB and was refused; its retry asked for none
       const hellos = () => tight.logs.filter((x) => x.event === 'hello').map((x) => x.shm);
-      await eventually(async () => hellos().length === 2);
-      expect(hellos()).toEqual([0, 0]);
+      await eventually(async () => hellos().length === 4);
+      expect(hellos()).toEqual([0, 0, 0, 0]);
     } finally {
       expect(await tight.stop()).toBe(0);
     }
@@ -161,25 +215,41 @@ describe('simulate --server', () => {
     }
   }, 30_000);
 
+  it('copies process memory to and from the local core the same way in process and remotely (readInto, writeFrom)', async () => {
+    const local = await createEngine();
+    const remote = await RemoteEngine.connect(srv.sock, { shmBytes: 1 << 16 });
+    try {
+      for (const [proc, core] of [[local.createProcess(), local.core], [remote.createProcess(), remote.core]] as const) {
+        const vmm = vmmProcess(proc);
+        const at = proc.mmap(1 << 20);
+        const buf = core.x.heap_alloc((1 << 18) + 16); // larger than the shared file: WRITE_MEM / READ_MEM pieces too
+        try {
+          for (const n of [4096, 1 << 18]) {
+            core.u8().fill(0xa5, buf, buf + n);
+            vmm.writeFrom(at + 8n, buf, n, 'store');
+            core.u8().fill(0x11, buf, buf + n + 16);
+            vmm.readInto(at, buf, n + 16, 'load');
+            const got = core.u8().subarray(buf, buf + n + 16);
+            expect([got[7], got[8], got[n + 7], got[n + 8]]).toEqual([0, 0xa5, 0xa5, 0]);
+            expect(got.subarray(8, n + 8).every((x) => x === 0xa5)).toBe(true);
+          }
+          expect(() => vmm.readInto(at + (1n << 20n) - 8n, buf, 16, 'reading the log')).toThrow(/^reading the log/);
+          expect(() => vmm.writeFrom(at + (1n << 20n) - 8n, buf, 16, 'zeroing the bitmap')).toThrow(/^zeroing the bitmap/);
+        } finally {
+          core.x.heap_free(buf);
+        }
+      }
+    } finally {
+      remote.dispose();
+    }
+  }, 30_000);
+
   it('leaves the server as it found it: no process, no group, the same heap', async () => {
     const c = await Client.connect(srv.sock);
     const s = await c.stats();
     await c.end();
     expect(s).toMatchObject({ sessions: 1, processes: 1, containers: 0, groups: [], pendingEvents: 0 });
     expect(s.heapUsed).toBe(heapAtStart);
-  });
-
-  it.each([
-    [['--accelerator'], '--accelerator: cannot be used with --server yet'],
-    [['--tracking', 'device'], '--tracking: cannot be used with --server yet'],
-    [['--passthrough', 'unpinned'], '--passthrough-dma-rate: cannot be used with --server yet'],
-  ])('refuses %j with a one-line error naming the option', async (extra, message) => {
-    expect(() => parseSimulateOptions(['--server', srv.sock, ...extra])).toThrow(message);
-    const r = await run(['--server', srv.sock, ...extra]);
-    expect(r.status).toBe(2);
-    // the error on one line, then the usage hint every usage error ends with
-    expect(r.err.split('\n')[0]).toBe(`vfio-dirty: simulate: ${message}: the server protocol does not carry its calls`);
-    expect(r.err.split('\n')).toHaveLength(3);
   });
 
   it('fails with a clear error when nothing listens at PATH', async () => {
