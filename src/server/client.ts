@@ -84,16 +84,16 @@ export class Client {
       if (op & REPLY_BIT) {
         const res = L.waiting.get(id);
         L.waiting.delete(id);
-        const data = size > HEADER_SIZE + 8 ? Uint8Array.from(buf.subarray(o + HEADER_SIZE + 8, o + size)) : EMPTY;
+        const data = size > HEADER_SIZE + 8 ? new Uint8Array(buf.subarray(o + HEADER_SIZE + 8, o + size)) : EMPTY;
         res?.({ ret: v.getBigInt64(o + HEADER_SIZE, true), data });
       } else if (op === EVENT_DMA_UNMAP) {
-        void this.onDmaUnmap(id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
+        void this.onDmaUnmap(id, new Uint8Array(buf.subarray(o + HEADER_SIZE, o + size)));
       } else if (op & 0x4000) {
-        void this.onSubsystemEvent(op, id, Uint8Array.from(buf.subarray(o + HEADER_SIZE, o + size)));
+        void this.onSubsystemEvent(op, id, new Uint8Array(buf.subarray(o + HEADER_SIZE, o + size)));
       }
       o += Math.max(size, HEADER_SIZE);
     }
-    L.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
+    L.buf = o < buf.length ? new Uint8Array(buf.subarray(o)) : new Uint8Array(0);
   }
 
   private async onDmaUnmap(ev: number, body: Uint8Array): Promise<void> {

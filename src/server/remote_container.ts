@@ -30,10 +30,10 @@ export class RemoteContainer implements SimContainer {
   private readonly c: SyncClient;
   private readonly groupFds = new Map<number, number>();
   /**
-   * GET_BITMAP's buffer in process memory, reused while the range stays the same: the kernel
+   * GET_BITMAP's buffers in process memory, one per range (`iova:size`), reused: the kernel
    * rewrites every word a read of that range touches, and leaves the rest as it found it (zero).
    */
-  private bitmapBuf = { addr: 0n, bytes: 0n, iova: -1n, size: 0n };
+  private readonly bitmapBufs = new Map<string, bigint>();
 
   readonly dirty = {
     start: (): void => this.dirtyPages(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START, 'dirty.start'),
@@ -150,17 +150,19 @@ export class RemoteContainer implements SimContainer {
     this.proc.kvm.readInto(buf, target.wordAddress(0), Number(bytes), op);
   }
 
-  /** The process address of the GET_BITMAP buffer for a range (fresh zeroed memory for a new range). */
+  /**
+   * The process address of the GET_BITMAP buffer for a range: mapped (zeroed) the first time the
+   * range is read and kept, since anonymous memory is not unmapped before the process exits.
+   */
   private buffer(iova: bigint, size: bigint, bytes: bigint): bigint {
-    const b = this.bitmapBuf;
-    if (b.iova !== iova || b.size !== size) {
-      if (b.bytes > 0n) this.check(this.c.munmap(b.addr, b.bytes), 'munmap');
-      const len = (bytes + PAGE_SIZE - 1n) & ~(PAGE_SIZE - 1n);
-      const addr = this.c.mmap(len);
+    const key = `${iova}:${size}`;
+    let addr = this.bitmapBufs.get(key);
+    if (addr === undefined) {
+      addr = this.c.mmap((bytes + PAGE_SIZE - 1n) & ~(PAGE_SIZE - 1n));
       if (addr < 0n) throw vfioError(Number(addr), 'mmap');
-      this.bitmapBuf = { addr, bytes: len, iova, size };
+      this.bitmapBufs.set(key, addr);
     }
-    return this.bitmapBuf.addr;
+    return addr;
   }
 
   /** Closes the container fd; the buffer goes with the process. */

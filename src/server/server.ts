@@ -167,7 +167,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       o += size;
     }
     endRun(o);
-    c.buf = o < buf.length ? Uint8Array.from(buf.subarray(o)) : new Uint8Array(0);
+    c.buf = o < buf.length ? new Uint8Array(buf.subarray(o)) : new Uint8Array(0);
     if (direct.length) c.socket.write(Buffer.concat(direct));
     if (top.length) {
       const data = top.length === 1 ? new Uint8Array(top[0]) : concat(top); // a copy: the chunk is not ours to transfer

@@ -78,6 +78,8 @@ export class KvmGuest {
   private readonly gpas: number; // core buffers of one batch
   private readonly data: number;
   private kvmVfioFd = -1;
+  /** The argument page of KVM_DEV_VFIO_FILE_ADD, mapped on first use (addVfioGroup). */
+  private fdArgPage?: bigint;
   private nextVcpu = 0;
   private seq = 1;
   /** Guest stores made (8 bytes each), in all. */
@@ -96,8 +98,9 @@ export class KvmGuest {
    * per-entry work runs in. A step that throws releases what the earlier steps made: the VMM
    * buffers, the harvester's, the vCPU, VM and /dev/kvm fds (the VM and its slots go with them),
    * in reverse order. Two things stay, as they stay after `dispose`: the process memory the
-   * bitmap modes fetch into, and in ring mode the rings already mapped, which keep their vCPUs
-   * and the VM until the process exits (a ring mapping cannot be unmapped).
+   * bitmap modes fetch into, and in ring mode, when mapping a later ring fails, the rings already
+   * mapped, which keep their vCPUs and the VM until the process exits (a ring mapping cannot be
+   * unmapped).
    * @throws VfioError when an engine call fails (ENOMEM under memory pressure, else a defect of
    *   the simulation)
    */
@@ -235,7 +238,8 @@ export class KvmGuest {
       check(this.proc.ioctl(this.vmFd, uapi.KVM_CREATE_DEVICE, cd), 'KVM_CREATE_DEVICE');
       this.kvmVfioFd = new DataView(cd.buffer).getUint32(4, true);
     }
-    const fdArg = this.proc.mmap(4096n);
+    // One argument page for every call: anonymous memory is not unmapped before exit.
+    const fdArg = (this.fdArgPage ??= this.proc.mmap(4096n));
     const fdBytes = new Uint8Array(4);
     new DataView(fdBytes.buffer).setInt32(0, groupFd, true);
     this.proc.write(fdArg, fdBytes);
@@ -245,7 +249,6 @@ export class KvmGuest {
     v.setBigUint64(8, BigInt(uapi.KVM_DEV_VFIO_FILE_ADD), true);
     v.setBigUint64(16, fdArg, true);
     check(this.proc.ioctl(this.kvmVfioFd, uapi.KVM_SET_DEVICE_ATTR, attr), 'KVM_SET_DEVICE_ATTR(FILE_ADD)');
-    this.proc.munmap(fdArg, 4096n);
   }
 
   /** Ring entries reaped from each vCPU's ring so far (ring mode), or null. */

@@ -213,6 +213,16 @@ class RingHarvester implements CpuLogHarvester {
 
   attach(slots: SlotLog[], vcpuFds: number[]): void {
     const { proc, core } = this.c;
+    // The core buffers first: a ring mapping cannot be undone before exit, so nothing that can
+    // fail comes after the first one but the other rings' mappings (dispose frees the buffers).
+    this.table = check(core.x.heap_alloc(8 * slots.length), 'ring table');
+    this.staging = check(core.x.heap_alloc(this.bytes), 'ring staging');
+    this.nslots = slots.length;
+    const t = core.u32();
+    for (const s of slots) {
+      t[(this.table >>> 2) + 2 * s.id] = s.gpaPage;
+      t[(this.table >>> 2) + 2 * s.id + 1] = s.npages;
+    }
     this.rings = vcpuFds.map((fd) => {
       const a = proc.mmapFd(fd, BigInt(uapi.KVM_DIRTY_LOG_PAGE_OFFSET) * 4096n, this.bytes);
       if (a < 0n) throw vfioError(Number(a), 'mmap(dirty ring)');
@@ -220,14 +230,6 @@ class RingHarvester implements CpuLogHarvester {
     });
     this.fetch = vcpuFds.map(() => 0);
     for (const _ of vcpuFds) this.perVcpu.push(0);
-    this.nslots = slots.length;
-    this.table = check(core.x.heap_alloc(8 * slots.length), 'ring table');
-    const t = core.u32();
-    for (const s of slots) {
-      t[(this.table >>> 2) + 2 * s.id] = s.gpaPage;
-      t[(this.table >>> 2) + 2 * s.id + 1] = s.npages;
-    }
-    this.staging = check(core.x.heap_alloc(this.bytes), 'ring staging');
   }
 
   /** kvm_dirty_ring_reap: every ring reaped into `pending`, then, when any was, one reset of as many entries. */
