@@ -11,6 +11,21 @@ const BLOCK: u32 = 64; // words whose masks are taken together
 const runMarks = memory.data(4 * (RUN_STAGE + BLOCK * 64 + 8), 16); // bit indices where the bitmap changes
 
 /**
+ * Stores base + the index of each of the four lowest set bits of m at r (past m's last set bit
+ * when it has fewer); returns m without the first three (the fourth still set).
+ */
+@inline function store4(r: usize, m: u64, base: u32): u64 {
+  store<u32>(r, base + <u32>ctz(m));
+  m &= m - 1;
+  store<u32>(r, base + <u32>ctz(m), 4);
+  m &= m - 1;
+  store<u32>(r, base + <u32>ctz(m), 8);
+  m &= m - 1;
+  store<u32>(r, base + <u32>ctz(m), 12);
+  return m;
+}
+
+/**
  * Stores base + the index of every set bit of m at q (u32 each) and returns the address past
  * them. Four are stored unconditionally (past the end when m has fewer): at 1 % density about
  * 6 % of the words visited hold more (three runs), and the mispredicted branch into the loop for
@@ -20,28 +35,14 @@ const runMarks = memory.data(4 * (RUN_STAGE + BLOCK * 64 + 8), 16); // bit indic
  */
 @inline function flatten(q: usize, m: u64, base: u32): usize {
   const c = <u32>popcnt(m);
-  store<u32>(q, base + <u32>ctz(m));
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 4);
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 8);
-  m &= m - 1;
-  store<u32>(q, base + <u32>ctz(m), 12);
+  m = store4(q, m, base);
   if (c > 4) {
     // Four at a time again (the stage has room for three past a word's last change).
-    m &= m - 1;
     let r = q + 16;
     do {
-      store<u32>(r, base + <u32>ctz(m));
-      m &= m - 1;
-      store<u32>(r, base + <u32>ctz(m), 4);
-      m &= m - 1;
-      store<u32>(r, base + <u32>ctz(m), 8);
-      m &= m - 1;
-      store<u32>(r, base + <u32>ctz(m), 12);
-      m &= m - 1;
+      m = store4(r, m & (m - 1), base);
       r += 16;
-    } while (m);
+    } while (m & (m - 1));
   }
   return q + (<usize>c << 2);
 }

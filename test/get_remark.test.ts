@@ -4,9 +4,10 @@
 // the bit shift, the user bitmap's alignment (whole frames, or one page at a time through a
 // scratch page) or the window read.
 import { describe, expect, it } from 'vitest';
-import { createEngine, uapi } from '../src/index.js';
+import { uapi } from '../src/index.js';
 import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
-import { dirtyBitmap, dirtyBitmapGet, dmaMap } from './helpers/uapi_structs.js';
+import { dirtyBitmapGet } from './helpers/uapi_structs.js';
+import { emulatedRig } from './helpers/emulated_rig.js';
 import { setupE } from './helpers/typed_setup.js';
 import { rng as seeded } from './helpers/rng.js';
 
@@ -38,20 +39,11 @@ describe('pins marked again behind the read-and-clear', () => {
     [205, 5],
     [64, 0],
   ])('GET_BITMAP with the mapping %i pages into the range, user bitmap at skew %i', async (lead, skew) => {
-    const engine = await createEngine();
-    const proc = engine.createProcess();
-    const g = engine.createGroup({ kind: 'emulated' });
-    const fd = proc.open('/dev/vfio/vfio');
-    const gfd = proc.open(`/dev/vfio/${g.id}`);
-    expect(proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, fd)).toBe(0);
-    expect(proc.ioctl(fd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
-    expect(proc.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, g.devices[0].name)).toBeGreaterThan(0);
-    const dev = g.devices[0];
-    dev.registerDmaUnmap(() => {});
+    const { proc, fd, dev, map, dirty } = await emulatedRig();
     const iova = BigInt(lead) * PAGE;
     const size = BigInt(N) * PAGE;
-    expect(proc.ioctl(fd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: 3, vaddr: proc.mmap(size), iova, size }))).toBe(0);
-    expect(proc.ioctl(fd, uapi.VFIO_IOMMU_DIRTY_PAGES, dirtyBitmap({ flags: uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START }))).toBe(0);
+    expect(map(iova, size)).toBe(0);
+    expect(dirty(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START)).toBe(0);
     const rng = seeded(lead * 31 + skew + 1);
     const pins = pagesOf(rng, 3000);
     for (const p of pins) expect(dev.pinPages(iova + BigInt(p) * PAGE, 1, 1)).toBe(1);

@@ -1,32 +1,16 @@
 // Scale: a 1 TiB mapping tracked and read whole through GET_BITMAP; the INT_MAX page limit of
 // START at its exact edge (docs/conformance.md §7.2, §7.4).
 import { describe, expect, it } from 'vitest';
-import { createEngine, errno, uapi } from '../src/index.js';
-import { dirtyBitmap, dirtyBitmapGet, dmaMap } from './helpers/uapi_structs.js';
+import { errno, uapi } from '../src/index.js';
+import { dirtyBitmapGet } from './helpers/uapi_structs.js';
+import { emulatedRig } from './helpers/emulated_rig.js';
 
 const PAGE = 4096n;
 const TiB = 1n << 40n;
 
-async function emulated() {
-  const engine = await createEngine();
-  const proc = engine.createProcess();
-  const g = engine.createGroup({ kind: 'emulated' });
-  const fd = proc.open('/dev/vfio/vfio');
-  const gfd = proc.open(`/dev/vfio/${g.id}`);
-  expect(proc.ioctl(gfd, uapi.VFIO_GROUP_SET_CONTAINER, fd)).toBe(0);
-  expect(proc.ioctl(fd, uapi.VFIO_SET_IOMMU, uapi.VFIO_TYPE1v2_IOMMU)).toBe(0);
-  expect(proc.ioctl(gfd, uapi.VFIO_GROUP_GET_DEVICE_FD, g.devices[0].name)).toBeGreaterThan(0);
-  const dev = g.devices[0];
-  dev.registerDmaUnmap(() => {});
-  const map = (iova: bigint, size: bigint) =>
-    proc.ioctl(fd, uapi.VFIO_IOMMU_MAP_DMA, dmaMap({ flags: 3, vaddr: proc.mmap(size), iova, size }));
-  const dirty = (flags: number) => proc.ioctl(fd, uapi.VFIO_IOMMU_DIRTY_PAGES, dirtyBitmap({ flags }));
-  return { engine, proc, fd, dev, map, dirty };
-}
-
 describe('scale', () => {
   it('tracks a 1 TiB mapping and reads it whole: exact bits, sparse host memory', async () => {
-    const { engine, proc, fd, dev, map, dirty } = await emulated();
+    const { engine, proc, fd, dev, map, dirty } = await emulatedRig();
     expect(map(0n, TiB)).toBe(0);
     expect(dirty(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START)).toBe(0);
     const pages = [0n, 63n, 64n, 1234567n, TiB / PAGE - 1n];
@@ -54,16 +38,16 @@ describe('scale', () => {
   });
 
   it('START refuses a mapping of 2^31 pages (8 TiB) with EINVAL and starts at 2^31 - 1', async () => {
-    const a = await emulated();
+    const a = await emulatedRig();
     expect(a.map(0n, 8n * TiB + PAGE)).toBe(0);
     expect(a.dirty(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START)).toBe(-errno.EINVAL);
-    const b = await emulated();
+    const b = await emulatedRig();
     expect(b.map(0n, 8n * TiB)).toBe(0);
     const used = b.engine.memoryInUse();
     expect(b.dirty(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START)).toBe(-errno.EINVAL);
     expect(b.engine.memoryInUse()).toBe(used);
     expect(b.engine.inspect({ bitmaps: false }).containers[0].tracking).toBe(false);
-    const c = await emulated();
+    const c = await emulatedRig();
     expect(c.map(0n, 8n * TiB - PAGE)).toBe(0);
     expect(c.dirty(uapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START)).toBe(0);
     expect(c.engine.inspect({ bitmaps: false }).containers[0].tracking).toBe(true);
