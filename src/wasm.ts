@@ -380,10 +380,15 @@ export class Core {
     const recycler = options.recycler;
     const memory = recycler?.take(maximum) ?? new WebAssembly.Memory({ initial: 1, maximum });
     const { exports } = instantiateSync<Record<string, unknown>>(module, { env: { memory } });
-    // Hold the raw export functions in one plain object: calls through it cost no more than a
-    // local, where the loader's demangled wrapper object costs about three times a raw call.
+    // Hold the raw export functions in one plain object. The loader wraps each export in a
+    // rest-parameter function that sets the core's argument count, which the core only reads when
+    // an export has optional parameters (it then exports a setter): without one, the wrapper is
+    // pure cost, an array allocated per call, and its `original` is taken instead.
+    const counted = ['__setArgumentsLength', '__argumentsLength', '__setargc'].some((k) => k in exports);
     const raw = {} as Record<string, unknown>;
-    for (const [k, v] of Object.entries(exports)) if (typeof v === 'function') raw[k] = v;
+    for (const [k, v] of Object.entries(exports)) {
+      if (typeof v === 'function') raw[k] = counted ? v : ((v as { original?: unknown }).original ?? v);
+    }
     return new Core(raw as unknown as CoreExports, memory, recycler ? { recycler, maximum } : null);
   }
 

@@ -40,7 +40,7 @@ export class Calls {
    * (docs/conformance.md §15.5).
    */
   leave(): void {
-    if (this.depth > 1) {
+    if (this.depth > 1 || (this.work.length === 0 && this.error === null)) {
       this.depth--;
       return;
     }
