@@ -22,7 +22,7 @@ describe('proc.exit releases every VFIO file', () => {
     a.p.exit();
     expect(e.containers.size).toBe(1);
     const [left] = [...e.containers];
-    expect([...left.iommu!.dmas.values()].every((d) => d.owner === b.p)).toBe(true);
+    expect([...left.iommu!.each()].every((d) => d.owner === b.p)).toBe(true);
     expect(b.p.lockedVm).toBe(256n);
     expect(e.inspect().containers).toEqual(before.containers.filter((c) => c.groups[0] === g2.id));
   });
@@ -281,7 +281,7 @@ describe('close and exit inside a dma_unmap op', () => {
     expect(groupCalls).toEqual([-errno.EDEADLK, -errno.EDEADLK]);
     expect([g.container, g2.container]).toEqual([container, null]);
     expect([...p.fds.keys()]).toEqual([gfd, gGfd, g2fd]);
-    expect([container.iommu!.dmas.size, container.notifying]).toEqual([0, false]);
+    expect([container.iommu!.all().length, container.notifying]).toEqual([0, false]);
     expect(p.close(gfd)).toBe(0); // outside the op
     expect(p.ioctl(gGfd, uapi.VFIO_GROUP_UNSET_CONTAINER)).toBe(0);
     expect(e.containers.size).toBe(0);

@@ -50,7 +50,7 @@ export function dirtyStart(t: Type1): number {
 export function dirtyStop(t: Type1): number {
   if (!t.tracking) return 0;
   if (t.inCallback) return -EDEADLK;
-  for (const d of t.dmas.values()) {
+  for (const d of t.each()) {
     d.bitmap?.dispose();
     d.bitmap = null;
   }

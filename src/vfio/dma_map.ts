@@ -33,7 +33,8 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
   t.refusal = null;
   const setVaddr = (flags & MAP_FLAG_VADDR) !== 0;
   const prot = (flags & MAP_FLAG_WRITE ? IOMMU_WRITE : 0) | (flags & MAP_FLAG_READ ? IOMMU_READ : 0);
-  const wraps = iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX;
+  const last = iova + size - 1n;
+  const wraps = last > U64_MAX || vaddr + size - 1n > U64_MAX;
   const WRAPS = 'iova + size or vaddr + size passes 2^64';
   if (p.earlyMapChecks) {
     if (size === 0n) return t.refuse(EINVAL, 'size is 0');
@@ -47,7 +48,6 @@ export function mapDma(t: Type1, proc: Process, flags: number, vaddr: bigint, io
     return t.refuse(EINVAL, `iova, vaddr and size must be multiples of the ${sizeText(t.pgsize)} IOMMU page size`);
   }
   if (wraps) return t.refuse(p.overflow, WRAPS);
-  const last = iova + size - 1n;
   const hit = t.first(iova, last);
   if (setVaddr) {
     if (!hit) return t.refuse(ENOENT, 'no mapping in the range to give a vaddr');
@@ -187,6 +187,11 @@ function notify(t: Type1, d: Dma, thrown: unknown[]): void {
   }
 }
 
+/** An unmap refused by `rule`: nothing unmapped. */
+function no(t: Type1, errno: number, rule: string): UnmapResult {
+  return { ret: t.refuse(errno, rule), size: 0n };
+}
+
 function unmapLoop(
   t: Type1, flags: number, iova: bigint, size: bigint, bitmapPgsize: bigint, report: ReportSink | null,
   thrown: unknown[],
@@ -194,49 +199,48 @@ function unmapLoop(
   const p = t.profile;
   const all = (flags & UNMAP_FLAG_ALL) !== 0;
   const inval = (flags & UNMAP_FLAG_VADDR) !== 0;
-  const fail = (ret: number): UnmapResult => ({ ret, size: 0n });
-  const no = (errno: number, rule: string): UnmapResult => fail(t.refuse(errno, rule));
-  const page = sizeText(t.pgsize);
-  if (inval && t.emulatedGroups.length) return no(EBUSY, 'VADDR invalidation while an emulated (mdev) group is attached');
+  // Nothing here allocates on the path of a plain unmap (no closure, set or string per call): a
+  // tool unmapping one page at a time calls it hundreds of thousands of times a second.
+  if (inval && t.emulatedGroups.length) return no(t, EBUSY, 'VADDR invalidation while an emulated (mdev) group is attached');
   const mask = t.pgsize - 1n;
-  if ((iova & mask) !== 0n) return no(EINVAL, `iova not aligned to the ${page} IOMMU page size`);
+  if ((iova & mask) !== 0n) return no(t, EINVAL, `iova not aligned to the ${sizeText(t.pgsize)} IOMMU page size`);
   let last: bigint;
   if (all) {
-    if (iova !== 0n || size !== 0n) return no(EINVAL, 'UNMAP_ALL takes iova 0 and size 0');
+    if (iova !== 0n || size !== 0n) return no(t, EINVAL, 'UNMAP_ALL takes iova 0 and size 0');
     last = U64_MAX;
   } else {
-    if (size === 0n) return no(EINVAL, 'size is 0');
-    if ((size & mask) !== 0n) return no(EINVAL, `size not a multiple of the ${page} IOMMU page size`);
-    if (iova + size - 1n > U64_MAX) return no(p.overflow, 'iova + size passes 2^64');
+    if (size === 0n) return no(t, EINVAL, 'size is 0');
+    if ((size & mask) !== 0n) return no(t, EINVAL, `size not a multiple of the ${sizeText(t.pgsize)} IOMMU page size`);
     last = iova + size - 1n;
+    if (last > U64_MAX) return no(t, p.overflow, 'iova + size passes 2^64');
   }
-  if (report && !t.tracking) return no(EINVAL, 'GET_DIRTY_BITMAP while dirty tracking is not started');
-  if (report && bitmapPgsize !== t.pgsize) return no(EINVAL, `bitmap.pgsize is not the ${page} tracking page size`);
+  if (report && !t.tracking) return no(t, EINVAL, 'GET_DIRTY_BITMAP while dirty tracking is not started');
+  if (report && bitmapPgsize !== t.pgsize) return no(t, EINVAL, `bitmap.pgsize is not the ${sizeText(t.pgsize)} tracking page size`);
   // Before v6.18 the exclusive end of a range reaching 2^64 overflowed to 0: nothing matched.
   const topBroken = !all && !p.topEndUsable && last === U64_MAX;
 
   let unmapped = 0n;
-  const notified = new Set<Dma>();
+  let notified: Set<Dma> | null = null; // made at the first dma holding pins
   for (;;) {
     const cut = t.v2 && !all ? t.cutBy(iova, last) : undefined;
-    if (cut) return no(EINVAL, `the range cuts the mapping [${hex(cut.iova)}, ${hex(cut.iova + cut.size)})`);
+    if (cut) return no(t, EINVAL, `the range cuts the mapping [${hex(cut.iova)}, ${hex(cut.iova + cut.size)})`);
     if (topBroken) return { ret: 0, size: 0n };
     if (report?.prepare) {
       // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
       const r = report.prepare(t.inRange(iova, last));
-      if (r < 0) return fail(r);
+      if (r < 0) return { ret: r, size: 0n };
     }
     let restart = false;
-    const invalidated: Dma[] = [];
+    const invalidated: Dma[] | null = inval ? [] : null;
     let d = t.first(iova, last);
     while (d) {
       if (!t.v2 && iova > d.iova) break; // v1: the request begins inside this dma
       const next = t.next(d, last);
-      if (inval) {
+      if (invalidated) {
         if (d.vaddrInvalid) {
           for (const e of invalidated) e.vaddrInvalid = false;
           t.vaddrInvalidCount -= invalidated.length;
-          return no(EINVAL, `the vaddr of the mapping at ${hex(d.iova)} is invalidated already`);
+          return no(t, EINVAL, `the vaddr of the mapping at ${hex(d.iova)} is invalidated already`);
         }
         d.vaddrInvalid = true;
         t.vaddrInvalidCount++;
@@ -247,7 +251,8 @@ function unmapLoop(
       }
       if (t.pinned(d) > 0) {
         // One notification round (docs/conformance.md §5.6): a driver keeping its pins gets EBUSY.
-        if (notified.has(d)) return no(EBUSY, `a driver kept its pins in the mapping at ${hex(d.iova)} after its dma_unmap op`);
+        notified ??= new Set<Dma>();
+        if (notified.has(d)) return no(t, EBUSY, `a driver kept its pins in the mapping at ${hex(d.iova)} after its dma_unmap op`);
         notified.add(d);
         notify(t, d, thrown);
         restart = true;
@@ -255,7 +260,7 @@ function unmapLoop(
       }
       if (report) {
         const r = report(d);
-        if (r < 0) return fail(r);
+        if (r < 0) return { ret: r, size: 0n };
       }
       unmapped += d.size;
       t.remove(d);
