@@ -187,9 +187,14 @@ function notify(t: Type1, d: Dma, thrown: unknown[]): void {
   }
 }
 
-/** An unmap refused by `rule`: nothing unmapped. */
+/** A failed unmap (-errno `ret`): nothing unmapped. */
+function failed(ret: number): UnmapResult {
+  return { ret, size: 0n };
+}
+
+/** An unmap refused by `rule`. */
 function no(t: Type1, errno: number, rule: string): UnmapResult {
-  return { ret: t.refuse(errno, rule), size: 0n };
+  return failed(t.refuse(errno, rule));
 }
 
 function unmapLoop(
@@ -228,7 +233,7 @@ function unmapLoop(
     if (report?.prepare) {
       // Reserve for every dma of the pass before the first is read: -ENOMEM removes nothing more.
       const r = report.prepare(t.inRange(iova, last));
-      if (r < 0) return { ret: r, size: 0n };
+      if (r < 0) return failed(r);
     }
     let restart = false;
     const invalidated: Dma[] | null = inval ? [] : null;
@@ -260,7 +265,7 @@ function unmapLoop(
       }
       if (report) {
         const r = report(d);
-        if (r < 0) return { ret: r, size: 0n };
+        if (r < 0) return failed(r);
       }
       unmapped += d.size;
       t.remove(d);
