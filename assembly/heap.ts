@@ -289,3 +289,11 @@ export function heap_fail_nth(n: u32): void {
 export function heap_fail_pending(): u32 {
   return failCountdown;
 }
+
+/**
+ * End of the static data (the heap starts at or after it): a reused instance has its bytes below
+ * this written back (src/wasm.ts).
+ */
+export function heap_static_end(): u32 {
+  return <u32>__heap_base;
+}

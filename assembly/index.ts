@@ -9,6 +9,7 @@ export {
   heap_alloc_calls,
   heap_fail_nth,
   heap_fail_pending,
+  heap_static_end,
 } from './heap';
 export {
   bitmap_create,

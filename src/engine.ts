@@ -1,7 +1,7 @@
 // The engine: one Wasm core instance, the host's devices and the processes using them. It owns
 // one part per subsystem (src/vfio today; src/kvm, src/iommufd, src/ioasid, src/accel next), each
 // answering `proc.open` for its paths and taking part in process exit (src/file.ts).
-import { Core, type MemoryRecycler } from './wasm.js';
+import { Core, type CoreRecycler } from './wasm.js';
 import type { Subsystem } from './file.js';
 import { checkEngineOptions, type EngineOptions } from './engine_options.js';
 import { Container } from './vfio/container.js';
@@ -66,10 +66,10 @@ export class Engine {
   /**
    * Compiles the core once per process, then instantiates it for this engine. Options are checked
    * first (src/engine_options.ts): an unknown name or a wrong type is a TypeError, a value out of
-   * range a RangeError. With `recycler`, the core's memory comes from it and goes back to it at
+   * range a RangeError. With `recycler`, the core's instance comes from it and goes back to it at
    * `dispose` (engines made one after another on one thread: src/compare/cell.ts).
    */
-  static async create(options?: EngineOptions, recycler?: MemoryRecycler): Promise<Engine> {
+  static async create(options?: EngineOptions, recycler?: CoreRecycler): Promise<Engine> {
     const o = checkEngineOptions(options);
     const profile = profileOf(o.profile);
     const limit = o.dmaEntryLimit ?? 65535;

@@ -29,6 +29,13 @@ export interface CoreExports {
   heap_fail_nth(n: number): void;
   /** The armed countdown of heap_fail_nth (0: disarmed), to put back after the engine's own allocations. */
   heap_fail_pending(): number;
+  /** End of the static data; the heap lies above it. */
+  heap_static_end(): number;
+  /**
+   * Sets every mutable global back to its initial value (added to the build by
+   * tools/core-reset.mjs): with memory zeroed and the static data written back, a new instance.
+   */
+  core_reset_globals(): void;
 
   // ---- dirty_bitmap (assembly/dirty_bitmap.ts) ----------------------------------------------
   // A handle `bm` points to {nbits u32, nwords u32, 8 reserved bytes} then the little-endian u64
@@ -292,34 +299,58 @@ export interface CoreOptions {
   flavour?: CoreFlavour;
   /** Upper bound of the core's linear memory in bytes; default and maximum just under 2 GiB. */
   memoryLimit?: number;
-  /** Where the core takes a disposed core's memory from, and leaves its own at `dispose`. */
-  recycler?: MemoryRecycler;
+  /** Where the core takes a disposed core's instance from, and leaves its own at `dispose`. */
+  recycler?: CoreRecycler;
 }
 
 /**
- * Keeps the linear memory of a disposed core for the next core created with this recycler, so
- * engines made one after another on a thread (the cells of `vfio-dirty compare`) start on memory
- * already mapped instead of mapping and faulting in a new one each. The memory is zeroed before it
- * is used again, so the new core sees what a fresh memory holds; only its size (never observable
- * through the engine: the heap figures count allocated blocks) stays as large as it grew. One
- * memory is kept at a time, the last one given back.
+ * Keeps the instance of a disposed core for the next core created with this recycler: engines made
+ * one after another on a thread (the cells of `vfio-dirty compare`) then run on one instance, whose
+ * memory is already mapped and whose export functions stay the same objects. A new instance per
+ * engine meant mapping and faulting in a new memory each time, and new export functions made V8
+ * throw away and recompile, on every thread, the optimised code that called the old ones.
+ *
+ * A kept instance is made new again before it is used: its memory is zeroed, the static data it
+ * was instantiated with is written back, and every mutable global is reset
+ * (`core_reset_globals`). Only the memory's size (never observable through the engine: the heap
+ * figures count allocated blocks) stays as large as it grew. One instance is kept, the last one
+ * given back, and only for a core of the same build and memory limit.
  */
-export class MemoryRecycler {
-  private spare: { memory: WebAssembly.Memory; maximum: number } | null = null;
+export class CoreRecycler {
+  private spare: Instance | null = null;
+  private readonly statics = new WeakMap<WebAssembly.Module, Uint8Array>();
 
-  /** The kept memory, zeroed, if it was made with this maximum (in pages); otherwise null. */
-  take(maximum: number): WebAssembly.Memory | null {
+  /** The kept instance, made new, if it is of `module` with this maximum (in pages); else null. */
+  take(module: WebAssembly.Module, maximum: number): Instance | null {
     const s = this.spare;
     this.spare = null;
-    if (!s || s.maximum !== maximum) return null;
-    new Uint8Array(s.memory.buffer).fill(0);
-    return s.memory;
+    if (!s || s.module !== module || s.maximum !== maximum) return null;
+    const bytes = new Uint8Array(s.memory.buffer);
+    bytes.fill(0);
+    bytes.set(this.statics.get(module) as Uint8Array);
+    s.raw.core_reset_globals();
+    return s;
   }
 
-  /** Keeps `memory` (of a core being disposed) for the next `take`. */
-  give(memory: WebAssembly.Memory, maximum: number): void {
-    this.spare = { memory, maximum };
+  /** Notes the static data of a new instance of `module`, to write back when it is reused. */
+  born(instance: Instance): void {
+    if (this.statics.has(instance.module)) return;
+    const end = instance.raw.heap_static_end();
+    this.statics.set(instance.module, new Uint8Array(instance.memory.buffer, 0, end).slice());
   }
+
+  /** Keeps `instance` (of a core being disposed) for the next `take`. */
+  give(instance: Instance): void {
+    this.spare = instance;
+  }
+}
+
+/** An instance of the core: its module, memory (and its maximum, in pages) and raw exports. */
+interface Instance {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  maximum: number;
+  raw: CoreExports;
 }
 
 const WASM_PAGE = 65536;
@@ -353,21 +384,20 @@ export class Core {
   private v64: BigUint64Array;
 
   private constructor(
-    exports: CoreExports,
-    memory: WebAssembly.Memory,
-    private readonly recycle: { recycler: MemoryRecycler; maximum: number } | null,
+    private instance: Instance | null,
+    private readonly recycler: CoreRecycler | null,
   ) {
-    this.x = exports;
-    this.mem = memory;
-    this.buffer = memory.buffer;
+    this.x = (instance as Instance).raw;
+    this.mem = (instance as Instance).memory;
+    this.buffer = this.mem.buffer;
     this.v8 = new Uint8Array(this.buffer);
     this.v32 = new Uint32Array(this.buffer);
     this.v64 = new BigUint64Array(this.buffer);
   }
 
   /**
-   * Compiles the core once per flavour, then instantiates it with a fresh memory (or the zeroed
-   * memory `options.recycler` kept from a disposed core of the same limit).
+   * Compiles the core once per flavour, then instantiates it with a fresh memory, or takes the
+   * instance `options.recycler` kept from a disposed core of the same build and limit, made new.
    */
   static async create(options: CoreOptions = {}): Promise<Core> {
     const flavour = options.flavour ?? 'release';
@@ -377,8 +407,10 @@ export class Core {
     }
     const maximum = Math.min(WASM_MAX_PAGES, Math.floor(limit / WASM_PAGE));
     const module = await compile(flavour);
-    const recycler = options.recycler;
-    const memory = recycler?.take(maximum) ?? new WebAssembly.Memory({ initial: 1, maximum });
+    const recycler = options.recycler ?? null;
+    const kept = recycler?.take(module, maximum);
+    if (kept) return new Core(kept, recycler);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum });
     const { exports } = instantiateSync<Record<string, unknown>>(module, { env: { memory } });
     // Hold the raw export functions in one plain object. The loader wraps each export in a
     // rest-parameter function that sets the core's argument count, which the core only reads when
@@ -389,7 +421,9 @@ export class Core {
     for (const [k, v] of Object.entries(exports)) {
       if (typeof v === 'function') raw[k] = counted ? v : ((v as { original?: unknown }).original ?? v);
     }
-    return new Core(raw as unknown as CoreExports, memory, recycler ? { recycler, maximum } : null);
+    const instance: Instance = { module, memory, maximum, raw: raw as unknown as CoreExports };
+    recycler?.born(instance);
+    return new Core(instance, recycler);
   }
 
   /** The instance's linear memory; throws after `dispose`. */
@@ -400,15 +434,16 @@ export class Core {
 
   /**
    * Drops the instance: the memory, the exports and the views go, so the WebAssembly.Memory can be
-   * collected while objects that held this core live on (or is given to the core's recycler);
-   * every later call throws Error(reason).
+   * collected while objects that held this core live on (or the instance goes to the core's
+   * recycler); every later call throws Error(reason).
    */
   dispose(reason: string): void {
     const fail = (): never => {
       throw new Error(reason);
     };
     this.x = new Proxy({}, { get: () => fail }) as CoreExports;
-    if (this.mem && this.recycle) this.recycle.recycler.give(this.mem, this.recycle.maximum);
+    if (this.instance && this.recycler) this.recycler.give(this.instance);
+    this.instance = null;
     this.mem = null;
     this.buffer = new ArrayBuffer(0);
     this.v8 = new Uint8Array(0);

@@ -16,8 +16,6 @@ import { runTooLong } from '../src/sim/run_bounds.js';
 import { SUMMARY_SCHEMA, type RoundRecord, type SimSummary } from '../src/sim/summary.js';
 import { simulate } from '../src/sim/simulator.js';
 import { Engine } from '../src/engine.js';
-import { MemoryRecycler } from '../src/wasm.js';
-import { WASM_MAX_PAGES } from '../assembly/constants.js';
 
 async function run(argv: string[]) {
   const out: string[] = [];
@@ -69,7 +67,7 @@ describe('cells on workers and on this thread', () => {
   });
 });
 
-describe('the memory a thread\'s cells pass on', () => {
+describe('the core instance a thread\'s cells pass on', () => {
   it('leaves every figure of a cell as on a fresh engine, whatever cell ran before', async () => {
     // After the 64 MiB cells above, on this thread: all three strategies, then a larger guest.
     const mixed = [
@@ -86,25 +84,6 @@ describe('the memory a thread\'s cells pass on', () => {
         engine.dispose();
       }
     }
-  });
-
-  it('is the disposed core\'s memory, zeroed, for a core of the same limit only', async () => {
-    const recycler = new MemoryRecycler();
-    const first = await Engine.create(undefined, recycler);
-    const memory = first.core.memory;
-    const fresh = first.memoryInUse();
-    new Uint8Array(memory.buffer).fill(0xa5, memory.buffer.byteLength - 4096);
-    first.dispose();
-    const second = await Engine.create(undefined, recycler);
-    expect(second.core.memory).toBe(memory);
-    expect(second.memoryInUse()).toBe(fresh);
-    expect(new Uint8Array(memory.buffer, memory.buffer.byteLength - 4096).every((b) => b === 0)).toBe(true);
-    second.dispose();
-    // Another limit makes a memory of its own; the kept one is let go.
-    const third = await Engine.create({ memoryLimit: 64 << 20 }, recycler);
-    expect(third.core.memory).not.toBe(memory);
-    expect(recycler.take(WASM_MAX_PAGES)).toBe(null);
-    third.dispose();
   });
 });
 
