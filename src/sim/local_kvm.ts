@@ -13,46 +13,85 @@ export function vmmProcess(proc: SimProcess): KvmProcess {
 
 /** `proc` as a KvmProcess: every call is the Process's own. */
 export function localKvmProcess(proc: Process): KvmProcess {
-  const core = proc.engine.core;
-  const vcpus = new Map<number, Vcpu>();
-  const vcpuOf = (fd: number): Vcpu => {
-    let v = vcpus.get(fd);
+  return new LocalKvmProcess(proc);
+}
+
+// A class rather than an object of closures: each simulation makes one, and methods shared by all
+// of them keep the optimised code that calls them valid from one compare cell to the next.
+class LocalKvmProcess implements KvmProcess {
+  private readonly vcpus = new Map<number, Vcpu>();
+
+  constructor(private readonly proc: Process) {}
+
+  private vcpuOf(fd: number): Vcpu {
+    let v = this.vcpus.get(fd);
     if (!v) {
-      const r = proc.vcpuFromFd(fd);
+      const r = this.proc.vcpuFromFd(fd);
       if (typeof r === 'number') throw vfioError(r, 'vcpuFromFd');
-      vcpus.set(fd, (v = r));
+      this.vcpus.set(fd, (v = r));
     }
     return v;
-  };
-  return {
-    open: (path) => proc.open(path),
-    ioctl: (fd, request, arg) => proc.ioctl(fd, request, arg),
-    close: (fd) => {
-      vcpus.delete(fd);
-      return proc.close(fd);
-    },
-    mmap: (length) => proc.mmap(length),
-    munmap: (addr, length) => proc.munmap(addr, length),
-    mmapFd: (fd, offset, length) => proc.mmapFd(fd, offset, length),
-    read: (addr, length) => proc.read(addr, length),
-    write: (addr, bytes) => proc.write(addr, bytes),
-    readInto: (addr, dst, length, op) => named(op, () => {
+  }
+
+  open(path: string): number {
+    return this.proc.open(path);
+  }
+
+  ioctl(fd: number, request: number, arg?: number | bigint | Uint8Array): number {
+    return this.proc.ioctl(fd, request, arg);
+  }
+
+  close(fd: number): number {
+    this.vcpus.delete(fd);
+    return this.proc.close(fd);
+  }
+
+  mmap(length: bigint | number): bigint {
+    return this.proc.mmap(length);
+  }
+
+  munmap(addr: bigint, length: bigint | number): number {
+    return this.proc.munmap(addr, length);
+  }
+
+  mmapFd(fd: number, offset: bigint, length: number): bigint {
+    return this.proc.mmapFd(fd, offset, length);
+  }
+
+  read(addr: bigint, length: number): Uint8Array {
+    return this.proc.read(addr, length);
+  }
+
+  write(addr: bigint, bytes: Uint8Array): void {
+    this.proc.write(addr, bytes);
+  }
+
+  readInto(addr: bigint, dst: number, length: number, op: string): void {
+    const proc = this.proc;
+    const core = proc.engine.core;
+    named(op, () => {
       // anonymous memory core to core; a file mapping (a vCPU's ring) through the file
       if (!proc.isMapped(addr, BigInt(length))) core.u8().set(proc.read(addr, length), dst);
       else check(core.x.um_read(proc.um.handle, Number(addr), dst, length), 'um_read');
-    }),
-    writeFrom: (addr, src, length, op) => named(op, () => {
+    });
+  }
+
+  writeFrom(addr: bigint, src: number, length: number, op: string): void {
+    const proc = this.proc;
+    const core = proc.engine.core;
+    named(op, () => {
       if (!proc.isMapped(addr, BigInt(length))) return proc.write(addr, core.u8().slice(src, src + length));
       check(core.x.um_write(proc.um.handle, Number(addr), src, length), 'um_write');
       proc.markSoftDirty(addr, length); // what write() records of a CPU-side store
-    }),
-    vcpuWriteMany(fd, gpas, data, bytesEach) {
-      const v = vcpuOf(fd);
-      const r = v.writeMany(gpas, data, bytesEach);
-      if (r >= 0 && r < gpas.length && !v.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${r} of ${gpas.length} stores without a full ring`);
-      return r;
-    },
-  };
+    });
+  }
+
+  vcpuWriteMany(fd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number {
+    const v = this.vcpuOf(fd);
+    const r = v.writeMany(gpas, data, bytesEach);
+    if (r >= 0 && r < gpas.length && !v.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${r} of ${gpas.length} stores without a full ring`);
+    return r;
+  }
 }
 
 /** Runs `f`, its error's message prefixed with `op`. */

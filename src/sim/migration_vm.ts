@@ -63,6 +63,36 @@ function releaseHost(proc: SimProcess, groups: SimGroup[]): void {
   for (const g of groups) attempt(() => (g as SimGroup & { remove?: () => number }).remove?.());
 }
 
+// The guest's writes go to a sink made once a simulation. Classes rather than objects of
+// closures: the workload's calls to them then stay monomorphic from one compare cell to the next,
+// where new closures each cell would make V8 drop its optimised workload code and compile it again.
+
+/** Writes made by the guest's vCPUs (precopy). */
+class GuestStores implements DirtySink {
+  constructor(private readonly kvm: KvmGuest) {}
+
+  pages(pages: Uint32Array, n: number): void {
+    this.kvm.store(pages, 0, n);
+  }
+
+  range(first: number, count: number): void {
+    this.kvm.store(null, first, count);
+  }
+}
+
+/** Writes noted straight in the CPU log (postcopy: the guest runs at the destination). */
+class LoggedWrites implements DirtySink {
+  constructor(private readonly log: DirtyBitmap) {}
+
+  pages(pages: Uint32Array, n: number): void {
+    this.log.setBatch(n === pages.length ? pages : pages.subarray(0, n));
+  }
+
+  range(first: number, count: number): void {
+    this.log.setRange(first, count);
+  }
+}
+
 /** A guest mapped into a container of `engine`, with its devices and CPU dirty log. */
 export class MigrationVm {
   readonly layout: GuestLayout;
@@ -151,7 +181,7 @@ export class MigrationVm {
         mode: config.cpuLog, vcpus: config.vcpus, dirtyRingSize: config.dirtyRingSize, clearBitmapShift: config.clearBitmapShift,
       }));
       undo.push(() => kvm.dispose());
-      this.sink = { pages: (p, n) => kvm.store(p, 0, n), range: (first, count) => kvm.store(null, first, count) };
+      this.sink = new GuestStores(kvm);
       const traced = (d: MdevDevice, name: string) => truth.watch(trace ? trace.device(d, name) : d);
       if (config.vgpu) {
         kvm.addVfioGroup(mdevFd);
@@ -270,7 +300,7 @@ export class MigrationVm {
     // The guest runs at the destination now: its writes are the pages it touches there.
     this.shadow?.stop();
     const cpuLog = this.cpuLog;
-    this.sink = { pages: (p, n) => cpuLog.setBatch(n === p.length ? p : p.subarray(0, n)), range: (first, count) => cpuLog.setRange(first, count) };
+    this.sink = new LoggedWrites(cpuLog);
     const vm = { core: this.core, gpaPages: this.layout.gpaPages, cpuLog, run: (a: number, b: number) => this.run(a, b) };
     return runPostcopy(vm, dirty, t0, this.config.bandwidth, this.config.postcopyRtt, this.config.step);
   }
