@@ -100,8 +100,23 @@ export function sd_free(root: u32): void {
  */
 export function sd_mark_many(root: u32, addrs: u32, n: u32, bytes: u32): i32 {
   let r: i32 = 0;
+  const len = <f64>bytes;
   for (let i: u32 = 0; i < n; i++) {
-    const e = sd_mark(root, load<f64>(<usize>addrs + (<usize>i << 3)), <f64>bytes);
+    const addr = load<f64>(<usize>addrs + (<usize>i << 3));
+    // A store within one page whose leaf exists (nearly all of a batch once the guest has run):
+    // its bit, set in place. Anything else goes through sd_mark, checks and all.
+    if (bytes && addr >= 0 && addr + len <= <f64>(VPN_LIMIT << PAGE_SHIFT)) {
+      const vpn = <u64>addr >> PAGE_SHIFT;
+      if (vpn == (<u64>(addr + len) - 1) >> PAGE_SHIFT) {
+        const leaf = leafOf(root, vpn);
+        if (leaf) {
+          const at = leaf + <usize>((vpn & (LEAF_BITS - 1)) >> 3);
+          store<u8>(at, load<u8>(at) | <u8>(<u32>1 << <u32>(vpn & 7)));
+          continue;
+        }
+      }
+    }
+    const e = sd_mark(root, addr, len);
     if (e < 0) r = e;
   }
   return r;
