@@ -158,32 +158,72 @@ export class Vcpu {
   writeMany(gpas: BigUint64Array, data: Uint8Array, bytesEach: number, asId: number = 0): number {
     if (!(gpas instanceof BigUint64Array)) throw new TypeError('gpas must be a BigUint64Array');
     checkBytes(data, 'data');
+    const n = gpas.length;
+    const c = this.checkMany(n, data.length, bytesEach, asId, 'vcpu.writeMany');
+    if (c <= 0) return c;
+    const x = this.kvm.core.x;
+    const g = x.heap_alloc(n * 8);
+    if (g < 0) return g;
+    const d = x.heap_alloc(data.length);
+    if (d < 0) {
+      x.heap_free(g);
+      return d;
+    }
+    try {
+      this.kvm.core.u64().set(gpas, g / 8);
+      this.kvm.core.u8().set(data, d);
+      return this.storeBatch(g, d, n, bytesEach, asId);
+    } finally {
+      x.heap_free(g);
+      x.heap_free(d);
+    }
+  }
+
+  /**
+   * `writeMany` of a batch already in the engine's core: `n` u64 guest addresses at core address
+   * `gpas` (8-byte aligned) and their `n · bytesEach` bytes at `data`, which stay the caller's.
+   * The same checks in the same order and the same results, and -EINVAL for a batch that is not
+   * inside the core's memory. For the simulator, which makes its batches in the core; no other
+   * surface has it, as no other caller holds core addresses.
+   * @internal
+   */
+  writeManyAt(gpas: number, data: number, n: number, bytesEach: number, asId: number = 0): number {
+    checkNumber(gpas, 'gpas');
+    checkNumber(data, 'data');
+    checkNumber(n, 'n');
+    const c = this.checkMany(n, n * bytesEach, bytesEach, asId, 'vcpu.writeManyAt');
+    if (c <= 0) return c;
+    const bytes = this.kvm.core.u8().length;
+    if (!Number.isInteger(n) || n < 0 || !Number.isInteger(gpas) || !Number.isInteger(data) || gpas < 0
+        || gpas % 8 !== 0 || data < 0 || gpas + n * 8 > bytes || data + n * bytesEach > bytes) return -EINVAL;
+    return this.storeBatch(gpas, data, n, bytesEach, asId);
+  }
+
+  /**
+   * What both batch forms check first: the lengths and the address space (-EINVAL), the VM
+   * (-ESRCH). 1 to go on, 0 for an empty batch, or -errno.
+   */
+  private checkMany(n: number, dataLength: number, bytesEach: number, asId: number, what: string): number {
     checkNumber(bytesEach, 'bytesEach');
     checkNumber(asId, 'asId');
-    callbackScope(this.kvm.engine).forbid('vcpu.writeMany');
-    const n = gpas.length;
-    if (!Number.isInteger(bytesEach) || bytesEach < 1 || bytesEach > 4096 || data.length !== n * bytesEach
+    callbackScope(this.kvm.engine).forbid(what);
+    if (!Number.isInteger(bytesEach) || bytesEach < 1 || bytesEach > 4096 || dataLength !== n * bytesEach
         || (asId !== 0 && asId !== 1)) return -EINVAL;
     if (this.kvm.destroyed) return -ESRCH;
-    if (n === 0) return 0;
+    return n === 0 ? 0 : 1;
+  }
+
+  /** The stores of a checked batch at core addresses `g` (gpas) and `d` (bytes). */
+  private storeBatch(g: number, d: number, n: number, bytesEach: number, asId: number): number {
     const kvm = this.kvm;
     const core = kvm.core;
     const x = core.x;
-    const g = x.heap_alloc(n * 8);
-    if (g < 0) return g;
     const h = x.heap_alloc(n * 8);
-    const d = h < 0 ? h : x.heap_alloc(data.length);
-    if (h < 0 || d < 0) {
-      x.heap_free(g);
-      if (h >= 0) x.heap_free(h);
-      return h < 0 ? h : d;
-    }
+    if (h < 0) return h;
     let err: unknown;
     let done = 0;
     try {
-      core.u64().set(gpas, g / 8);
-      core.u8().set(data, d);
-      const c = this.checkBatch(g, n, bytesEach, asId, gpas, d, data);
+      const c = this.checkBatch(g, n, bytesEach, asId, d);
       if (c < 0) return c;
       const um = kvm.proc.um.handle;
       while (done < n) {
@@ -191,41 +231,43 @@ export class Vcpu {
         kvm.proc.markSoftDirtyMany(h + done * 8, i - done, bytesEach);
         done = i;
         if (done === n || this.dirtyRingSoftFull) break;
-        const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpas[done], d + done * bytesEach, bytesEach, 1);
-        const segs = segmentsOf(kvm, asId, gpas[done], bytesEach, true) as Segment[];
+        const gpa = core.u64()[g / 8 + done];
+        const at = d + done * bytesEach;
+        const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpa, at, bytesEach, 1);
+        const segs = segmentsOf(kvm, asId, gpa, bytesEach, true) as Segment[];
         markSoftDirty(kvm, segs, 0, e);
-        err = notifyWrite(kvm, gpas[done], data.subarray(done * bytesEach, (done + 1) * bytesEach), err);
+        err = notifyWrite(kvm, gpa, core.u8().subarray(at, at + bytesEach), err);
         done++;
         if (kvm.destroyed) break;
       }
     } finally {
-      x.heap_free(g);
       x.heap_free(h);
-      x.heap_free(d);
     }
     rethrow(err);
     return done;
   }
 
   /**
-   * Checks and reserves every store of a batch (its bytes at core address `d`, and in `data`):
-   * 0 or -errno. A store of zeros into a page that has never been written needs no frame.
+   * Checks and reserves every store of a batch (gpas at core address `g`, bytes at `d`): 0 or
+   * -errno. A store of zeros into a page that has never been written needs no frame.
    */
-  private checkBatch(g: number, n: number, bytes: number, asId: number, gpas: BigUint64Array, d: number, data: Uint8Array): number {
+  private checkBatch(g: number, n: number, bytes: number, asId: number, d: number): number {
     const kvm = this.kvm;
-    const x = kvm.core.x;
+    const core = kvm.core;
+    const x = core.x;
     let from = 0;
     while (from < n) {
       const i = x.kvm_batch_check(kvm.vm, asId, kvm.proc.um.handle, g, n, bytes, from, d);
       if (i < 0 || i === n) return i < 0 ? i : 0;
       // A closer look at store i: crossing a page, outside a writable slot, or a slot not yet
       // known to be wholly mapped.
-      const a = gpas[i];
+      const a = core.u64()[g / 8 + i];
       if ((a % PAGE_SIZE) + BigInt(bytes) > PAGE_SIZE || a + BigInt(bytes) > TOP64) return -EINVAL;
       const segs = segmentsOf(kvm, asId, a, bytes, true);
       if (typeof segs === 'number') return segs;
       refreshBacked(kvm, segs[0].slot);
-      const r = data.subarray(i * bytes, (i + 1) * bytes).every((b) => b === 0) ? 0 : reserveFrames(kvm, segs);
+      const at = d + i * bytes;
+      const r = core.u8().subarray(at, at + bytes).every((b) => b === 0) ? 0 : reserveFrames(kvm, segs);
       if (r < 0) return r;
       from = i + 1;
     }

@@ -184,10 +184,17 @@ export class KvmGuest {
       }
       this.watchedStores += x.vmm_stores(src, first + at, m, this.gpas, this.data, this.valued ? this.valued.handle : 0, this.seq, this.watch[0], this.watch[1]) >>> 0;
       if (src) x.heap_free(src);
-      const gpas = this.core.u64().slice(this.gpas / 8, this.gpas / 8 + m);
-      const data = this.core.u8().slice(this.data, this.data + m * STORE_BYTES);
       this.seq += m;
-      this.run(this.vcpuFds[this.nextVcpu], gpas, data);
+      const fd = this.vcpuFds[this.nextVcpu];
+      const proc = this.proc;
+      if (proc.vcpuWriteManyAt) {
+        // The batch stays where vmm_stores made it: the engine's core is this one.
+        const g = this.gpas;
+        const d = this.data;
+        this.run(m, (from) => proc.vcpuWriteManyAt!(fd, g + from * 8, d + from * STORE_BYTES, m - from, STORE_BYTES), (i) => this.core.u64()[g / 8 + i]);
+      } else {
+        this.runArrays(fd, this.core.u64().slice(this.gpas / 8, this.gpas / 8 + m), this.core.u8().slice(this.data, this.data + m * STORE_BYTES));
+      }
       this.nextVcpu = (this.nextVcpu + 1) % this.vcpuFds.length;
     }
   }
@@ -197,22 +204,29 @@ export class KvmGuest {
    * vCPU in turn: the guest's writes whose bytes matter (a GPU page table's entries).
    */
   storeValues(gpas: BigUint64Array, data: Uint8Array): void {
-    this.run(this.vcpuFds[this.nextVcpu], gpas, data);
+    this.runArrays(this.vcpuFds[this.nextVcpu], gpas, data);
     this.nextVcpu = (this.nextVcpu + 1) % this.vcpuFds.length;
   }
 
+  /** vCPU fd `vcpuFd` runs the stores `gpas` / `data` (8 bytes each), as `run` says. */
+  private runArrays(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array): void {
+    const proc = this.proc;
+    this.run(gpas.length, (from) => proc.vcpuWriteMany(vcpuFd, gpas.subarray(from), data.subarray(from * STORE_BYTES), STORE_BYTES), (i) => gpas[i]);
+  }
+
   /**
-   * vCPU fd `vcpuFd` runs a batch of stores; stopping short means its ring became soft-full
-   * (KVM_EXIT_DIRTY_RING_FULL): the rings are reaped, then it runs on.
+   * A vCPU runs a batch of `n` stores, `write(from)` making stores from..n-1 and returning how
+   * many it made; stopping short means its ring became soft-full (KVM_EXIT_DIRTY_RING_FULL): the
+   * rings are reaped, then it runs on. `gpaOf(i)` names store i when one fails.
    */
-  private run(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array): void {
+  private run(n: number, write: (from: number) => number, gpaOf: (i: number) => bigint): void {
     let done = 0;
-    while (done < gpas.length) {
-      const r = this.proc.vcpuWriteMany(vcpuFd, gpas.subarray(done), data.subarray(done * STORE_BYTES), STORE_BYTES);
-      if (r < 0) throw vfioError(r, 'vcpu.writeMany', { start: gpas[done], length: BigInt(GUEST_PAGE) });
+    while (done < n) {
+      const r = write(done);
+      if (r < 0) throw vfioError(r, 'vcpu.writeMany', { start: gpaOf(done), length: BigInt(GUEST_PAGE) });
       done += r;
       this.stores += r;
-      if (done < gpas.length) this.harvester.ringFull();
+      if (done < n) this.harvester.ringFull();
     }
   }
 

@@ -88,10 +88,20 @@ class LocalKvmProcess implements KvmProcess {
 
   vcpuWriteMany(fd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number {
     const v = this.vcpuOf(fd);
-    const r = v.writeMany(gpas, data, bytesEach);
-    if (r >= 0 && r < gpas.length && !v.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${r} of ${gpas.length} stores without a full ring`);
-    return r;
+    return stoppedOnlyWhenFull(v, v.writeMany(gpas, data, bytesEach), gpas.length);
   }
+
+  vcpuWriteManyAt(fd: number, gpas: number, data: number, n: number, bytesEach: number): number {
+    const v = this.vcpuOf(fd);
+    return stoppedOnlyWhenFull(v, v.writeManyAt(gpas, data, n, bytesEach), n);
+  }
+
+}
+
+/** `r`, the stores a batch of `n` made, which stops short only at a soft-full ring. */
+function stoppedOnlyWhenFull(v: Vcpu, r: number, n: number): number {
+  if (r >= 0 && r < n && !v.dirtyRingSoftFull) throw new Error(`vcpu.writeMany stopped after ${r} of ${n} stores without a full ring`);
+  return r;
 }
 
 /** Runs `f`, its error's message prefixed with `op`. */

@@ -67,6 +67,12 @@ export interface KvmProcess {
    * made, fewer only when the vCPU's dirty ring became soft-full; or -errno with none made.
    */
   vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number;
+  /**
+   * The same stores from a batch in the simulator's local core (`n` u64 gpas at core address
+   * `gpas`, their bytes at `data`), where that core is also the engine's: no copy out and back.
+   * Absent on a process in another engine (a server's).
+   */
+  vcpuWriteManyAt?(vcpuFd: number, gpas: number, data: number, n: number, bytesEach: number): number;
 }
 export interface SimGroup {
   readonly id: number;
