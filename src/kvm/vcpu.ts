@@ -182,10 +182,9 @@ export class Vcpu {
   /**
    * `writeMany` of a batch already in the engine's core: `n` u64 guest addresses at core address
    * `gpas` (8-byte aligned) and their `n · bytesEach` bytes at `data`, which stay the caller's.
-   * The same checks in the same order and the same results, and -EINVAL for a batch that is not
-   * inside the core's memory. For the simulator, which makes its batches in the core; no other
-   * surface has it, as no other caller holds core addresses.
-   * @internal
+   * The same checks and results, then -EINVAL for a batch not inside the core's memory (after
+   * the VM's -ESRCH). For callers that make their batches in the core, as the simulator does; the
+   * server has no form of it, since its clients hold no core addresses.
    */
   writeManyAt(gpas: number, data: number, n: number, bytesEach: number, asId: number = 0): number {
     checkNumber(gpas, 'gpas');
@@ -236,7 +235,8 @@ export class Vcpu {
         const e = x.kvm_vcpu_write(kvm.vm, asId, um, this.ring, gpa, at, bytesEach, 1);
         const segs = segmentsOf(kvm, asId, gpa, bytesEach, true) as Segment[];
         markSoftDirty(kvm, segs, 0, e);
-        err = notifyWrite(kvm, gpa, core.u8().subarray(at, at + bytesEach), err);
+        // A copy: a notifier may grow the memory, which detaches every view of it.
+        err = notifyWrite(kvm, gpa, core.u8().slice(at, at + bytesEach), err);
         done++;
         if (kvm.destroyed) break;
       }

@@ -69,6 +69,23 @@ describe.each<[string, Form]>([
     expect(k.P.read(k.U + 192n * 4096n, 1)).toEqual(Uint8Array.of(0));
   });
 
+  it('every notifier gets the store\'s bytes, even after one of them grows the memory', async () => {
+    const k = withVcpu(await setupK());
+    slotA(k);
+    const seen: string[] = [];
+    const big = k.P.mmap(128n << 20n);
+    let at = 0n;
+    // Each call writes 48 MiB of fresh pages, which grows the core; one runs before the recorder
+    // whichever order the notifiers are called in.
+    const grow = { trackWrite: () => k.P.write(big + (at++ << 26n), new Uint8Array(48 << 20).fill(1)) };
+    k.kvm.pageTrackRegisterNotifier(grow);
+    k.kvm.pageTrackRegisterNotifier({ trackWrite: (g, d) => seen.push(`${g.toString(16)} ${Array.from(d)}`) });
+    k.kvm.pageTrackRegisterNotifier({ ...grow });
+    k.kvm.writeTrackAddGfn(0x101n);
+    expect(form(k.v0, gp(0x100000n, 0x101000n), Uint8Array.of(5, 6, 7, 8), 2)).toBe(2);
+    expect(seen).toEqual(['101000 7,8']);
+  });
+
   it('a write-tracked store is emulated and notified between the others', async () => {
     const k = withVcpu(await setupK());
     slotA(k);
