@@ -69,6 +69,8 @@ const STORE_BYTES = 8;
 export class KvmGuest {
   readonly options: CpuLogOptions;
   private readonly proc: KvmProcess;
+  /** The process is in this engine and `core` is the engine's: batches are stored where they are made. */
+  private readonly inPlace: boolean;
   private readonly core: Core;
   private readonly kvmFd: number;
   readonly vmFd: number;
@@ -107,6 +109,7 @@ export class KvmGuest {
   constructor(kvmProc: Process | KvmProcess, core: Core, layout: GuestLayout, base: bigint, options: CpuLogOptions) {
     this.options = options;
     const proc = (this.proc = 'vcpuFromFd' in kvmProc ? localKvmProcess(kvmProc) : kvmProc);
+    this.inPlace = 'vcpuFromFd' in kvmProc && kvmProc.engine.core === core && proc.vcpuWriteManyAt !== undefined;
     this.core = core;
     const fds: number[] = []; // /dev/kvm, the VM, then the vCPUs: closed newest first on failure
     let harvester: CpuLogHarvester | null = null;
@@ -187,7 +190,7 @@ export class KvmGuest {
       this.seq += m;
       const fd = this.vcpuFds[this.nextVcpu];
       const proc = this.proc;
-      if (proc.vcpuWriteManyAt) {
+      if (this.inPlace) {
         // The batch stays where vmm_stores made it: the engine's core is this one.
         const g = this.gpas;
         const d = this.data;
