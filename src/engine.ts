@@ -1,7 +1,8 @@
 // The engine: one Wasm core instance, the host's devices and the processes using them. It owns
 // one part per subsystem (src/vfio today; src/kvm, src/iommufd, src/ioasid, src/accel next), each
 // answering `proc.open` for its paths and taking part in process exit (src/file.ts).
-import { Core, type CoreRecycler } from './wasm.js';
+import { Core } from './wasm.js';
+import type { CoreRecycler } from './core_recycler.js';
 import type { Subsystem } from './file.js';
 import { checkEngineOptions, type EngineOptions } from './engine_options.js';
 import { Container } from './vfio/container.js';

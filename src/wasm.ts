@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { instantiateSync } from '@assemblyscript/loader';
 import { WASM_MAX_PAGES } from '../assembly/constants.js';
+import type { CoreInstance, CoreRecycler } from './core_recycler.js';
 
 /** The Wasm core's exports, declared once. Sections follow assembly/index.ts. */
 export interface CoreExports {
@@ -303,56 +304,6 @@ export interface CoreOptions {
   recycler?: CoreRecycler;
 }
 
-/**
- * Keeps the instance of a disposed core for the next core created with this recycler: engines made
- * one after another on a thread (the cells of `vfio-dirty compare`) then run on one instance, whose
- * memory is already mapped and whose export functions stay the same objects. A new instance per
- * engine meant mapping and faulting in a new memory each time, and new export functions made V8
- * throw away and recompile, on every thread, the optimised code that called the old ones.
- *
- * A kept instance is made new again before it is used: its memory is zeroed, the static data it
- * was instantiated with is written back, and every mutable global is reset
- * (`core_reset_globals`). Only the memory's size (never observable through the engine: the heap
- * figures count allocated blocks) stays as large as it grew. One instance is kept, the last one
- * given back, and only for a core of the same build and memory limit.
- */
-export class CoreRecycler {
-  private spare: Instance | null = null;
-  private readonly statics = new WeakMap<WebAssembly.Module, Uint8Array>();
-
-  /** The kept instance, made new, if it is of `module` with this maximum (in pages); else null. */
-  take(module: WebAssembly.Module, maximum: number): Instance | null {
-    const s = this.spare;
-    this.spare = null;
-    if (!s || s.module !== module || s.maximum !== maximum) return null;
-    const bytes = new Uint8Array(s.memory.buffer);
-    bytes.fill(0);
-    bytes.set(this.statics.get(module) as Uint8Array);
-    s.raw.core_reset_globals();
-    return s;
-  }
-
-  /** Notes the static data of a new instance of `module`, to write back when it is reused. */
-  born(instance: Instance): void {
-    if (this.statics.has(instance.module)) return;
-    const end = instance.raw.heap_static_end();
-    this.statics.set(instance.module, new Uint8Array(instance.memory.buffer, 0, end).slice());
-  }
-
-  /** Keeps `instance` (of a core being disposed) for the next `take`. */
-  give(instance: Instance): void {
-    this.spare = instance;
-  }
-}
-
-/** An instance of the core: its module, memory (and its maximum, in pages) and raw exports. */
-interface Instance {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  maximum: number;
-  raw: CoreExports;
-}
-
 const WASM_PAGE = 65536;
 const compiled = new Map<CoreFlavour, Promise<WebAssembly.Module>>();
 
@@ -384,11 +335,11 @@ export class Core {
   private v64: BigUint64Array;
 
   private constructor(
-    private instance: Instance | null,
+    private instance: CoreInstance | null,
     private readonly recycler: CoreRecycler | null,
   ) {
-    this.x = (instance as Instance).raw;
-    this.mem = (instance as Instance).memory;
+    this.x = (instance as CoreInstance).raw;
+    this.mem = (instance as CoreInstance).memory;
     this.buffer = this.mem.buffer;
     this.v8 = new Uint8Array(this.buffer);
     this.v32 = new Uint32Array(this.buffer);
@@ -421,7 +372,7 @@ export class Core {
     for (const [k, v] of Object.entries(exports)) {
       if (typeof v === 'function') raw[k] = counted ? v : ((v as { original?: unknown }).original ?? v);
     }
-    const instance: Instance = { module, memory, maximum, raw: raw as unknown as CoreExports };
+    const instance: CoreInstance = { module, memory, maximum, raw: raw as unknown as CoreExports };
     recycler?.born(instance);
     return new Core(instance, recycler);
   }

@@ -1,9 +1,10 @@
-// A core instance passed from a disposed core to the next one (CoreRecycler, src/wasm.ts): the
+// A core instance passed from a disposed core to the next one (CoreRecycler, src/core_recycler.ts): the
 // same instance and memory, made new: memory zeroed, static data written back, every mutable
 // global reset. The whole-simulation check is in compare_run.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Core, CoreRecycler, type CoreFlavour } from '../src/wasm.js';
+import { Core, type CoreFlavour } from '../src/wasm.js';
+import { CoreRecycler } from '../src/core_recycler.js';
 import { Engine } from '../src/engine.js';
 import { ENOMEM } from '../assembly/constants.js';
 
@@ -18,7 +19,7 @@ function scribble(core: Core): void {
   for (const size of [40, 5000, 3 << 20]) expect(core.x.heap_alloc(size)).toBeGreaterThan(0);
   core.x.heap_fail_nth(3);
   const bytes = core.u8();
-  bytes.fill(0xa5, 0, core.x.heap_static_end()); // the static data, which the core never writes itself
+  bytes.fill(0xa5, 0, core.x.heap_static_end()); // the static data: free-list heads, scratch, the debug build's strings
   bytes.fill(0x5a, bytes.length - 4096);
 }
 
@@ -98,5 +99,25 @@ describe('the build', () => {
     const reset = new Set([...(body as RegExpExecArray)[1].matchAll(/global\.set (\S+)/g)].map((m) => m[1]));
     expect(mutable.size).toBeGreaterThan(20);
     expect([...mutable].filter((g) => !reset.has(g))).toEqual([]);
+  });
+});
+
+describe('a core without core_reset_globals (built without the transform)', () => {
+  it('is not kept: the next core is a new instance', async () => {
+    const recycler = new CoreRecycler();
+    const a = await Core.create({ recycler });
+    const memory = a.memory;
+    const raw = a.x as unknown as Record<string, unknown>;
+    const reset = raw.core_reset_globals;
+    delete raw.core_reset_globals;
+    try {
+      a.dispose('gone');
+      const b = await Core.create({ recycler });
+      expect(b.memory).not.toBe(memory);
+      expect(typeof b.x.core_reset_globals).toBe('function');
+      b.dispose('gone');
+    } finally {
+      raw.core_reset_globals = reset;
+    }
   });
 });

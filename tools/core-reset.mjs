@@ -1,7 +1,8 @@
-// An AssemblyScript transform (asconfig.json "transform"): adds the export `core_reset_globals`,
+// An AssemblyScript transform (passed to asc with --transform by package.json's asbuild script;
+// asc resolves a transform named in asconfig.json as a package): adds the export `core_reset_globals`,
 // which sets every mutable global of the core back to the value it starts with. A core whose
 // linear memory is zeroed, whose static data is written back and whose globals are reset is in
-// the state of a new instance; src/wasm.ts reuses an instance that way (CoreRecycler) rather than
+// the state of a new instance; src/core_recycler.ts reuses an instance that way rather than
 // instantiating the module again. The list is taken from the compiled module itself, so a global
 // added to assembly/ is covered without naming it anywhere.
 //
