@@ -123,11 +123,12 @@ export function sd_mark_many(root: u32, addrs: u32, n: u32, bytes: u32): i32 {
 }
 
 /**
- * Marks every page touched by [addr, addr + len) (len > 0): 0, -EFAULT (past 2^47), or -ENOMEM
- * with no page marked.
+ * Marks every page touched by [addr, addr + len) (len > 0): 0, -EFAULT (past 2^47, or NaN), or
+ * -ENOMEM with no page marked.
  */
 export function sd_mark(root: u32, addr: f64, len: f64): i32 {
-  if (!(len > 0) || addr < 0 || addr + len > <f64>(VPN_LIMIT << PAGE_SHIFT)) return -EFAULT;
+  // Written so that a NaN address or length fails too.
+  if (!(len > 0) || !(addr >= 0) || !(addr + len <= <f64>(VPN_LIMIT << PAGE_SHIFT))) return -EFAULT;
   const first = <u64>addr >> PAGE_SHIFT;
   const last = (<u64>(addr + len) - 1) >> PAGE_SHIFT;
   if (reserve(root, first, last) < 0) return -ENOMEM;

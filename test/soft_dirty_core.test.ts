@@ -1,7 +1,8 @@
 // The core's soft-dirty record (assembly/soft_dirty.ts): a batch of stores (sd_mark_many, which
 // sets a bit in place when the store stays in one page whose leaf exists) marks exactly what
 // marking each store alone (sd_mark) marks, with the same error, on seeded random batches that
-// mix pages with and without leaves, stores crossing pages and leaves, and addresses past 2^47.
+// mix pages with and without leaves, stores crossing pages and leaves, addresses past 2^47, and
+// NaN and negative addresses.
 import { describe, expect, it } from 'vitest';
 import { Core } from '../src/wasm.js';
 import { EFAULT } from '../assembly/constants.js';
@@ -30,9 +31,10 @@ describe('sd_mark_many', () => {
     const many = x.sd_create();
     const one = x.sd_create();
     const r = rng(seed);
-    // Three leaves' worth of addresses: the first leaf made beforehand, the others by the batch;
-    // one near the top of the address space, where a store can run past 2^47.
-    const bases = [0x7f0000000000, 0x7f0000000000 + LEAF, LIMIT - 2 * PAGE];
+    // The first leaf made beforehand, the others by the batch; one stretch straddling two leaves
+    // (the second made by the batch); one near the top of the address space, where a store can run
+    // past 2^47.
+    const bases = [0x7f0000000000, 0x7f0000000000 + LEAF, 0x7f0000000000 + 3 * LEAF - 32 * PAGE, LIMIT - 2 * PAGE];
     expect(x.sd_mark(many, bases[0], 1)).toBe(0);
     expect(x.sd_mark(one, bases[0], 1)).toBe(0);
     for (let round = 0; round < 4; round++) {
@@ -42,6 +44,7 @@ describe('sd_mark_many', () => {
       for (let i = 0; i < n; i++) {
         const base = bases[Math.floor(r() * bases.length)];
         f[i] = base + Math.floor(r() * 64) * PAGE + Math.floor(r() * PAGE);
+        if (r() < 0.02) f[i] = [NaN, -PAGE, LIMIT][Math.floor(r() * 3)]; // refused: EFAULT
       }
       let expected = 0;
       for (let i = 0; i < n; i++) {
