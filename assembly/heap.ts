@@ -292,7 +292,7 @@ export function heap_fail_pending(): u32 {
 
 /**
  * End of the static data (the heap starts at or after it): a reused instance has its bytes below
- * this written back (src/wasm.ts).
+ * this written back (src/core_recycler.ts).
  */
 export function heap_static_end(): u32 {
   return <u32>__heap_base;

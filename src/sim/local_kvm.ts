@@ -95,7 +95,6 @@ class LocalKvmProcess implements KvmProcess {
     const v = this.vcpuOf(fd);
     return stoppedOnlyWhenFull(v, v.writeManyAt(gpas, data, n, bytesEach), n);
   }
-
 }
 
 /** `r`, the stores a batch of `n` made, which stops short only at a soft-full ring. */
