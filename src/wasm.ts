@@ -328,19 +328,20 @@ function compile(flavour: CoreFlavour): Promise<WebAssembly.Module> {
 export class Core {
   /** The exports; after `dispose` every one of them throws. */
   x: CoreExports;
-  private mem: WebAssembly.Memory | null;
+  /** The instance the core runs on; null once disposed. */
+  private instance: CoreInstance | null;
   private buffer: ArrayBuffer;
   private v8: Uint8Array;
   private v32: Uint32Array;
   private v64: BigUint64Array;
 
   private constructor(
-    private instance: CoreInstance | null,
+    instance: CoreInstance,
     private readonly recycler: CoreRecycler | null,
   ) {
-    this.x = (instance as CoreInstance).raw;
-    this.mem = (instance as CoreInstance).memory;
-    this.buffer = this.mem.buffer;
+    this.instance = instance;
+    this.x = instance.raw;
+    this.buffer = instance.memory.buffer;
     this.v8 = new Uint8Array(this.buffer);
     this.v32 = new Uint32Array(this.buffer);
     this.v64 = new BigUint64Array(this.buffer);
@@ -379,8 +380,8 @@ export class Core {
 
   /** The instance's linear memory; throws after `dispose`. */
   get memory(): WebAssembly.Memory {
-    if (!this.mem) this.x.heap_used(); // throws the dispose reason
-    return this.mem as WebAssembly.Memory;
+    if (!this.instance) this.x.heap_used(); // throws the dispose reason
+    return (this.instance as CoreInstance).memory;
   }
 
   /**
@@ -395,7 +396,6 @@ export class Core {
     this.x = new Proxy({}, { get: () => fail }) as CoreExports;
     if (this.instance && this.recycler) this.recycler.give(this.instance);
     this.instance = null;
-    this.mem = null;
     this.buffer = new ArrayBuffer(0);
     this.v8 = new Uint8Array(0);
     this.v32 = new Uint32Array(0);
