@@ -2,7 +2,7 @@
 // migration, each mode's KVM calls are exact, every page the guest stored to since a sync is in
 // the next one (many seeds, small rings that fill), zero stores take no frame, and the options'
 // errors.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createEngine, type Engine } from '../src/index.js';
 import { defaultConfig, parseSimulateOptions } from '../src/cli/options.js';
 import { DirtyBitmap } from '../src/core/dirty_bitmap.js';
@@ -11,6 +11,7 @@ import type { SimConfig } from '../src/sim/config.js';
 import { GuestLayout } from '../src/sim/guest_layout.js';
 import { Prng } from '../src/sim/prng.js';
 import { simulate } from '../src/sim/simulator.js';
+import { vmmProcess } from '../src/sim/local_kvm.js';
 import { formatSummary } from '../src/cli/summary_text.js';
 import { renderHtmlReport } from '../src/sim/html_report.js';
 import { describeCpuLog } from '../src/sim/cpu_log_summary.js';
@@ -162,6 +163,42 @@ describe('guest stores of zeros', () => {
     g.store(Uint32Array.of(11), 0, 1);
     expect([...proc.read(base + 11n * 4096n, 8)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
     expect(frames()).toBe(before + 1);
+  });
+});
+
+describe('guest stores from the core they are made in', () => {
+  // The simulator hands KvmGuest the VMM's KvmProcess (vmmProcess), not the Process itself.
+  async function rig(guestCore?: (e: Engine) => Promise<Engine['core']>) {
+    const engine = await createEngine();
+    const proc = engine.createProcess();
+    const layout = new GuestLayout(8 * MiB, 8 * MiB);
+    const base = proc.mmap(BigInt(layout.ramBytes));
+    const kp = vmmProcess(proc);
+    const core = guestCore ? await guestCore(engine) : engine.core;
+    const make = () => new KvmGuest(kp, core, layout, base, { mode: 'bitmap', vcpus: 2, dirtyRingSize: 256, clearBitmapShift: 6 });
+    return { engine, kp, layout, make };
+  }
+
+  it('through the VMM\'s process of the same engine: each batch stored in place, none copied out', async () => {
+    const { engine, kp, layout, make } = await rig();
+    const inPlace = vi.spyOn(kp, 'vcpuWriteManyAt');
+    const copied = vi.spyOn(kp, 'vcpuWriteMany');
+    const g = make();
+    const into = DirtyBitmap.create(engine.core, layout.gpaPages);
+    g.startLogging(into);
+    g.store(Uint32Array.from({ length: 1000 }, (_, i) => 2 * i), 0, 1000);
+    expect(inPlace.mock.calls.map((c) => c[3])).toEqual([500, 500]); // one batch per vCPU
+    expect(copied).not.toHaveBeenCalled();
+    expect(g.sync(into).pages).toBe(1000);
+    expect(into.test(1998)).toBe(true);
+    expect(into.test(1999)).toBe(false);
+  });
+
+  it('refuses a process whose engine runs in another core, before any call', async () => {
+    const { kp, make } = await rig(async () => (await createEngine()).core);
+    const open = vi.spyOn(kp, 'open');
+    expect(make).toThrow('KvmGuest: the process is in an engine whose core is not the guest\'s');
+    expect(open).not.toHaveBeenCalled();
   });
 });
 

@@ -69,7 +69,7 @@ const STORE_BYTES = 8;
 export class KvmGuest {
   readonly options: CpuLogOptions;
   private readonly proc: KvmProcess;
-  /** The process is in this engine and `core` is the engine's: batches are stored where they are made. */
+  /** The process's engine runs in `core`: batches are stored from where they are made. */
   private readonly inPlace: boolean;
   private readonly core: Core;
   private readonly kvmFd: number;
@@ -97,7 +97,8 @@ export class KvmGuest {
    * The VMM's KVM set-up, before migration: the VM, its dirty-log mode, one memslot per RAM slot
    * (dirty logging off) over process memory from `base` in RAM order, and the vCPUs. `proc` is
    * an in-process Process or any KvmProcess (a server's); `core` is the local core the
-   * per-entry work runs in. A step that throws releases what the earlier steps made: the VMM
+   * per-entry work runs in, which must be the engine's for an in-process Process (the batches
+   * are then stored from where they are made, and the logs copied core to core). A step that throws releases what the earlier steps made: the VMM
    * buffers, the harvester's, the vCPU, VM and /dev/kvm fds (the VM and its slots go with them),
    * in reverse order. Two things stay, as they stay after `dispose`: the process memory the
    * bitmap modes fetch into, and in ring mode, when mapping a later ring fails, the rings already
@@ -105,11 +106,13 @@ export class KvmGuest {
    * unmapped).
    * @throws VfioError when an engine call fails (ENOMEM under memory pressure, else a defect of
    *   the simulation)
+   * @throws Error when `proc` is in an engine whose core is not `core`
    */
   constructor(kvmProc: Process | KvmProcess, core: Core, layout: GuestLayout, base: bigint, options: CpuLogOptions) {
     this.options = options;
     const proc = (this.proc = 'vcpuFromFd' in kvmProc ? localKvmProcess(kvmProc) : kvmProc);
-    this.inPlace = 'vcpuFromFd' in kvmProc && kvmProc.engine.core === core && proc.vcpuWriteManyAt !== undefined;
+    if (proc.core !== undefined && proc.core !== core) throw new Error('KvmGuest: the process is in an engine whose core is not the guest\'s');
+    this.inPlace = proc.core !== undefined && proc.vcpuWriteManyAt !== undefined;
     this.core = core;
     const fds: number[] = []; // /dev/kvm, the VM, then the vCPUs: closed newest first on failure
     let harvester: CpuLogHarvester | null = null;

@@ -4,6 +4,7 @@
 import { check, vfioError } from '../errors.js';
 import type { Process } from '../process.js';
 import type { Vcpu } from '../kvm/vcpu.js';
+import type { Core } from '../wasm.js';
 import type { KvmProcess, SimProcess } from './sim_engine.js';
 
 /** The VMM's calls on `proc`: its own `kvm` member where it has one, else the in-process Process's. */
@@ -22,6 +23,10 @@ class LocalKvmProcess implements KvmProcess {
   private readonly vcpus = new Map<number, Vcpu>();
 
   constructor(private readonly proc: Process) {}
+
+  get core(): Core {
+    return this.proc.engine.core;
+  }
 
   private vcpuOf(fd: number): Vcpu {
     let v = this.vcpus.get(fd);
@@ -68,7 +73,7 @@ class LocalKvmProcess implements KvmProcess {
 
   readInto(addr: bigint, dst: number, length: number, op: string): void {
     const proc = this.proc;
-    const core = proc.engine.core;
+    const core = this.core;
     named(op, () => {
       // anonymous memory core to core; a file mapping (a vCPU's ring) through the file
       if (!proc.isMapped(addr, BigInt(length))) core.u8().set(proc.read(addr, length), dst);
@@ -78,7 +83,7 @@ class LocalKvmProcess implements KvmProcess {
 
   writeFrom(addr: bigint, src: number, length: number, op: string): void {
     const proc = this.proc;
-    const core = proc.engine.core;
+    const core = this.core;
     named(op, () => {
       if (!proc.isMapped(addr, BigInt(length))) return proc.write(addr, core.u8().slice(src, src + length));
       check(core.x.um_write(proc.um.handle, Number(addr), src, length), 'um_write');

@@ -3,6 +3,7 @@
 import type { DirtyContainer } from '../export/dirty_report.js';
 import type { AccelEngine } from './accel_workload.js';
 import type { MdevDevice } from './vgpu.js';
+import type { Core } from '../wasm.js';
 
 /**
  * The engine: processes, groups, containers, and the shared accelerators with their SVA binds
@@ -68,9 +69,13 @@ export interface KvmProcess {
    */
   vcpuWriteMany(vcpuFd: number, gpas: BigUint64Array, data: Uint8Array, bytesEach: number): number;
   /**
-   * The same stores from a batch in the simulator's local core (`n` u64 gpas at core address
-   * `gpas`, their bytes at `data`), where that core is also the engine's: no copy out and back.
-   * Absent on a process in another engine (a server's).
+   * The core of the engine the process is in, where that is this thread's engine; absent on a
+   * process in another engine (a server's).
+   */
+  readonly core?: Core;
+  /**
+   * The same stores from a batch at addresses of `core` (`n` u64 gpas at core address `gpas`,
+   * their bytes at `data`): no copy out and back. Present with `core`.
    */
   vcpuWriteManyAt?(vcpuFd: number, gpas: number, data: number, n: number, bytesEach: number): number;
 }
