@@ -4,6 +4,9 @@
 // workers at least 1.6x faster in wall time. CPU time of all the process's threads and the load
 // average are reported beside it, since the machine is shared. The runs are timed in setup and
 // reported as notes; the case measures the main thread's own share: parsing the 8 cells.
+// Beside them, interleaved, the ideal split: the same cells in two halves run as two processes at
+// once (--jobs 0 each), which share nothing; what one thread against it gives is the most 2
+// workers could give on this machine at that moment.
 // Where the workers lose against the ideal 2x (per-thread CPU and a timeline of each worker's
 // cells): the 8 cells cost alike (7 rounds each). (1) start-up: the workers start after the main
 // thread has loaded and parsed; loading the ~100 modules one by one cost a new thread 120-135 ms of
@@ -22,8 +25,9 @@
 // other). Cells of a 128 GiB guest (about 1.1 s each on an idle machine) keep (1) and (4) small
 // against the run: with the default 16 GiB guest (about 0.2 s a cell) they weigh far more. With
 // `quick`, 2 small cells (a smoke run) and the target is not checked.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseCompareOptions } from '../src/compare/matrix.js';
@@ -49,28 +53,55 @@ function child(script: string, args: string[]): Timing {
   return r;
 }
 
+/** The child run without blocking, so that two can run at once. */
+async function childAsync(script: string, args: string[]): Promise<Timing> {
+  const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], { encoding: 'utf8' });
+  const r = JSON.parse(stdout) as Timing & { code: number };
+  if (r.code !== 0) throw new Error(`compare ${args.join(' ')} exited with ${r.code}`);
+  return r;
+}
+
+/**
+ * The cells split in two halves run as two processes at once, one thread each: the ideal 2-way
+ * split, with nothing shared (no thread started after the main thread has loaded, no process
+ * memory or V8 shared). Its wall time is the later process's; its CPU, both processes'.
+ */
+async function split(script: string, base: string[], seeds: number[]): Promise<Timing> {
+  const half = Math.ceil(seeds.length / 2);
+  const runs = await Promise.all([seeds.slice(0, half), seeds.slice(half)].map((s) => childAsync(script, [...base, '--seed-list', s.join(','), '--jobs', '0'])));
+  return {
+    wallMs: Math.max(...runs.map((r) => r.wallMs)),
+    cpuMs: runs.reduce((a, r) => a + r.cpuMs, 0),
+    sysMs: runs.reduce((a, r) => a + r.sysMs, 0),
+  };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const least = (xs: number[]) => Math.min(...xs);
 const wall = (ts: Timing[], f: (xs: number[]) => number) => f(ts.map((t) => t.wallMs));
 
 export function groups(quick: boolean): BenchGroup[] {
-  const args = quick ? ['--memory', '64MiB', '--vgpu-pinned', '8MiB', '--seeds', '2'] : ['--memory', '128GiB', '--seeds', '8'];
+  const base = quick ? ['--memory', '64MiB', '--vgpu-pinned', '8MiB'] : ['--memory', '128GiB'];
+  const args = [...base, '--seeds', quick ? '2' : '8'];
   const n = quick ? 2 : 8;
   const reps = quick ? 1 : 5;
   const workers: Timing[] = [];
   const inline: Timing[] = [];
+  const halves: Timing[] = [];
   let load = '';
   return [{
     name: `compare: ${n} cells (${quick ? '64 MiB' : '128 GiB'} guests) on 2 workers against one thread, a process each`,
     baseline: `parse the ${n} cells`,
     target: '2 workers >= 1.6x faster (wall) than one thread',
-    setup() {
+    async setup() {
       const script = childScript();
       if (!script) return; // under the test runner: the case alone
+      const seeds = parseCompareOptions(args).cells.map((c) => c.seed);
       const before = loadavg();
       for (let i = 0; i < reps; i++) {
         workers.push(child(script, [...args, '--jobs', '2']));
         inline.push(child(script, [...args, '--jobs', '0']));
+        halves.push(await split(script, base, seeds));
       }
       const after = loadavg();
       load = `load average (1 min) ${before[0].toFixed(2)} before, ${after[0].toFixed(2)} after, 2 cores`;
@@ -84,6 +115,9 @@ export function groups(quick: boolean): BenchGroup[] {
           `--jobs 0 ${wall(inline, least).toFixed(0)} ms wall: x${(wall(inline, least) / wall(workers, least)).toFixed(3)} faster on workers`,
         `the median run of each: --jobs 2 ${wall(workers, median).toFixed(0)} ms wall (${cpu(workers)}), ` +
           `--jobs 0 ${wall(inline, median).toFixed(0)} ms wall (${cpu(inline)}): x${(wall(inline, median) / wall(workers, median)).toFixed(3)}`,
+        `the ideal split, the cells in two halves as two processes at once (--jobs 0 each), interleaved with the above: fastest ` +
+          `${wall(halves, least).toFixed(0)} ms wall, x${(wall(inline, least) / wall(halves, least)).toFixed(3)} against one thread; ` +
+          `median ${wall(halves, median).toFixed(0)} ms (${cpu(halves)}), x${(wall(inline, median) / wall(halves, median)).toFixed(3)}`,
         load,
       ];
     },
