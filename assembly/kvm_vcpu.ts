@@ -114,12 +114,21 @@ export function allZero(p: usize, bytes: u32): bool {
  * store that does not pass (the host looks at it closely), n when all pass, or -ENOMEM.
  */
 export function kvm_batch_check(vm: usize, as: u32, um: usize, gpas: usize, n: u32, bytes: u32, from: u32, data: usize): i32 {
+  // The last slot found, and its gfns [lo, hi]: consecutive stores mostly stay in it.
+  let slot: usize = 0;
+  let lo: u64 = 1;
+  let hi: u64 = 0;
   for (let i = from; i < n; i++) {
     const a = load<u64>(gpas + (<usize>i << 3));
     if ((a & <u64>(PAGE_SIZE - 1)) + <u64>bytes > <u64>PAGE_SIZE) return <i32>i;
-    const slot = slotFind(vm, as, a >> 12);
-    if (!slot || (load<u32>(slot, S_FLAGS) & READONLY) || !load<u32>(slot, S_BACKED)) return <i32>i;
-    const hva = load<u64>(slot, S_UADDR) + (a - (load<u64>(slot, S_BASE) << 12));
+    const gfn = a >> 12;
+    if (gfn < lo || gfn > hi) {
+      slot = slotFind(vm, as, gfn);
+      if (!slot || (load<u32>(slot, S_FLAGS) & READONLY) || !load<u32>(slot, S_BACKED)) return <i32>i;
+      lo = load<u64>(slot, S_BASE);
+      hi = lo + <u64>load<u32>(slot, S_NPAGES) - 1;
+    }
+    const hva = load<u64>(slot, S_UADDR) + (a - (lo << 12));
     // A store stays in one page: a frame already there is all it needs.
     if (umFrame(um, hva >> 12) || allZero(data + <usize>i * <usize>bytes, bytes)) continue;
     if (umReserve(um, hva, <u64>bytes) < 0) return -ENOMEM;

@@ -3,7 +3,7 @@
 // simulator's form of the same call on a batch already in the engine's core.
 import { describe, expect, it } from 'vitest';
 import { errno, type Vcpu } from '../../src/index.js';
-import { hx, LOG, setupK, setupKR, slotA, withVcpu } from './setup.js';
+import { hx, LOG, RO, setupK, setupKR, slotA, slotB, withVcpu } from './setup.js';
 
 const { EINVAL, EFAULT } = errno;
 const gp = (...a: bigint[]): BigUint64Array => BigUint64Array.from(a);
@@ -54,6 +54,28 @@ describe.each<[string, Form]>([
     expect(form(k.v0, gp(0x100000n), new Uint8Array(1), 1, 2)).toBe(-EINVAL);
     expect(k.P.read(k.U, 1)).toEqual(Uint8Array.of(0));
     expect(k.GET(0)).toBe(hx('00'));
+  });
+
+  it('checks each store against its own slot, as the batch moves between slots', async () => {
+    const k = withVcpu(await setupK());
+    slotA(k);
+    slotB(k);
+    expect(k.RGN(2, RO, 0x400000, 0x1000, k.U + 0x20000n)).toBe(0);
+    const data = Uint8Array.of(1, 2, 3, 4);
+    // A, B, A, then the read-only slot; then the page just past A's end: refused, nothing stored.
+    expect(form(k.v0, gp(0x100000n, 0x200008n, 0x100010n, 0x400000n), data, 1)).toBe(-EFAULT);
+    expect(form(k.v0, gp(0x10fff8n, 0x110000n), data.subarray(0, 2), 1)).toBe(-EFAULT);
+    expect(k.P.read(k.U, 1)).toEqual(Uint8Array.of(0));
+    expect(k.P.read(k.U + 0x100008n, 1)).toEqual(Uint8Array.of(0));
+    expect(k.P.read(k.U + 0xfff8n, 1)).toEqual(Uint8Array.of(0));
+    expect(k.GET(0)).toBe(hx('00'));
+    // A, B, A: each store lands in its slot's memory.
+    expect(form(k.v0, gp(0x100000n, 0x200008n, 0x100010n), data.subarray(0, 3), 1)).toBe(3);
+    expect(k.P.read(k.U, 1)).toEqual(Uint8Array.of(1));
+    expect(k.P.read(k.U + 0x100008n, 1)).toEqual(Uint8Array.of(2));
+    expect(k.P.read(k.U + 0x10n, 1)).toEqual(Uint8Array.of(3));
+    expect(k.GET(0)).toBe(hx('01'));
+    expect(k.GET(1)).toBe(hx('01', 16)); // slot B's 100 pages: two words
   });
 
   it('ring mode: once per protect cycle, stops at soft-full', async () => {
