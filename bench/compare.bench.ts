@@ -5,8 +5,8 @@
 // average are reported beside it, since the machine is shared. The runs are timed in setup and
 // reported as notes; the case measures the main thread's own share: parsing the 8 cells.
 // Beside them, interleaved, the ideal split: the same cells in two halves run as two processes at
-// once (--jobs 0 each), which share nothing; what one thread against it gives is the most 2
-// workers could give on this machine at that moment.
+// once (--jobs 0 each), which share nothing: the reference for what a 2-way split of these cells
+// gives on this machine at that moment (the workers measured within 8 % of it either way).
 // Where the workers lose against the ideal 2x (per-thread CPU and a timeline of each worker's
 // cells): the 8 cells cost alike (7 rounds each). (1) start-up: the workers start after the main
 // thread has loaded and parsed; loading the ~100 modules one by one cost a new thread 120-135 ms of
