@@ -100,10 +100,10 @@ export class KvmGuest {
    * per-entry work runs in, which must be the engine's for an in-process Process (the batches
    * are then stored from where they are made, and the logs copied core to core). A step that
    * throws releases what the earlier steps made: the VMM buffers, the harvester's, the vCPU, VM
-   * and /dev/kvm fds (the VM and its slots go with them), in reverse order. Two things stay, as they stay after `dispose`: the process memory the
-   * bitmap modes fetch into, and in ring mode, when mapping a later ring fails, the rings already
-   * mapped, which keep their vCPUs and the VM until the process exits (a ring mapping cannot be
-   * unmapped).
+   * and /dev/kvm fds (the VM and its slots go with them), in reverse order. Two things stay, as
+   * they stay after `dispose`: the process memory the bitmap modes fetch into, and in ring mode,
+   * when mapping a later ring fails, the rings already mapped, which keep their vCPUs and the VM
+   * until the process exits (a ring mapping cannot be unmapped).
    * @throws VfioError when an engine call fails (ENOMEM under memory pressure, else a defect of
    *   the simulation)
    * @throws Error when `proc` is in an engine whose core is not `core`
